@@ -1,0 +1,494 @@
+//! The commands: turning parsed flags into validated settings, calling the capability
+//! modules, and printing their results.
+//!
+//! Each command returns an [`Outcome`]; `main.rs` maps it to an exit code. Errors
+//! returned from here mean "could not check" (exit 2). This file reads the clock once
+//! per command and passes `now` down; nothing below it reads time.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use anyhow::{bail, Context as _};
+use sequoia_openpgp::policy::StandardPolicy;
+
+use crate::cli::{Cli, Command, KeysCommand, PinArgs, VerifyArgs};
+use crate::config::{self, Config};
+use crate::keyring::{self, Keyring};
+use crate::text::escape_os;
+use crate::verify::{self, Pin, Verdict};
+use crate::{checksums, keys, report};
+
+/// How a command ended, short of an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Verified, or nothing to report.
+    Clean,
+    /// Rejected, or findings that fail a check.
+    Findings,
+    /// A signature by a key that is not pinned, and no pinned one.
+    UnexpectedSigner,
+}
+
+/// Runs the command in `cli`.
+///
+/// # Errors
+///
+/// Anything that means the command could not do its job: bad configuration, unreadable
+/// bundle or keyring, bad usage.
+pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    let now = SystemTime::now();
+    let config = load_config(cli.config.as_deref())?;
+    match cli.command {
+        Command::Verify(args) => run_verify(config.as_ref(), &args, now),
+        Command::Pin(args) => run_pin(config.as_ref(), &args),
+        Command::Keys { command } => run_keys(config.as_ref(), command, now),
+        Command::CheckConfig => run_check_config(config.as_ref(), cli.config.is_some()),
+    }
+}
+
+/// The configuration: `--config FILE` (which must load), else `./feeds.toml` when it
+/// exists, else none.
+fn load_config(explicit: Option<&Path>) -> anyhow::Result<Option<Config>> {
+    match explicit {
+        Some(p) => Ok(Some(Config::load(p)?)),
+        None => {
+            let p = Path::new("feeds.toml");
+            if p.is_file() {
+                Ok(Some(Config::load(p)?))
+            } else {
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// The vendor settings a run uses, config or not.
+struct VendorChoice {
+    name: String,
+    keyring_dir: PathBuf,
+    signatures: usize,
+}
+
+fn choose_vendor(
+    config: Option<&Config>,
+    explicit: Option<&str>,
+    bundle: &Path,
+) -> anyhow::Result<Option<VendorChoice>> {
+    let file_name = bundle
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let from_config = |v: &config::Vendor| VendorChoice {
+        name: v.name.clone(),
+        keyring_dir: v.keyring.clone(),
+        signatures: v.signatures,
+    };
+    match (explicit, config) {
+        (Some(name), Some(c)) => match c.vendor(name) {
+            Some(v) => Ok(Some(from_config(v))),
+            None => bail!(
+                "vendor {:?} is not in {}; known vendors: {}",
+                name,
+                c.path.display(),
+                c.vendors
+                    .iter()
+                    .map(|v| v.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        },
+        (Some(name), None) => Ok(Some(VendorChoice {
+            name: name.to_string(),
+            keyring_dir: config::default_keyring_dir(Path::new("."), name),
+            signatures: config::DEFAULT_SIGNATURES,
+        })),
+        (None, Some(c)) => {
+            let matches = c.vendors_for_bundle(&file_name);
+            match matches.as_slice() {
+                [] => Ok(None),
+                [v] => Ok(Some(from_config(v))),
+                many => bail!(
+                    "{}: the bundles patterns of several vendors match ({}); pass --vendor",
+                    escape_os(bundle.as_os_str()),
+                    many.iter()
+                        .map(|v| v.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+fn run_verify(
+    config: Option<&Config>,
+    args: &VerifyArgs,
+    now: SystemTime,
+) -> anyhow::Result<Outcome> {
+    let result = verify_command(config, args, now);
+    match result {
+        Ok(report) => {
+            let mut stdout = std::io::stdout().lock();
+            if args.json {
+                writeln!(stdout, "{}", report::render_json(&report))?;
+            } else {
+                write!(stdout, "{}", report::render_text(&report))?;
+            }
+            Ok(match report.verdict {
+                Verdict::Verified => Outcome::Clean,
+                Verdict::Rejected => Outcome::Findings,
+                Verdict::UnexpectedSigner => Outcome::UnexpectedSigner,
+            })
+        }
+        Err(e) => {
+            if args.json {
+                let msg = format!("{e:#}");
+                println!("{}", report::render_error_json(&msg));
+            }
+            Err(e)
+        }
+    }
+}
+
+fn verify_command(
+    config: Option<&Config>,
+    args: &VerifyArgs,
+    now: SystemTime,
+) -> anyhow::Result<verify::Report> {
+    let vendor = choose_vendor(config, args.vendor.as_deref(), &args.bundle)?;
+    let keyring_paths: Vec<PathBuf> = if !args.keyring.is_empty() {
+        args.keyring.clone()
+    } else if let Some(v) = &vendor {
+        if !v.keyring_dir.is_dir() {
+            bail!(
+                "no keyring for vendor {:?}: {} does not exist; put the vendor's certificate there, or pass --keyring PATH",
+                v.name,
+                v.keyring_dir.display()
+            );
+        }
+        vec![v.keyring_dir.clone()]
+    } else {
+        bail!(
+            "{}: no keyring to check against: pass --keyring PATH or --vendor NAME, or add a [[vendor]] whose `bundles` patterns match this file name to feeds.toml (there is no fallback to any system keyring)",
+            escape_os(args.bundle.as_os_str())
+        );
+    };
+    let keyring = Keyring::load(&keyring_paths)?;
+    for w in &keyring.warnings {
+        tracing::warn!("{w}");
+    }
+
+    let file_name = args
+        .bundle
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut pins = Vec::new();
+    if let Some(h) = &args.sha256 {
+        pins.push(Pin {
+            source: "--sha256".into(),
+            expected: h.clone(),
+        });
+    }
+    if let Some(v) = &vendor {
+        let pin_file = v.keyring_dir.join("pinned.sha256");
+        for e in keyring::pinned_hashes(&v.keyring_dir, &file_name).map_err(anyhow::Error::msg)? {
+            pins.push(Pin {
+                source: format!("{} line {}", pin_file.display(), e.line),
+                expected: e.hex,
+            });
+        }
+    }
+    let threshold = args
+        .signatures
+        .map(|n| n as usize)
+        .or(vendor.as_ref().map(|v| v.signatures))
+        .unwrap_or(config::DEFAULT_SIGNATURES);
+    let policy = StandardPolicy::new();
+    let req = verify::Request {
+        bundle: &args.bundle,
+        keyring: &keyring,
+        vendor: vendor.as_ref().map(|v| v.name.as_str()),
+        threshold,
+        pins,
+        signature: args.signature.as_deref(),
+        policy: &policy,
+        now,
+    };
+    Ok(verify::verify_bundle(&req)?)
+}
+
+fn run_pin(config: Option<&Config>, args: &PinArgs) -> anyhow::Result<Outcome> {
+    let vendor = choose_vendor(config, Some(&args.vendor), &args.bundle)?
+        .expect("an explicit vendor is always chosen");
+    let file = std::fs::File::open(&args.bundle)
+        .with_context(|| format!("{}: cannot read bundle", escape_os(args.bundle.as_os_str())))?;
+    let digests = crate::digest::hash_once(&file, &crate::digest::plan([]))
+        .with_context(|| format!("{}: cannot read bundle", escape_os(args.bundle.as_os_str())))?;
+    let hex = crate::text::hex(&digests.sha256());
+    let name = args
+        .bundle
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("the bundle's file name is not UTF-8; rename it before pinning")?
+        .to_string();
+    let replaced = write_pin(&vendor.keyring_dir, &name, &hex)?;
+    let pin_file = vendor.keyring_dir.join("pinned.sha256");
+    match replaced {
+        Some(old) if old == hex => println!(
+            "already pinned: {hex}  {} in {}",
+            crate::text::escape(&name),
+            pin_file.display()
+        ),
+        Some(old) => println!(
+            "pinned: {hex}  {} in {} (replaced {old})",
+            crate::text::escape(&name),
+            pin_file.display()
+        ),
+        None => println!(
+            "pinned: {hex}  {} in {}",
+            crate::text::escape(&name),
+            pin_file.display()
+        ),
+    }
+    Ok(Outcome::Clean)
+}
+
+/// Records `hex` for `name` in `dir/pinned.sha256`, replacing an older line for the same
+/// name. Written to a temporary file and renamed, so a crash leaves the old file whole.
+/// Returns the hash it replaced.
+fn write_pin(dir: &Path, name: &str, hex: &str) -> anyhow::Result<Option<String>> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("{}: cannot create folder", dir.display()))?;
+    let path = dir.join("pinned.sha256");
+    let old_text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("{}: cannot read", path.display())),
+    };
+    let (entries, bad) = checksums::parse(&old_text, 64);
+    if let Some(b) = bad.first() {
+        bail!(
+            "{}: line {}: {}; fix the file before pinning",
+            path.display(),
+            b.line,
+            b.reason
+        );
+    }
+    let mut replaced = None;
+    // Rebuild without the lines for this name, keeping comments and other names.
+    let mut kept = String::new();
+    let drop_lines: Vec<usize> = entries
+        .iter()
+        .filter(|e| e.name.strip_prefix("./").unwrap_or(&e.name) == name)
+        .map(|e| {
+            replaced = Some(e.hex.clone());
+            e.line
+        })
+        .collect();
+    for (i, line) in old_text.lines().enumerate() {
+        if !drop_lines.contains(&(i + 1)) {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+    }
+    kept.push_str(&checksums::format_line(hex, name));
+    let tmp = dir.join(".pinned.sha256.tmp");
+    {
+        let mut f = std::fs::File::create(&tmp)
+            .with_context(|| format!("{}: cannot write", tmp.display()))?;
+        f.write_all(kept.as_bytes())?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, &path).with_context(|| format!("{}: cannot replace", path.display()))?;
+    Ok(replaced)
+}
+
+fn run_keys(
+    config: Option<&Config>,
+    command: KeysCommand,
+    now: SystemTime,
+) -> anyhow::Result<Outcome> {
+    let policy = StandardPolicy::new();
+    match command {
+        KeysCommand::Show { file, json } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("{}: cannot read", file.display()))?;
+            let (certs, problems) = keyring::parse_certs(&bytes);
+            if certs.is_empty() {
+                bail!(
+                    "{}: not an OpenPGP certificate file: {}",
+                    file.display(),
+                    problems
+                        .first()
+                        .map(String::as_str)
+                        .unwrap_or("no certificate in it")
+                );
+            }
+            for p in problems {
+                tracing::warn!(
+                    "{}: skipped a certificate that does not parse: {p}",
+                    file.display()
+                );
+            }
+            let origin = file.display().to_string();
+            let infos: Vec<_> = certs
+                .iter()
+                .map(|c| keys::describe(c, &policy, now))
+                .collect();
+            if json {
+                let v: Vec<_> = infos
+                    .iter()
+                    .map(|i| keys::render_json(i, Some(&origin)))
+                    .collect();
+                println!("{}", serde_json::Value::Array(v));
+            } else {
+                for i in &infos {
+                    print!("{}", keys::render_text(i, Some(&origin)));
+                }
+            }
+            Ok(Outcome::Clean)
+        }
+        KeysCommand::List { json } | KeysCommand::Check { json } => {
+            let check = matches!(command, KeysCommand::Check { .. });
+            let config = config.context("keys list and keys check read the vendors from feeds.toml: pass --config FILE or run where feeds.toml is")?;
+            let mut failed = false;
+            let mut out_json = Vec::new();
+            for v in &config.vendors {
+                let kr = match Keyring::load(std::slice::from_ref(&v.keyring)) {
+                    Ok(k) => k,
+                    Err(e) => {
+                        // One vendor's broken keyring degrades the listing; it fails check.
+                        failed = true;
+                        eprintln!("vendor {}: {e}", v.name);
+                        out_json
+                            .push(serde_json::json!({"vendor": v.name, "error": e.to_string()}));
+                        continue;
+                    }
+                };
+                if !json {
+                    println!(
+                        "vendor {} ({} certificate{}, {})",
+                        v.name,
+                        kr.certs().len(),
+                        if kr.certs().len() == 1 { "" } else { "s" },
+                        v.keyring.display()
+                    );
+                }
+                let mut certs_json = Vec::new();
+                for cert in kr.certs() {
+                    let info = keys::describe(cert, &policy, now);
+                    let origin = kr
+                        .origin(&cert.fingerprint())
+                        .map(|p| p.display().to_string());
+                    if info.health.is_failure() {
+                        failed = true;
+                    }
+                    if json {
+                        certs_json.push(keys::render_json(&info, origin.as_deref()));
+                    } else if check {
+                        let level = if info.health.is_failure() {
+                            "error"
+                        } else if info.health == keys::Health::Ok {
+                            "ok"
+                        } else {
+                            "warning"
+                        };
+                        println!(
+                            "  {level}: {}: {} {}",
+                            info.health.code(),
+                            info.fingerprint,
+                            info.health_detail
+                        );
+                    } else {
+                        for line in keys::render_text(&info, origin.as_deref()).lines() {
+                            println!("  {line}");
+                        }
+                    }
+                }
+                out_json.push(serde_json::json!({"vendor": v.name, "keyring": v.keyring.display().to_string(), "certificates": certs_json}));
+            }
+            if json {
+                println!("{}", serde_json::Value::Array(out_json));
+            }
+            Ok(if check && failed {
+                Outcome::Findings
+            } else {
+                Outcome::Clean
+            })
+        }
+    }
+}
+
+fn run_check_config(config: Option<&Config>, _explicit: bool) -> anyhow::Result<Outcome> {
+    let config = config.context("no feeds.toml here: pass --config FILE")?;
+    let mut problems: Vec<String> = Vec::new();
+    let mut cert_count = 0;
+    for v in &config.vendors {
+        if !v.keyring.exists() {
+            problems.push(format!(
+                "vendor {}: keyring folder {} does not exist; put the vendor's pinned certificate there",
+                v.name,
+                v.keyring.display()
+            ));
+        } else {
+            match Keyring::load(std::slice::from_ref(&v.keyring)) {
+                Ok(k) => {
+                    cert_count += k.certs().len();
+                    for w in k.warnings {
+                        problems.push(format!("vendor {}: {w}", v.name));
+                    }
+                }
+                Err(e) => problems.push(format!("vendor {}: {e}", v.name)),
+            }
+            if v.keyring.is_dir() {
+                if let Err(e) = keyring::pinned_hashes(&v.keyring, "") {
+                    problems.push(format!("vendor {}: {e}", v.name));
+                }
+            }
+        }
+    }
+    if let Some(script) = &config.alerts.escalation {
+        match std::fs::metadata(script) {
+            Err(e) => problems.push(format!("alerts.escalation: {}: {e}", script.display())),
+            Ok(m) => {
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    if !m.is_file() || m.permissions().mode() & 0o111 == 0 {
+                        problems.push(format!(
+                            "alerts.escalation: {}: not an executable file (chmod +x it)",
+                            script.display()
+                        ));
+                    }
+                }
+                #[cfg(not(unix))]
+                let _ = m;
+            }
+        }
+    }
+    if problems.is_empty() {
+        let feeds: usize = config.vendors.iter().map(|v| v.feeds.len()).sum();
+        println!(
+            "ok: {}: {} vendor{}, {} feed{}, {} pinned certificate{}",
+            config.path.display(),
+            config.vendors.len(),
+            if config.vendors.len() == 1 { "" } else { "s" },
+            feeds,
+            if feeds == 1 { "" } else { "s" },
+            cert_count,
+            if cert_count == 1 { "" } else { "s" }
+        );
+        Ok(Outcome::Clean)
+    } else {
+        let n = problems.len();
+        bail!(
+            "{}\n{}: {n} problem{}",
+            problems.join("\n"),
+            config.path.display(),
+            if n == 1 { "" } else { "s" }
+        )
+    }
+}

@@ -1,0 +1,109 @@
+//! The command line, as clap parses it. Raw flags only: turning them into validated
+//! settings (which keyring, which pins) is done by the command modules.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Verify vendor upgrade bundles against pinned OpenPGP keys and hashes, and watch
+/// vendor advisory feeds.
+#[derive(Debug, Parser)]
+#[command(name = "vendorguard", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// The configuration file [default: ./feeds.toml when present].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// More log output on stderr (repeatable). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Verify a downloaded bundle before it is unpacked.
+    ///
+    /// Exit codes: 0 verified; 1 rejected; 2 could not check; 3 unexpected signer (no
+    /// pinned certificate signed and a key that is not pinned did).
+    Verify(VerifyArgs),
+    /// Record a bundle's SHA-256 in keyring/VENDOR/pinned.sha256.
+    Pin(PinArgs),
+    /// Inspect pinned certificates.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Load and validate feeds.toml and every vendor keyring; report every problem.
+    CheckConfig,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The bundle to verify.
+    pub bundle: PathBuf,
+    /// The vendor whose pinned keys and hashes apply [default: the vendor whose
+    /// `bundles` patterns match the file name].
+    #[arg(long, value_name = "NAME")]
+    pub vendor: Option<String>,
+    /// A certificate file or folder to use instead of the vendor's keyring (repeatable).
+    #[arg(long, value_name = "PATH")]
+    pub keyring: Vec<PathBuf>,
+    /// The detached signature [default: BUNDLE.asc, .sig, .gpg, a signed SHA256SUMS, or
+    /// an inline signature].
+    #[arg(long, value_name = "FILE")]
+    pub signature: Option<PathBuf>,
+    /// A SHA-256 the bundle must have (64 hex digits).
+    #[arg(long, value_name = "HEX", value_parser = parse_sha256)]
+    pub sha256: Option<String>,
+    /// Distinct pinned certificates that must sign [default: the vendor's `signatures`,
+    /// else 1].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub signatures: Option<u32>,
+    /// Print one JSON object on stdout instead of the report.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PinArgs {
+    /// The bundle whose SHA-256 to record.
+    pub bundle: PathBuf,
+    /// The vendor whose pinned.sha256 to write.
+    #[arg(long, value_name = "NAME")]
+    pub vendor: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Pinned certificates per vendor.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Everything about the certificates in FILE: keys, flags, user IDs, expiry,
+    /// revocation.
+    Show {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Warn for pinned keys expiring within 30 days; fail (exit 1) for revoked or expired
+    /// pinned keys.
+    Check {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_sha256(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(t.to_ascii_lowercase())
+    } else {
+        Err("expected 64 hex digits (a SHA-256)".into())
+    }
+}

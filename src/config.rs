@@ -1,0 +1,753 @@
+//! `feeds.toml`: the one configuration file, parsed once into validated types.
+//!
+//! Parsing happens in two steps. Serde reads the file into `Raw*` structs with
+//! `deny_unknown_fields`, so a misspelt key is reported with its line and the keys that
+//! were expected. Then [`Config::from_raw`] turns durations, sizes, URLs and paths into
+//! plain domain values and collects *every* semantic problem it finds, so that
+//! `check-config` can report them all at once. Relative paths resolve against the folder
+//! that holds the file. Nothing here touches the network or the keyring; loading keys is
+//! `keyring`'s job.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Default per-vendor signature threshold.
+pub const DEFAULT_SIGNATURES: usize = 1;
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this was read from.
+    pub path: PathBuf,
+    /// The folder holding the file; relative paths resolve against it.
+    pub base: PathBuf,
+    pub watch: Watch,
+    pub alerts: Alerts,
+    pub vendors: Vec<Vendor>,
+}
+
+/// `[watch]`: polling settings.
+#[derive(Debug, Clone)]
+pub struct Watch {
+    pub state: PathBuf,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub max_body: u64,
+    pub concurrency: usize,
+    pub per_host: usize,
+    pub user_agent: String,
+    pub failures_before_alert: u32,
+    pub stale_after: Option<Duration>,
+    pub backoff: Backoff,
+}
+
+/// `[watch.backoff]`: retry policy for transient HTTP failures.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    pub attempts: u32,
+    pub initial: Duration,
+    pub max: Duration,
+    pub jitter: Jitter,
+}
+
+/// How much randomness goes into each backoff delay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Jitter {
+    Full,
+    Equal,
+    None,
+}
+
+/// `[alerts]`: where events go.
+#[derive(Debug, Clone, Default)]
+pub struct Alerts {
+    pub escalation: Option<PathBuf>,
+    pub escalation_timeout: Duration,
+    pub email: Option<Email>,
+}
+
+/// `[alerts.email]`.
+#[derive(Debug, Clone)]
+pub struct Email {
+    pub url: String,
+    pub from: String,
+    pub to: Vec<String>,
+    pub user_env: Option<String>,
+    pub password_env: Option<String>,
+    pub require_tls: bool,
+    pub digest: bool,
+}
+
+/// One `[[vendor]]`.
+#[derive(Debug, Clone)]
+pub struct Vendor {
+    pub name: String,
+    pub bundles: Vec<String>,
+    pub signatures: usize,
+    pub keyring: PathBuf,
+    pub key_url: Option<String>,
+    pub contact: Option<String>,
+    pub interval: Option<Duration>,
+    pub feeds: Vec<Feed>,
+}
+
+/// One `[[vendor.feed]]`.
+#[derive(Debug, Clone)]
+pub struct Feed {
+    pub url: String,
+    pub format: FeedFormat,
+    pub interval: Option<Duration>,
+}
+
+/// What a feed URL serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FeedFormat {
+    /// RSS 0.9x/1.0/2.0, Atom or JSON Feed, sniffed from the body.
+    Auto,
+    /// A CSAF 2.0 `provider-metadata.json`.
+    Csaf,
+    /// CISA's Known Exploited Vulnerabilities JSON catalogue.
+    CisaKev,
+}
+
+/// A configuration problem: where it is and what was expected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted path of the key, such as `vendor[0].feed[1].url`.
+    pub key: String,
+    pub message: String,
+}
+
+/// Everything wrong with one configuration file.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", render_problems(path, problems))]
+pub struct ConfigError {
+    pub path: PathBuf,
+    pub problems: Vec<Problem>,
+}
+
+fn render_problems(path: &Path, problems: &[Problem]) -> String {
+    let mut out = String::new();
+    for (i, p) in problems.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        if p.key.is_empty() {
+            out.push_str(&format!("{}: {}", path.display(), p.message));
+        } else {
+            out.push_str(&format!("{}: {}: {}", path.display(), p.key, p.message));
+        }
+    }
+    out
+}
+
+impl Config {
+    /// Reads and validates `path`.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] listing every problem: unreadable file, TOML syntax, unknown
+    /// keys, bad durations, sizes, URLs or names.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            path: path.to_path_buf(),
+            problems: vec![Problem {
+                key: String::new(),
+                message: format!("cannot read: {e}"),
+            }],
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Parses `text` as if read from `path` (which decides the base folder).
+    ///
+    /// # Errors
+    ///
+    /// As [`Config::load`].
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
+            path: path.to_path_buf(),
+            problems: vec![Problem {
+                key: String::new(),
+                message: e.to_string().trim_end().to_string(),
+            }],
+        })?;
+        let base = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        Config::from_raw(path, base, raw)
+    }
+
+    fn from_raw(path: &Path, base: PathBuf, raw: RawConfig) -> Result<Config, ConfigError> {
+        let mut v = Validator::default();
+        let watch = v.watch(&base, raw.watch.unwrap_or_default());
+        let alerts = v.alerts(&base, raw.alerts.unwrap_or_default());
+        let mut vendors = Vec::new();
+        for (i, rv) in raw.vendor.into_iter().enumerate() {
+            if let Some(vendor) = v.vendor(&base, i, rv) {
+                if vendors.iter().any(|o: &Vendor| o.name == vendor.name) {
+                    v.problem(
+                        format!("vendor[{i}].name"),
+                        format!("vendor {:?} is defined twice", vendor.name),
+                    );
+                }
+                vendors.push(vendor);
+            }
+        }
+        if v.problems.is_empty() {
+            Ok(Config {
+                path: path.to_path_buf(),
+                base,
+                watch,
+                alerts,
+                vendors,
+            })
+        } else {
+            Err(ConfigError {
+                path: path.to_path_buf(),
+                problems: v.problems,
+            })
+        }
+    }
+
+    /// The vendor called `name`.
+    pub fn vendor(&self, name: &str) -> Option<&Vendor> {
+        self.vendors.iter().find(|v| v.name == name)
+    }
+
+    /// The vendors whose `bundles` patterns match `file_name`.
+    pub fn vendors_for_bundle(&self, file_name: &str) -> Vec<&Vendor> {
+        self.vendors
+            .iter()
+            .filter(|v| v.bundles.iter().any(|p| wildcard_match(p, file_name)))
+            .collect()
+    }
+}
+
+/// Where a vendor's keyring lives when no configuration names it: `keyring/<vendor>/`
+/// under `base`.
+pub fn default_keyring_dir(base: &Path, vendor: &str) -> PathBuf {
+    base.join("keyring").join(vendor)
+}
+
+/// Shell-style wildcard match of a whole file name: `*` is any run of characters, `?`
+/// one character, everything else literal.
+pub fn wildcard_match(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    // Classic greedy matcher with one backtrack point for the last `*`.
+    let (mut pi, mut ni) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || (p[pi] != '*' && p[pi] == n[ni])) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ni));
+            pi += 1;
+        } else if let Some((sp, sn)) = star {
+            pi = sp + 1;
+            ni = sn + 1;
+            star = Some((sp, sn + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+/// Parses a duration such as `30s`, `1h`, `2m 30s`.
+///
+/// # Errors
+///
+/// A message saying what was expected.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s.trim()).map_err(|e| {
+        format!("expected a duration such as \"30s\", \"5m\" or \"1h\", got {s:?} ({e})")
+    })?;
+    if d.is_zero() {
+        return Err(format!("expected a duration greater than zero, got {s:?}"));
+    }
+    Ok(d)
+}
+
+/// Parses a size such as `20MiB`, `512KiB`, `1GB` or a plain byte count.
+///
+/// # Errors
+///
+/// A message saying what was expected.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let expected =
+        || format!("expected a size such as \"20MiB\", \"512KiB\" or \"1GB\", got {s:?}");
+    let n: u64 = num.parse().map_err(|_| expected())?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" | "kB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        _ => return Err(expected()),
+    };
+    n.checked_mul(mult).filter(|&v| v > 0).ok_or_else(expected)
+}
+
+#[derive(Default)]
+struct Validator {
+    problems: Vec<Problem>,
+}
+
+impl Validator {
+    fn problem(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+
+    fn duration(&mut self, key: &str, value: Option<&str>, default: Duration) -> Duration {
+        match value {
+            None => default,
+            Some(s) => parse_duration(s).unwrap_or_else(|m| {
+                self.problem(key, m);
+                default
+            }),
+        }
+    }
+
+    fn opt_duration(&mut self, key: &str, value: Option<&str>) -> Option<Duration> {
+        value.and_then(|s| match parse_duration(s) {
+            Ok(d) => Some(d),
+            Err(m) => {
+                self.problem(key, m);
+                None
+            }
+        })
+    }
+
+    fn watch(&mut self, base: &Path, raw: RawWatch) -> Watch {
+        let max_body = match raw.max_body.as_deref() {
+            None => 20 << 20,
+            Some(s) => parse_size(s).unwrap_or_else(|m| {
+                self.problem("watch.max_body", m);
+                20 << 20
+            }),
+        };
+        let concurrency = raw.concurrency.unwrap_or(8);
+        if concurrency == 0 {
+            self.problem("watch.concurrency", "expected at least 1");
+        }
+        let per_host = raw.per_host.unwrap_or(2);
+        if per_host == 0 {
+            self.problem("watch.per_host", "expected at least 1");
+        }
+        let failures_before_alert = raw.failures_before_alert.unwrap_or(3);
+        if failures_before_alert == 0 {
+            self.problem("watch.failures_before_alert", "expected at least 1");
+        }
+        let user_agent = raw
+            .user_agent
+            .unwrap_or_else(|| format!("vendorguard/{}", env!("CARGO_PKG_VERSION")));
+        if user_agent.chars().any(char::is_control) {
+            self.problem("watch.user_agent", "must not contain control characters");
+        }
+        let rb = raw.backoff.unwrap_or_default();
+        let backoff = Backoff {
+            attempts: rb.attempts.unwrap_or(4),
+            initial: self.duration(
+                "watch.backoff.initial",
+                rb.initial.as_deref(),
+                Duration::from_secs(1),
+            ),
+            max: self.duration(
+                "watch.backoff.max",
+                rb.max.as_deref(),
+                Duration::from_secs(120),
+            ),
+            jitter: rb.jitter.unwrap_or(Jitter::Full),
+        };
+        if backoff.attempts == 0 {
+            self.problem(
+                "watch.backoff.attempts",
+                "expected at least 1 (1 means no retry)",
+            );
+        }
+        if backoff.initial > backoff.max {
+            self.problem(
+                "watch.backoff.initial",
+                "must not be greater than watch.backoff.max",
+            );
+        }
+        Watch {
+            state: base.join(
+                raw.state
+                    .unwrap_or_else(|| PathBuf::from("state/vendorguard.sqlite")),
+            ),
+            interval: self.duration(
+                "watch.interval",
+                raw.interval.as_deref(),
+                Duration::from_secs(3600),
+            ),
+            timeout: self.duration(
+                "watch.timeout",
+                raw.timeout.as_deref(),
+                Duration::from_secs(30),
+            ),
+            max_body,
+            concurrency: concurrency.max(1),
+            per_host: per_host.max(1),
+            user_agent,
+            failures_before_alert,
+            stale_after: self.opt_duration("watch.stale_after", raw.stale_after.as_deref()),
+            backoff,
+        }
+    }
+
+    fn alerts(&mut self, base: &Path, raw: RawAlerts) -> Alerts {
+        let email = raw.email.map(|e| {
+            let url_ok = e.url == "sendmail"
+                || e.url.starts_with("sendmail:")
+                || url::Url::parse(&e.url)
+                    .ok()
+                    .is_some_and(|u| matches!(u.scheme(), "smtp" | "smtps") && u.host().is_some());
+            if !url_ok {
+                self.problem(
+                    "alerts.email.url",
+                    format!(
+                        "expected smtp://HOST[:PORT], smtps://HOST[:PORT] or sendmail, got {:?}",
+                        e.url
+                    ),
+                );
+            }
+            if !is_plain_address(&e.from) {
+                self.problem(
+                    "alerts.email.from",
+                    format!("expected one email address, got {:?}", e.from),
+                );
+            }
+            if e.to.is_empty() {
+                self.problem("alerts.email.to", "expected at least one address");
+            }
+            for (i, to) in e.to.iter().enumerate() {
+                if !is_plain_address(to) {
+                    self.problem(
+                        format!("alerts.email.to[{i}]"),
+                        format!("expected one email address, got {to:?}"),
+                    );
+                }
+            }
+            Email {
+                url: e.url,
+                from: e.from,
+                to: e.to,
+                user_env: e.user_env,
+                password_env: e.password_env,
+                require_tls: e.require_tls.unwrap_or(false),
+                digest: e.digest.unwrap_or(false),
+            }
+        });
+        Alerts {
+            escalation: raw.escalation.map(|p| base.join(p)),
+            escalation_timeout: self.duration(
+                "alerts.escalation_timeout",
+                raw.escalation_timeout.as_deref(),
+                Duration::from_secs(60),
+            ),
+            email,
+        }
+    }
+
+    fn vendor(&mut self, base: &Path, i: usize, raw: RawVendor) -> Option<Vendor> {
+        let key = format!("vendor[{i}]");
+        if !is_vendor_name(&raw.name) {
+            self.problem(
+                format!("{key}.name"),
+                format!(
+                    "expected a name of lowercase letters, digits, '-' and '_' (it names the folder keyring/<name>/), got {:?}",
+                    raw.name
+                ),
+            );
+            return None;
+        }
+        let key = format!("vendor[{i}] ({})", raw.name);
+        let signatures = raw.signatures.unwrap_or(DEFAULT_SIGNATURES);
+        if signatures == 0 {
+            self.problem(format!("{key}.signatures"), "expected at least 1");
+        }
+        for (j, p) in raw.bundles.iter().enumerate() {
+            if p.is_empty() || p.contains('/') {
+                self.problem(
+                    format!("{key}.bundles[{j}]"),
+                    format!("expected a file-name pattern such as \"Full-upgrade-package-*.zip\" (no folders), got {p:?}"),
+                );
+            }
+        }
+        if let Some(u) = &raw.key_url {
+            if let Err(m) = check_url(u, true) {
+                self.problem(format!("{key}.key_url"), m);
+            }
+        }
+        let mut feeds = Vec::new();
+        for (j, f) in raw.feed.into_iter().enumerate() {
+            let format = f.format.unwrap_or(FeedFormat::Auto);
+            let strict = format == FeedFormat::Csaf;
+            if let Err(m) = check_url(&f.url, strict) {
+                self.problem(format!("{key}.feed[{j}].url"), m);
+            }
+            feeds.push(Feed {
+                url: f.url,
+                format,
+                interval: self
+                    .opt_duration(&format!("{key}.feed[{j}].interval"), f.interval.as_deref()),
+            });
+        }
+        let keyring = match raw.keyring {
+            Some(p) => base.join(p),
+            None => default_keyring_dir(base, &raw.name),
+        };
+        Some(Vendor {
+            interval: self.opt_duration(&format!("{key}.interval"), raw.interval.as_deref()),
+            name: raw.name,
+            bundles: raw.bundles,
+            signatures: signatures.max(1),
+            keyring,
+            key_url: raw.key_url,
+            contact: raw.contact,
+            feeds,
+        })
+    }
+}
+
+fn is_vendor_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && !s.starts_with(['-', '_'])
+}
+
+fn is_plain_address(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !domain.is_empty()
+        && !s
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "<>,;\"".contains(c))
+}
+
+/// Checks a source URL: http or https with a host. `https_only` sources (key URLs and
+/// CSAF providers) may use plain http only on a loopback address.
+fn check_url(s: &str, https_only: bool) -> Result<(), String> {
+    let u = url::Url::parse(s).map_err(|e| format!("expected an http(s) URL, got {s:?} ({e})"))?;
+    let host = u
+        .host()
+        .ok_or_else(|| format!("expected an http(s) URL with a host, got {s:?}"))?;
+    match u.scheme() {
+        "https" => Ok(()),
+        "http" if !https_only || is_loopback(&host) => Ok(()),
+        "http" => Err(format!(
+            "must be https:// (a key or CSAF provider fetched over plain http can be swapped in transit), got {s:?}"
+        )),
+        other => Err(format!("expected an http(s) URL, got scheme {other:?} in {s:?}")),
+    }
+}
+
+fn is_loopback(host: &url::Host<&str>) -> bool {
+    match host {
+        url::Host::Domain(d) => *d == "localhost",
+        url::Host::Ipv4(a) => a.is_loopback(),
+        url::Host::Ipv6(a) => a.is_loopback(),
+    }
+}
+
+// ---- serde at the edge -------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    watch: Option<RawWatch>,
+    alerts: Option<RawAlerts>,
+    #[serde(default)]
+    vendor: Vec<RawVendor>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWatch {
+    state: Option<PathBuf>,
+    interval: Option<String>,
+    timeout: Option<String>,
+    max_body: Option<String>,
+    concurrency: Option<usize>,
+    per_host: Option<usize>,
+    user_agent: Option<String>,
+    failures_before_alert: Option<u32>,
+    stale_after: Option<String>,
+    backoff: Option<RawBackoff>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBackoff {
+    attempts: Option<u32>,
+    initial: Option<String>,
+    max: Option<String>,
+    jitter: Option<Jitter>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlerts {
+    escalation: Option<PathBuf>,
+    escalation_timeout: Option<String>,
+    email: Option<RawEmail>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEmail {
+    url: String,
+    from: String,
+    to: Vec<String>,
+    user_env: Option<String>,
+    password_env: Option<String>,
+    require_tls: Option<bool>,
+    digest: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVendor {
+    name: String,
+    #[serde(default)]
+    bundles: Vec<String>,
+    signatures: Option<usize>,
+    keyring: Option<PathBuf>,
+    key_url: Option<String>,
+    contact: Option<String>,
+    interval: Option<String>,
+    #[serde(default)]
+    feed: Vec<RawFeed>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFeed {
+    url: String,
+    format: Option<FeedFormat>,
+    interval: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str) -> Result<Config, Vec<String>> {
+        Config::parse(Path::new("/etc/vg/feeds.toml"), text).map_err(|e| {
+            e.problems
+                .into_iter()
+                .map(|p| format!("{}: {}", p.key, p.message))
+                .collect()
+        })
+    }
+
+    #[test]
+    fn shipped_example_loads() {
+        let text = include_str!("../feeds.toml");
+        let c = check(text).expect("shipped feeds.toml must load");
+        assert_eq!(c.vendors[0].name, "dten");
+        assert_eq!(c.watch.state, Path::new("/etc/vg/state/vendorguard.sqlite"));
+        assert_eq!(c.vendors[0].keyring, Path::new("/etc/vg/keyring/dten"));
+        assert_eq!(c.watch.max_body, 20 << 20);
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let err = check("[watch]\nintervall = \"1h\"\n").unwrap_err();
+        assert!(err[0].contains("unknown field `intervall`"), "{err:?}");
+        assert!(err[0].contains("line 2"), "{err:?}");
+    }
+
+    #[test]
+    fn every_semantic_problem_is_reported() {
+        let err = check(
+            r#"
+[watch]
+timeout = "soon"
+max_body = "lots"
+[[vendor]]
+name = "acme"
+key_url = "http://acme.example/key.asc"
+[[vendor.feed]]
+url = "ftp://acme.example/feed"
+[[vendor]]
+name = "Bad Name"
+"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.len(), 5, "{err:?}");
+        for want in [
+            "watch.timeout: expected a duration",
+            "watch.max_body: expected a size",
+            "vendor[0] (acme).key_url: must be https://",
+            "vendor[0] (acme).feed[0].url: expected an http(s) URL",
+            "vendor[1].name: expected a name of lowercase letters",
+        ] {
+            assert!(err.iter().any(|e| e.starts_with(want)), "{want} missing in {err:?}");
+        }
+    }
+
+    #[test]
+    fn loopback_may_use_http_for_keys() {
+        let c = check("[[vendor]]\nname = \"a\"\nkey_url = \"http://127.0.0.1:8080/k.asc\"\n");
+        assert!(c.is_ok(), "{c:?}");
+    }
+
+    #[test]
+    fn wildcards() {
+        for (p, n, want) in [
+            (
+                "Full-upgrade-package-dten*.zip",
+                "Full-upgrade-package-dten.zip",
+                true,
+            ),
+            (
+                "Full-upgrade-package-dten*.zip",
+                "Full-upgrade-package-dten-2.1.zip",
+                true,
+            ),
+            (
+                "Full-upgrade-package-dten*.zip",
+                "Full-upgrade-package-dten.zip.asc",
+                false,
+            ),
+            ("*.tar.?z", "a.tar.gz", true),
+            ("a*b*c", "aXbYbZc", true),
+            ("a*b*c", "aXbYbZ", false),
+            ("exact", "exact", true),
+        ] {
+            assert_eq!(wildcard_match(p, n), want, "{p} vs {n}");
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("20MiB"), Ok(20 << 20));
+        assert_eq!(parse_size("1GB"), Ok(1_000_000_000));
+        assert_eq!(parse_size("512"), Ok(512));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("20 parsecs").is_err());
+        assert!(parse_size("99999999999999999999GiB").is_err());
+    }
+}

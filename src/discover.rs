@@ -1,0 +1,164 @@
+//! Where a bundle's signature is: the discovery order of the contract.
+//!
+//! First found wins: `--signature FILE`; `BUNDLE.asc`, `BUNDLE.sig`, `BUNDLE.gpg`; a
+//! signed `SHA256SUMS` manifest in the bundle's folder that lists the bundle; the bundle
+//! itself when it is an inline or cleartext-signed message (an apt `InRelease`). This
+//! file only looks at names and a few leading bytes; it verifies nothing.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::checksums;
+use crate::sigfile::{sniff, Sniff};
+
+/// Extensions of detached signatures, in the order they are tried.
+pub const DETACHED_EXTENSIONS: &[&str] = &["asc", "sig", "gpg"];
+
+/// Where the signature over a bundle was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A detached signature over the bundle's bytes.
+    Detached { signature: PathBuf },
+    /// A checksum manifest listing the bundle, signed by a detached signature
+    /// (`signature: Some`) or cleartext-signed itself (`signature: None`).
+    Manifest {
+        manifest: PathBuf,
+        signature: Option<PathBuf>,
+    },
+    /// The bundle is a signed message itself.
+    Inline,
+    /// Nothing found; `looked_at` says where we looked, `notes` what we skipped and why.
+    None {
+        looked_at: Vec<PathBuf>,
+        notes: Vec<String>,
+    },
+}
+
+impl Source {
+    /// A short stable name for reports: `detached`, `manifest`, `inline`, `none`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Source::Detached { .. } => "detached",
+            Source::Manifest { .. } => "manifest",
+            Source::Inline => "inline",
+            Source::None { .. } => "none",
+        }
+    }
+}
+
+/// Finds the signature source for `bundle`. `head` is the bundle's first bytes, read
+/// through the caller's handle.
+pub fn find(bundle: &Path, explicit: Option<&Path>, head: &[u8]) -> Source {
+    if let Some(sig) = explicit {
+        return Source::Detached {
+            signature: sig.to_path_buf(),
+        };
+    }
+    let mut looked_at = Vec::new();
+    let mut notes = Vec::new();
+    for ext in DETACHED_EXTENSIONS {
+        let candidate = append_extension(bundle, ext);
+        if candidate.is_file() {
+            return Source::Detached {
+                signature: candidate,
+            };
+        }
+        looked_at.push(candidate);
+    }
+
+    let dir = match bundle.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let file_name = bundle
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if file_name != "SHA256SUMS" && file_name != "SHA256SUMS.asc" {
+        if let Some(found) = find_manifest(&dir, &file_name, &mut looked_at, &mut notes) {
+            return found;
+        }
+    }
+
+    match sniff(head) {
+        Sniff::Cleartext | Sniff::Message => Source::Inline,
+        _ => Source::None { looked_at, notes },
+    }
+}
+
+fn find_manifest(
+    dir: &Path,
+    file_name: &str,
+    looked_at: &mut Vec<PathBuf>,
+    notes: &mut Vec<String>,
+) -> Option<Source> {
+    let sums = dir.join("SHA256SUMS");
+    let sums_asc = dir.join("SHA256SUMS.asc");
+    let mut candidates = Vec::new();
+    if sums.is_file() {
+        // A detached signature beside it, else SHA256SUMS itself cleartext-signed.
+        let detached = DETACHED_EXTENSIONS
+            .iter()
+            .map(|e| append_extension(&sums, e))
+            .find(|p| p.is_file() && sniff(&head_of(p)) == Sniff::Signature);
+        match detached {
+            Some(sig) => candidates.push((sums.clone(), Some(sig))),
+            None if sniff(&head_of(&sums)) == Sniff::Cleartext => {
+                candidates.push((sums.clone(), None))
+            }
+            None => notes.push(format!(
+                "{} has no detached signature (.asc/.sig/.gpg) and is not cleartext-signed",
+                sums.display()
+            )),
+        }
+    } else {
+        looked_at.push(sums.clone());
+    }
+    if sums_asc.is_file() && sniff(&head_of(&sums_asc)) == Sniff::Cleartext {
+        candidates.push((sums_asc, None));
+    }
+    for (manifest, signature) in candidates {
+        if lists(&manifest, file_name) {
+            return Some(Source::Manifest {
+                manifest,
+                signature,
+            });
+        }
+        notes.push(format!(
+            "{} does not list {}",
+            manifest.display(),
+            crate::text::escape(file_name)
+        ));
+    }
+    None
+}
+
+/// Whether a manifest file has a line naming `file_name`. This is a cheap look before
+/// verification; the verified manifest is parsed again from the signed bytes.
+fn lists(manifest: &Path, file_name: &str) -> bool {
+    let Ok(text) = read_prefix(manifest, crate::verify::MAX_MANIFEST) else {
+        return false;
+    };
+    let text = String::from_utf8_lossy(&text);
+    let (entries, _) = checksums::parse(&text, 64);
+    !checksums::entries_for(&entries, file_name).is_empty()
+}
+
+fn head_of(path: &Path) -> Vec<u8> {
+    read_prefix(path, 512).unwrap_or_default()
+}
+
+fn read_prefix(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    File::open(path)?.take(limit).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// `name.zip` + `asc` = `name.zip.asc`.
+pub fn append_extension(path: &Path, ext: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".");
+    s.push(ext);
+    PathBuf::from(s)
+}

@@ -1,0 +1,19 @@
+//! vendorguard: verify vendor upgrade bundles against pinned OpenPGP keys and hashes,
+//! and watch vendor advisory feeds.
+//!
+//! The library holds every capability; `main.rs` only parses the command line, calls
+//! into here, prints, and chooses the exit code. See `ARCHITECTURE.md` for the map.
+
+pub mod app;
+pub mod armor;
+pub mod checksums;
+pub mod cli;
+pub mod config;
+pub mod digest;
+pub mod discover;
+pub mod keyring;
+pub mod keys;
+pub mod report;
+pub mod sigfile;
+pub mod text;
+pub mod verify;

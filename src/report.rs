@@ -1,0 +1,227 @@
+//! Rendering a verification [`Report`] for people (text) and for programs (JSON).
+//!
+//! Text output: a verdict line first, one line per signature, one per pin, warnings,
+//! then what to do next. Everything that came from outside (file names, user IDs,
+//! error details quoting signatures) is escaped. The JSON object is the contract's
+//! shape; the same stable codes appear in both.
+
+use std::fmt::Write as _;
+
+use serde_json::{json, Value};
+
+use crate::text::{escape, escape_os, group4, time};
+use crate::verify::{Report, SignatureCheck, Status, Verdict};
+
+/// The human report.
+pub fn render_text(r: &Report) -> String {
+    let mut out = String::new();
+    let bundle = escape_os(r.bundle.as_os_str());
+    let vendor = r
+        .vendor
+        .as_deref()
+        .map(|v| format!("vendor {v}"))
+        .unwrap_or_else(|| "the given keyring".into());
+    let good = r.good_certificates.len();
+    match r.verdict {
+        Verdict::Verified => {
+            let _ = writeln!(
+                out,
+                "verified: {bundle}: {good} of {} required pinned certificate{} signed ({vendor})",
+                r.threshold,
+                plural(r.threshold)
+            );
+        }
+        Verdict::Rejected => {
+            let _ = writeln!(out, "rejected: {bundle}: {} ({vendor})", r.codes.join(", "));
+        }
+        Verdict::UnexpectedSigner => {
+            let _ = writeln!(
+                out,
+                "unexpected-signer: {bundle}: signed by a key that is not pinned for {vendor}"
+            );
+        }
+    }
+    let _ = writeln!(out, "  bundle  size {}  sha256 {}", r.size, r.sha256);
+    match &r.source_path {
+        Some(p) => {
+            let _ = writeln!(
+                out,
+                "  source  {} {}",
+                r.source_kind,
+                escape_os(p.as_os_str())
+            );
+        }
+        None => {
+            let _ = writeln!(out, "  source  none");
+        }
+    }
+    for s in &r.signatures {
+        let _ = writeln!(out, "  {}", signature_line(s));
+        if let Some(d) = &s.detail {
+            let _ = writeln!(out, "      {}", escape(d));
+        }
+    }
+    for p in &r.pins {
+        let _ = writeln!(
+            out,
+            "  {}  {}  expected {}",
+            if p.matched {
+                "pin-matched"
+            } else {
+                "digest-mismatch"
+            },
+            escape(&p.pin.source),
+            p.pin.expected
+        );
+    }
+    for problem in &r.problems {
+        let _ = writeln!(out, "  problem: {problem}");
+    }
+    for w in &r.warnings {
+        let _ = writeln!(out, "warning: {}: {}", w.code, w.message);
+    }
+    out.push_str(&next_steps(r));
+    out
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+fn signature_line(s: &SignatureCheck) -> String {
+    let issuer = match (&s.issuer, s.issuer_is_fingerprint) {
+        (Some(i), true) => i.clone(),
+        (Some(i), false) => format!("{i} (key ID only)"),
+        (None, _) => "-".into(),
+    };
+    let cert = s
+        .certificate
+        .as_ref()
+        .map(|f| f.to_hex())
+        .unwrap_or_else(|| "-".into());
+    let created = s.created.map(time).unwrap_or_else(|| "-".into());
+    format!(
+        "{}  issuer {issuer}  certificate {cert}  created {created}  hash {}",
+        s.status.code(),
+        s.hash_algorithm
+    )
+}
+
+/// What the operator should do now.
+fn next_steps(r: &Report) -> String {
+    let mut out = String::new();
+    let bundle = escape_os(r.bundle.as_os_str());
+    let vendor = r.vendor.as_deref().unwrap_or("VENDOR");
+    match r.verdict {
+        Verdict::Verified => {
+            let _ = writeln!(
+                out,
+                "next: the bytes are the vendor's and match every pin; extract this same file now (a copy fetched again is a different file and needs its own check)"
+            );
+        }
+        Verdict::UnexpectedSigner => {
+            let unpinned: Vec<&SignatureCheck> = r
+                .signatures
+                .iter()
+                .filter(|s| s.status == Status::UnpinnedSigner)
+                .collect();
+            let _ = writeln!(
+                out,
+                "checked against the pinned certificates of {}",
+                r.vendor
+                    .as_deref()
+                    .map(|v| format!("vendor {v:?}"))
+                    .unwrap_or_else(|| "the --keyring given".into())
+            );
+            for s in unpinned {
+                if let Some(i) = &s.issuer {
+                    let kind = if s.issuer_is_fingerprint {
+                        "fingerprint"
+                    } else {
+                        "key ID (the signature names no fingerprint)"
+                    };
+                    let _ = writeln!(out, "unpinned signer {kind}: {i}");
+                    let _ = writeln!(out, "  read aloud: {}", group4(i));
+                }
+            }
+            let _ = writeln!(
+                out,
+                "next: do not install yet. 1. Compare the fingerprint above with one the vendor publishes out of band \
+                 (security advisory page, WKD, or a call to the vendor contact in feeds.toml). \
+                 2. Get the certificate and inspect it: `vendorguard keys show CERT.asc`. \
+                 3. If genuine, pin it: copy CERT.asc into keyring/{vendor}/ and run `vendorguard verify {bundle}` again."
+            );
+        }
+        Verdict::Rejected => {
+            let advice = if r.codes.contains(&"digest-mismatch")
+                || r.codes.contains(&"bad-signature")
+            {
+                "do not install: the bytes are not the ones the vendor signed or pinned. Download the bundle again from the vendor's official site and verify again; if it still fails, tell the vendor and your security team."
+            } else if r
+                .codes
+                .iter()
+                .any(|c| matches!(*c, "key-revoked" | "key-expired" | "key-invalid"))
+            {
+                "do not install: the vendor key that signed was not valid for that signature. Ask the vendor for a bundle signed with their current key, and check `vendorguard keys check`."
+            } else if r.codes.contains(&"no-signature") || r.codes.contains(&"not-in-manifest") {
+                "do not install: nothing signs this bundle. Download the vendor's signature (BUNDLE.asc or a signed SHA256SUMS) and verify again, or pass it with --signature."
+            } else if r.codes.contains(&"below-threshold") {
+                "do not install: fewer distinct pinned certificates signed than required; wait for the other signers or check --signatures."
+            } else {
+                "do not install: the signature could not be accepted. Get a fresh signature file from the vendor and verify again."
+            };
+            let _ = writeln!(out, "next: {advice}");
+        }
+    }
+    out
+}
+
+/// The JSON object of the contract.
+pub fn render_json(r: &Report) -> Value {
+    json!({
+        "verdict": r.verdict.code(),
+        "codes": r.codes,
+        "bundle": {
+            "path": escape_os(r.bundle.as_os_str()),
+            "size": r.size,
+            "sha256": r.sha256,
+        },
+        "vendor": r.vendor,
+        "threshold": r.threshold,
+        "source": {
+            "kind": r.source_kind,
+            "path": r.source_path.as_ref().map(|p| escape_os(p.as_os_str())),
+        },
+        "signatures": r.signatures.iter().map(|s| json!({
+            "status": s.status.code(),
+            "issuer": s.issuer,
+            "issuer_is_fingerprint": s.issuer_is_fingerprint,
+            "certificate": s.certificate.as_ref().map(|f| f.to_hex()),
+            "signing_key": s.signing_key.as_ref().map(|f| f.to_hex()),
+            "created": s.created.map(time),
+            "hash_algorithm": s.hash_algorithm.to_string(),
+            "detail": s.detail,
+        })).collect::<Vec<_>>(),
+        "pins": r.pins.iter().map(|p| json!({
+            "source": p.pin.source,
+            "expected": p.pin.expected,
+            "matched": p.matched,
+        })).collect::<Vec<_>>(),
+        "good_certificates": r.good_certificates.iter().map(|f| f.to_hex()).collect::<Vec<_>>(),
+        "warnings": r.warnings.iter().map(|w| json!({"code": w.code, "message": w.message})).collect::<Vec<_>>(),
+        "problems": r.problems,
+    })
+}
+
+/// The JSON object printed when a bundle could not be checked at all.
+pub fn render_error_json(message: &str) -> Value {
+    json!({
+        "verdict": "error",
+        "codes": ["could-not-check"],
+        "error": message,
+    })
+}

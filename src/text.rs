@@ -1,0 +1,115 @@
+//! Text that came from outside (file names, user IDs, signature notations) made safe to
+//! print on a terminal, and fingerprints made readable.
+//!
+//! Control characters (C0, DEL, C1) are escaped so that a bundle named with a newline
+//! or an ANSI escape cannot forge report lines or repaint the terminal.
+
+use std::ffi::OsStr;
+use std::fmt::Write as _;
+
+/// Escapes control characters in `s`: `\n`, `\r`, `\t`, `\\`, `\x1b`, `\u{9b}`.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if (0x80..0xa0).contains(&(c as u32)) => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Escapes a path or file name; bytes that are not UTF-8 become `\xNN`.
+pub fn escape_os(s: &OsStr) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let mut out = String::new();
+        for chunk in s.as_bytes().utf8_chunks() {
+            out.push_str(&escape(chunk.valid()));
+            for b in chunk.invalid() {
+                let _ = write!(out, "\\x{b:02x}");
+            }
+        }
+        out
+    }
+    #[cfg(not(unix))]
+    {
+        escape(&s.to_string_lossy())
+    }
+}
+
+/// Groups hex in fours for reading aloud: `0123 4567 89AB ...`.
+pub fn group4(hex: &str) -> String {
+    let mut out = String::with_capacity(hex.len() + hex.len() / 4);
+    for (i, c) in hex.chars().enumerate() {
+        if i > 0 && i % 4 == 0 {
+            out.push(' ');
+            // Sequoia's convention: a double space in the middle of a v4 fingerprint.
+            if hex.len() == 40 && i == 20 {
+                out.push(' ');
+            }
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// RFC 3339 UTC timestamp to the second.
+pub fn time(t: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes() {
+        for (input, want) in [
+            ("plain.zip", "plain.zip"),
+            ("a\nverified: b", "a\\nverified: b"),
+            ("\x1b[2Jx", "\\x1b[2Jx"),
+            ("tab\there", "tab\\there"),
+            ("c1\u{9b}31m", "c1\\u{9b}31m"),
+            ("back\\slash", "back\\\\slash"),
+            ("ünïcode", "ünïcode"),
+        ] {
+            assert_eq!(escape(input), want);
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn escapes_non_utf8() {
+        use std::os::unix::ffi::OsStrExt;
+        assert_eq!(escape_os(OsStr::from_bytes(b"a\xffb\n")), "a\\xffb\\n");
+    }
+
+    #[test]
+    fn groups() {
+        assert_eq!(
+            group4("0123456789ABCDEF0123456789ABCDEF01234567"),
+            "0123 4567 89AB CDEF 0123  4567 89AB CDEF 0123 4567"
+        );
+        assert_eq!(group4("0123456789ABCDEF"), "0123 4567 89AB CDEF");
+    }
+}
