@@ -704,7 +704,10 @@ name = "Bad Name"
             "vendor[0] (acme).feed[0].url: expected an http(s) URL",
             "vendor[1].name: expected a name of lowercase letters",
         ] {
-            assert!(err.iter().any(|e| e.starts_with(want)), "{want} missing in {err:?}");
+            assert!(
+                err.iter().any(|e| e.starts_with(want)),
+                "{want} missing in {err:?}"
+            );
         }
     }
 

@@ -112,7 +112,9 @@ pub fn parse_signed_message<R: Read + Send + Sync>(
         content_truncated: false,
     };
     let mut saw_literal = false;
-    let mut ppr = match PacketParserBuilder::from_reader(reader).and_then(|b| b.build()) {
+    let mut ppr = match PacketParserBuilder::from_reader(reader)
+        .and_then(|b| b.process_csf_message(true).build())
+    {
         Ok(p) => p,
         Err(e) => return malformed_or_io(e, "not a signed OpenPGP message"),
     };

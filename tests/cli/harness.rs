@@ -1,0 +1,383 @@
+//! The test harness: a temporary project folder, the real `vendorguard` binary, real
+//! GnuPG in a temporary home, and Sequoia-made keys for the timelines GnuPG will not
+//! produce (signing after expiry, revocations with chosen reasons and dates).
+//!
+//! Every fixture is made at test time by the recipe here, so the data and the code that
+//! made it are one.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use openpgp::cert::prelude::*;
+use openpgp::packet::signature::SignatureBuilder;
+use openpgp::serialize::{Serialize, SerializeInto};
+use openpgp::types::{HashAlgorithm, KeyFlags, ReasonForRevocation, SignatureType};
+use openpgp::Cert;
+use sequoia_openpgp as openpgp;
+
+pub const DAY: Duration = Duration::from_secs(24 * 3600);
+
+/// A temporary project: feeds.toml, keyring/, bundles.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+/// One run of the binary.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub args: Vec<String>,
+}
+
+impl Run {
+    fn dump(&self) -> String {
+        format!(
+            "vendorguard {:?}\nexit {}\n--- stdout\n{}--- stderr\n{}",
+            self.args, self.code, self.stdout, self.stderr
+        )
+    }
+
+    /// Asserts the exit code, dumping both streams when it differs.
+    #[track_caller]
+    pub fn code(&self, want: i32) -> &Self {
+        assert_eq!(self.code, want, "unexpected exit code\n{}", self.dump());
+        self
+    }
+
+    #[track_caller]
+    pub fn stdout_has(&self, needle: &str) -> &Self {
+        assert!(
+            self.stdout.contains(needle),
+            "stdout lacks {needle:?}\n{}",
+            self.dump()
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn stderr_has(&self, needle: &str) -> &Self {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}\n{}",
+            self.dump()
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn stdout_lacks(&self, needle: &str) -> &Self {
+        assert!(
+            !self.stdout.contains(needle),
+            "stdout has {needle:?}\n{}",
+            self.dump()
+        );
+        self
+    }
+
+    /// The first stdout line.
+    pub fn first_line(&self) -> &str {
+        self.stdout.lines().next().unwrap_or("")
+    }
+
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not one JSON value: {e}\n{}", self.dump()))
+    }
+
+    /// The verdict codes of a `--json` verify run.
+    #[track_caller]
+    pub fn codes(&self) -> Vec<String> {
+        self.json()["codes"]
+            .as_array()
+            .expect("codes array")
+            .iter()
+            .map(|c| c.as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+impl Project {
+    pub fn new() -> Project {
+        Project {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn write(&self, rel: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    /// Writes a feeds.toml with one vendor per `(name, bundle pattern)`.
+    pub fn vendors(&self, vendors: &[(&str, &str)]) {
+        let mut s = String::new();
+        for (name, pattern) in vendors {
+            s.push_str(&format!(
+                "[[vendor]]\nname = \"{name}\"\nbundles = [\"{pattern}\"]\n\n"
+            ));
+        }
+        self.write("feeds.toml", s);
+    }
+
+    /// Pins `cert` for `vendor` in keyring/<vendor>/<file>.
+    pub fn pin_cert(&self, vendor: &str, file: &str, armored: &[u8]) -> PathBuf {
+        self.write(&format!("keyring/{vendor}/{file}"), armored)
+    }
+
+    /// Runs the binary in the project folder.
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_in(self.dir.path(), args)
+    }
+
+    pub fn run_in(&self, cwd: &Path, args: &[&str]) -> Run {
+        let out = Command::new(env!("CARGO_BIN_EXE_vendorguard"))
+            .args(args)
+            .current_dir(cwd)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run vendorguard");
+        to_run(out, args)
+    }
+}
+
+fn to_run(out: Output, args: &[&str]) -> Run {
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        args: args.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// Real GnuPG in a temporary home.
+pub struct Gpg {
+    pub home: tempfile::TempDir,
+}
+
+impl Gpg {
+    pub fn new() -> Gpg {
+        let home = tempfile::tempdir().expect("tempdir");
+        // Short socket paths and no agent autostart problems under a temp home.
+        Gpg { home }
+    }
+
+    /// Runs gpg with `args`, asserting success.
+    pub fn gpg(&self, args: &[&str]) -> Vec<u8> {
+        let out = Command::new("gpg")
+            .arg("--homedir")
+            .arg(self.home.path())
+            .args([
+                "--batch",
+                "--quiet",
+                "--no-tty",
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase",
+                "",
+            ])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("gpg is installed");
+        assert!(
+            out.status.success(),
+            "gpg {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    /// Makes a key; `algo` is `ed25519`, `rsa2048`, `rsa3072`; `expire` as gpg takes it
+    /// (`0`, `1y`, `2d`). `faked` is a GnuPG time such as `20240101T000000`.
+    pub fn key(&self, uid: &str, algo: &str, expire: &str, faked: Option<&str>) -> String {
+        let mut args = Vec::new();
+        let t;
+        if let Some(f) = faked {
+            t = format!("{f}!");
+            args.extend(["--faked-system-time", t.as_str(), "--ignore-time-conflict"]);
+        }
+        args.extend(["--quick-generate-key", uid, algo, "sign", expire]);
+        self.gpg(&args);
+        self.fingerprint(uid)
+    }
+
+    pub fn fingerprint(&self, uid: &str) -> String {
+        let out = String::from_utf8(self.gpg(&["--with-colons", "--list-keys", uid])).unwrap();
+        out.lines()
+            .find(|l| l.starts_with("fpr:"))
+            .and_then(|l| l.split(':').nth(9))
+            .expect("fingerprint")
+            .to_string()
+    }
+
+    pub fn export(&self, fpr: &str) -> Vec<u8> {
+        self.gpg(&["--armor", "--export", fpr])
+    }
+
+    pub fn export_binary(&self, fprs: &[&str]) -> Vec<u8> {
+        let mut args = vec!["--export"];
+        args.extend(fprs);
+        self.gpg(&args)
+    }
+
+    /// A detached signature (armored when `armor`), written to `out`.
+    pub fn detach_sign(
+        &self,
+        fpr: &str,
+        file: &Path,
+        out: &Path,
+        digest: &str,
+        faked: Option<&str>,
+        armor: bool,
+    ) {
+        let _ = std::fs::remove_file(out);
+        let mut args: Vec<String> = Vec::new();
+        if let Some(f) = faked {
+            args.extend([
+                "--faked-system-time".into(),
+                format!("{f}!"),
+                "--ignore-time-conflict".into(),
+            ]);
+        }
+        if armor {
+            args.push("--armor".into());
+        }
+        args.extend([
+            "--digest-algo".into(),
+            digest.into(),
+            "--local-user".into(),
+            format!("{fpr}!"),
+            "--output".into(),
+            out.display().to_string(),
+            "--detach-sign".into(),
+            file.display().to_string(),
+        ]);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.gpg(&refs);
+    }
+
+    /// A cleartext-signed (`--clearsign`) or inline-signed (`--sign`) copy of `file`.
+    pub fn sign_inline(&self, fpr: &str, file: &Path, out: &Path, mode: &str) {
+        let _ = std::fs::remove_file(out);
+        let user = format!("{fpr}!");
+        let out_s = out.display().to_string();
+        let file_s = file.display().to_string();
+        self.gpg(&[
+            "--digest-algo",
+            "SHA256",
+            "--local-user",
+            &user,
+            "--output",
+            &out_s,
+            mode,
+            &file_s,
+        ]);
+    }
+}
+
+/// A Sequoia-made Ed25519 certificate whose primary key certifies and signs, created at
+/// `created`, valid for `validity`.
+pub fn sq_cert(uid: &str, created: SystemTime, validity: Option<Duration>) -> Cert {
+    let (cert, _rev) = CertBuilder::new()
+        .set_cipher_suite(CipherSuite::Cv25519)
+        .set_creation_time(created)
+        .set_primary_key_flags(KeyFlags::empty().set_certification().set_signing())
+        .set_validity_period(validity)
+        .add_userid(uid)
+        .generate()
+        .expect("generate");
+    cert
+}
+
+/// A detached armored signature over `data` by `cert`'s primary key at `at`.
+pub fn sq_sign(cert: &Cert, data: &[u8], at: SystemTime, hash: HashAlgorithm) -> Vec<u8> {
+    let mut signer = cert
+        .primary_key()
+        .key()
+        .clone()
+        .parts_into_secret()
+        .unwrap()
+        .into_keypair()
+        .unwrap();
+    let sig = SignatureBuilder::new(SignatureType::Binary)
+        .set_signature_creation_time(at)
+        .unwrap()
+        .set_hash_algo(hash)
+        .sign_message(&mut signer, data)
+        .expect("sign");
+    let mut out = Vec::new();
+    {
+        let mut w = openpgp::armor::Writer::new(&mut out, openpgp::armor::Kind::Signature).unwrap();
+        openpgp::Packet::from(sig).serialize(&mut w).unwrap();
+        w.finalize().unwrap();
+    }
+    out
+}
+
+/// `cert` with a revocation for `reason` dated `at`.
+pub fn sq_revoke(cert: &Cert, reason: ReasonForRevocation, at: SystemTime) -> Cert {
+    let mut signer = cert
+        .primary_key()
+        .key()
+        .clone()
+        .parts_into_secret()
+        .unwrap()
+        .into_keypair()
+        .unwrap();
+    let rev = CertRevocationBuilder::new()
+        .set_signature_creation_time(at)
+        .unwrap()
+        .set_reason_for_revocation(reason, b"test revocation")
+        .unwrap()
+        .build(&mut signer, cert, None)
+        .unwrap();
+    cert.clone().insert_packets(rev).unwrap().0
+}
+
+/// The public certificate, armored.
+pub fn armored(cert: &Cert) -> Vec<u8> {
+    cert.armored().to_vec().unwrap()
+}
+
+pub fn days_ago(n: u64) -> SystemTime {
+    SystemTime::now() - DAY * n as u32
+}
+
+pub fn days_ahead(n: u64) -> SystemTime {
+    SystemTime::now() + DAY * n as u32
+}
+
+/// GnuPG's faked-time format for `t`.
+pub fn gpg_time(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).unwrap().as_secs();
+    // Format via the date command-free path: convert with humantime to RFC 3339.
+    let s = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string();
+    // 2024-01-01T00:00:00Z -> 20240101T000000
+    s.replace(['-', ':'], "").trim_end_matches('Z').to_string()
+}
+
+/// The corpus folder shipped beside the repository, when present.
+pub fn corpus() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+    if p.is_dir() {
+        Some(p)
+    } else {
+        eprintln!(
+            "NOTE: corpus folder {} is absent: this corpus test checked nothing",
+            p.display()
+        );
+        None
+    }
+}

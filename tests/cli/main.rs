@@ -1,0 +1,5 @@
+//! The one integration-test binary: runs the real `vendorguard` against temporary
+//! projects. See `harness.rs` for how fixtures are made.
+
+mod harness;
+mod verify;
