@@ -107,26 +107,27 @@ pub fn hash_once(mut reader: impl Read, modes: &[Mode]) -> io::Result<Digests> {
         contexts.push((m.clone(), ctx));
     }
 
+    // A fixed pool of buffers: each chunk goes back to the pool when the last worker
+    // drops it, so memory is bounded and nothing is allocated or zeroed per chunk.
+    let pool_size = QUEUE * contexts.len() + 2;
+    let (free_tx, free_rx) = sync_channel::<Vec<u8>>(pool_size);
+    for _ in 0..pool_size {
+        free_tx.send(vec![0u8; CHUNK]).expect("pool has room");
+    }
+
     std::thread::scope(|scope| {
         let mut senders = Vec::with_capacity(contexts.len());
         let mut handles = Vec::with_capacity(contexts.len());
         for (mode, ctx) in contexts {
-            let (tx, rx) = sync_channel::<Arc<Vec<u8>>>(QUEUE);
+            let (tx, rx) = sync_channel::<Arc<Chunk>>(QUEUE);
             senders.push(tx);
             handles.push(scope.spawn(move || hash_worker(mode, ctx, rx)));
         }
 
-        // Buffers come back for reuse once every worker has dropped its reference.
-        let mut in_flight: std::collections::VecDeque<Arc<Vec<u8>>> = Default::default();
         let mut size = 0u64;
         let read_result = loop {
-            let mut buf = match in_flight.front() {
-                Some(b) if Arc::strong_count(b) == 1 => {
-                    let b = in_flight.pop_front().expect("front exists");
-                    Arc::try_unwrap(b).unwrap_or_else(|_| vec![0u8; CHUNK])
-                }
-                _ => vec![0u8; CHUNK],
-            };
+            // Every buffer is either here or held by a live chunk that will return it.
+            let mut buf = free_rx.recv().expect("the pool sender lives in this scope");
             buf.resize(CHUNK, 0);
             let n = match read_full(&mut reader, &mut buf) {
                 Ok(n) => n,
@@ -137,14 +138,13 @@ pub fn hash_once(mut reader: impl Read, modes: &[Mode]) -> io::Result<Digests> {
             }
             buf.truncate(n);
             size += n as u64;
-            let chunk = Arc::new(buf);
+            let chunk = Arc::new(Chunk {
+                data: buf,
+                pool: free_tx.clone(),
+            });
             for tx in &senders {
                 // A worker only hangs up by panicking, which join reports below.
                 let _ = tx.send(Arc::clone(&chunk));
-            }
-            in_flight.push_back(chunk);
-            if in_flight.len() > QUEUE + 2 {
-                in_flight.pop_front();
             }
         };
         drop(senders);
@@ -156,13 +156,28 @@ pub fn hash_once(mut reader: impl Read, modes: &[Mode]) -> io::Result<Digests> {
     })
 }
 
-fn hash_worker(mode: Mode, mut ctx: Context, rx: Receiver<Arc<Vec<u8>>>) -> (Mode, Context) {
+/// A chunk of the input shared by the workers; its buffer returns to the pool when the
+/// last of them is done with it.
+struct Chunk {
+    data: Vec<u8>,
+    pool: std::sync::mpsc::SyncSender<Vec<u8>>,
+}
+
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        // The pool has room for every buffer, so this never blocks; after the reader
+        // has finished nobody needs the buffer back and a failed send just frees it.
+        let _ = self.pool.try_send(std::mem::take(&mut self.data));
+    }
+}
+
+fn hash_worker(mode: Mode, mut ctx: Context, rx: Receiver<Arc<Chunk>>) -> (Mode, Context) {
     let mut text = TextNormalizer::default();
     for chunk in rx {
         if mode.text {
-            text.update(&mut ctx, &chunk);
+            text.update(&mut ctx, &chunk.data);
         } else {
-            ctx.update(&chunk);
+            ctx.update(&chunk.data);
         }
     }
     (mode, ctx)

@@ -574,14 +574,19 @@ fn judge_with_key(
     let vka = match ka.clone().with_policy(req.policy, created) {
         Ok(v) => v,
         Err(e) => {
+            let why = error_chain(&e);
+            let hint = if created < ka.key().creation_time() {
+                "; the signature is older than the key"
+            } else if why.contains("No binding signature") {
+                "; the pinned certificate has no self-signature that old (re-exported with only its newest ones?): pin the vendor's full certificate, or ask for a fresh signature"
+            } else {
+                ""
+            };
             return fail(
                 c,
                 Status::KeyInvalid,
-                format!(
-                    "the signing key was not valid at {when}: {}",
-                    error_chain(&e)
-                ),
-            )
+                format!("the signing key was not valid at {when}: {why}{hint}"),
+            );
         }
     };
     if let RevocationStatus::Revoked(revs) = vka.valid_cert().revocation_status() {
