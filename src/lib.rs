@@ -14,6 +14,7 @@ pub mod discover;
 pub mod keyring;
 pub mod keys;
 pub mod report;
+mod robustness;
 pub mod sigfile;
 pub mod text;
 pub mod verify;

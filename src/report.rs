@@ -26,18 +26,22 @@ pub fn render_text(r: &Report) -> String {
         Verdict::Verified => {
             let _ = writeln!(
                 out,
-                "verified: {bundle}: {good} of {} required pinned certificate{} signed ({vendor})",
+                "verified: {bundle}: {good} pinned certificate{} signed, {} required ({vendor})",
+                plural(good),
                 r.threshold,
-                plural(r.threshold)
             );
         }
         Verdict::Rejected => {
             let _ = writeln!(out, "rejected: {bundle}: {} ({vendor})", r.codes.join(", "));
         }
         Verdict::UnexpectedSigner => {
+            let whose = match &r.vendor {
+                Some(v) => format!("not pinned for vendor {v}"),
+                None => "not in the given keyring".into(),
+            };
             let _ = writeln!(
                 out,
-                "unexpected-signer: {bundle}: signed by a key that is not pinned for {vendor}"
+                "unexpected-signer: {bundle}: signed by a key that is {whose}"
             );
         }
     }
@@ -135,7 +139,7 @@ fn next_steps(r: &Report) -> String {
                 r.vendor
                     .as_deref()
                     .map(|v| format!("vendor {v:?}"))
-                    .unwrap_or_else(|| "the --keyring given".into())
+                    .unwrap_or_else(|| "the --keyring given (no vendor)".into())
             );
             for s in unpinned {
                 if let Some(i) = &s.issuer {

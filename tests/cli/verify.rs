@@ -56,7 +56,9 @@ fn good_gpg_ed25519_signature_verifies() {
     a.sign();
     let r = a.verify(&[]);
     r.code(0)
-        .stdout_has("verified: acme-upgrade-1.0.zip: 1 of 1 required pinned certificate signed (vendor acme)")
+        .stdout_has(
+            "verified: acme-upgrade-1.0.zip: 1 pinned certificate signed, 1 required (vendor acme)",
+        )
         .stdout_has(&format!("good-signature  issuer {}", a.fpr));
     assert!(r.first_line().starts_with("verified:"));
 
