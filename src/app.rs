@@ -12,7 +12,9 @@ use std::time::SystemTime;
 use anyhow::{bail, Context as _};
 use sequoia_openpgp::policy::StandardPolicy;
 
-use crate::cli::{Cli, Command, KeysCommand, PinArgs, VerifyArgs};
+use crate::cli::{
+    CheckArgs, Cli, Command, InspectArgs, KeysCommand, PinArgs, UnpackArgs, VerifyArgs,
+};
 use crate::config::{self, Config};
 use crate::keyring::{self, Keyring};
 use crate::text::escape_os;
@@ -41,6 +43,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let config = load_config(cli.config.as_deref())?;
     match cli.command {
         Command::Verify(args) => run_verify(config.as_ref(), &args, now),
+        Command::Unpack(args) => run_unpack(config.as_ref(), &args, now),
+        Command::Inspect(args) => run_inspect(&args),
         Command::Pin(args) => run_pin(config.as_ref(), &args),
         Command::Keys { command } => run_keys(config.as_ref(), command, now),
         Command::CheckConfig => run_check_config(config.as_ref(), cli.config.is_some()),
@@ -127,7 +131,7 @@ fn run_verify(
     args: &VerifyArgs,
     now: SystemTime,
 ) -> anyhow::Result<Outcome> {
-    let result = verify_command(config, args, now);
+    let result = verify_command(config, &args.bundle, &args.check, now, None);
     match result {
         Ok(report) => {
             let mut stdout = std::io::stdout().lock();
@@ -154,10 +158,12 @@ fn run_verify(
 
 fn verify_command(
     config: Option<&Config>,
-    args: &VerifyArgs,
+    bundle: &Path,
+    args: &CheckArgs,
     now: SystemTime,
+    copy: Option<&std::fs::File>,
 ) -> anyhow::Result<verify::Report> {
-    let vendor = choose_vendor(config, args.vendor.as_deref(), &args.bundle)?;
+    let vendor = choose_vendor(config, args.vendor.as_deref(), bundle)?;
     let keyring_paths: Vec<PathBuf> = if !args.keyring.is_empty() {
         args.keyring.clone()
     } else if let Some(v) = &vendor {
@@ -172,7 +178,7 @@ fn verify_command(
     } else {
         bail!(
             "{}: no keyring to check against: pass --keyring PATH or --vendor NAME, or add a [[vendor]] whose `bundles` patterns match this file name to feeds.toml (there is no fallback to any system keyring)",
-            escape_os(args.bundle.as_os_str())
+            escape_os(bundle.as_os_str())
         );
     };
     let keyring = Keyring::load(&keyring_paths)?;
@@ -180,8 +186,7 @@ fn verify_command(
         tracing::warn!("{w}");
     }
 
-    let file_name = args
-        .bundle
+    let file_name = bundle
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
@@ -208,7 +213,7 @@ fn verify_command(
         .unwrap_or(config::DEFAULT_SIGNATURES);
     let policy = StandardPolicy::new();
     let req = verify::Request {
-        bundle: &args.bundle,
+        bundle,
         keyring: &keyring,
         vendor: vendor.as_ref().map(|v| v.name.as_str()),
         threshold,
@@ -216,8 +221,182 @@ fn verify_command(
         signature: args.signature.as_deref(),
         policy: &policy,
         now,
+        copy,
     };
     Ok(verify::verify_bundle(&req)?)
+}
+
+fn run_unpack(
+    config: Option<&Config>,
+    args: &UnpackArgs,
+    now: SystemTime,
+) -> anyhow::Result<Outcome> {
+    use crate::archive::{self, WalkError};
+    use crate::inspect::{self, Inspector};
+    use crate::unpack::{Extractor, Limits};
+
+    let into = &args.into;
+    let shown_into = escape_os(into.as_os_str());
+    match std::fs::read_dir(into) {
+        Ok(mut rd) => {
+            if rd.next().is_some() {
+                bail!(
+                    "{shown_into}: target-not-empty: the target folder must not exist or be empty"
+                );
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => bail!("{shown_into}: cannot use as the target: {e}"),
+    }
+    let parent = match into.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    // The private copy: unnamed, beside the target, gone when this process is.
+    let mut copy = tempfile::tempfile_in(&parent)
+        .with_context(|| format!("{}: cannot write beside the target", parent.display()))?;
+    let report = verify_command(config, &args.bundle, &args.check, now, Some(&copy))?;
+    let mut stdout = std::io::stdout().lock();
+    if !args.json {
+        write!(stdout, "{}", report::render_text(&report))?;
+    }
+    match report.verdict {
+        Verdict::Verified => {}
+        Verdict::Rejected | Verdict::UnexpectedSigner => {
+            if args.json {
+                writeln!(
+                    stdout,
+                    "{}",
+                    serde_json::json!({"verify": report::render_json(&report), "unpacked": null})
+                )?;
+            }
+            writeln!(std::io::stderr(), "vendorguard: nothing was extracted")?;
+            return Ok(if report.verdict == Verdict::Rejected {
+                Outcome::Findings
+            } else {
+                Outcome::UnexpectedSigner
+            });
+        }
+    }
+
+    let staging = tempfile::Builder::new()
+        .prefix(".vendorguard-staging-")
+        .tempdir_in(&parent)
+        .with_context(|| {
+            format!(
+                "{}: cannot create a staging folder beside the target",
+                parent.display()
+            )
+        })?;
+    let limits = Limits {
+        max_size: args.max_size,
+        max_ratio: args.max_ratio,
+        max_entries: args.max_entries,
+        keep_setuid: args.keep_setuid,
+    };
+    let mut inspector = Inspector::new();
+    let mut extractor = Extractor::new(staging.path(), limits, report.size, &mut inspector);
+    let walked = archive::walk(&mut copy, &mut extractor);
+    let result = walked.and_then(|format| {
+        extractor
+            .finish()
+            .map(|bytes| (format, bytes))
+            .map_err(WalkError::Io)
+    });
+    let (format, bytes) = match result {
+        Ok(x) => x,
+        Err(e) => {
+            // Dropping `staging` removes it; the target was never touched.
+            drop(staging);
+            let bundle = escape_os(args.bundle.as_os_str());
+            if args.json {
+                writeln!(
+                    stdout,
+                    "{}",
+                    serde_json::json!({
+                        "verify": report::render_json(&report),
+                        "unpacked": null,
+                        "refused": {"code": e.code(), "message": e.to_string()},
+                    })
+                )?;
+            }
+            return match e {
+                WalkError::Io(io) => Err(anyhow::Error::new(io)
+                    .context(format!("{bundle}: could not write the extracted files beside {shown_into}; the target is untouched"))),
+                other => {
+                    writeln!(std::io::stderr(), "vendorguard: refused: {bundle}: {other}; nothing was extracted")?;
+                    Ok(Outcome::Findings)
+                }
+            };
+        }
+    };
+    let staged = staging.keep();
+    if let Err(e) = std::fs::rename(&staged, into) {
+        let _ = std::fs::remove_dir_all(&staged);
+        return Err(anyhow::Error::new(e).context(format!(
+            "{shown_into}: cannot move the extracted files into place; the target is untouched"
+        )));
+    }
+    let entries = inspector.entries;
+    let findings = inspector.finish();
+    if args.json {
+        writeln!(
+            stdout,
+            "{}",
+            serde_json::json!({
+                "verify": report::render_json(&report),
+                "unpacked": {"into": shown_into, "format": format.name(), "bytes": bytes},
+                "inspect": inspect::render_json(&escape_os(args.bundle.as_os_str()), format.name(), entries, &findings),
+            })
+        )?;
+    } else {
+        writeln!(
+            stdout,
+            "unpacked: {} into {shown_into} ({}, {bytes} bytes)",
+            escape_os(args.bundle.as_os_str()),
+            format.name()
+        )?;
+        write!(stdout, "{}", inspect::render_summary(&findings))?;
+        writeln!(
+            stdout,
+            "next: review the findings with `vendorguard inspect {}` before the upgrade window",
+            escape_os(args.bundle.as_os_str())
+        )?;
+    }
+    Ok(Outcome::Clean)
+}
+
+fn run_inspect(args: &InspectArgs) -> anyhow::Result<Outcome> {
+    use crate::archive::{self, WalkError};
+    use crate::inspect::{self, Inspector};
+    let bundle = escape_os(args.bundle.as_os_str());
+    let mut file = std::fs::File::open(&args.bundle)
+        .with_context(|| format!("{bundle}: cannot read bundle"))?;
+    let mut inspector = Inspector::new();
+    let format = {
+        let mut visitor = crate::unpack::InspectOnly::new(&mut inspector);
+        match archive::walk(&mut file, &mut visitor) {
+            Ok(f) => f,
+            Err(WalkError::Io(e)) => {
+                return Err(anyhow::Error::new(e).context(format!("{bundle}: cannot read bundle")))
+            }
+            Err(e) => bail!("{bundle}: cannot read the archive: {e}"),
+        }
+    };
+    let entries = inspector.entries;
+    let findings = inspector.finish();
+    if args.json {
+        println!(
+            "{}",
+            inspect::render_json(&bundle, format.name(), entries, &findings)
+        );
+    } else {
+        print!(
+            "{}",
+            inspect::render_text(&bundle, format.name(), entries, &findings)
+        );
+    }
+    Ok(Outcome::Clean)
 }
 
 fn run_pin(config: Option<&Config>, args: &PinArgs) -> anyhow::Result<Outcome> {

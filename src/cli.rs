@@ -30,6 +30,14 @@ pub enum Command {
     /// Exit codes: 0 verified; 1 rejected; 2 could not check; 3 unexpected signer (no
     /// pinned certificate signed and a key that is not pinned did).
     Verify(VerifyArgs),
+    /// Verify, then extract exactly the verified bytes into a new folder, safely.
+    ///
+    /// Exit codes as verify; also 1 when the archive holds an unsafe or corrupt entry,
+    /// 2 when the target cannot be written. The target is untouched on any failure.
+    Unpack(UnpackArgs),
+    /// List what the bundle would install that has side effects: cron entries, systemd
+    /// units, scripts using sudo or systemctl, hosts it talks to, setuid files.
+    Inspect(InspectArgs),
     /// Record a bundle's SHA-256 in keyring/VENDOR/pinned.sha256.
     Pin(PinArgs),
     /// Inspect pinned certificates.
@@ -45,6 +53,16 @@ pub enum Command {
 pub struct VerifyArgs {
     /// The bundle to verify.
     pub bundle: PathBuf,
+    #[command(flatten)]
+    pub check: CheckArgs,
+    /// Print one JSON object on stdout instead of the report.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How a bundle is verified; shared by `verify` and `unpack`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
     /// The vendor whose pinned keys and hashes apply [default: the vendor whose
     /// `bundles` patterns match the file name].
     #[arg(long, value_name = "NAME")]
@@ -63,7 +81,39 @@ pub struct VerifyArgs {
     /// else 1].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub signatures: Option<u32>,
-    /// Print one JSON object on stdout instead of the report.
+}
+
+#[derive(Debug, Args)]
+pub struct UnpackArgs {
+    /// The bundle (zip, tar, tar.gz, tar.xz, tar.zst) to verify and extract.
+    pub bundle: PathBuf,
+    /// The folder to create (it must not exist, or be empty).
+    #[arg(long, value_name = "DIR")]
+    pub into: PathBuf,
+    #[command(flatten)]
+    pub check: CheckArgs,
+    /// Refuse archives that expand past this size.
+    #[arg(long, value_name = "SIZE", default_value = "8GiB", value_parser = parse_size_arg)]
+    pub max_size: u64,
+    /// Refuse archives (or zip entries) that expand more than this many times their size.
+    #[arg(long, value_name = "N", default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_ratio: u64,
+    /// Refuse archives with more entries than this.
+    #[arg(long, value_name = "N", default_value_t = 200_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_entries: u64,
+    /// Keep setuid/setgid bits (dropped by default).
+    #[arg(long)]
+    pub keep_setuid: bool,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The bundle to read (it is not extracted).
+    pub bundle: PathBuf,
+    /// Print the findings as one JSON object.
     #[arg(long)]
     pub json: bool,
 }
@@ -97,6 +147,10 @@ pub enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+fn parse_size_arg(s: &str) -> Result<u64, String> {
+    crate::config::parse_size(s)
 }
 
 fn parse_sha256(s: &str) -> Result<String, String> {

@@ -5,16 +5,19 @@
 //! into here, prints, and chooses the exit code. See `ARCHITECTURE.md` for the map.
 
 pub mod app;
+pub mod archive;
 pub mod armor;
 pub mod checksums;
 pub mod cli;
 pub mod config;
 pub mod digest;
 pub mod discover;
+pub mod inspect;
 pub mod keyring;
 pub mod keys;
 pub mod report;
 mod robustness;
 pub mod sigfile;
 pub mod text;
+pub mod unpack;
 pub mod verify;

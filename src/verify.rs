@@ -193,6 +193,10 @@ pub struct Request<'a> {
     pub signature: Option<&'a Path>,
     pub policy: &'a dyn Policy,
     pub now: SystemTime,
+    /// When set, every byte read from the bundle is also written here, in the same
+    /// pass: `unpack` extracts from this private copy, so the bytes written are exactly
+    /// the bytes verified.
+    pub copy: Option<&'a File>,
 }
 
 /// Why a bundle could not be checked at all.
@@ -204,6 +208,8 @@ pub enum VerifyError {
     NotAFile { path: PathBuf },
     #[error("{}: cannot read signature: {source}", crate::text::escape_os(path.as_os_str()))]
     Signature { path: PathBuf, source: io::Error },
+    #[error("cannot write the private copy of the bundle: {0}")]
+    Copy(io::Error),
 }
 
 /// Verifies `req.bundle`, reading it once.
@@ -232,12 +238,17 @@ pub fn verify_bundle(req: &Request<'_>) -> Result<Report, VerifyError> {
 
     let source = discover::find(req.bundle, req.signature, &head);
     let mut acc = Accumulator::default();
+    let mut reader = Tee {
+        inner: &file,
+        copy: req.copy,
+        failed: None,
+    };
     let (size, sha256, source_path) = match &source {
         Source::Detached { signature } => {
             let sig_bytes = read_signature_file(signature)?;
             let sigs = sigfile::parse_detached(&sig_bytes);
-            let digests =
-                hash_with_signatures(&file, sigs.as_deref().unwrap_or(&[])).map_err(bundle_err)?;
+            let digests = hash_with_signatures(&mut reader, sigs.as_deref().unwrap_or(&[]))
+                .map_err(|e| reader.error(req.bundle, e))?;
             match sigs {
                 Ok(sigs) => judge_detached(req, &sigs, &digests, &mut acc),
                 Err(Malformed(m)) => acc.malformed(signature, &m),
@@ -248,13 +259,15 @@ pub fn verify_bundle(req: &Request<'_>) -> Result<Report, VerifyError> {
             manifest,
             signature,
         } => {
-            let digests = digest::hash_once(&file, &digest::plan([])).map_err(bundle_err)?;
+            let digests = digest::hash_once(&mut reader, &digest::plan([]))
+                .map_err(|e| reader.error(req.bundle, e))?;
             check_manifest(req, manifest, signature.as_deref(), &mut acc)?;
             (digests.size, digests.sha256(), Some(manifest.clone()))
         }
         Source::Inline => {
-            let mut tee = HashingReader::new(&file);
-            let parsed = sigfile::parse_signed_message(&mut tee, 0).map_err(bundle_err)?;
+            let mut tee = HashingReader::new(&mut reader);
+            let parsed = sigfile::parse_signed_message(&mut tee, 0)
+                .map_err(|e| tee.inner.error(req.bundle, e))?;
             match parsed {
                 Ok(msg) => {
                     for sig in &msg.signatures {
@@ -264,12 +277,13 @@ pub fn verify_bundle(req: &Request<'_>) -> Result<Report, VerifyError> {
                 }
                 Err(Malformed(m)) => acc.malformed(req.bundle, &m),
             }
-            io::copy(&mut tee, &mut io::sink()).map_err(bundle_err)?;
+            io::copy(&mut tee, &mut io::sink()).map_err(|e| tee.inner.error(req.bundle, e))?;
             let (size, sha256) = tee.finish();
             (size, sha256, Some(req.bundle.to_path_buf()))
         }
         Source::None { looked_at, notes } => {
-            let digests = digest::hash_once(&file, &digest::plan([])).map_err(bundle_err)?;
+            let digests = digest::hash_once(&mut reader, &digest::plan([]))
+                .map_err(|e| reader.error(req.bundle, e))?;
             let looked: Vec<String> = looked_at
                 .iter()
                 .map(|p| crate::text::escape_os(p.as_os_str()))
@@ -287,6 +301,9 @@ pub fn verify_bundle(req: &Request<'_>) -> Result<Report, VerifyError> {
         }
     };
 
+    if let Some(e) = reader.failed.take() {
+        return Err(VerifyError::Copy(e));
+    }
     let sha256 = crate::text::hex(&sha256);
     let mut pins: Vec<PinCheck> = req
         .pins
@@ -357,8 +374,49 @@ fn mode_for(sig: &Signature) -> Mode {
     }
 }
 
-fn hash_with_signatures(file: &File, sigs: &[Signature]) -> io::Result<digest::Digests> {
-    digest::hash_once(file, &digest::plan(sigs.iter().map(mode_for)))
+fn hash_with_signatures(reader: impl Read, sigs: &[Signature]) -> io::Result<digest::Digests> {
+    digest::hash_once(reader, &digest::plan(sigs.iter().map(mode_for)))
+}
+
+/// Reads the bundle and, when asked, writes each chunk to the private copy before
+/// handing it on: the copy holds exactly the bytes that were hashed.
+struct Tee<'a> {
+    inner: &'a File,
+    copy: Option<&'a File>,
+    /// A failed write to the copy; reading stops and the error is reported as such.
+    failed: Option<io::Error>,
+}
+
+impl Tee<'_> {
+    /// The error to report for a failed read: the copy's own failure when that was the
+    /// cause, else a bundle read error.
+    fn error(&mut self, bundle: &Path, e: io::Error) -> VerifyError {
+        match self.failed.take() {
+            Some(copy) => VerifyError::Copy(copy),
+            None => VerifyError::Bundle {
+                path: bundle.to_path_buf(),
+                source: e,
+            },
+        }
+    }
+}
+
+impl Read for Tee<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::io::Write as _;
+        if self.failed.is_some() {
+            return Err(io::Error::other("the private copy failed"));
+        }
+        let n = self.inner.read(buf)?;
+        if let Some(mut copy) = self.copy {
+            if let Err(e) = copy.write_all(&buf[..n]) {
+                let shown = io::Error::new(e.kind(), e.to_string());
+                self.failed = Some(e);
+                return Err(shown);
+            }
+        }
+        Ok(n)
+    }
 }
 
 fn judge_detached(

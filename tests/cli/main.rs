@@ -4,4 +4,5 @@
 mod corpus;
 mod harness;
 mod keys;
+mod unpack;
 mod verify;

@@ -1,0 +1,433 @@
+//! Reading archives entry by entry: zip, and tar plain or compressed with gzip, xz or
+//! zstd, detected by content, never by name.
+//!
+//! `walk` hands every entry's metadata and a reader over its bytes to a [`Visitor`].
+//! It decides nothing about safety: refusing `..` paths, escaping links or bombs is the
+//! visitor's job (`unpack`), and so is reading content for findings (`inspect`). A
+//! truncated archive, a bad checksum or bytes that are no archive come back as
+//! [`WalkError::Corrupt`] naming the entry.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+
+/// Archive formats we read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Zip,
+    Tar,
+    TarGz,
+    TarXz,
+    TarZst,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Zip => "zip",
+            Format::Tar => "tar",
+            Format::TarGz => "tar.gz",
+            Format::TarXz => "tar.xz",
+            Format::TarZst => "tar.zst",
+        }
+    }
+}
+
+/// Detects the format from the first bytes (at least 512 for plain tar).
+pub fn detect(head: &[u8]) -> Option<Format> {
+    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        Some(Format::Zip)
+    } else if head.starts_with(&[0x1f, 0x8b]) {
+        Some(Format::TarGz)
+    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+        Some(Format::TarXz)
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Some(Format::TarZst)
+    } else if head.len() >= 262 && &head[257..262] == b"ustar" {
+        Some(Format::Tar)
+    } else {
+        None
+    }
+}
+
+/// What an entry is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Dir,
+    /// A symbolic link and its target as stored.
+    Symlink(Vec<u8>),
+    /// A hard link to an earlier entry (its archive path).
+    Hardlink(Vec<u8>),
+    /// Device, FIFO, socket, sparse or unknown entry: never extracted.
+    Special(&'static str),
+}
+
+/// An entry's metadata as the archive declares it.
+#[derive(Debug, Clone)]
+pub struct Meta {
+    /// The raw stored name.
+    pub name: Vec<u8>,
+    pub kind: Kind,
+    /// Unix permission bits (including setuid/setgid/sticky), when stored.
+    pub mode: u32,
+    /// Declared uncompressed size (not trusted).
+    pub size: u64,
+    /// Compressed size, for zip entries.
+    pub compressed_size: Option<u64>,
+}
+
+impl Meta {
+    /// The name for messages, escaped.
+    pub fn display_name(&self) -> String {
+        crate::text::escape(&String::from_utf8_lossy(&self.name))
+    }
+}
+
+/// A refusal by the visitor: which entry, a stable code, why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub entry: String,
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// Why a walk stopped.
+#[derive(Debug)]
+pub enum WalkError {
+    /// Not an archive we read, truncated, or failing its own checksums.
+    Corrupt {
+        entry: Option<String>,
+        message: String,
+    },
+    /// The visitor refused an entry.
+    Refused(Refusal),
+    /// Writing (by the visitor) or reading the file failed.
+    Io(io::Error),
+}
+
+impl WalkError {
+    /// The stable code: `archive-corrupt`, the refusal's code, or `io-error`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            WalkError::Corrupt { .. } => "archive-corrupt",
+            WalkError::Refused(r) => r.code,
+            WalkError::Io(_) => "io-error",
+        }
+    }
+}
+
+impl std::fmt::Display for WalkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WalkError::Corrupt {
+                entry: Some(e),
+                message,
+            } => write!(f, "archive-corrupt: entry {e}: {message}"),
+            WalkError::Corrupt {
+                entry: None,
+                message,
+            } => write!(f, "archive-corrupt: {message}"),
+            WalkError::Refused(r) => write!(f, "{}: entry {}: {}", r.code, r.entry, r.message),
+            WalkError::Io(e) => write!(f, "io-error: {e}"),
+        }
+    }
+}
+
+/// Receives entries in archive order.
+pub trait Visitor {
+    /// Called once per entry. `data` yields the entry's (decompressed) bytes; the
+    /// visitor may read all, some or none of them.
+    ///
+    /// # Errors
+    ///
+    /// A refusal or an I/O error stops the walk.
+    fn entry(&mut self, meta: &Meta, data: &mut dyn Read) -> Result<(), WalkError>;
+}
+
+/// Walks every entry of the archive in `file` (from its start).
+///
+/// # Errors
+///
+/// [`WalkError::Corrupt`] when the bytes are not a readable archive, or whatever the
+/// visitor returns.
+pub fn walk(file: &mut File, visitor: &mut dyn Visitor) -> Result<Format, WalkError> {
+    file.seek(SeekFrom::Start(0)).map_err(WalkError::Io)?;
+    let mut head = Vec::with_capacity(512);
+    (&mut *file)
+        .take(512)
+        .read_to_end(&mut head)
+        .map_err(WalkError::Io)?;
+    file.seek(SeekFrom::Start(0)).map_err(WalkError::Io)?;
+    let format = detect(&head).ok_or_else(|| WalkError::Corrupt {
+        entry: None,
+        message: "not an archive vendorguard reads (zip, tar, tar.gz, tar.xz, tar.zst)".into(),
+    })?;
+    match format {
+        Format::Zip => walk_zip(file, visitor)?,
+        Format::Tar => walk_tar(BufReader::with_capacity(1 << 20, &mut *file), visitor)?,
+        Format::TarGz => walk_tar(
+            flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, &mut *file)),
+            visitor,
+        )?,
+        Format::TarXz => walk_tar(
+            liblzma::read::XzDecoder::new_multi_decoder(BufReader::with_capacity(
+                1 << 20,
+                &mut *file,
+            )),
+            visitor,
+        )?,
+        Format::TarZst => {
+            let dec = zstd::stream::read::Decoder::new(&mut *file).map_err(WalkError::Io)?;
+            walk_tar(dec, visitor)?
+        }
+    }
+    Ok(format)
+}
+
+fn corrupt(entry: Option<String>, e: impl std::fmt::Display) -> WalkError {
+    WalkError::Corrupt {
+        entry,
+        message: e.to_string(),
+    }
+}
+
+/// The raw names in a zip's central directory, in order (zip64 included).
+fn central_directory_names(file: &mut File) -> Result<Vec<Vec<u8>>, WalkError> {
+    let len = file.seek(SeekFrom::End(0)).map_err(WalkError::Io)?;
+    let tail_len = len.min(65_535 + 22);
+    file.seek(SeekFrom::Start(len - tail_len))
+        .map_err(WalkError::Io)?;
+    let mut tail = vec![0u8; tail_len as usize];
+    file.read_exact(&mut tail).map_err(WalkError::Io)?;
+    let eocd = (0..tail.len().saturating_sub(21))
+        .rev()
+        .find(|&i| tail[i..i + 4] == [0x50, 0x4b, 0x05, 0x06])
+        .ok_or_else(|| corrupt(None, "no end of central directory record (truncated zip?)"))?;
+    let le16 = |b: &[u8], o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as u64;
+    let le32 = |b: &[u8], o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]) as u64;
+    let le64 = |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"));
+    let mut count = le16(&tail, eocd + 10);
+    let mut size = le32(&tail, eocd + 12);
+    let mut offset = le32(&tail, eocd + 16);
+    if count == 0xffff || size == 0xffff_ffff || offset == 0xffff_ffff {
+        // Zip64: the locator sits just before the EOCD record.
+        if eocd < 20 || tail[eocd - 20..eocd - 16] != [0x50, 0x4b, 0x06, 0x07] {
+            return Err(corrupt(None, "zip64 sizes without a zip64 locator"));
+        }
+        let rec = le64(&tail, eocd - 20 + 8);
+        let mut r = [0u8; 56];
+        file.seek(SeekFrom::Start(rec)).map_err(WalkError::Io)?;
+        file.read_exact(&mut r).map_err(|e| corrupt(None, e))?;
+        if r[..4] != [0x50, 0x4b, 0x06, 0x06] {
+            return Err(corrupt(None, "bad zip64 end of central directory record"));
+        }
+        count = le64(&r, 32);
+        size = le64(&r, 40);
+        offset = le64(&r, 48);
+    }
+    if offset.checked_add(size).is_none_or(|end| end > len) || size > 1 << 30 {
+        return Err(corrupt(None, "the central directory lies outside the file"));
+    }
+    file.seek(SeekFrom::Start(offset)).map_err(WalkError::Io)?;
+    let mut cd = vec![0u8; size as usize];
+    file.read_exact(&mut cd).map_err(|e| corrupt(None, e))?;
+    let mut names = Vec::new();
+    let mut pos = 0usize;
+    while pos + 46 <= cd.len() && cd[pos..pos + 4] == [0x50, 0x4b, 0x01, 0x02] {
+        let name_len = le16(&cd, pos + 28) as usize;
+        let extra_len = le16(&cd, pos + 30) as usize;
+        let comment_len = le16(&cd, pos + 32) as usize;
+        let end = pos + 46 + name_len;
+        if end > cd.len() {
+            return Err(corrupt(None, "a central directory entry runs past its end"));
+        }
+        names.push(cd[pos + 46..end].to_vec());
+        pos = end + extra_len + comment_len;
+    }
+    if names.len() as u64 != count && count != 0xffff {
+        return Err(corrupt(
+            None,
+            format!(
+                "the central directory says {count} entries but holds {}",
+                names.len()
+            ),
+        ));
+    }
+    Ok(names)
+}
+
+const S_IFMT: u32 = 0o170000;
+const S_IFLNK: u32 = 0o120000;
+const S_IFDIR: u32 = 0o040000;
+const S_IFREG: u32 = 0o100000;
+
+fn walk_zip(file: &mut File, visitor: &mut dyn Visitor) -> Result<(), WalkError> {
+    // The zip crate indexes entries by name, so a second entry with the same name
+    // silently replaces the first: the "master key" ambiguity. Read the central
+    // directory ourselves first and refuse duplicates.
+    let names = central_directory_names(file)?;
+    let mut seen = std::collections::HashSet::new();
+    for n in &names {
+        let key = n.strip_prefix(b"./").unwrap_or(n);
+        if !seen.insert(key.to_vec()) {
+            return Err(WalkError::Refused(Refusal {
+                entry: crate::text::escape(&String::from_utf8_lossy(n)),
+                code: "duplicate-entry",
+                message: "the name appears twice in the archive".into(),
+            }));
+        }
+    }
+    file.seek(SeekFrom::Start(0)).map_err(WalkError::Io)?;
+    let mut zip = zip::ZipArchive::new(&mut *file).map_err(|e| corrupt(None, e))?;
+    if zip.len() != names.len() {
+        return Err(corrupt(
+            None,
+            format!(
+                "the central directory lists {} entries but {} are readable",
+                names.len(),
+                zip.len()
+            ),
+        ));
+    }
+    for i in 0..zip.len() {
+        let mut entry = zip
+            .by_index(i)
+            .map_err(|e| corrupt(Some(format!("#{i}")), e))?;
+        let name = entry.name_raw().to_vec();
+        let shown = crate::text::escape(&String::from_utf8_lossy(&name));
+        let unix = entry.unix_mode();
+        let file_type = unix.map(|m| m & S_IFMT).unwrap_or(0);
+        let kind = if entry.is_dir() || file_type == S_IFDIR {
+            Kind::Dir
+        } else if file_type == S_IFLNK {
+            let mut target = Vec::new();
+            (&mut entry)
+                .take(4096)
+                .read_to_end(&mut target)
+                .map_err(|e| corrupt(Some(shown.clone()), e))?;
+            Kind::Symlink(target)
+        } else if file_type == 0 || file_type == S_IFREG {
+            Kind::File
+        } else {
+            Kind::Special("device, FIFO or socket")
+        };
+        let meta = Meta {
+            name,
+            mode: unix
+                .map(|m| m & 0o7777)
+                .unwrap_or(if kind == Kind::Dir { 0o755 } else { 0o644 }),
+            size: entry.size(),
+            compressed_size: Some(entry.compressed_size()),
+            kind,
+        };
+        let mut reader = CorruptionTagger { inner: &mut entry };
+        visitor
+            .entry(&meta, &mut reader)
+            .map_err(|e| retag(e, &shown))?;
+        // Drain what the visitor left so the zip reader checks the entry's CRC.
+        io::copy(&mut entry, &mut io::sink()).map_err(|e| corrupt(Some(shown.clone()), e))?;
+    }
+    Ok(())
+}
+
+fn walk_tar<R: Read>(reader: R, visitor: &mut dyn Visitor) -> Result<(), WalkError> {
+    let mut archive = tar::Archive::new(reader);
+    let entries = archive.entries().map_err(|e| corrupt(None, e))?;
+    for (i, entry) in entries.enumerate() {
+        let mut entry = entry.map_err(|e| corrupt(Some(format!("#{i}")), e))?;
+        let name = entry.path_bytes().into_owned();
+        let shown = crate::text::escape(&String::from_utf8_lossy(&name));
+        let header = entry.header();
+        let link = || -> Result<Vec<u8>, WalkError> {
+            Ok(entry
+                .link_name_bytes()
+                .map(|c| c.into_owned())
+                .unwrap_or_default())
+        };
+        use tar::EntryType as T;
+        let kind = match header.entry_type() {
+            T::Regular | T::Continuous => Kind::File,
+            T::Directory => Kind::Dir,
+            T::Symlink => Kind::Symlink(link()?),
+            T::Link => Kind::Hardlink(link()?),
+            T::Char | T::Block => Kind::Special("device"),
+            T::Fifo => Kind::Special("FIFO"),
+            T::GNUSparse => Kind::Special("sparse file"),
+            T::XGlobalHeader | T::XHeader | T::GNULongName | T::GNULongLink => continue,
+            _ => Kind::Special("unknown entry type"),
+        };
+        let meta = Meta {
+            name,
+            mode: header.mode().unwrap_or(0o644) & 0o7777,
+            size: header.size().unwrap_or(0),
+            compressed_size: None,
+            kind,
+        };
+        let mut reader = CorruptionTagger { inner: &mut entry };
+        visitor
+            .entry(&meta, &mut reader)
+            .map_err(|e| retag(e, &shown))?;
+    }
+    Ok(())
+}
+
+/// Marks read errors from the archive as corruption rather than I/O, so that a bad CRC
+/// or a truncated stream is reported as the archive's fault.
+struct CorruptionTagger<'a, R> {
+    inner: &'a mut R,
+}
+
+impl<R: Read> Read for CorruptionTagger<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner
+            .read(buf)
+            .map_err(|e| io::Error::other(ArchiveReadError(e.to_string())))
+    }
+}
+
+#[derive(Debug)]
+struct ArchiveReadError(String);
+
+impl std::fmt::Display for ArchiveReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ArchiveReadError {}
+
+/// An I/O error that came from reading the archive becomes `Corrupt` for `entry`.
+fn retag(e: WalkError, entry: &str) -> WalkError {
+    match e {
+        WalkError::Io(io) => match io
+            .get_ref()
+            .and_then(|r| r.downcast_ref::<ArchiveReadError>())
+        {
+            Some(a) => corrupt(Some(entry.to_string()), &a.0),
+            None => WalkError::Io(io),
+        },
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detection_by_content() {
+        let mut tar = vec![0u8; 512];
+        tar[257..262].copy_from_slice(b"ustar");
+        for (head, want) in [
+            (&b"PK\x03\x04rest"[..], Some(Format::Zip)),
+            (&[0x1f, 0x8b, 8][..], Some(Format::TarGz)),
+            (&[0xfd, b'7', b'z', b'X', b'Z', 0][..], Some(Format::TarXz)),
+            (&[0x28, 0xb5, 0x2f, 0xfd][..], Some(Format::TarZst)),
+            (&tar[..], Some(Format::Tar)),
+            (&b"hello world"[..], None),
+            (&b""[..], None),
+        ] {
+            assert_eq!(detect(head), want, "{head:?}");
+        }
+    }
+}

@@ -1,0 +1,641 @@
+//! What an upgrade will *do*: side effects an operator must review before the window.
+//!
+//! The [`Inspector`] is fed entries and their bytes as an archive streams by (from
+//! `inspect` without extracting, or from `unpack` while it writes), and collects
+//! findings: cron entries with their schedules, systemd units and timers, scripts that
+//! call sudo/su/systemctl/service/crontab, host names, IP addresses and URLs in text
+//! files, setuid/setgid files, and maintainer scripts. It keeps memory bounded: only
+//! the first [`SCAN_LIMIT`] bytes of each text file are scanned, lines are capped, and
+//! binary files are skipped after their first block. Findings are information, never a
+//! verdict.
+
+use std::collections::BTreeSet;
+
+use serde_json::{json, Value};
+
+use crate::archive::{Kind, Meta};
+use crate::text::escape;
+
+/// Bytes of each file scanned for findings.
+pub const SCAN_LIMIT: usize = 8 << 20;
+const LINE_LIMIT: usize = 8192;
+const BINARY_PROBE: usize = 8192;
+
+/// The kinds of finding, in report order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FindingKind {
+    Cron,
+    Systemd,
+    MaintainerScript,
+    PrivilegedCommand,
+    Setuid,
+    Host,
+}
+
+impl FindingKind {
+    pub const ALL: [FindingKind; 6] = [
+        FindingKind::Cron,
+        FindingKind::Systemd,
+        FindingKind::MaintainerScript,
+        FindingKind::PrivilegedCommand,
+        FindingKind::Setuid,
+        FindingKind::Host,
+    ];
+
+    /// Stable code.
+    pub fn code(self) -> &'static str {
+        match self {
+            FindingKind::Cron => "cron",
+            FindingKind::Systemd => "systemd",
+            FindingKind::MaintainerScript => "maintainer-script",
+            FindingKind::PrivilegedCommand => "privileged-command",
+            FindingKind::Setuid => "setuid",
+            FindingKind::Host => "host",
+        }
+    }
+
+    fn heading(self) -> &'static str {
+        match self {
+            FindingKind::Cron => "cron entries (schedule, user, command)",
+            FindingKind::Systemd => "systemd units and timers",
+            FindingKind::MaintainerScript => "maintainer and install scripts",
+            FindingKind::PrivilegedCommand => "commands that need privileges or change services",
+            FindingKind::Setuid => "setuid/setgid files",
+            FindingKind::Host => "hosts, addresses and URLs the package refers to",
+        }
+    }
+}
+
+/// One thing to review.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Finding {
+    pub kind: FindingKind,
+    /// The archive path, escaped.
+    pub file: String,
+    pub line: Option<usize>,
+    /// What was found: a schedule and command, a unit's ExecStart, a host.
+    pub detail: String,
+}
+
+/// The file being scanned.
+struct Scan {
+    file: String,
+    cron: Option<CronStyle>,
+    systemd: bool,
+    /// Lines gathered from a systemd unit.
+    unit: Vec<String>,
+    line_no: usize,
+    partial: Vec<u8>,
+    scanned: usize,
+    binary: bool,
+    hosts: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CronStyle {
+    /// `/etc/crontab`, `/etc/cron.d/*`: schedule, user, command.
+    System,
+    /// A user crontab: schedule, command.
+    User,
+    /// A script in `cron.daily` and friends: the file itself runs on that schedule.
+    Periodic(&'static str),
+}
+
+/// Collects findings from a stream of entries.
+#[derive(Default)]
+pub struct Inspector {
+    findings: BTreeSet<Finding>,
+    current: Option<Scan>,
+    /// Entries seen.
+    pub entries: u64,
+}
+
+impl Inspector {
+    pub fn new() -> Inspector {
+        Inspector::default()
+    }
+
+    /// Starts an entry; returns whether its bytes are worth feeding.
+    pub fn begin(&mut self, meta: &Meta) -> bool {
+        self.finish_current();
+        self.entries += 1;
+        let file = meta.display_name();
+        let path = String::from_utf8_lossy(&meta.name).into_owned();
+        let path = path.trim_start_matches("./");
+        let base = path.rsplit('/').next().unwrap_or(path);
+        if meta.kind == Kind::File && meta.mode & 0o6000 != 0 {
+            let what = match (meta.mode & 0o4000 != 0, meta.mode & 0o2000 != 0) {
+                (true, true) => "setuid and setgid",
+                (true, false) => "setuid",
+                _ => "setgid",
+            };
+            self.add(
+                FindingKind::Setuid,
+                &file,
+                None,
+                format!("{what}, mode {:04o}", meta.mode),
+            );
+        }
+        if meta.kind != Kind::File {
+            return false;
+        }
+        if is_maintainer_script(base) {
+            self.add(
+                FindingKind::MaintainerScript,
+                &file,
+                None,
+                format!("runs at install or upgrade time ({base})"),
+            );
+        }
+        let cron = cron_style(path);
+        if let Some(CronStyle::Periodic(when)) = cron {
+            self.add(
+                FindingKind::Cron,
+                &file,
+                None,
+                format!("runs {when} (script in cron.{when})"),
+            );
+        }
+        let systemd = [".service", ".timer", ".socket", ".path", ".mount"]
+            .iter()
+            .any(|s| base.ends_with(s))
+            && !base.starts_with('.');
+        self.current = Some(Scan {
+            file,
+            cron,
+            systemd,
+            unit: Vec::new(),
+            line_no: 0,
+            partial: Vec::new(),
+            scanned: 0,
+            binary: false,
+            hosts: BTreeSet::new(),
+        });
+        true
+    }
+
+    /// Feeds the current entry's bytes.
+    pub fn data(&mut self, chunk: &[u8]) {
+        let Some(mut scan) = self.current.take() else {
+            return;
+        };
+        if !scan.binary && scan.scanned < SCAN_LIMIT {
+            if scan.scanned < BINARY_PROBE {
+                let probe_end = chunk.len().min(BINARY_PROBE - scan.scanned);
+                if chunk[..probe_end].contains(&0) {
+                    scan.binary = true;
+                }
+            }
+            if !scan.binary {
+                let take = chunk.len().min(SCAN_LIMIT - scan.scanned);
+                scan.scanned += take;
+                let mut rest = &chunk[..take];
+                while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
+                    push_capped(&mut scan.partial, &rest[..nl]);
+                    let line = std::mem::take(&mut scan.partial);
+                    self.line(&mut scan, &line);
+                    rest = &rest[nl + 1..];
+                }
+                push_capped(&mut scan.partial, rest);
+            }
+        }
+        self.current = Some(scan);
+    }
+
+    /// Everything found so far (finishing the current entry).
+    pub fn finish(mut self) -> Vec<Finding> {
+        self.finish_current();
+        self.findings.into_iter().collect()
+    }
+
+    fn finish_current(&mut self) {
+        let Some(mut scan) = self.current.take() else {
+            return;
+        };
+        if !scan.binary && !scan.partial.is_empty() {
+            let line = std::mem::take(&mut scan.partial);
+            self.line(&mut scan, &line);
+        }
+        if scan.systemd && !scan.unit.is_empty() {
+            let detail = scan.unit.join("; ");
+            self.add(FindingKind::Systemd, &scan.file, None, detail);
+        }
+    }
+
+    fn add(&mut self, kind: FindingKind, file: &str, line: Option<usize>, detail: String) {
+        self.findings.insert(Finding {
+            kind,
+            file: file.to_string(),
+            line,
+            detail,
+        });
+    }
+
+    fn line(&mut self, scan: &mut Scan, raw: &[u8]) {
+        scan.line_no += 1;
+        let n = scan.line_no;
+        let text = String::from_utf8_lossy(raw);
+        let line = text.trim();
+        if line.is_empty() {
+            return;
+        }
+        let comment = line.starts_with('#') || line.starts_with(';');
+
+        if !comment {
+            if let Some(style @ (CronStyle::System | CronStyle::User)) = scan.cron {
+                if let Some(detail) = parse_cron_line(line, style == CronStyle::System) {
+                    self.add(FindingKind::Cron, &scan.file, Some(n), detail);
+                }
+            }
+            if scan.systemd {
+                for key in [
+                    "ExecStart",
+                    "ExecStartPre",
+                    "ExecStartPost",
+                    "ExecStop",
+                    "ExecReload",
+                    "User",
+                    "Group",
+                    "OnCalendar",
+                    "OnBootSec",
+                    "OnUnitActiveSec",
+                    "ListenStream",
+                    "WantedBy",
+                ] {
+                    if let Some(v) = line
+                        .strip_prefix(key)
+                        .and_then(|r| r.trim_start().strip_prefix('='))
+                    {
+                        scan.unit.push(escape(&format!("{key}={}", v.trim())));
+                    }
+                }
+            }
+            if let Some(cmd) = privileged_command(line) {
+                self.add(
+                    FindingKind::PrivilegedCommand,
+                    &scan.file,
+                    Some(n),
+                    format!("{cmd}: {}", escape(&truncate(line, 200))),
+                );
+            }
+        }
+        // Hosts are worth knowing even in comments (a retired server in a note).
+        for host in hosts_in(line) {
+            if scan.hosts.insert(host.clone()) {
+                self.add(FindingKind::Host, &scan.file, Some(n), escape(&host));
+            }
+        }
+    }
+}
+
+fn push_capped(buf: &mut Vec<u8>, more: &[u8]) {
+    let room = LINE_LIMIT.saturating_sub(buf.len());
+    buf.extend_from_slice(&more[..more.len().min(room)]);
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(max).collect();
+        t.push('…');
+        t
+    }
+}
+
+fn is_maintainer_script(base: &str) -> bool {
+    const NAMES: &[&str] = &[
+        "preinst",
+        "postinst",
+        "prerm",
+        "postrm",
+        "config",
+        "install.sh",
+        "uninstall.sh",
+        "upgrade.sh",
+        "update.sh",
+        "setup.sh",
+        "pre-install.sh",
+        "post-install.sh",
+        "pre-upgrade.sh",
+        "post-upgrade.sh",
+        "migrate.sh",
+    ];
+    NAMES.contains(&base)
+        || [".preinst", ".postinst", ".prerm", ".postrm"]
+            .iter()
+            .any(|s| base.ends_with(s))
+}
+
+fn cron_style(path: &str) -> Option<CronStyle> {
+    let parts: Vec<&str> = path.split('/').collect();
+    let base = *parts.last()?;
+    if base.is_empty() || base.starts_with('.') {
+        return None;
+    }
+    let parent = if parts.len() >= 2 {
+        parts[parts.len() - 2]
+    } else {
+        ""
+    };
+    match parent {
+        "cron.d" => return Some(CronStyle::System),
+        "cron.hourly" => return Some(CronStyle::Periodic("hourly")),
+        "cron.daily" => return Some(CronStyle::Periodic("daily")),
+        "cron.weekly" => return Some(CronStyle::Periodic("weekly")),
+        "cron.monthly" => return Some(CronStyle::Periodic("monthly")),
+        "crontabs" | "cron" if parts.contains(&"spool") => return Some(CronStyle::User),
+        _ => {}
+    }
+    if base == "crontab" && parent == "etc" {
+        Some(CronStyle::System)
+    } else if base == "crontab" || base.ends_with(".cron") || base.ends_with(".crontab") {
+        Some(CronStyle::User)
+    } else {
+        None
+    }
+}
+
+/// `0 3 * * * user command` → "schedule 0 3 * * *, user user, command ...".
+fn parse_cron_line(line: &str, with_user: bool) -> Option<String> {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let first = *fields.first()?;
+    // Environment settings such as MAILTO=... are not jobs.
+    if first.contains('=') && !first.starts_with('@') {
+        return None;
+    }
+    let sched_len = if first.starts_with('@') { 1 } else { 5 };
+    if fields.len() <= sched_len {
+        return None;
+    }
+    if sched_len == 5
+        && !fields[..5].iter().all(|f| {
+            f.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "*/,-".contains(c))
+        })
+    {
+        return None;
+    }
+    let schedule = fields[..sched_len].join(" ");
+    let (user, cmd_start) = if with_user && fields.len() > sched_len + 1 {
+        (Some(fields[sched_len]), sched_len + 1)
+    } else {
+        (None, sched_len)
+    };
+    let command = fields[cmd_start..].join(" ");
+    Some(escape(&match user {
+        Some(u) => format!(
+            "schedule {schedule}, user {u}, command {}",
+            truncate(&command, 300)
+        ),
+        None => format!("schedule {schedule}, command {}", truncate(&command, 300)),
+    }))
+}
+
+/// The first privileged or service-changing command on a line, matched as a word.
+fn privileged_command(line: &str) -> Option<&'static str> {
+    const WORDS: &[&str] = &[
+        "sudo",
+        "su",
+        "systemctl",
+        "service",
+        "crontab",
+        "doas",
+        "pkexec",
+    ];
+    let words = line.split(|c: char| {
+        !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' || c == '/')
+    });
+    for w in words {
+        let base = w.rsplit('/').next().unwrap_or(w);
+        if let Some(found) = WORDS.iter().find(|k| **k == base) {
+            // `su` as a word is common in prose ("su" in French); require a shell-ish line.
+            if *found == "su"
+                && !(line.contains("su -") || line.starts_with("su ") || line.contains("/su "))
+            {
+                continue;
+            }
+            return Some(found);
+        }
+    }
+    None
+}
+
+/// URLs (scheme://host...), and bare IPv4 addresses, in a line.
+fn hosts_in(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let bytes = line.as_bytes();
+    let mut i = 0;
+    while let Some(pos) = line[i..].find("://") {
+        let at = i + pos;
+        // Scheme: letters, digits, + . - before "://".
+        let mut s = at;
+        while s > 0 && (bytes[s - 1].is_ascii_alphanumeric() || b"+.-".contains(&bytes[s - 1])) {
+            s -= 1;
+        }
+        let mut e = at + 3;
+        while e < bytes.len()
+            && !bytes[e].is_ascii_whitespace()
+            && !b"\"'<>`)]}|,;".contains(&bytes[e])
+        {
+            e += 1;
+        }
+        if s < at && e > at + 3 && bytes[s].is_ascii_alphabetic() {
+            out.push(line[s..e].trim_end_matches(['.', ':']).to_string());
+        }
+        i = e.max(at + 3);
+    }
+    // IPv4 addresses not inside a URL already reported.
+    for token in line.split(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        let parts: Vec<&str> = token.split('.').collect();
+        if parts.len() == 4
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.len() <= 3 && p.parse::<u8>().is_ok())
+            && !out.iter().any(|u| u.contains(token))
+        {
+            out.push(token.to_string());
+        }
+    }
+    out
+}
+
+/// Counts per kind, in report order.
+pub fn counts(findings: &[Finding]) -> Vec<(FindingKind, usize)> {
+    FindingKind::ALL
+        .iter()
+        .map(|k| (*k, findings.iter().filter(|f| f.kind == *k).count()))
+        .collect()
+}
+
+/// Text report grouped by kind.
+pub fn render_text(bundle: &str, format: &str, entries: u64, findings: &[Finding]) -> String {
+    let mut out = format!(
+        "inspect: {bundle}: {format}, {entries} entries, {} findings to review\n",
+        findings.len()
+    );
+    for kind in FindingKind::ALL {
+        let of_kind: Vec<&Finding> = findings.iter().filter(|f| f.kind == kind).collect();
+        if of_kind.is_empty() {
+            continue;
+        }
+        out.push_str(&format!(
+            "\n{} [{}]: {}\n",
+            kind.heading(),
+            kind.code(),
+            of_kind.len()
+        ));
+        for f in of_kind {
+            match f.line {
+                Some(l) => out.push_str(&format!("  {}:{l}  {}\n", f.file, f.detail)),
+                None => out.push_str(&format!("  {}  {}\n", f.file, f.detail)),
+            }
+        }
+    }
+    out
+}
+
+/// One line per kind with counts, for `unpack`.
+pub fn render_summary(findings: &[Finding]) -> String {
+    let mut out = String::new();
+    for (kind, n) in counts(findings) {
+        out.push_str(&format!("review: {:<19} {n}\n", kind.code()));
+    }
+    out
+}
+
+/// JSON: the same as data.
+pub fn render_json(bundle: &str, format: &str, entries: u64, findings: &[Finding]) -> Value {
+    json!({
+        "bundle": bundle,
+        "format": format,
+        "entries": entries,
+        "counts": counts(findings).into_iter().map(|(k, n)| (k.code().to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
+        "findings": findings.iter().map(|f| json!({
+            "kind": f.kind.code(),
+            "file": f.file,
+            "line": f.line,
+            "detail": f.detail,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(path: &str, mode: u32, body: &str, want: &[(&str, Option<usize>, &str)]) {
+        let mut i = Inspector::new();
+        let meta = Meta {
+            name: path.as_bytes().to_vec(),
+            kind: Kind::File,
+            mode,
+            size: body.len() as u64,
+            compressed_size: None,
+        };
+        if i.begin(&meta) {
+            // Feed in small chunks to exercise line joining.
+            for c in body.as_bytes().chunks(7) {
+                i.data(c);
+            }
+        }
+        let got: Vec<(String, Option<usize>, String)> = i
+            .finish()
+            .into_iter()
+            .map(|f| (f.kind.code().to_string(), f.line, f.detail))
+            .collect();
+        let want: Vec<(String, Option<usize>, String)> = want
+            .iter()
+            .map(|(k, l, d)| (k.to_string(), *l, d.to_string()))
+            .collect();
+        assert_eq!(got, want, "{path}");
+    }
+
+    #[test]
+    fn cron_d_entry_with_retired_sftp_host() {
+        check(
+            "etc/cron.d/import",
+            0o644,
+            "MAILTO=root\n# nightly\n0 3 * * * dten /opt/import --from sftp://sftp-legacy.example/x\n",
+            &[
+                ("cron", Some(3), "schedule 0 3 * * *, user dten, command /opt/import --from sftp://sftp-legacy.example/x"),
+                ("host", Some(3), "sftp://sftp-legacy.example/x"),
+            ],
+        );
+    }
+
+    #[test]
+    fn periodic_cron_script_and_privileges() {
+        check(
+            "./etc/cron.daily/cleanup",
+            0o755,
+            "#!/bin/sh\nsudo rm -rf /var/tmp/x\n",
+            &[
+                ("cron", None, "runs daily (script in cron.daily)"),
+                (
+                    "privileged-command",
+                    Some(2),
+                    "sudo: sudo rm -rf /var/tmp/x",
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn systemd_unit_summarised() {
+        check(
+            "lib/systemd/system/agent.service",
+            0o644,
+            "[Service]\nUser=dten\nExecStart=/opt/agent --server 10.1.2.3\n[Install]\nWantedBy=multi-user.target\n",
+            &[
+                ("systemd", None, "User=dten; ExecStart=/opt/agent --server 10.1.2.3; WantedBy=multi-user.target"),
+                ("host", Some(3), "10.1.2.3"),
+            ],
+        );
+    }
+
+    #[test]
+    fn install_script_setuid_and_escaping() {
+        check(
+            "install.sh",
+            0o4755,
+            "systemctl restart x\x1b[2J\n",
+            &[
+                (
+                    "maintainer-script",
+                    None,
+                    "runs at install or upgrade time (install.sh)",
+                ),
+                (
+                    "privileged-command",
+                    Some(1),
+                    "systemctl: systemctl restart x\\x1b[2J",
+                ),
+                ("setuid", None, "setuid, mode 4755"),
+            ],
+        );
+    }
+
+    #[test]
+    fn binary_files_are_not_scanned() {
+        check(
+            "bin/agent",
+            0o755,
+            "\0\0\0 http://inside.binary.example/\n",
+            &[],
+        );
+    }
+
+    #[test]
+    fn version_numbers_are_not_addresses_but_ips_are() {
+        assert_eq!(
+            hosts_in("version 1.2.3 and 1.2.3.4.5"),
+            Vec::<String>::new()
+        );
+        assert_eq!(hosts_in("connect 192.168.1.10 now"), vec!["192.168.1.10"]);
+        assert_eq!(
+            hosts_in("see https://a.example/x, ok"),
+            vec!["https://a.example/x"]
+        );
+    }
+}
