@@ -15,52 +15,13 @@ Needs a release build: `cargo build --release --example raw-sha` (this script ru
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
+
+from benchlib import fingerprint, gpg, median_of, report, run_measured
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def run_measured(cmd):
-    """Runs cmd under /usr/bin/time, returns (seconds, peak RSS in MiB). Fails loudly on
-    a non-zero exit. (The RSS of a child forked from this Python process would count
-    the parent's pages, so GNU time, a small process, does the measuring.)"""
-    start = time.perf_counter()
-    p = subprocess.run(["/usr/bin/time", "-f", "VGRSS %M", *cmd], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.PIPE)
-    elapsed = time.perf_counter() - start
-    err = p.stderr.decode(errors="replace")
-    if p.returncode != 0:
-        sys.exit(f"benchmark command failed ({p.returncode}): {' '.join(cmd)}\n{err}")
-    rss_kib = int(err.strip().splitlines()[-1].split()[1])
-    return elapsed, rss_kib / 1024.0
-
-
-def median_of(runs, cmds):
-    """cmds: list of commands run in sequence (one 'tool'). Returns median time, max RSS."""
-    times, rss = [], 0.0
-    for _ in range(runs):
-        total = 0.0
-        for c in cmds:
-            t, r = run_measured(c)
-            total += t
-            rss = max(rss, r)
-        times.append(total)
-    return statistics.median(times), rss
-
-
-def gpg(home, *args):
-    subprocess.run(["gpg", "--homedir", home, "--batch", "--quiet", "--pinentry-mode", "loopback",
-                    "--passphrase", "", *args], check=True, stdout=subprocess.PIPE)
-
-
-def fingerprint(home, uid):
-    out = subprocess.run(["gpg", "--homedir", home, "--with-colons", "--list-keys", uid],
-                         check=True, stdout=subprocess.PIPE, text=True).stdout
-    return next(l.split(":")[9] for l in out.splitlines() if l.startswith("fpr:"))
 
 
 def main():
@@ -164,12 +125,7 @@ def main():
         if sqv:
             checks.append(("sqv / verify, SHA-256 (information)", t("sqv (SHA-256 sig)") / t("vendorguard verify (SHA-256 sig)"), ">=", 0.0))
             checks.append(("sqv peak RSS MiB (information)", results["sqv (SHA-256 sig)"][1], ">=", 0.0))
-        print("\nratios (target in brackets)")
-        failed = 0
-        for name, value, op, target in checks:
-            ok = value <= target if op == "<=" else value >= target
-            failed += not ok
-            print(f"  {name:<42} {value:8.2f}   [{op} {target}] {'ok' if ok else 'MISSED'}")
+        failed = report(checks)
         sys.exit(1 if failed else 0)
     finally:
         shutil.rmtree(work, ignore_errors=True)

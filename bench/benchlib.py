@@ -1,0 +1,60 @@
+"""Shared helpers for the benchmarks in this folder: timing with peak RSS, medians,
+and GnuPG in a private home."""
+import statistics
+import subprocess
+import sys
+import time
+
+
+def run_measured(cmd, before=None):
+    """Runs cmd under /usr/bin/time, returns (seconds, peak RSS in MiB). Fails loudly on
+    a non-zero exit. (The RSS of a child forked from this Python process would count
+    the parent's pages, so GNU time, a small process, does the measuring.) `before`,
+    when given, runs untimed first (cleaning an output folder)."""
+    if before:
+        before()
+    start = time.perf_counter()
+    p = subprocess.run(["/usr/bin/time", "-f", "VGRSS %M", *cmd], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE)
+    elapsed = time.perf_counter() - start
+    err = p.stderr.decode(errors="replace")
+    if p.returncode != 0:
+        sys.exit(f"benchmark command failed ({p.returncode}): {' '.join(cmd)}\n{err}")
+    rss_kib = int(err.strip().splitlines()[-1].split()[1])
+    return elapsed, rss_kib / 1024.0
+
+
+def median_of(runs, cmds, before=None):
+    """cmds: commands run in sequence as one 'tool'. Returns (median seconds, max RSS)."""
+    times, rss = [], 0.0
+    for _ in range(runs):
+        total = 0.0
+        for i, c in enumerate(cmds):
+            t, r = run_measured(c, before if i == 0 else None)
+            total += t
+            rss = max(rss, r)
+        times.append(total)
+    return statistics.median(times), rss
+
+
+def gpg(home, *args):
+    subprocess.run(["gpg", "--homedir", home, "--batch", "--quiet", "--pinentry-mode", "loopback",
+                    "--passphrase", "", *args], check=True, stdout=subprocess.PIPE,
+                   stderr=subprocess.DEVNULL)
+
+
+def fingerprint(home, uid):
+    out = subprocess.run(["gpg", "--homedir", home, "--with-colons", "--list-keys", uid],
+                         check=True, stdout=subprocess.PIPE, text=True).stdout
+    return next(l.split(":")[9] for l in out.splitlines() if l.startswith("fpr:"))
+
+
+def report(checks):
+    """Prints ratio checks [(name, value, op, target)]; returns how many missed."""
+    print("\nratios (target in brackets)")
+    failed = 0
+    for name, value, op, target in checks:
+        ok = value <= target if op == "<=" else value >= target
+        failed += not ok
+        print(f"  {name:<44} {value:8.2f}   [{op} {target}] {'ok' if ok else 'MISSED'}")
+    return failed
