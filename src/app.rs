@@ -13,7 +13,8 @@ use anyhow::{bail, Context as _};
 use sequoia_openpgp::policy::StandardPolicy;
 
 use crate::cli::{
-    CheckArgs, Cli, Command, InspectArgs, KeysCommand, PinArgs, UnpackArgs, VerifyArgs,
+    AlertCommand, CheckArgs, Cli, Command, InspectArgs, KeysCommand, PinArgs, UnpackArgs,
+    VerifyArgs,
 };
 use crate::config::{self, Config};
 use crate::keyring::{self, Keyring};
@@ -30,6 +31,8 @@ pub enum Outcome {
     Findings,
     /// A signature by a key that is not pinned, and no pinned one.
     UnexpectedSigner,
+    /// Another run holds the lock; nothing was done.
+    Busy,
 }
 
 /// Runs the command in `cli`.
@@ -45,6 +48,11 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Verify(args) => run_verify(config.as_ref(), &args, now),
         Command::Unpack(args) => run_unpack(config.as_ref(), &args, now),
         Command::Inspect(args) => run_inspect(&args),
+        Command::Watch(args) => crate::monitor::run_watch(config.as_ref(), args.once, args.json),
+        Command::Status { json } => crate::monitor::run_status(config.as_ref(), json),
+        Command::Alert {
+            command: AlertCommand::Test { json },
+        } => crate::monitor::run_alert_test(config.as_ref(), json),
         Command::Pin(args) => run_pin(config.as_ref(), &args),
         Command::Keys { command } => run_keys(config.as_ref(), command, now),
         Command::CheckConfig => run_check_config(config.as_ref(), cli.config.is_some()),
@@ -134,6 +142,7 @@ fn run_verify(
     let result = verify_command(config, &args.bundle, &args.check, now, None);
     match result {
         Ok(report) => {
+            crate::monitor::raise_verify_events(config, &report, args.check.no_alert);
             let mut stdout = std::io::stdout().lock();
             if args.json {
                 writeln!(stdout, "{}", report::render_json(&report))?;
@@ -256,6 +265,7 @@ fn run_unpack(
     let mut copy = tempfile::tempfile_in(&parent)
         .with_context(|| format!("{}: cannot write beside the target", parent.display()))?;
     let report = verify_command(config, &args.bundle, &args.check, now, Some(&copy))?;
+    crate::monitor::raise_verify_events(config, &report, args.check.no_alert);
     let mut stdout = std::io::stdout().lock();
     if !args.json {
         write!(stdout, "{}", report::render_text(&report))?;

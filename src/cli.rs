@@ -38,6 +38,23 @@ pub enum Command {
     /// List what the bundle would install that has side effects: cron entries, systemd
     /// units, scripts using sudo or systemctl, hosts it talks to, setuid files.
     Inspect(InspectArgs),
+    /// Poll every feed, CSAF provider and key URL: once (for cron) or as a daemon.
+    ///
+    /// Exit codes (--once): 0 every source polled and every event delivered; 1 some
+    /// source failed or some delivery is pending; 2 could not run; 75 another run holds
+    /// the lock.
+    Watch(WatchArgs),
+    /// Per source: last success, last error, failures in a row, entries seen; pending
+    /// events per channel.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Alerting commands.
+    Alert {
+        #[command(subcommand)]
+        command: AlertCommand,
+    },
     /// Record a bundle's SHA-256 in keyring/VENDOR/pinned.sha256.
     Pin(PinArgs),
     /// Inspect pinned certificates.
@@ -81,6 +98,10 @@ pub struct CheckArgs {
     /// else 1].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub signatures: Option<u32>,
+    /// Do not raise unexpected-signer / bundle-rejected events even when feeds.toml
+    /// configures alerts.
+    #[arg(long)]
+    pub no_alert: bool,
 }
 
 #[derive(Debug, Args)]
@@ -116,6 +137,25 @@ pub struct InspectArgs {
     /// Print the findings as one JSON object.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// One pass over every source, then exit (for cron).
+    #[arg(long)]
+    pub once: bool,
+    /// Events as JSON lines and a JSON summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertCommand {
+    /// Fire drill: send a `test` event through every configured channel.
+    Test {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]

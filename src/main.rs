@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         Ok(Outcome::Clean) => ExitCode::from(0),
         Ok(Outcome::Findings) => ExitCode::from(1),
         Ok(Outcome::UnexpectedSigner) => ExitCode::from(3),
+        Ok(Outcome::Busy) => ExitCode::from(75),
         Err(e) => {
             eprintln!("vendorguard: error: {e:#}");
             ExitCode::from(2)

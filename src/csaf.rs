@@ -1,0 +1,553 @@
+//! CSAF 2.0 providers: `provider-metadata.json`, its ROLIE feeds and `directory_url`s
+//! with `changes.csv`, and every advisory checked before it is believed.
+//!
+//! Each new or changed advisory is downloaded with its `.sha256`/`.sha512` and `.asc`
+//! side files: the hashes must match and the signature must come from a key pinned in
+//! `keyring/<vendor>/`. Problems are events, never silent skips: a key listed in the
+//! provider metadata that is not pinned and an advisory signed only by an unpinned key
+//! are `unexpected-signer`; a missing or bad hash or signature, or a document that is
+//! not CSAF JSON, is `bundle-rejected` naming the advisory. An advisory's identity is
+//! the publisher namespace plus `tracking.id`; a new `tracking.version` is an update.
+//! Real quirks handled: CISA's `"ref"` where ROLIE says `"rel"`, unsorted and duplicated
+//! `changes.csv` rows, hash files naming `2026/<file>` with no final newline.
+//! Fetching is `fetch`'s job; deciding which events are new is `watch`'s.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde_json::Value;
+use sha2::Digest as _;
+use tokio::task::JoinSet;
+
+use crate::event::{Event, Kind, Severity};
+use crate::fetch::{Fetched, Fetcher, Validators};
+use crate::keyring::Keyring;
+use crate::state::EntryRow;
+use crate::text::group4;
+use crate::verify::{self, Verdict};
+
+/// One advisory the provider lists.
+#[derive(Debug, Clone)]
+struct Listed {
+    url: String,
+    /// The feed's or changes.csv's date: a change means download again.
+    updated: String,
+    hashes: Vec<String>,
+    signature: Option<String>,
+}
+
+/// What a poll of a provider produced.
+pub struct CsafPoll {
+    /// Entries to store: `url:` rows (download bookkeeping) and `adv:` rows (identity).
+    pub entries: Vec<crate::state::EntryWrite>,
+    /// Problem events (always alerted) and advisory events (new/updated).
+    pub problems: Vec<Event>,
+    pub advisories: Vec<(crate::state::EntryWrite, Event)>,
+}
+
+async fn get_bytes(fetcher: &Fetcher, url: &str) -> Result<Vec<u8>, String> {
+    match fetcher.get(url, &Validators::default()).await {
+        Ok(Fetched::Body { bytes, .. }) => Ok(bytes),
+        Ok(Fetched::NotModified) => Err(format!("{url}: unexpected 304")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn resolve(base: &str, href: &str) -> String {
+    reqwest::Url::parse(base)
+        .and_then(|b| b.join(href))
+        .map(|u| u.to_string())
+        .unwrap_or_else(|_| href.to_string())
+}
+
+/// Polls the provider at `url`.
+///
+/// # Errors
+///
+/// A `csaf-*` message when the provider metadata cannot be fetched or parsed, or no key
+/// is pinned to check it with (checking nothing is not an option).
+pub async fn poll(
+    fetcher: Arc<Fetcher>,
+    vendor: String,
+    url: String,
+    prior: HashMap<String, EntryRow>,
+    keyring: Option<Arc<Keyring>>,
+    now: SystemTime,
+) -> Result<CsafPoll, String> {
+    let keyring = keyring.filter(|k| !k.is_empty()).ok_or_else(|| {
+        format!("csaf-no-pinned-key: no certificate is pinned for vendor {vendor}: advisories cannot be checked (pin the provider's key in keyring/{vendor}/)")
+    })?;
+    let body = get_bytes(&fetcher, &url)
+        .await
+        .map_err(|e| format!("csaf-unreachable: {e}"))?;
+    let meta: Value = serde_json::from_slice(&body)
+        .map_err(|e| format!("csaf-malformed: {url}: not JSON: {e}"))?;
+    let dists = meta
+        .get("distributions")
+        .and_then(Value::as_array)
+        .ok_or_else(|| {
+            format!("csaf-malformed: {url}: no \"distributions\" in provider metadata")
+        })?;
+
+    let mut problems = Vec::new();
+    // Keys the provider lists that are not pinned.
+    for k in meta
+        .get("public_openpgp_keys")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let fpr: String = k
+            .get("fingerprint")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .chars()
+            .filter(|c| c.is_ascii_hexdigit())
+            .collect::<String>()
+            .to_ascii_uppercase();
+        if fpr.is_empty() {
+            continue;
+        }
+        let pinned = keyring
+            .certs()
+            .iter()
+            .any(|c| c.keys().any(|ka| ka.key().fingerprint().to_hex() == fpr));
+        if !pinned {
+            problems.push(
+                Event::new(
+                    Kind::UnexpectedSigner,
+                    &vendor,
+                    &format!("csaf-metadata-key {url} {fpr}"),
+                    Severity::High,
+                    format!(
+                        "{vendor}'s CSAF provider lists key {} that is not pinned",
+                        group4(&fpr)
+                    ),
+                    url.clone(),
+                    now,
+                )
+                .with("fingerprint", fpr.clone())
+                .with("code", "unpinned-provider-key"),
+            );
+        }
+    }
+
+    let mut listed: HashMap<String, Listed> = HashMap::new();
+    for d in dists {
+        for f in d
+            .pointer("/rolie/feeds")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let Some(feed_url) = f.get("url").and_then(Value::as_str) else {
+                continue;
+            };
+            let feed_url = resolve(&url, feed_url);
+            let bytes = get_bytes(&fetcher, &feed_url)
+                .await
+                .map_err(|e| format!("csaf-unreachable: {e}"))?;
+            let feed: Value = serde_json::from_slice(&bytes)
+                .map_err(|e| format!("csaf-malformed: {feed_url}: not JSON: {e}"))?;
+            for e in feed
+                .pointer("/feed/entry")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let mut adv = None;
+                let mut hashes = Vec::new();
+                let mut sig = None;
+                for l in e
+                    .get("link")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    // CISA writes "ref" where ROLIE says "rel".
+                    let rel = l
+                        .get("rel")
+                        .or_else(|| l.get("ref"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
+                    let Some(href) = l.get("href").and_then(Value::as_str) else {
+                        continue;
+                    };
+                    let href = resolve(&feed_url, href);
+                    match rel {
+                        "self" => adv = Some(href),
+                        "hash" => hashes.push(href),
+                        "signature" => sig = Some(href),
+                        _ => {}
+                    }
+                }
+                let Some(adv) = adv.or_else(|| {
+                    e.pointer("/content/src")
+                        .and_then(Value::as_str)
+                        .map(|s| resolve(&feed_url, s))
+                }) else {
+                    continue;
+                };
+                let updated = e
+                    .get("updated")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                merge_listed(
+                    &mut listed,
+                    Listed {
+                        url: adv,
+                        updated,
+                        hashes,
+                        signature: sig,
+                    },
+                );
+            }
+        }
+        if let Some(dir) = d.get("directory_url").and_then(Value::as_str) {
+            let dir = if dir.ends_with('/') {
+                dir.to_string()
+            } else {
+                format!("{dir}/")
+            };
+            let dir = resolve(&url, &dir);
+            let changes_url = format!("{dir}changes.csv");
+            let bytes = get_bytes(&fetcher, &changes_url)
+                .await
+                .map_err(|e| format!("csaf-unreachable: {e}"))?;
+            for (path, date) in parse_changes_csv(&String::from_utf8_lossy(&bytes)) {
+                merge_listed(
+                    &mut listed,
+                    Listed {
+                        url: resolve(&dir, &path),
+                        updated: date,
+                        hashes: Vec::new(),
+                        signature: None,
+                    },
+                );
+            }
+        }
+    }
+
+    // Download what is new or changed, concurrently (the fetcher enforces politeness).
+    let mut set = JoinSet::new();
+    let mut entries = Vec::new();
+    let mut listed: Vec<Listed> = listed.into_values().collect();
+    listed.sort_by(|a, b| a.url.cmp(&b.url));
+    for l in listed {
+        let key = format!("url:{}", l.url);
+        let unchanged = prior
+            .get(&key)
+            .is_some_and(|p| p.updated.as_deref() == Some(l.updated.as_str()));
+        if unchanged {
+            continue;
+        }
+        entries.push(crate::state::EntryWrite {
+            key,
+            content_hash: String::new(),
+            updated: Some(l.updated.clone()),
+            title: String::new(),
+            url: l.url.clone(),
+        });
+        let (f, k, v) = (fetcher.clone(), keyring.clone(), vendor.clone());
+        set.spawn(async move { check_advisory(&f, &v, l, &k, now).await });
+    }
+    let mut advisories = Vec::new();
+    while let Some(r) = set.join_next().await {
+        match r {
+            Ok(Ok((entry, event))) => advisories.push((entry, event)),
+            Ok(Err(problem)) => problems.push(problem),
+            Err(e) => return Err(format!("csaf-internal: {e}")),
+        }
+    }
+    advisories.sort_by(|a, b| a.0.key.cmp(&b.0.key));
+    problems.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(CsafPoll {
+        entries,
+        problems,
+        advisories,
+    })
+}
+
+fn merge_listed(map: &mut HashMap<String, Listed>, l: Listed) {
+    match map.get_mut(&l.url) {
+        Some(old) => {
+            if l.updated > old.updated {
+                old.updated = l.updated;
+            }
+            old.hashes.extend(l.hashes);
+            if old.signature.is_none() {
+                old.signature = l.signature;
+            }
+        }
+        None => {
+            map.insert(l.url.clone(), l);
+        }
+    }
+}
+
+/// `"path","date"` rows; unquoted rows too. Duplicates are merged by the caller.
+pub fn parse_changes_csv(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|line| {
+            let mut parts = line.splitn(2, ',');
+            let p = parts.next()?.trim().trim_matches('"').to_string();
+            let d = parts.next()?.trim().trim_matches('"').to_string();
+            (!p.is_empty() && p.ends_with(".json")).then_some((p, d))
+        })
+        .collect()
+}
+
+fn rejected(vendor: &str, l: &Listed, code: &str, why: String, now: SystemTime) -> Event {
+    Event::new(
+        Kind::BundleRejected,
+        vendor,
+        &format!("csaf {} {} {code}", l.url, l.updated),
+        Severity::High,
+        format!(
+            "{vendor} CSAF advisory {} rejected: {why}",
+            file_name(&l.url)
+        ),
+        l.url.clone(),
+        now,
+    )
+    .with("code", code)
+    .with("advisory_url", l.url.clone())
+}
+
+fn file_name(url: &str) -> &str {
+    url.rsplit('/').next().unwrap_or(url)
+}
+
+/// Downloads and checks one advisory. `Ok` carries its identity entry and its
+/// advisory event; `Err` a problem event.
+async fn check_advisory(
+    fetcher: &Fetcher,
+    vendor: &str,
+    l: Listed,
+    keyring: &Keyring,
+    now: SystemTime,
+) -> Result<(crate::state::EntryWrite, Event), Event> {
+    let data = get_bytes(fetcher, &l.url)
+        .await
+        .map_err(|e| rejected(vendor, &l, "advisory-unreachable", e, now))?;
+    // Hashes: the feed's links, else the conventional side files.
+    let hash_urls = if l.hashes.is_empty() {
+        vec![format!("{}.sha512", l.url), format!("{}.sha256", l.url)]
+    } else {
+        l.hashes.clone()
+    };
+    let mut checked = 0;
+    for hu in &hash_urls {
+        let Ok(text) = get_bytes(fetcher, hu).await else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&text);
+        let want = text
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let got = if want.len() == 128 {
+            crate::text::hex(&sha2::Sha512::digest(&data))
+        } else {
+            crate::text::hex(&sha2::Sha256::digest(&data))
+        };
+        if want != got {
+            return Err(rejected(
+                vendor,
+                &l,
+                "digest-mismatch",
+                format!("{} does not match the document", file_name(hu)),
+                now,
+            ));
+        }
+        checked += 1;
+    }
+    if checked == 0 {
+        return Err(rejected(
+            vendor,
+            &l,
+            "hash-missing",
+            "no .sha256 or .sha512 file could be fetched".into(),
+            now,
+        ));
+    }
+    let sig_url = l
+        .signature
+        .clone()
+        .unwrap_or_else(|| format!("{}.asc", l.url));
+    let sig = get_bytes(fetcher, &sig_url).await.map_err(|e| {
+        rejected(
+            vendor,
+            &l,
+            "no-signature",
+            format!("no signature: {e}"),
+            now,
+        )
+    })?;
+    let policy = sequoia_openpgp::policy::StandardPolicy::new();
+    let report = verify::verify_detached_bytes(
+        Path::new(file_name(&l.url)),
+        &data,
+        &sig,
+        keyring,
+        Some(vendor),
+        &policy,
+        now,
+    );
+    match report.verdict {
+        Verdict::Verified => {}
+        Verdict::UnexpectedSigner => {
+            let fpr = report
+                .signatures
+                .iter()
+                .find_map(|s| s.issuer.clone())
+                .unwrap_or_default();
+            return Err(Event::new(
+                Kind::UnexpectedSigner,
+                vendor,
+                &format!("csaf {} {} signer {fpr}", l.url, l.updated),
+                Severity::High,
+                format!(
+                    "{vendor} CSAF advisory {} is signed by key {} that is not pinned",
+                    file_name(&l.url),
+                    group4(&fpr)
+                ),
+                l.url.clone(),
+                now,
+            )
+            .with("fingerprint", fpr)
+            .with("advisory_url", l.url.clone())
+            .with("code", "unpinned-signer"));
+        }
+        Verdict::Rejected => {
+            return Err(rejected(
+                vendor,
+                &l,
+                report.codes.first().copied().unwrap_or("bad-signature"),
+                format!("signature {}", report.codes.join(", ")),
+                now,
+            ));
+        }
+    }
+    // Only now is the content believed.
+    let doc: Value = serde_json::from_slice(&data).map_err(|e| {
+        rejected(
+            vendor,
+            &l,
+            "csaf-malformed",
+            format!("not CSAF JSON: {e}"),
+            now,
+        )
+    })?;
+    let tracking_id = doc
+        .pointer("/document/tracking/id")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .trim();
+    if tracking_id.is_empty() {
+        return Err(rejected(
+            vendor,
+            &l,
+            "csaf-malformed",
+            "document.tracking.id is missing or empty".into(),
+            now,
+        ));
+    }
+    let namespace = doc
+        .pointer("/document/publisher/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let version = doc
+        .pointer("/document/tracking/version")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let title = doc
+        .pointer("/document/title")
+        .and_then(Value::as_str)
+        .unwrap_or(tracking_id)
+        .to_string();
+    let severity = csaf_severity(&doc);
+    let advisory_id = format!("{namespace}#{tracking_id}");
+    let entry = crate::state::EntryWrite {
+        key: format!("adv:{advisory_id}"),
+        content_hash: crate::text::hex(&sha2::Sha256::digest(&data)[..16]),
+        updated: Some(version.clone()),
+        title: title.clone(),
+        url: l.url.clone(),
+    };
+    let event = Event::new(
+        Kind::AdvisoryNew,
+        vendor,
+        &format!("csaf {advisory_id} {version}"),
+        severity,
+        format!("{tracking_id}: {title}"),
+        l.url.clone(),
+        now,
+    )
+    .with("advisory_id", advisory_id)
+    .with("tracking_version", version);
+    Ok((entry, event))
+}
+
+/// `document.aggregate_severity.text`, else the highest CVSS v3 (or v2) base score.
+pub fn csaf_severity(doc: &Value) -> Severity {
+    let mut best = doc
+        .pointer("/document/aggregate_severity/text")
+        .and_then(Value::as_str)
+        .and_then(Severity::parse);
+    for v in doc
+        .get("vulnerabilities")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        for s in v
+            .get("scores")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let score = s
+                .pointer("/cvss_v3/baseScore")
+                .or_else(|| s.pointer("/cvss_v2/baseScore"))
+                .and_then(Value::as_f64);
+            if let Some(score) = score {
+                let sev = Severity::from_cvss(score);
+                if best.is_none_or(|b| sev > b) {
+                    best = Some(sev);
+                }
+            }
+        }
+    }
+    best.unwrap_or(Severity::Medium)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_csv_quirks() {
+        let rows = parse_changes_csv("\"2024/b.json\",\"2024-02-01T00:00:00Z\"\n\"2024/a.json\",\"2024-01-01T00:00:00Z\"\nnot,a row\n2024/c.json,2024-03-01");
+        assert_eq!(rows.len(), 3);
+        assert_eq!(
+            rows[2],
+            ("2024/c.json".to_string(), "2024-03-01".to_string())
+        );
+    }
+
+    #[test]
+    fn severity_from_aggregate_or_cvss() {
+        let doc: Value = serde_json::json!({"document": {"aggregate_severity": {"text": "Moderate"}},
+            "vulnerabilities": [{"scores": [{"cvss_v3": {"baseScore": 9.8}}]}]});
+        assert_eq!(csaf_severity(&doc), Severity::Critical);
+        let doc: Value =
+            serde_json::json!({"document": {"aggregate_severity": {"text": "Important"}}});
+        assert_eq!(csaf_severity(&doc), Severity::High);
+    }
+}

@@ -1,0 +1,260 @@
+//! Events: what the watcher (and the verifier) hand to the escalation path.
+//!
+//! Every event has a stable `id` derived from what it is about (the same advisory
+//! version, the same key change, found twice, has the same id), so that storing it is
+//! idempotent and a delivery channel can deduplicate. Storing and delivering events is
+//! `state` and `alert`'s job.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use serde_json::{json, Value};
+use sha2::Digest as _;
+
+/// Event kinds, as the contract names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    AdvisoryNew,
+    AdvisoryUpdated,
+    UnexpectedSigner,
+    KeyChanged,
+    KeyExpiring,
+    KeyRevoked,
+    BundleRejected,
+    SourceFailing,
+    SourceRecovered,
+    Test,
+}
+
+impl Kind {
+    pub fn code(self) -> &'static str {
+        match self {
+            Kind::AdvisoryNew => "advisory-new",
+            Kind::AdvisoryUpdated => "advisory-updated",
+            Kind::UnexpectedSigner => "unexpected-signer",
+            Kind::KeyChanged => "key-changed",
+            Kind::KeyExpiring => "key-expiring",
+            Kind::KeyRevoked => "key-revoked",
+            Kind::BundleRejected => "bundle-rejected",
+            Kind::SourceFailing => "source-failing",
+            Kind::SourceRecovered => "source-recovered",
+            Kind::Test => "test",
+        }
+    }
+
+    pub fn from_code(s: &str) -> Option<Kind> {
+        [
+            Kind::AdvisoryNew,
+            Kind::AdvisoryUpdated,
+            Kind::UnexpectedSigner,
+            Kind::KeyChanged,
+            Kind::KeyExpiring,
+            Kind::KeyRevoked,
+            Kind::BundleRejected,
+            Kind::SourceFailing,
+            Kind::SourceRecovered,
+            Kind::Test,
+        ]
+        .into_iter()
+        .find(|k| k.code() == s)
+    }
+
+    /// Key and signer events are never held back in a digest.
+    pub fn is_advisory(self) -> bool {
+        matches!(self, Kind::AdvisoryNew | Kind::AdvisoryUpdated)
+    }
+}
+
+/// Severity, lowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn code(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
+    /// Parses a severity word as vendors write it ("Important" is Red Hat's high).
+    pub fn parse(s: &str) -> Option<Severity> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "critical" => Some(Severity::Critical),
+            "high" | "important" => Some(Severity::High),
+            "medium" | "moderate" => Some(Severity::Medium),
+            "low" => Some(Severity::Low),
+            "none" | "info" | "informational" => Some(Severity::Info),
+            _ => None,
+        }
+    }
+
+    /// CVSS v3 base score bands.
+    pub fn from_cvss(score: f64) -> Severity {
+        if score >= 9.0 {
+            Severity::Critical
+        } else if score >= 7.0 {
+            Severity::High
+        } else if score >= 4.0 {
+            Severity::Medium
+        } else if score > 0.0 {
+            Severity::Low
+        } else {
+            Severity::Info
+        }
+    }
+}
+
+/// One event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub id: String,
+    pub kind: Kind,
+    pub vendor: String,
+    pub severity: Severity,
+    pub title: String,
+    pub url: String,
+    pub detected_at: SystemTime,
+    /// Kind-specific fields: `fingerprint`, `advisory_id`, `source`, `code`, ...
+    pub fields: BTreeMap<String, String>,
+}
+
+impl Event {
+    /// A new event whose id is derived from `kind`, `vendor` and `identity` (what the
+    /// event is about, e.g. source + entry key + version).
+    pub fn new(
+        kind: Kind,
+        vendor: &str,
+        identity: &str,
+        severity: Severity,
+        title: impl Into<String>,
+        url: impl Into<String>,
+        detected_at: SystemTime,
+    ) -> Event {
+        Event {
+            id: event_id(kind, vendor, identity),
+            kind,
+            vendor: vendor.to_string(),
+            severity,
+            title: title.into(),
+            url: url.into(),
+            detected_at,
+            fields: BTreeMap::new(),
+        }
+    }
+
+    pub fn with(mut self, key: &str, value: impl Into<String>) -> Event {
+        self.fields.insert(key.to_string(), value.into());
+        self
+    }
+
+    /// The event as JSON (the escalation script's stdin).
+    pub fn to_json(&self) -> Value {
+        let mut v = json!({
+            "id": self.id,
+            "kind": self.kind.code(),
+            "vendor": self.vendor,
+            "severity": self.severity.code(),
+            "title": self.title,
+            "url": self.url,
+            "detected_at": crate::text::time(self.detected_at),
+        });
+        let obj = v.as_object_mut().expect("object");
+        for (k, val) in &self.fields {
+            obj.entry(k.clone())
+                .or_insert_with(|| Value::String(val.clone()));
+        }
+        v
+    }
+
+    /// Reads an event back from its JSON.
+    pub fn from_json(v: &Value) -> Option<Event> {
+        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+        let detected_at = humantime::parse_rfc3339(&s("detected_at")?).ok()?;
+        let mut fields = BTreeMap::new();
+        for (k, val) in v.as_object()? {
+            if ![
+                "id",
+                "kind",
+                "vendor",
+                "severity",
+                "title",
+                "url",
+                "detected_at",
+            ]
+            .contains(&k.as_str())
+            {
+                if let Some(t) = val.as_str() {
+                    fields.insert(k.clone(), t.to_string());
+                }
+            }
+        }
+        Some(Event {
+            id: s("id")?,
+            kind: Kind::from_code(&s("kind")?)?,
+            vendor: s("vendor")?,
+            severity: Severity::parse(&s("severity")?)?,
+            title: s("title")?,
+            url: s("url").unwrap_or_default(),
+            detected_at,
+            fields,
+        })
+    }
+}
+
+/// A stable id: 32 hex digits of SHA-256 over the kind, vendor and identity.
+pub fn event_id(kind: Kind, vendor: &str, identity: &str) -> String {
+    let mut h = sha2::Sha256::new();
+    h.update(kind.code().as_bytes());
+    h.update([0]);
+    h.update(vendor.as_bytes());
+    h.update([0]);
+    h.update(identity.as_bytes());
+    crate::text::hex(&h.finalize()[..16])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_stable_and_distinct() {
+        let a = event_id(Kind::AdvisoryNew, "acme", "feed#1");
+        assert_eq!(a, event_id(Kind::AdvisoryNew, "acme", "feed#1"));
+        assert_ne!(a, event_id(Kind::AdvisoryUpdated, "acme", "feed#1"));
+        assert_ne!(a, event_id(Kind::AdvisoryNew, "acme", "feed#2"));
+        assert_eq!(a.len(), 32);
+    }
+
+    #[test]
+    fn json_round_trip() {
+        let e = Event::new(
+            Kind::KeyChanged,
+            "acme",
+            "x",
+            Severity::High,
+            "t",
+            "u",
+            SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000),
+        )
+        .with("fingerprint", "ABCD");
+        let back = Event::from_json(&e.to_json()).unwrap();
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn severities() {
+        assert_eq!(Severity::parse("Important"), Some(Severity::High));
+        assert_eq!(Severity::from_cvss(9.8), Severity::Critical);
+        assert_eq!(Severity::from_cvss(5.0), Severity::Medium);
+    }
+}

@@ -1,0 +1,260 @@
+//! Advisory feeds into items with stable keys: RSS 0.9x/1.0/2.0, Atom and JSON Feed
+//! through feed-rs (from bytes, so the declared encoding wins), and CISA's Known
+//! Exploited Vulnerabilities catalogue.
+//!
+//! Identity is ours, not feed-rs's: an entry's key is its guid/id when the feed gives
+//! one, else its link; when several entries share a link, those fall back to link plus
+//! published date. Never the title, so an edited title is not a new advisory. feed-rs
+//! invents ids for entries without one; we give it an id generator that marks such
+//! entries instead. The content hash covers the body and links but not the title, so a
+//! title edit changes nothing, while a changed body or `updated` date is an update.
+//! Comparing with what was seen before is `watch`'s job.
+
+use std::collections::HashMap;
+
+use sha2::Digest as _;
+
+use crate::event::Severity;
+
+/// One advisory as a feed presents it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    pub key: String,
+    pub title: String,
+    pub url: String,
+    /// The entry's `updated` (or `published`) date as RFC 3339, when given.
+    pub updated: Option<String>,
+    pub content_hash: String,
+    pub severity: Option<Severity>,
+    /// Advisory id when the feed names one (a CVE, a CSAF tracking id).
+    pub advisory_id: Option<String>,
+}
+
+/// Why a body is not a feed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("feed-malformed: {0}")]
+pub struct FeedError(pub String);
+
+const NO_ID: &str = "\u{0}vendorguard:no-id";
+
+/// Parses an RSS, Atom or JSON Feed body.
+///
+/// # Errors
+///
+/// [`FeedError`] when the bytes are not a feed (an HTML page, malformed XML, JSON that
+/// is not a JSON Feed).
+pub fn parse_feed(bytes: &[u8], base_url: &str) -> Result<Vec<Item>, FeedError> {
+    let head = String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).to_ascii_lowercase();
+    if head.trim_start().starts_with("<!doctype html") || head.trim_start().starts_with("<html") {
+        return Err(FeedError("the server sent an HTML page, not a feed".into()));
+    }
+    let parser = feed_rs::parser::Builder::new()
+        .base_uri(Some(base_url))
+        .id_generator(|_links, _title, _uri| NO_ID.to_string())
+        .sanitize_content(false)
+        .build();
+    let feed = parser
+        .parse(bytes)
+        .map_err(|e| FeedError(format!("not RSS, Atom or JSON Feed: {e}")))?;
+
+    struct Raw {
+        id: Option<String>,
+        link: Option<String>,
+        published: Option<String>,
+        title: String,
+        updated: Option<String>,
+        hash: String,
+    }
+    let mut raws = Vec::with_capacity(feed.entries.len());
+    for e in feed.entries {
+        let title = e
+            .title
+            .as_ref()
+            .map(|t| t.content.trim().to_string())
+            .unwrap_or_default();
+        let link = e.links.first().map(|l| l.href.clone());
+        let published = e.published.map(|d| d.to_rfc3339());
+        let updated = e
+            .updated
+            .map(|d| d.to_rfc3339())
+            .or_else(|| published.clone());
+        let mut h = sha2::Sha256::new();
+        if let Some(s) = &e.summary {
+            h.update(s.content.as_bytes());
+        }
+        h.update([0]);
+        if let Some(c) = &e.content {
+            h.update(c.body.as_deref().unwrap_or("").as_bytes());
+        }
+        h.update([0]);
+        for l in &e.links {
+            h.update(l.href.as_bytes());
+            h.update([1]);
+        }
+        let id = (e.id != NO_ID && !e.id.trim().is_empty()).then(|| e.id.trim().to_string());
+        raws.push(Raw {
+            id,
+            link,
+            published,
+            title,
+            updated,
+            hash: crate::text::hex(&h.finalize()[..16]),
+        });
+    }
+    let mut link_count: HashMap<&str, usize> = HashMap::new();
+    for r in raws.iter().filter(|r| r.id.is_none()) {
+        if let Some(l) = &r.link {
+            *link_count.entry(l.as_str()).or_default() += 1;
+        }
+    }
+    let mut items = Vec::with_capacity(raws.len());
+    for r in &raws {
+        let key = match (&r.id, &r.link) {
+            (Some(id), _) => format!("id:{id}"),
+            (None, Some(link)) if link_count.get(link.as_str()).copied().unwrap_or(0) > 1 => {
+                format!(
+                    "link:{link}#{}",
+                    r.published
+                        .as_deref()
+                        .or(r.updated.as_deref())
+                        .unwrap_or(&r.hash)
+                )
+            }
+            (None, Some(link)) => format!("link:{link}"),
+            // Neither id nor link: the content is all that identifies it.
+            (None, None) => format!("content:{}", r.hash),
+        };
+        items.push(Item {
+            key,
+            title: r.title.clone(),
+            url: r.link.clone().unwrap_or_default(),
+            updated: r.updated.clone(),
+            content_hash: r.hash.clone(),
+            severity: severity_in_title(&r.title),
+            advisory_id: None,
+        });
+    }
+    // The same key twice in one feed (a feed bug): keep the first, as readers show it.
+    let mut seen = std::collections::HashSet::new();
+    items.retain(|i| seen.insert(i.key.clone()));
+    Ok(items)
+}
+
+/// Vendors such as Amazon put the severity in the title: "ALAS-2018-1106 (medium): ...".
+fn severity_in_title(title: &str) -> Option<Severity> {
+    let open = title.find('(')?;
+    let close = title[open..].find(')')? + open;
+    Severity::parse(&title[open + 1..close])
+}
+
+/// Parses CISA's Known Exploited Vulnerabilities catalogue: one item per CVE.
+///
+/// # Errors
+///
+/// [`FeedError`] when the JSON is not the catalogue.
+pub fn parse_cisa_kev(bytes: &[u8]) -> Result<Vec<Item>, FeedError> {
+    let v: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| FeedError(format!("not JSON: {e}")))?;
+    let vulns = v
+        .get("vulnerabilities")
+        .and_then(|x| x.as_array())
+        .ok_or_else(|| {
+            FeedError("not a CISA KEV catalogue: no \"vulnerabilities\" array".into())
+        })?;
+    let mut items = Vec::with_capacity(vulns.len());
+    for x in vulns {
+        let s = |k: &str| {
+            x.get(k)
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        };
+        let cve = s("cveID");
+        if cve.is_empty() {
+            continue;
+        }
+        let mut h = sha2::Sha256::new();
+        h.update(x.to_string().as_bytes());
+        items.push(Item {
+            key: format!("cve:{cve}"),
+            title: format!(
+                "{cve} {} {}: {}",
+                s("vendorProject"),
+                s("product"),
+                s("vulnerabilityName")
+            ),
+            url: format!("https://nvd.nist.gov/vuln/detail/{cve}"),
+            updated: Some(s("dateAdded")).filter(|d| !d.is_empty()),
+            content_hash: crate::text::hex(&h.finalize()[..16]),
+            // Known to be exploited: high at least.
+            severity: Some(Severity::High),
+            advisory_id: Some(cve),
+        });
+    }
+    Ok(items)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(xml: &str) -> Vec<String> {
+        parse_feed(xml.as_bytes(), "https://v.example/feed")
+            .unwrap()
+            .into_iter()
+            .map(|i| i.key)
+            .collect()
+    }
+
+    #[test]
+    fn identity_prefers_guid_then_link_then_link_and_date() {
+        let rss = r#"<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>
+          <item><title>A</title><guid>urn:a</guid><link>https://v.example/a</link></item>
+          <item><title>B</title><link>https://v.example/b</link></item>
+          <item><title>C1</title><link>https://v.example/c</link><pubDate>Mon, 01 Jan 2024 00:00:00 GMT</pubDate></item>
+          <item><title>C2</title><link>https://v.example/c</link><pubDate>Tue, 02 Jan 2024 00:00:00 GMT</pubDate></item>
+        </channel></rss>"#;
+        assert_eq!(
+            keys(rss),
+            [
+                "id:urn:a",
+                "link:https://v.example/b",
+                "link:https://v.example/c#2024-01-01T00:00:00+00:00",
+                "link:https://v.example/c#2024-01-02T00:00:00+00:00"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_title_edit_changes_neither_key_nor_hash() {
+        let a = r#"<rss version="2.0"><channel><title>t</title><item><title>Old</title><link>https://v.example/x</link><description>body</description></item></channel></rss>"#;
+        let b = a.replace("Old", "New title");
+        let (x, y) = (
+            &parse_feed(a.as_bytes(), "https://v.example/").unwrap()[0],
+            &parse_feed(b.as_bytes(), "https://v.example/").unwrap()[0],
+        );
+        assert_eq!((&x.key, &x.content_hash), (&y.key, &y.content_hash));
+        let c = a.replace("body", "changed body");
+        assert_ne!(
+            parse_feed(c.as_bytes(), "https://v.example/").unwrap()[0].content_hash,
+            x.content_hash
+        );
+    }
+
+    #[test]
+    fn html_and_garbage_are_errors() {
+        assert!(parse_feed(b"<!DOCTYPE html><html><body>login</body></html>", "u").is_err());
+        assert!(parse_feed(b"<rss><channel><item>", "u").is_err());
+        assert!(parse_cisa_kev(b"{\"x\": 1}").is_err());
+    }
+
+    #[test]
+    fn severity_from_amazon_style_titles() {
+        assert_eq!(
+            severity_in_title("ALAS-2018-1106 (medium): 389-ds-base"),
+            Some(Severity::Medium)
+        );
+        assert_eq!(severity_in_title("no severity"), None);
+    }
+}

@@ -1,0 +1,474 @@
+//! The commands that poll and alert: `watch [--once]`, `status`, `alert test`, and the
+//! events `verify`/`unpack` raise. Glue between the config, the lock, the state, the
+//! watcher and the delivery channels; each returns an `app::Outcome`.
+//!
+//! The daemon gives each source its own schedule (its interval plus up to 10% jitter so
+//! sources do not poll in lockstep), retries pending deliveries every pass, and on
+//! SIGTERM or SIGINT stops starting new polls, lets the open pass commit, and exits.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{bail, Context as _};
+use serde_json::json;
+
+use crate::alert::{self, Channel, ChannelReport};
+use crate::app::Outcome;
+use crate::config::Config;
+use crate::event::{Event, Kind, Severity};
+use crate::fetch::Fetcher;
+use crate::keyring::Keyring;
+use crate::state::State;
+use crate::verify::{Report, Verdict};
+use crate::watch::{self, SourceOutcome};
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+fn keyrings(config: &Config) -> HashMap<String, Arc<Keyring>> {
+    let mut out = HashMap::new();
+    for v in &config.vendors {
+        match Keyring::load(std::slice::from_ref(&v.keyring)) {
+            Ok(k) => {
+                out.insert(v.name.clone(), Arc::new(k));
+            }
+            Err(e)
+                if v.key_url.is_some()
+                    || v.feeds
+                        .iter()
+                        .any(|f| f.format == crate::config::FeedFormat::Csaf) =>
+            {
+                tracing::warn!("vendor {}: {e}", v.name);
+            }
+            Err(_) => {}
+        }
+    }
+    out
+}
+
+/// `watch --once` and `watch`.
+pub fn run_watch(config: Option<&Config>, once: bool, json: bool) -> anyhow::Result<Outcome> {
+    let config =
+        config.context("watch needs feeds.toml: pass --config FILE or run where feeds.toml is")?;
+    let state_path = &config.watch.state;
+    let Some(_lock) = watch::try_lock(state_path)
+        .with_context(|| format!("{}: cannot create the lock file", state_path.display()))?
+    else {
+        eprintln!(
+            "vendorguard: another run holds the lock on {}; nothing done",
+            state_path.display()
+        );
+        return Ok(Outcome::Busy);
+    };
+    let mut state = State::open(state_path)?;
+    let keyrings = keyrings(config);
+    let fetcher = Arc::new(Fetcher::new(&config.watch)?);
+    let channels = alert::channels(&config.alerts, json);
+    let rt = runtime()?;
+    if once {
+        rt.block_on(async {
+            let now = SystemTime::now();
+            // Retry what earlier runs left pending first, oldest first.
+            let mut reports = alert::deliver_pending(&mut state, &channels, now).await?;
+            let outcomes =
+                watch::run_pass(config, &mut state, fetcher, &keyrings, None, now).await?;
+            for o in &outcomes {
+                eprintln!("{}", watch::summary_line(o));
+            }
+            let after = alert::deliver_pending(&mut state, &channels, SystemTime::now()).await?;
+            merge_reports(&mut reports, after);
+            finish_pass(&state, &outcomes, &reports, json)
+        })
+    } else {
+        rt.block_on(daemon(
+            config, &mut state, fetcher, &keyrings, &channels, json,
+        ))
+    }
+}
+
+fn merge_reports(into: &mut Vec<ChannelReport>, more: Vec<ChannelReport>) {
+    for m in more {
+        match into.iter_mut().find(|r| r.channel == m.channel) {
+            Some(r) => {
+                r.delivered += m.delivered;
+                r.failed += m.failed;
+                r.pending = m.pending;
+                if m.last_error.is_some() {
+                    r.last_error = m.last_error;
+                }
+            }
+            None => into.push(m),
+        }
+    }
+}
+
+fn finish_pass(
+    state: &State,
+    outcomes: &[SourceOutcome],
+    reports: &[ChannelReport],
+    json: bool,
+) -> anyhow::Result<Outcome> {
+    let failed = outcomes
+        .iter()
+        .filter(|o| o.status != "ok" && o.status != "not-modified")
+        .count();
+    let mut pending = 0;
+    for r in reports {
+        let p = state.pending_count(&r.channel)?;
+        pending += p;
+        if p > 0 {
+            eprintln!(
+                "pending: {} event{} on {}{}",
+                p,
+                if p == 1 { "" } else { "s" },
+                r.channel,
+                r.last_error
+                    .as_ref()
+                    .map(|e| format!(" (last error: {e})"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    if json {
+        println!(
+            "{}",
+            json!({
+                "summary": {
+                    "sources": outcomes.iter().map(|o| json!({
+                        "vendor": o.source.vendor,
+                        "kind": o.source.kind.code(),
+                        "url": o.source.url,
+                        "status": o.status,
+                        "detail": o.detail,
+                        "items": o.items,
+                        "new_events": o.new_events,
+                    })).collect::<Vec<_>>(),
+                    "channels": reports.iter().map(|r| json!({
+                        "channel": r.channel,
+                        "delivered": r.delivered,
+                        "failed": r.failed,
+                        "last_error": r.last_error,
+                    })).collect::<Vec<_>>(),
+                    "failed_sources": failed,
+                    "pending_events": pending,
+                }
+            })
+        );
+    }
+    Ok(if failed == 0 && pending == 0 {
+        Outcome::Clean
+    } else {
+        Outcome::Findings
+    })
+}
+
+async fn daemon(
+    config: &Config,
+    state: &mut State,
+    fetcher: Arc<Fetcher>,
+    keyrings: &HashMap<String, Arc<Keyring>>,
+    channels: &[Channel],
+    json: bool,
+) -> anyhow::Result<Outcome> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let sources = watch::sources(config);
+    let start = tokio::time::Instant::now();
+    // Everything is due at start; afterwards each source on its own interval.
+    let mut due: Vec<tokio::time::Instant> = sources.iter().map(|_| start).collect();
+    eprintln!(
+        "vendorguard: watching {} sources (SIGTERM or SIGINT to stop)",
+        sources.len()
+    );
+    loop {
+        let now_i = tokio::time::Instant::now();
+        let ready: Vec<watch::Source> = sources
+            .iter()
+            .zip(&due)
+            .filter(|(_, d)| **d <= now_i)
+            .map(|(s, _)| s.clone())
+            .collect();
+        if !ready.is_empty() {
+            let now = SystemTime::now();
+            alert::deliver_pending(state, channels, now).await?;
+            let outcomes =
+                watch::run_pass(config, state, fetcher.clone(), keyrings, Some(&ready), now)
+                    .await?;
+            for o in &outcomes {
+                eprintln!("{}", watch::summary_line(o));
+            }
+            alert::deliver_pending(state, channels, SystemTime::now()).await?;
+            for (s, d) in sources.iter().zip(due.iter_mut()) {
+                if ready.iter().any(|r| r.id == s.id) {
+                    let jitter = Duration::from_millis(fastrand::u64(
+                        0..=(s.interval.as_millis() as u64 / 10).max(1),
+                    ));
+                    *d = tokio::time::Instant::now() + s.interval + jitter;
+                }
+            }
+        }
+        let next = due
+            .iter()
+            .min()
+            .copied()
+            .unwrap_or_else(|| tokio::time::Instant::now() + config.watch.interval);
+        tokio::select! {
+            _ = tokio::time::sleep_until(next) => {}
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    eprintln!("vendorguard: stopping");
+    let _ = json;
+    Ok(Outcome::Clean)
+}
+
+/// `status`.
+pub fn run_status(config: Option<&Config>, json: bool) -> anyhow::Result<Outcome> {
+    let config =
+        config.context("status reads the state named in feeds.toml: pass --config FILE")?;
+    if !config.watch.state.exists() {
+        bail!(
+            "{}: no state yet: run `vendorguard watch --once` first",
+            config.watch.state.display()
+        );
+    }
+    let state = State::open(&config.watch.state)?;
+    let sources = state.sources()?;
+    let channels = alert::channels(&config.alerts, false);
+    let mut pending = Vec::new();
+    for c in &channels {
+        pending.push((c.name(), state.pending_count(c.name())?));
+    }
+    let problems = state.delivery_problems()?;
+    let t = |x: Option<SystemTime>| x.map(crate::text::time);
+    if json {
+        println!(
+            "{}",
+            json!({
+                "sources": sources.iter().map(|s| json!({
+                    "vendor": s.vendor,
+                    "kind": s.kind,
+                    "url": s.url,
+                    "insecure_http": s.url.starts_with("http://"),
+                    "last_success": t(s.last_success),
+                    "last_attempt": t(s.last_attempt),
+                    "last_error": s.last_error,
+                    "last_error_code": s.last_error_code,
+                    "failures_in_a_row": s.failures,
+                    "entries_seen": s.entries,
+                })).collect::<Vec<_>>(),
+                "pending": pending.iter().map(|(c, n)| json!({"channel": c, "events": n})).collect::<Vec<_>>(),
+                "delivery_errors": problems.iter().map(|(c, k, e, n)| json!({"channel": c, "kind": k, "error": e, "events": n})).collect::<Vec<_>>(),
+            })
+        );
+    } else {
+        for s in &sources {
+            println!(
+                "{} {} {}{}",
+                s.vendor,
+                s.kind,
+                crate::text::escape(&s.url),
+                if s.url.starts_with("http://") {
+                    "  (plain http: can be tampered with in transit)"
+                } else {
+                    ""
+                }
+            );
+            println!(
+                "  last success {}  failures in a row {}  entries seen {}",
+                t(s.last_success).unwrap_or_else(|| "never".into()),
+                s.failures,
+                s.entries
+            );
+            if let Some(e) = &s.last_error {
+                println!("  last error {}", crate::text::escape(e));
+            }
+        }
+        for (c, n) in &pending {
+            println!(
+                "pending: {n} event{} on {c}",
+                if *n == 1 { "" } else { "s" }
+            );
+        }
+        for (c, k, e, n) in &problems {
+            println!(
+                "delivery error: {c}: {k}: {} ({n} event{})",
+                crate::text::escape(e),
+                if *n == 1 { "" } else { "s" }
+            );
+        }
+    }
+    Ok(Outcome::Clean)
+}
+
+/// `alert test`.
+pub fn run_alert_test(config: Option<&Config>, json: bool) -> anyhow::Result<Outcome> {
+    let config = config
+        .context("alert test sends through the channels in feeds.toml: pass --config FILE")?;
+    let now = SystemTime::now();
+    let event = Event::new(
+        Kind::Test,
+        "vendorguard",
+        &format!("test {}", crate::state::secs(now)),
+        Severity::Info,
+        "vendorguard fire drill: if you read this, alerts reach you",
+        "",
+        now,
+    );
+    let channels = alert::channels(&config.alerts, json);
+    let rt = runtime()?;
+    let mut all_ok = true;
+    let mut results = Vec::new();
+    rt.block_on(async {
+        for ch in &channels {
+            let r = match ch {
+                Channel::Escalation { program, timeout } => {
+                    alert::run_escalation(program, *timeout, &event)
+                        .await
+                        .map(|_| ())
+                }
+                Channel::Email(e) => match alert::Mailer::new(e) {
+                    Ok(m) => m.send(std::slice::from_ref(&event)).await,
+                    Err(f) => Err(f),
+                },
+                Channel::Stdout { .. } => {
+                    println!("event test info vendorguard: {}", event.title);
+                    Ok(())
+                }
+            };
+            all_ok &= r.is_ok();
+            results.push((ch.name(), r));
+        }
+    });
+    for (name, r) in &results {
+        match r {
+            Ok(()) => eprintln!("ok: {name}: acknowledged"),
+            Err(f) => eprintln!("failed: {name}: {}: {}", f.kind, f.message),
+        }
+    }
+    if json {
+        println!(
+            "{}",
+            json!({"event": event.to_json(), "channels": results.iter().map(|(n, r)| json!({
+                "channel": n, "ok": r.is_ok(), "error": r.as_ref().err().map(|f| format!("{}: {}", f.kind, f.message)),
+            })).collect::<Vec<_>>()})
+        );
+    }
+    Ok(if all_ok {
+        Outcome::Clean
+    } else {
+        Outcome::Findings
+    })
+}
+
+/// After `verify` or `unpack`: an unexpected signer, a rejected bundle, or a signer
+/// expiring soon becomes an event when feeds.toml configures a channel. Failures to
+/// alert are reported but never change the verdict's exit code.
+pub fn raise_verify_events(config: Option<&Config>, report: &Report, no_alert: bool) {
+    let Some(config) = config else { return };
+    if no_alert || (config.alerts.escalation.is_none() && config.alerts.email.is_none()) {
+        return;
+    }
+    let now = SystemTime::now();
+    let vendor = report.vendor.clone().unwrap_or_else(|| "unknown".into());
+    let bundle = crate::text::escape_os(report.bundle.as_os_str());
+    let mut events = Vec::new();
+    match report.verdict {
+        Verdict::UnexpectedSigner => {
+            for s in report
+                .signatures
+                .iter()
+                .filter(|s| s.status == crate::verify::Status::UnpinnedSigner)
+            {
+                let fpr = s.issuer.clone().unwrap_or_default();
+                events.push(
+                    Event::new(
+                        Kind::UnexpectedSigner,
+                        &vendor,
+                        &format!("bundle {} {} {fpr}", bundle, report.sha256),
+                        Severity::High,
+                        format!(
+                            "{bundle} is signed by key {} that is not pinned for {vendor}",
+                            crate::text::group4(&fpr)
+                        ),
+                        "",
+                        now,
+                    )
+                    .with("fingerprint", fpr)
+                    .with("bundle", bundle.clone())
+                    .with("sha256", report.sha256.clone()),
+                );
+            }
+        }
+        Verdict::Rejected => events.push(
+            Event::new(
+                Kind::BundleRejected,
+                &vendor,
+                &format!(
+                    "bundle {} {} {}",
+                    bundle,
+                    report.sha256,
+                    report.codes.join(",")
+                ),
+                Severity::High,
+                format!("{bundle} was rejected: {}", report.codes.join(", ")),
+                "",
+                now,
+            )
+            .with("bundle", bundle.clone())
+            .with("sha256", report.sha256.clone())
+            .with("code", report.codes.join(",")),
+        ),
+        Verdict::Verified => {}
+    }
+    for s in &report.signatures {
+        if let (Some(exp), Some(cert)) = (s.key_expires_soon, &s.certificate) {
+            let fpr = cert.to_hex();
+            events.push(
+                Event::new(
+                    Kind::KeyExpiring,
+                    &vendor,
+                    &format!("{fpr} expires {} within 30d", crate::text::time(exp)),
+                    Severity::Medium,
+                    format!(
+                        "{vendor}'s signing key {} expires at {}",
+                        crate::text::group4(&fpr),
+                        crate::text::time(exp)
+                    ),
+                    "",
+                    now,
+                )
+                .with("fingerprint", fpr),
+            );
+        }
+    }
+    if events.is_empty() {
+        return;
+    }
+    let result = (|| -> anyhow::Result<Vec<ChannelReport>> {
+        let mut state = State::open(&config.watch.state)?;
+        state.add_events(&events)?;
+        let channels = alert::channels(&config.alerts, false);
+        let rt = runtime()?;
+        Ok(rt.block_on(alert::deliver_pending(&mut state, &channels, now))?)
+    })();
+    match result {
+        Ok(reports) => {
+            for r in reports.iter().filter(|r| r.pending > 0) {
+                eprintln!(
+                    "vendorguard: alert pending on {}: {}",
+                    r.channel,
+                    r.last_error.clone().unwrap_or_default()
+                );
+            }
+        }
+        Err(e) => eprintln!("vendorguard: could not raise the alert: {e:#}"),
+    }
+}

@@ -1,0 +1,503 @@
+//! The watcher: one pass (`watch --once`) or a daemon over every vendor's feeds, CSAF
+//! providers and key URLs.
+//!
+//! Each source is polled on its own task; the HTTP politeness limits live in `fetch`.
+//! Results come back to this task, which alone touches SQLite: it compares items with
+//! what was seen, turns differences into events, and commits the source's new state and
+//! its events in one transaction. One failing source is recorded and reported; it never
+//! stops the others. After `failures_before_alert` failed polls in a row (or no success
+//! for `stale_after`) a source gets one `source-failing` event, and one
+//! `source-recovered` when it comes back. The first successful poll of a feed records
+//! its backlog and emits one summary event instead of one per entry. Delivering events
+//! is `alert`'s job.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::task::JoinSet;
+
+use crate::config::{Config, FeedFormat};
+use crate::event::{Event, Kind, Severity};
+use crate::feeds::{self, Item};
+use crate::fetch::{Fetched, Fetcher, Validators};
+use crate::keyring::Keyring;
+use crate::state::{EntryRow, EntryWrite, PollCommit, SourceRow, State, StateError};
+
+/// What a source is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    Feed(FeedFormat),
+    KeyUrl,
+}
+
+impl SourceKind {
+    pub fn code(self) -> &'static str {
+        match self {
+            SourceKind::Feed(FeedFormat::Auto) => "feed",
+            SourceKind::Feed(FeedFormat::Csaf) => "csaf",
+            SourceKind::Feed(FeedFormat::CisaKev) => "cisa-kev",
+            SourceKind::KeyUrl => "key-url",
+        }
+    }
+}
+
+/// One thing to poll.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub id: String,
+    pub vendor: String,
+    pub kind: SourceKind,
+    pub url: String,
+    pub interval: Duration,
+}
+
+/// Every source in the configuration.
+pub fn sources(config: &Config) -> Vec<Source> {
+    let mut out = Vec::new();
+    for v in &config.vendors {
+        let vendor_interval = v.interval.unwrap_or(config.watch.interval);
+        if let Some(k) = &v.key_url {
+            out.push(Source {
+                id: format!("{} key {}", v.name, k),
+                vendor: v.name.clone(),
+                kind: SourceKind::KeyUrl,
+                url: k.clone(),
+                interval: vendor_interval,
+            });
+        }
+        for f in &v.feeds {
+            out.push(Source {
+                id: format!("{} {} {}", v.name, SourceKind::Feed(f.format).code(), f.url),
+                vendor: v.name.clone(),
+                kind: SourceKind::Feed(f.format),
+                url: f.url.clone(),
+                interval: f.interval.unwrap_or(vendor_interval),
+            });
+        }
+    }
+    out
+}
+
+/// How one source's poll went, for the summary line.
+#[derive(Debug, Clone)]
+pub struct SourceOutcome {
+    pub source: Source,
+    /// `ok`, `not-modified`, or the failure code.
+    pub status: String,
+    pub detail: String,
+    pub items: usize,
+    pub new_events: usize,
+}
+
+/// What a poll task sends back.
+enum Polled {
+    NotModified,
+    Items {
+        items: Vec<Item>,
+        validators: (Option<String>, Option<String>),
+    },
+    Csaf(crate::csaf::CsafPoll),
+    Key(Vec<Event>),
+}
+
+/// Polls every source once and records the results.
+///
+/// # Errors
+///
+/// Only a state database failure; source failures are recorded and reported in the
+/// outcomes.
+pub async fn run_pass(
+    config: &Config,
+    state: &mut State,
+    fetcher: Arc<Fetcher>,
+    keyrings: &HashMap<String, Arc<Keyring>>,
+    only: Option<&[Source]>,
+    now: SystemTime,
+) -> Result<Vec<SourceOutcome>, StateError> {
+    let all = sources(config);
+    let list: Vec<Source> = only.map(<[Source]>::to_vec).unwrap_or(all);
+    let mut set = JoinSet::new();
+    let mut priors: HashMap<String, Option<SourceRow>> = HashMap::new();
+    for s in &list {
+        let row = state.source(&s.id)?;
+        let validators = row
+            .as_ref()
+            .filter(|r| r.initialized)
+            .map(|r| Validators {
+                etag: r.etag.clone(),
+                last_modified: r.last_modified.clone(),
+            })
+            .unwrap_or_default();
+        let prior_entries = if s.kind == SourceKind::Feed(FeedFormat::Csaf) {
+            state.entries(&s.id)?
+        } else {
+            HashMap::new()
+        };
+        priors.insert(s.id.clone(), row);
+        let (f, src, kr) = (fetcher.clone(), s.clone(), keyrings.get(&s.vendor).cloned());
+        set.spawn(async move {
+            let r = poll_source(&f, &src, validators, prior_entries, kr, now).await;
+            (src, r)
+        });
+    }
+    let mut outcomes = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        let Ok((src, result)) = joined else { continue };
+        let prior = priors.remove(&src.id).flatten();
+        let outcome = match result {
+            Ok(polled) => record_success(config, state, &src, prior.as_ref(), polled, now)?,
+            Err(message) => record_failure(config, state, &src, &message, now)?,
+        };
+        outcomes.push(outcome);
+    }
+    outcomes
+        .sort_by(|a, b| (&a.source.vendor, &a.source.url).cmp(&(&b.source.vendor, &b.source.url)));
+    Ok(outcomes)
+}
+
+async fn poll_source(
+    fetcher: &Arc<Fetcher>,
+    s: &Source,
+    validators: Validators,
+    prior_entries: HashMap<String, EntryRow>,
+    keyring: Option<Arc<Keyring>>,
+    now: SystemTime,
+) -> Result<Polled, String> {
+    match s.kind {
+        SourceKind::Feed(FeedFormat::Csaf) => crate::csaf::poll(
+            fetcher.clone(),
+            s.vendor.clone(),
+            s.url.clone(),
+            prior_entries,
+            keyring,
+            now,
+        )
+        .await
+        .map(Polled::Csaf),
+        SourceKind::KeyUrl => {
+            let keyring = keyring.ok_or_else(|| {
+                format!(
+                    "key-no-pinned-key: nothing is pinned for vendor {} to compare {} with",
+                    s.vendor, s.url
+                )
+            })?;
+            match fetcher
+                .get(&s.url, &Validators::default())
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                Fetched::NotModified => Ok(Polled::NotModified),
+                Fetched::Body { bytes, .. } => {
+                    crate::keywatch::compare(&s.vendor, &s.url, &bytes, &keyring, now)
+                        .map(Polled::Key)
+                }
+            }
+        }
+        SourceKind::Feed(format) => match fetcher
+            .get(&s.url, &validators)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            Fetched::NotModified => Ok(Polled::NotModified),
+            Fetched::Body {
+                bytes,
+                etag,
+                last_modified,
+                ..
+            } => {
+                let items = match format {
+                    FeedFormat::CisaKev => feeds::parse_cisa_kev(&bytes),
+                    _ => feeds::parse_feed(&bytes, &s.url),
+                }
+                .map_err(|e| format!("{e} ({})", s.url))?;
+                Ok(Polled::Items {
+                    items,
+                    validators: (etag, last_modified),
+                })
+            }
+        },
+    }
+}
+
+fn recovered(src: &Source, prior: Option<&SourceRow>, now: SystemTime) -> Option<Event> {
+    let p = prior?;
+    if !p.failing_alerted {
+        return None;
+    }
+    let since = p.failing_since.map(crate::text::time).unwrap_or_default();
+    Some(
+        Event::new(
+            Kind::SourceRecovered,
+            &src.vendor,
+            &format!("{} recovered after failing since {since}", src.id),
+            Severity::Info,
+            format!(
+                "{} {} answers again (failing since {since})",
+                src.vendor,
+                src.kind.code()
+            ),
+            src.url.clone(),
+            now,
+        )
+        .with("source", src.url.clone()),
+    )
+}
+
+fn record_success(
+    _config: &Config,
+    state: &mut State,
+    src: &Source,
+    prior: Option<&SourceRow>,
+    polled: Polled,
+    now: SystemTime,
+) -> Result<SourceOutcome, StateError> {
+    let first = !prior.is_some_and(|p| p.initialized);
+    let mut events: Vec<Event> = recovered(src, prior, now).into_iter().collect();
+    let mut entries: Vec<EntryWrite> = Vec::new();
+    let mut validators = None;
+    let (status, items_n) = match polled {
+        Polled::NotModified => ("not-modified", 0),
+        Polled::Items {
+            items,
+            validators: v,
+        } => {
+            validators = Some(v);
+            let known = state.entries(&src.id)?;
+            let mut new_items = 0usize;
+            for it in &items {
+                match known.get(&it.key) {
+                    None => {
+                        new_items += 1;
+                        if !first {
+                            events.push(advisory_event(Kind::AdvisoryNew, src, it, now));
+                        }
+                    }
+                    Some(k) if k.content_hash != it.content_hash || k.updated != it.updated => {
+                        events.push(advisory_event(Kind::AdvisoryUpdated, src, it, now));
+                    }
+                    Some(_) => continue,
+                }
+                entries.push(EntryWrite {
+                    key: it.key.clone(),
+                    content_hash: it.content_hash.clone(),
+                    updated: it.updated.clone(),
+                    title: it.title.clone(),
+                    url: it.url.clone(),
+                });
+            }
+            if first && new_items > 0 {
+                events.push(backlog_event(src, new_items, now));
+            }
+            ("ok", items.len())
+        }
+        Polled::Csaf(c) => {
+            let known = state.entries(&src.id)?;
+            entries.extend(c.entries);
+            events.extend(c.problems);
+            let mut new_items = 0;
+            let n = c.advisories.len();
+            for (entry, mut event) in c.advisories {
+                match known.get(&entry.key) {
+                    None => {
+                        new_items += 1;
+                        if !first {
+                            events.push(event);
+                        }
+                    }
+                    Some(k) if k.updated != entry.updated => {
+                        event.kind = Kind::AdvisoryUpdated;
+                        event.id = crate::event::event_id(
+                            Kind::AdvisoryUpdated,
+                            &src.vendor,
+                            &format!("{} {:?}", entry.key, entry.updated),
+                        );
+                        events.push(event);
+                    }
+                    Some(_) => {}
+                }
+                entries.push(entry);
+            }
+            if first && new_items > 0 {
+                events.push(backlog_event(src, new_items, now));
+            }
+            ("ok", n)
+        }
+        Polled::Key(key_events) => {
+            let n = key_events.len();
+            events.extend(key_events);
+            ("ok", n)
+        }
+    };
+    let inserted = state.commit_poll(&PollCommit {
+        source_id: &src.id,
+        vendor: &src.vendor,
+        kind: src.kind.code(),
+        url: &src.url,
+        validators,
+        entries: &entries,
+        events: &events,
+        now,
+    })?;
+    Ok(SourceOutcome {
+        source: src.clone(),
+        status: status.into(),
+        detail: String::new(),
+        items: items_n,
+        new_events: inserted,
+    })
+}
+
+fn advisory_event(kind: Kind, src: &Source, it: &Item, now: SystemTime) -> Event {
+    let identity = match kind {
+        Kind::AdvisoryNew => format!("{} {}", src.id, it.key),
+        _ => format!("{} {} {} {:?}", src.id, it.key, it.content_hash, it.updated),
+    };
+    let mut e = Event::new(
+        kind,
+        &src.vendor,
+        &identity,
+        it.severity.unwrap_or(Severity::Medium),
+        it.title.clone(),
+        it.url.clone(),
+        now,
+    )
+    .with("source", src.url.clone())
+    .with("entry_key", it.key.clone());
+    if let Some(a) = &it.advisory_id {
+        e = e.with("advisory_id", a.clone());
+    }
+    if let Some(u) = &it.updated {
+        e = e.with("updated", u.clone());
+    }
+    e
+}
+
+fn backlog_event(src: &Source, n: usize, now: SystemTime) -> Event {
+    Event::new(
+        Kind::AdvisoryNew,
+        &src.vendor,
+        &format!("{} backlog", src.id),
+        Severity::Info,
+        format!("{n} advisories already published by {} recorded on the first poll; new ones will be alerted one by one", src.vendor),
+        src.url.clone(),
+        now,
+    )
+    .with("source", src.url.clone())
+    .with("backlog", n.to_string())
+}
+
+fn record_failure(
+    config: &Config,
+    state: &mut State,
+    src: &Source,
+    message: &str,
+    now: SystemTime,
+) -> Result<SourceOutcome, StateError> {
+    let code = message
+        .split(':')
+        .next()
+        .unwrap_or("source-error")
+        .trim()
+        .to_string();
+    let code = if code.contains(' ') {
+        "source-error".to_string()
+    } else {
+        code
+    };
+    let threshold = config.watch.failures_before_alert;
+    let stale_after = config.watch.stale_after;
+    let (row, event) = state.commit_failure(
+        (&src.id, &src.vendor, src.kind.code(), &src.url),
+        &code,
+        message,
+        now,
+        |row| {
+            let stale = match (stale_after, row.last_success.or(row.first_seen)) {
+                (Some(limit), Some(since)) => {
+                    now.duration_since(since).unwrap_or_default() >= limit
+                }
+                _ => false,
+            };
+            if row.failures < threshold && !stale {
+                return None;
+            }
+            let since = row.failing_since.map(crate::text::time).unwrap_or_default();
+            Some(
+                Event::new(
+                    Kind::SourceFailing,
+                    &src.vendor,
+                    &format!("{} failing since {since}", src.id),
+                    Severity::Medium,
+                    format!(
+                        "{} {} has failed {} polls in a row: {message}",
+                        src.vendor,
+                        src.kind.code(),
+                        row.failures
+                    ),
+                    src.url.clone(),
+                    now,
+                )
+                .with("source", src.url.clone())
+                .with("code", code.clone())
+                .with("failures", row.failures.to_string()),
+            )
+        },
+    )?;
+    Ok(SourceOutcome {
+        source: src.clone(),
+        status: code,
+        detail: format!("{message} ({} in a row)", row.failures),
+        items: 0,
+        new_events: usize::from(event.is_some()),
+    })
+}
+
+/// The one-line summary of a source's poll, for stderr.
+pub fn summary_line(o: &SourceOutcome) -> String {
+    let what = format!(
+        "{} {} {}",
+        o.source.vendor,
+        o.source.kind.code(),
+        o.source.url
+    );
+    match o.status.as_str() {
+        "ok" => format!("ok: {what}: {} items, {} new events", o.items, o.new_events),
+        "not-modified" => format!("ok: {what}: not modified"),
+        _ => format!(
+            "failed: {what}: {}{}",
+            crate::text::escape(&o.detail),
+            if o.new_events > 0 {
+                " (source-failing raised)"
+            } else {
+                ""
+            }
+        ),
+    }
+}
+
+/// The lock that keeps two runs from polling at once: `<state>.lock`, held with an
+/// exclusive advisory lock for the life of the returned file.
+///
+/// # Errors
+///
+/// `Ok(None)` when another run holds it; `Err` when the file cannot be opened.
+pub fn try_lock(state_path: &std::path::Path) -> std::io::Result<Option<std::fs::File>> {
+    let mut p = state_path.as_os_str().to_owned();
+    p.push(".lock");
+    if let Some(parent) = state_path.parent() {
+        if !parent.as_os_str().is_empty() {
+            std::fs::create_dir_all(parent)?;
+        }
+    }
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(p)?;
+    match f.try_lock() {
+        Ok(()) => Ok(Some(f)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
