@@ -188,7 +188,7 @@ fn print_stdout(e: &Event, json: bool) -> Result<(), Failure> {
         e.to_json().to_string()
     } else {
         format!(
-            "event {} {} {} {}: {} {}",
+            "event {} {} {}: {} {} {}",
             e.kind.code(),
             e.severity.code(),
             e.vendor,

@@ -250,6 +250,18 @@ impl Fetcher {
     }
 }
 
+/// Whether a redirect to `next` may be followed after `previous` hops: at most 5, and
+/// never from https down to http.
+fn redirect_allowed(previous: &[reqwest::Url], next: &reqwest::Url) -> Result<(), String> {
+    if previous.len() >= 5 {
+        return Err(format!("more than 5 redirects (last to {next})"));
+    }
+    if previous.iter().any(|u| u.scheme() == "https") && next.scheme() != "https" {
+        return Err(format!("an https source may not redirect to {next}"));
+    }
+    Ok(())
+}
+
 fn too_large(url: &str, max: u64) -> FetchError {
     FetchError {
         code: "body-too-large",
@@ -360,6 +372,21 @@ mod tests {
             ..b
         };
         assert!((0..100).all(|_| backoff_delay(&equal, 3) >= Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn redirects_never_downgrade_and_are_bounded() {
+        let u = |s: &str| reqwest::Url::parse(s).unwrap();
+        assert!(redirect_allowed(&[u("https://a.example/")], &u("https://b.example/")).is_ok());
+        assert!(redirect_allowed(&[u("http://a.example/")], &u("https://b.example/")).is_ok());
+        let e = redirect_allowed(&[u("https://a.example/")], &u("http://a.example/")).unwrap_err();
+        assert!(e.contains("may not redirect"), "{e}");
+        let five: Vec<_> = (0..5)
+            .map(|i| u(&format!("http://a.example/{i}")))
+            .collect();
+        assert!(redirect_allowed(&five, &u("http://a.example/x"))
+            .unwrap_err()
+            .contains("more than 5"));
     }
 
     #[test]

@@ -3,6 +3,8 @@
 
 mod corpus;
 mod harness;
+mod http;
 mod keys;
 mod unpack;
 mod verify;
+mod watch;

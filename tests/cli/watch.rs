@@ -1,0 +1,482 @@
+//! `watch --once`, `status` and the daemon against a real HTTP server on 127.0.0.1 and
+//! real SQLite state.
+
+use std::time::Duration;
+
+use crate::harness::*;
+use crate::http::{HttpServer, Resp};
+
+/// A project whose feeds.toml points vendor `acme` at the test server, with fast
+/// retries, and no alert channel (events go to stdout).
+struct W {
+    p: Project,
+    srv: HttpServer,
+}
+
+const WATCH: &str = "[watch]\nstate = \"state/vg.sqlite\"\ntimeout = \"2s\"\nmax_body = \"1MiB\"\n\
+[watch.backoff]\nattempts = 3\ninitial = \"10ms\"\nmax = \"2s\"\njitter = \"none\"\n\n";
+
+impl W {
+    fn new(feeds: &[(&str, &str)]) -> W {
+        let srv = HttpServer::start();
+        let p = Project::new();
+        let w = W { p, srv };
+        w.config(feeds, "");
+        w
+    }
+
+    /// `feeds`: (path, format) pairs; `extra` goes into the vendor table.
+    fn config(&self, feeds: &[(&str, &str)], extra: &str) {
+        let mut s = String::from(WATCH);
+        s.push_str(&format!("[[vendor]]\nname = \"acme\"\n{extra}\n"));
+        for (path, format) in feeds {
+            s.push_str(&format!(
+                "[[vendor.feed]]\nurl = \"{}\"\n",
+                self.srv.url(path)
+            ));
+            if !format.is_empty() {
+                s.push_str(&format!("format = \"{format}\"\n"));
+            }
+        }
+        self.p.write("feeds.toml", s);
+    }
+
+    fn once(&self) -> Run {
+        self.p.run(&["watch", "--once"])
+    }
+
+    fn events(&self) -> Vec<(String, serde_json::Value)> {
+        let conn = rusqlite::Connection::open(self.p.path("state/vg.sqlite")).unwrap();
+        let mut st = conn
+            .prepare("SELECT kind, json FROM events ORDER BY seq")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .unwrap()
+            .map(|r| {
+                let (k, j) = r.unwrap();
+                (k, serde_json::from_str(&j).unwrap())
+            })
+            .collect()
+    }
+}
+
+fn rss(items: &[(&str, &str, &str)]) -> String {
+    let mut s = String::from(
+        "<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>Acme security</title>",
+    );
+    for (guid, title, body) in items {
+        s.push_str(&format!(
+            "<item><title>{title}</title><link>https://acme.example/{guid}</link><guid>{guid}</guid><description>{body}</description></item>"
+        ));
+    }
+    s.push_str("</channel></rss>");
+    s
+}
+
+#[test]
+fn first_poll_records_the_backlog_then_new_entries_alert_once() {
+    let w = W::new(&[("/feed.rss", "")]);
+    w.srv.route(
+        "/feed.rss",
+        vec![Resp::ok(rss(&[
+            ("ASA-1", "First", "a"),
+            ("ASA-2", "Second", "b"),
+        ]))],
+    );
+    let r = w.once();
+    r.code(0)
+        .stdout_has("event advisory-new info acme: 2 advisories already published");
+    r.stderr_has("ok: acme feed ");
+    assert_eq!(w.events().len(), 1);
+
+    w.srv.route(
+        "/feed.rss",
+        vec![Resp::ok(rss(&[
+            ("ASA-3", "Third (high): fix", "c"),
+            ("ASA-1", "First", "a"),
+            ("ASA-2", "Second", "b"),
+        ]))],
+    );
+    let r = w.once();
+    r.code(0)
+        .stdout_has("event advisory-new high acme: Third (high): fix https://acme.example/ASA-3");
+    // Same feed again: nothing new, nothing printed.
+    let r = w.once();
+    r.code(0);
+    assert!(!r.stdout.contains("event "), "{}", r.stdout);
+    assert_eq!(w.events().len(), 2);
+}
+
+#[test]
+fn title_edits_are_not_new_and_body_edits_are_updates() {
+    let w = W::new(&[("/f", "")]);
+    w.srv
+        .route("/f", vec![Resp::ok(rss(&[("A", "Title", "body")]))]);
+    w.once().code(0);
+    w.srv
+        .route("/f", vec![Resp::ok(rss(&[("A", "Edited title", "body")]))]);
+    let r = w.once();
+    r.code(0);
+    assert!(!r.stdout.contains("event "), "{}", r.stdout);
+    w.srv.route(
+        "/f",
+        vec![Resp::ok(rss(&[(
+            "A",
+            "Edited title",
+            "new body: fixed version 2.1",
+        )]))],
+    );
+    w.once().code(0).stdout_has("event advisory-updated");
+}
+
+#[test]
+fn entries_without_ids_are_keyed_by_link() {
+    let w = W::new(&[("/f", "")]);
+    let feed = |title: &str| {
+        format!(
+        "<rss version=\"2.0\"><channel><title>t</title><item><title>{title}</title><link>https://acme.example/a</link></item></channel></rss>"
+    )
+    };
+    w.srv.route("/f", vec![Resp::ok(feed("One"))]);
+    w.once().code(0);
+    w.srv.route("/f", vec![Resp::ok(feed("One, retitled"))]);
+    let r = w.once();
+    r.code(0);
+    assert!(!r.stdout.contains("event "), "{}", r.stdout);
+}
+
+#[test]
+fn etag_and_last_modified_round_trip_and_304_is_success() {
+    let w = W::new(&[("/e", ""), ("/l", "")]);
+    let body = rss(&[("A", "a", "a")]);
+    w.srv.route(
+        "/e",
+        vec![Resp::ok(body.clone()).header("ETag", "W/\"v1-weird \\\" etag\"")],
+    );
+    w.srv.route(
+        "/l",
+        vec![Resp::ok(body).header("Last-Modified", "Tue, 01 Sep 2026 10:00:00 GMT")],
+    );
+    w.once().code(0);
+    w.once().code(0).stderr_has("not modified");
+    let e = w.srv.requests("/e");
+    assert_eq!(e.len(), 2);
+    assert_eq!(
+        e[1].headers.get("if-none-match").map(String::as_str),
+        Some("W/\"v1-weird \\\" etag\"")
+    );
+    let l = w.srv.requests("/l");
+    assert_eq!(
+        l[1].headers.get("if-modified-since").map(String::as_str),
+        Some("Tue, 01 Sep 2026 10:00:00 GMT")
+    );
+    assert!(e[0]
+        .headers
+        .get("user-agent")
+        .unwrap()
+        .starts_with("vendorguard"));
+}
+
+#[test]
+fn server_errors_are_retried_and_429_honours_retry_after() {
+    let w = W::new(&[("/flaky", ""), ("/busy", "")]);
+    let ok = Resp::ok(rss(&[("A", "a", "a")]));
+    w.srv.route(
+        "/flaky",
+        vec![Resp::status(500), Resp::status(503), ok.clone()],
+    );
+    w.srv.route(
+        "/busy",
+        vec![Resp::status(429).header("Retry-After", "1"), ok],
+    );
+    let start = std::time::Instant::now();
+    w.once().code(0);
+    assert_eq!(w.srv.requests("/flaky").len(), 3);
+    assert_eq!(w.srv.requests("/busy").len(), 2);
+    assert!(
+        start.elapsed() >= Duration::from_secs(1),
+        "Retry-After was not honoured"
+    );
+}
+
+#[test]
+fn each_failure_is_named_and_degrades_without_stopping_others() {
+    let w = W::new(&[
+        ("/good", ""),
+        ("/slow", ""),
+        ("/loop", ""),
+        ("/big", ""),
+        ("/bad-xml", ""),
+        ("/html", ""),
+        ("/gone", ""),
+    ]);
+    w.srv
+        .route("/good", vec![Resp::ok(rss(&[("A", "a", "a")]))]);
+    w.srv.route(
+        "/slow",
+        vec![Resp::ok(rss(&[])).delay(Duration::from_secs(3))],
+    );
+    w.srv
+        .route("/loop", vec![Resp::status(302).header("Location", "/loop")]);
+    w.srv.route("/big", vec![Resp::ok(vec![b'x'; 2 << 20])]);
+    w.srv.route(
+        "/bad-xml",
+        vec![Resp::ok(
+            "<rss version=\"2.0\"><channel><item><title>unclosed",
+        )],
+    );
+    w.srv.route(
+        "/html",
+        vec![Resp::ok(
+            "<!DOCTYPE html><html><body>Please log in</body></html>",
+        )],
+    );
+    w.srv.route("/gone", vec![Resp::status(404)]);
+    let r = w.once();
+    r.code(1)
+        .stderr_has("ok: acme feed http://127.0.0.1")
+        .stderr_has("/slow: feed-timeout:")
+        .stderr_has("redirect-refused:")
+        .stderr_has("body-too-large:")
+        .stderr_has("feed-malformed: not RSS, Atom or JSON Feed")
+        .stderr_has("feed-malformed: the server sent an HTML page")
+        .stderr_has("http-error:");
+    // 404 is final: asked once. The slow one was retried to the attempt limit.
+    assert_eq!(w.srv.requests("/gone").len(), 1);
+    assert_eq!(w.srv.requests("/slow").len(), 3);
+    let s = w.p.run(&["status", "--json"]);
+    let v = s.json();
+    let src = v["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["url"].as_str().unwrap().ends_with("/gone"))
+        .unwrap()
+        .clone();
+    assert_eq!(src["failures_in_a_row"], 1);
+    assert_eq!(src["last_error_code"], "http-error");
+    assert_eq!(src["insecure_http"], true);
+}
+
+#[test]
+fn connection_refused_and_the_failing_then_recovered_cycle() {
+    // A port with nothing listening.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let w = W::new(&[]);
+    let url = format!("http://127.0.0.1:{port}/feed");
+    let write = |u: &str| {
+        w.p.write(
+            "feeds.toml",
+            format!("{WATCH}[[vendor]]\nname = \"acme\"\n[[vendor.feed]]\nurl = \"{u}\"\n"),
+        )
+    };
+    write(&url);
+    w.once().code(1).stderr_has("feed-unreachable:");
+    w.once().code(1);
+    let r = w.once();
+    r.code(1)
+        .stdout_has("event source-failing medium acme: acme feed has failed 3 polls in a row");
+    // A fourth failure does not raise it again.
+    let r = w.once();
+    assert!(!r.stdout.contains("source-failing"), "{}", r.stdout);
+    let _ = &w.srv;
+}
+
+#[test]
+fn source_recovered_follows_source_failing() {
+    let w = W::new(&[("/f", "")]);
+    w.srv.route("/f", vec![Resp::status(500)]);
+    for _ in 0..3 {
+        w.once().code(1);
+    }
+    assert!(w.events().iter().any(|(k, _)| k == "source-failing"));
+    w.srv.route("/f", vec![Resp::ok(rss(&[("A", "a", "a")]))]);
+    w.once()
+        .code(0)
+        .stdout_has("event source-recovered info acme");
+}
+
+#[test]
+fn gzip_bomb_stops_at_max_body() {
+    let Some(c) = corpus() else { return };
+    let w = W::new(&[("/bomb", "")]);
+    let bomb = std::fs::read(c.join("feeds/hostile/bomb-1GiB.gz")).unwrap();
+    w.srv.route(
+        "/bomb",
+        vec![Resp::ok(bomb)
+            .header("Content-Encoding", "gzip")
+            .header("Content-Type", "application/rss+xml")],
+    );
+    let start = std::time::Instant::now();
+    w.once().code(1).stderr_has("body-too-large");
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "the bomb was expanded far past the cap"
+    );
+}
+
+#[test]
+fn cisa_kev_snapshots_yield_exactly_the_three_new_cves() {
+    let Some(c) = corpus() else { return };
+    let dir = c.join("feeds/vendor/cisa-kev");
+    let prev_gz = dir.join("known_exploited_vulnerabilities.PREVIOUS-c955f9c.json.gz");
+    let current = dir.join("known_exploited_vulnerabilities.json");
+    let previous = {
+        use std::io::Read;
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(&prev_gz).unwrap())
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    };
+    let w = W::new(&[("/kev.json", "cisa-kev")]);
+    w.p.write(
+        "feeds.toml",
+        std::fs::read_to_string(w.p.path("feeds.toml"))
+            .unwrap()
+            .replace("max_body = \"1MiB\"", "max_body = \"20MiB\""),
+    );
+    w.srv.route("/kev.json", vec![Resp::ok(previous)]);
+    w.once().code(0).stdout_has("advisories already published");
+    w.srv.route(
+        "/kev.json",
+        vec![Resp::ok(std::fs::read(&current).unwrap())],
+    );
+    let r = w.once();
+    r.code(0);
+    let mut cves: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("event advisory-new"))
+        .filter_map(|l| l.split_whitespace().nth(4))
+        .collect();
+    cves.sort();
+    assert_eq!(cves, ["CVE-2024-8068", "CVE-2024-8069", "CVE-2025-48384"]);
+}
+
+#[test]
+fn overlapping_runs_the_second_exits_75() {
+    let w = W::new(&[("/slow", "")]);
+    w.srv.route(
+        "/slow",
+        vec![Resp::ok(rss(&[])).delay(Duration::from_millis(1500))],
+    );
+    let first = std::process::Command::new(env!("CARGO_BIN_EXE_vendorguard"))
+        .args(["watch", "--once"])
+        .current_dir(w.p.dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the first run has reached the server (it holds the lock by then).
+    while w.srv.requests("/slow").is_empty() {
+        std::thread::yield_now();
+    }
+    w.once().code(75).stderr_has("another run holds the lock");
+    let out = first.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn bad_config_and_unreadable_state_exit_2() {
+    let p = Project::new();
+    p.write(
+        "feeds.toml",
+        "[watch]\nstate = \"s.sqlite\"\ninterval = \"sometimes\"\n",
+    );
+    p.run(&["watch", "--once"])
+        .code(2)
+        .stderr_has("watch.interval");
+    p.write("feeds.toml", "[watch]\nstate = \"s.sqlite\"\n");
+    p.write(
+        "s.sqlite",
+        "not a database at all, just some text that is long enough to look like a header",
+    );
+    p.run(&["watch", "--once"]).code(2).stderr_has("s.sqlite");
+}
+
+#[test]
+fn killed_at_random_points_loses_nothing_and_the_database_stays_sound() {
+    let w = W::new(&[("/a", ""), ("/b", "")]);
+    // Each round adds one entry to each feed; SIGKILL lands at a different point.
+    let mut items_a: Vec<(String, String, String)> = vec![("a0".into(), "a0".into(), "x".into())];
+    let mut items_b: Vec<(String, String, String)> = vec![("b0".into(), "b0".into(), "x".into())];
+    let feed = |items: &[(String, String, String)]| {
+        let v: Vec<(&str, &str, &str)> = items
+            .iter()
+            .map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str()))
+            .collect();
+        rss(&v)
+    };
+    w.srv.route("/a", vec![Resp::ok(feed(&items_a))]);
+    w.srv.route("/b", vec![Resp::ok(feed(&items_b))]);
+    w.once().code(0);
+    for round in 1..=12u64 {
+        items_a.insert(0, (format!("a{round}"), format!("a{round}"), "x".into()));
+        items_b.insert(0, (format!("b{round}"), format!("b{round}"), "x".into()));
+        w.srv.route(
+            "/a",
+            vec![Resp::ok(feed(&items_a)).delay(Duration::from_millis(round * 3))],
+        );
+        w.srv.route("/b", vec![Resp::ok(feed(&items_b))]);
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vendorguard"))
+            .args(["watch", "--once"])
+            .current_dir(w.p.dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let spin = (round * 7919) % 40;
+        for _ in 0..spin * 1000 {
+            std::hint::spin_loop();
+        }
+        for _ in 0..round * 4 {
+            std::thread::yield_now();
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    // A clean run afterwards catches up on whatever the killed runs did not commit.
+    w.once().code(0);
+    let events = w.events();
+    let mut keys: Vec<String> = events
+        .iter()
+        .filter(|(k, e)| k == "advisory-new" && e.get("backlog").is_none())
+        .map(|(_, e)| e["entry_key"].as_str().unwrap().to_string())
+        .collect();
+    keys.sort();
+    let mut want: Vec<String> = (1..=12)
+        .flat_map(|r| [format!("id:a{r}"), format!("id:b{r}")])
+        .collect();
+    want.sort();
+    assert_eq!(keys, want, "every new entry is exactly one event");
+    let conn = rusqlite::Connection::open(w.p.path("state/vg.sqlite")).unwrap();
+    let ok: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+}
+
+#[test]
+fn json_summary_and_event_lines() {
+    let w = W::new(&[("/f", "")]);
+    w.srv.route("/f", vec![Resp::ok(rss(&[("A", "a", "a")]))]);
+    let r = w.p.run(&["watch", "--once", "--json"]);
+    r.code(0);
+    let lines: Vec<serde_json::Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["kind"], "advisory-new");
+    assert_eq!(lines[0]["vendor"], "acme");
+    assert_eq!(
+        lines.last().unwrap()["summary"]["sources"][0]["status"],
+        "ok"
+    );
+    assert_eq!(lines.last().unwrap()["summary"]["pending_events"], 0);
+}
