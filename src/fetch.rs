@@ -80,19 +80,10 @@ impl Fetcher {
     /// When the TLS backend cannot be set up.
     pub fn new(w: &Watch) -> anyhow::Result<Fetcher> {
         let policy = reqwest::redirect::Policy::custom(|attempt| {
-            if attempt.previous().len() >= 5 {
-                return attempt.error("more than 5 redirects");
+            match redirect_allowed(attempt.previous(), attempt.url()) {
+                Ok(()) => attempt.follow(),
+                Err(msg) => attempt.error(msg),
             }
-            let from_https = attempt
-                .previous()
-                .last()
-                .map(|u| u.scheme() == "https")
-                .unwrap_or(false);
-            if from_https && attempt.url().scheme() != "https" {
-                let msg = format!("an https source may not redirect to {}", attempt.url());
-                return attempt.error(msg);
-            }
-            attempt.follow()
         });
         let client = reqwest::Client::builder()
             .user_agent(w.user_agent.clone())
