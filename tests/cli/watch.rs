@@ -480,3 +480,284 @@ fn json_summary_and_event_lines() {
     );
     assert_eq!(lines.last().unwrap()["summary"]["pending_events"], 0);
 }
+
+/// Serves every file under `dir` at `prefix` + relative path, after `render`.
+fn serve_tree(
+    srv: &HttpServer,
+    prefix: &str,
+    dir: &std::path::Path,
+    render: &dyn Fn(Vec<u8>) -> Vec<u8>,
+) {
+    fn walk(
+        srv: &HttpServer,
+        prefix: &str,
+        root: &std::path::Path,
+        d: &std::path::Path,
+        render: &dyn Fn(Vec<u8>) -> Vec<u8>,
+    ) {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(srv, prefix, root, &p, render);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                srv.route(
+                    &format!("{prefix}{rel}"),
+                    vec![Resp::ok(render(std::fs::read(&p).unwrap()))],
+                );
+            }
+        }
+    }
+    walk(srv, prefix, dir, dir, render);
+}
+
+/// gocsaf's template: `{{.URL}}` and the `{{if}}`/`{{end}}` lines for both hashes.
+fn render_gocsaf(base: &str) -> impl Fn(Vec<u8>) -> Vec<u8> + '_ {
+    move |b| {
+        let t = String::from_utf8_lossy(&b).into_owned();
+        if !t.contains("{{") {
+            return b;
+        }
+        t.replace("{{.URL}}", base)
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("{{"))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .into_bytes()
+    }
+}
+
+struct Csaf {
+    w: W,
+    base: String,
+}
+
+impl Csaf {
+    /// The gocsaf `simple-rolie-provider` (or directory provider) served at /p/, its
+    /// key pinned for vendor acme.
+    fn new(provider: &str, pin_provider_key: bool) -> Option<Csaf> {
+        let c = corpus()?;
+        let dir = c.join("csaf/gocsaf-testdata").join(provider);
+        let w = W::new(&[("/p/provider-metadata.json", "csaf")]);
+        let base = w.srv.url("/p");
+        serve_tree(&w.srv, "/p/", &dir, &render_gocsaf(&base));
+        if pin_provider_key {
+            w.p.pin_cert(
+                "acme",
+                "provider.asc",
+                &std::fs::read(dir.join("openpgp/pubkey.asc")).unwrap(),
+            );
+        } else {
+            let other = sq_cert("Someone else <x@example.org>", days_ago(10), None);
+            w.p.pin_cert("acme", "other.asc", &armored(&other));
+        }
+        Some(Csaf { w, base })
+    }
+}
+
+#[test]
+fn csaf_rolie_provider_good_advisory_is_verified_and_recorded() {
+    let Some(c) = Csaf::new("simple-rolie-provider", true) else {
+        return;
+    };
+    let r = c.w.once();
+    r.code(0)
+        .stdout_has("event advisory-new info acme: 1 advisories already published");
+    assert!(
+        !r.stdout.contains("rejected") && !r.stdout.contains("unexpected-signer"),
+        "{}",
+        r.stdout
+    );
+    // Nothing changed: nothing downloaded again, nothing new.
+    let before =
+        c.w.srv
+            .requests("/p/white/avendor-advisory-0004.json")
+            .len();
+    c.w.once().code(0);
+    assert_eq!(
+        c.w.srv
+            .requests("/p/white/avendor-advisory-0004.json")
+            .len(),
+        before
+    );
+    let _ = c.base;
+}
+
+#[test]
+fn csaf_directory_provider_with_changes_csv() {
+    let Some(c) = Csaf::new("simple-directory-provider", true) else {
+        return;
+    };
+    c.w.once()
+        .code(0)
+        .stdout_has("1 advisories already published");
+    // Only what changes.csv lists is fetched.
+    assert!(c
+        .w
+        .srv
+        .requests("/p/white/avendor-advisory-0004-not-listed.json")
+        .is_empty());
+}
+
+#[test]
+fn csaf_bad_hash_and_bad_signature_are_rejected_by_name() {
+    let Some(c) = Csaf::new("simple-rolie-provider", true) else {
+        return;
+    };
+    c.w.srv.route(
+        "/p/white/avendor-advisory-0004.json.sha256",
+        vec![Resp::ok(format!(
+            "{}  avendor-advisory-0004.json\n",
+            "0".repeat(64)
+        ))],
+    );
+    c.w.once().code(0).stdout_has("event bundle-rejected high acme: acme CSAF advisory avendor-advisory-0004.json rejected: avendor-advisory-0004.json.sha256 does not match");
+
+    let Some(c) = Csaf::new("simple-rolie-provider", true) else {
+        return;
+    };
+    // Change the document and fix up its hashes: only the signature can tell.
+    let corpus = corpus()
+        .unwrap()
+        .join("csaf/gocsaf-testdata/simple-rolie-provider/white/avendor-advisory-0004.json");
+    let doc = std::fs::read_to_string(corpus)
+        .unwrap()
+        .replace("Test CSAF document", "Tampered CSAF document");
+    use sha2::Digest as _;
+    let h256: String = sha2::Sha256::digest(doc.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let h512: String = sha2::Sha512::digest(doc.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    c.w.srv
+        .route("/p/white/avendor-advisory-0004.json", vec![Resp::ok(doc)]);
+    c.w.srv.route(
+        "/p/white/avendor-advisory-0004.json.sha256",
+        vec![Resp::ok(format!("{h256}  avendor-advisory-0004.json"))],
+    );
+    c.w.srv.route(
+        "/p/white/avendor-advisory-0004.json.sha512",
+        vec![Resp::ok(format!("{h512}  avendor-advisory-0004.json"))],
+    );
+    c.w.once()
+        .code(0)
+        .stdout_has("rejected: signature bad-signature");
+
+    let Some(c) = Csaf::new("simple-rolie-provider", true) else {
+        return;
+    };
+    c.w.srv.route(
+        "/p/white/avendor-advisory-0004.json.asc",
+        vec![Resp::status(404)],
+    );
+    c.w.once().code(0).stdout_has("rejected: no signature");
+}
+
+#[test]
+fn csaf_unpinned_provider_key_and_signer_are_unexpected_signers() {
+    let Some(c) = Csaf::new("simple-rolie-provider", false) else {
+        return;
+    };
+    let r = c.w.once();
+    r.code(0)
+        .stdout_has("event unexpected-signer high acme: acme's CSAF provider lists key A891 4CA2 F111 39C6 A69A  0018 FB3C D9B1 5DE6 1596 that is not pinned")
+        .stdout_has("acme CSAF advisory avendor-advisory-0004.json is signed by key");
+}
+
+#[test]
+fn csaf_without_any_pinned_key_is_a_failure_not_a_silent_skip() {
+    let Some(c) = Csaf::new("simple-rolie-provider", true) else {
+        return;
+    };
+    std::fs::remove_dir_all(c.w.p.path("keyring")).unwrap();
+    c.w.once().code(1).stderr_has("csaf-no-pinned-key");
+}
+
+#[test]
+fn csaf_cisa_ref_quirk_and_unknown_signer() {
+    let Some(corp) = corpus() else { return };
+    let w = W::new(&[("/cisa/provider-metadata.json", "csaf")]);
+    let it = corp.join("csaf/cisagov-CSAF/IT/white");
+    let real = "https://raw.githubusercontent.com/cisagov/CSAF/develop/csaf_files/IT/white/";
+    let local = w.srv.url("/cisa/it/");
+    // Only the feed names the real host; the signed documents are served untouched.
+    serve_tree(&w.srv, "/cisa/it/", &it, &|b| b);
+    let feed = std::fs::read_to_string(it.join("cisa-csaf-it-feed-tlp-white.json"))
+        .unwrap()
+        .replace(real, &local);
+    w.srv.route(
+        "/cisa/it/cisa-csaf-it-feed-tlp-white.json",
+        vec![Resp::ok(feed)],
+    );
+    w.srv.route(
+        "/cisa/provider-metadata.json",
+        vec![Resp::ok(format!(
+            r#"{{"canonical_url": "{0}", "distributions": [{{"rolie": {{"feeds": [{{"url": "{1}", "tlp_label": "WHITE"}}]}}}}],
+               "publisher": {{"namespace": "https://www.cisa.gov", "name": "CISA", "category": "coordinator"}},
+               "public_openpgp_keys": [], "role": "csaf_trusted_provider", "metadata_version": "2.0"}}"#,
+            w.srv.url("/cisa/provider-metadata.json"),
+            w.srv.url("/cisa/it/cisa-csaf-it-feed-tlp-white.json")
+        ))],
+    );
+    let other = sq_cert("Not CISA <x@example.org>", days_ago(10), None);
+    w.p.pin_cert("acme", "other.asc", &armored(&other));
+    let r = w.once();
+    r.code(0);
+    let unknown = r
+        .stdout
+        .lines()
+        .filter(|l| {
+            l.contains("is signed by key 144A ED0A 57BE 7D4A E835  D9D8 CAC5 AC4F 7416 4B17")
+        })
+        .count();
+    assert_eq!(unknown, 4, "{}", r.stdout);
+}
+
+#[test]
+fn key_url_changes_revocations_and_expiry() {
+    let w = W::new(&[]);
+    let pinned = sq_cert("Acme Release <r@acme.example>", days_ago(100), None);
+    w.p.pin_cert("acme", "acme.asc", &armored(&pinned));
+    w.config(&[], &format!("key_url = \"{}\"", w.srv.url("/key.asc")));
+    w.srv.route("/key.asc", vec![Resp::ok(armored(&pinned))]);
+    let r = w.once();
+    r.code(0);
+    assert!(!r.stdout.contains("event "), "{}", r.stdout);
+
+    let stranger = sq_cert("Acme Release 2027 <r@acme.example>", days_ago(1), None);
+    w.srv.route("/key.asc", vec![Resp::ok(armored(&stranger))]);
+    let fpr = stranger.fingerprint().to_hex();
+    w.once()
+        .code(0)
+        .stdout_has("event key-changed high acme:")
+        .stdout_has(&format!("fingerprint {fpr}"));
+    // Seen once, alerted once.
+    let r = w.once();
+    assert!(!r.stdout.contains("key-changed"), "{}", r.stdout);
+
+    let revoked = sq_revoke(
+        &pinned,
+        sequoia_openpgp::types::ReasonForRevocation::KeyCompromised,
+        days_ago(1),
+    );
+    w.srv.route("/key.asc", vec![Resp::ok(armored(&revoked))]);
+    w.once()
+        .code(0)
+        .stdout_has("event key-revoked critical acme: acme revoked its pinned key");
+
+    let expiring = sq_cert("Short <s@acme.example>", days_ago(5), Some(DAY * 25));
+    w.p.pin_cert("acme", "short.asc", &armored(&expiring));
+    w.srv.route("/key.asc", vec![Resp::ok(armored(&expiring))]);
+    w.once()
+        .code(0)
+        .stdout_has("event key-expiring medium acme:");
+    let r = w.once();
+    assert!(
+        !r.stdout.contains("key-expiring"),
+        "once per key and threshold: {}",
+        r.stdout
+    );
+}
