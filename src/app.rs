@@ -502,6 +502,51 @@ fn run_keys(
 ) -> anyhow::Result<Outcome> {
     let policy = StandardPolicy::new();
     match command {
+        KeysCommand::Add {
+            file,
+            vendor,
+            fingerprint,
+        } => {
+            use sequoia_openpgp::serialize::SerializeInto;
+            let want: String = fingerprint
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect::<String>()
+                .to_ascii_uppercase();
+            if !(want.len() == 40 || want.len() == 64)
+                || !want.bytes().all(|b| b.is_ascii_hexdigit())
+            {
+                bail!("--fingerprint: expected a full 40 or 64 hex digit fingerprint (a key ID is not enough), got {fingerprint:?}");
+            }
+            let choice = choose_vendor(config, Some(&vendor), &file)?.expect("explicit vendor");
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("{}: cannot read", file.display()))?;
+            let (certs, _) = keyring::parse_certs(&bytes);
+            let cert = certs
+                .into_iter()
+                .find(|c| c.keys().any(|k| k.key().fingerprint().to_hex() == want))
+                .with_context(|| format!("{}: holds no certificate with fingerprint {want}; nothing was pinned (compare the fingerprint again)", file.display()))?;
+            let fpr = cert.fingerprint().to_hex();
+            std::fs::create_dir_all(&choice.keyring_dir)
+                .with_context(|| format!("{}: cannot create", choice.keyring_dir.display()))?;
+            let dest = choice.keyring_dir.join(format!("{fpr}.asc"));
+            let tmp = choice.keyring_dir.join(format!(".{fpr}.asc.tmp"));
+            let armored = cert.strip_secret_key_material().armored().to_vec()?;
+            {
+                let mut f = std::fs::File::create(&tmp)
+                    .with_context(|| format!("{}: cannot write", tmp.display()))?;
+                f.write_all(&armored)?;
+                f.sync_all()?;
+            }
+            std::fs::rename(&tmp, &dest)
+                .with_context(|| format!("{}: cannot write", dest.display()))?;
+            println!(
+                "pinned: {fpr} for vendor {} in {}",
+                choice.name,
+                dest.display()
+            );
+            Ok(Outcome::Clean)
+        }
         KeysCommand::Show { file, json } => {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("{}: cannot read", file.display()))?;

@@ -187,6 +187,17 @@ pub enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Pin the certificate in FILE for VENDOR, after you validated its fingerprint out
+    /// of band: the certificate with exactly that fingerprint (primary or subkey) is
+    /// written, public part only, to keyring/VENDOR/FINGERPRINT.asc.
+    Add {
+        file: PathBuf,
+        #[arg(long, value_name = "NAME")]
+        vendor: String,
+        /// The fingerprint you validated (spaces allowed).
+        #[arg(long, value_name = "HEX")]
+        fingerprint: String,
+    },
 }
 
 fn parse_size_arg(s: &str) -> Result<u64, String> {

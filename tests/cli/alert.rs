@@ -1,0 +1,544 @@
+//! Delivery: a real SMTP server (aiosmtpd, `tests/smtp_server.py`) and real escalation
+//! processes. Every event reaches every channel at least once, never lost.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+use crate::http::{HttpServer, Resp};
+
+/// The SMTP server process; killed on drop.
+struct Smtp {
+    child: Child,
+    spool: PathBuf,
+}
+
+impl Smtp {
+    fn start(port: u16, spool: &Path) -> Smtp {
+        use std::io::BufRead;
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp_server.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg(port.to_string())
+            .arg(spool)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(
+            line.starts_with("ready"),
+            "SMTP server did not start (is aiosmtpd installed? `pip install aiosmtpd`): {line:?}"
+        );
+        Smtp {
+            child,
+            spool: spool.to_path_buf(),
+        }
+    }
+
+    fn mode(&self, m: &str) {
+        std::fs::write(self.spool.join("mode"), m).unwrap();
+    }
+
+    fn messages(&self) -> Vec<String> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.spool)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn header<'a>(msg: &'a str, name: &str) -> Vec<&'a str> {
+    let head = msg.split("\r\n\r\n").next().unwrap_or("");
+    head.split("\r\n")
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+        .collect()
+}
+
+/// A project with one feed on a test HTTP server, an escalation script written by the
+/// test (`esc.sh`), and email to an SMTP port.
+struct A {
+    p: Project,
+    srv: HttpServer,
+    port: u16,
+}
+
+const ESC_RECORDING: &str =
+    "#!/bin/sh\n# Records what it was given, then obeys ./esc-exit (default 0).\n\
+n=$(ls calls/*.json 2>/dev/null | wc -l)\nmkdir -p calls\ncat > \"calls/$n.json\"\n\
+env | grep '^VENDORGUARD_' | sort > \"calls/$n.env\"\n\
+code=$(cat esc-exit 2>/dev/null || echo 0)\nexit \"$code\"\n";
+
+impl A {
+    fn new(escalation: Option<&str>, timeout: &str) -> A {
+        let srv = HttpServer::start();
+        let p = Project::new();
+        let port = free_port();
+        let mut cfg = String::from(
+            "[watch]\nstate = \"state/vg.sqlite\"\ntimeout = \"2s\"\n[watch.backoff]\nattempts = 1\ninitial = \"10ms\"\nmax = \"1s\"\n\n[alerts]\n",
+        );
+        if let Some(script) = escalation {
+            let path = p.write("esc.sh", script);
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            cfg.push_str(&format!(
+                "escalation = \"esc.sh\"\nescalation_timeout = \"{timeout}\"\n"
+            ));
+        }
+        cfg.push_str(&format!(
+            "[alerts.email]\nurl = \"smtp://127.0.0.1:{port}\"\nfrom = \"vendorguard@example.com\"\nto = [\"oncall@example.com\"]\n\n\
+             [[vendor]]\nname = \"acme\"\n[[vendor.feed]]\nurl = \"{}\"\n",
+            srv.url("/feed")
+        ));
+        p.write("feeds.toml", cfg);
+        A { p, srv, port }
+    }
+
+    fn smtp(&self) -> Smtp {
+        Smtp::start(self.port, &self.p.path("spool"))
+    }
+
+    /// First poll of an empty feed (no backlog event), then `items` appear.
+    fn feed(&self, items: &[(&str, &str)]) {
+        let mut s = String::from("<rss version=\"2.0\"><channel><title>t</title>");
+        for (guid, title) in items {
+            s.push_str(&format!("<item><title>{title}</title><guid>{guid}</guid><link>https://acme.example/{guid}</link><description>d</description></item>"));
+        }
+        s.push_str("</channel></rss>");
+        self.srv.route("/feed", vec![Resp::ok(s)]);
+    }
+
+    fn once(&self) -> Run {
+        self.p.run(&["watch", "--once"])
+    }
+
+    fn calls(&self) -> Vec<(serde_json::Value, String)> {
+        let dir = self.p.path("calls");
+        let mut out = Vec::new();
+        for n in 0.. {
+            let j = dir.join(format!("{n}.json"));
+            if !j.exists() {
+                break;
+            }
+            let json = serde_json::from_str(&std::fs::read_to_string(&j).unwrap()).unwrap();
+            out.push((
+                json,
+                std::fs::read_to_string(dir.join(format!("{n}.env"))).unwrap(),
+            ));
+        }
+        out
+    }
+}
+
+#[test]
+fn a_new_advisory_reaches_the_script_and_the_mailbox() {
+    let a = A::new(Some(ESC_RECORDING), "10s");
+    let smtp = a.smtp();
+    a.feed(&[]);
+    a.once().code(0);
+    a.feed(&[("ASA-7", "OpenSSL in agent (high): upgrade to 4.2.2")]);
+    a.once().code(0);
+    let msgs = smtp.messages();
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    let m = &msgs[0];
+    assert_eq!(
+        header(m, "Subject"),
+        ["[vendorguard] HIGH acme: OpenSSL in agent (high): upgrade to 4.2.2"]
+    );
+    let calls = a.calls();
+    assert_eq!(calls.len(), 1);
+    let (json, env) = &calls[0];
+    let id = json["id"].as_str().unwrap();
+    assert_eq!(
+        header(m, "Message-ID"),
+        [format!("<{id}@vendorguard>").as_str()]
+    );
+    assert!(m.contains("kind:        advisory-new"), "{m}");
+    assert!(m.contains("url:         https://acme.example/ASA-7"), "{m}");
+    assert!(m.contains("next: read the advisory"), "{m}");
+    assert_eq!(json["kind"], "advisory-new");
+    assert_eq!(json["vendor"], "acme");
+    assert!(env.contains(&format!("VENDORGUARD_EVENT_ID={id}")), "{env}");
+    assert!(env.contains("VENDORGUARD_KIND=advisory-new"));
+    assert!(env.contains("VENDORGUARD_SEVERITY=high"));
+    assert!(env.contains("VENDORGUARD_URL=https://acme.example/ASA-7"));
+    // Delivered: nothing more on the next run.
+    a.once().code(0);
+    assert_eq!(smtp.messages().len(), 1);
+    assert_eq!(a.calls().len(), 1);
+}
+
+#[test]
+fn smtp_down_keeps_events_pending_until_it_is_up() {
+    let a = A::new(None, "10s");
+    a.feed(&[]);
+    // No SMTP server yet: the first poll makes no event, so the run is clean only
+    // because nothing needed delivering.
+    a.once().code(0);
+    a.feed(&[("A", "a")]);
+    let r = a.once();
+    r.code(1).stderr_has("pending: 1 event on email");
+    let s = a.p.run(&["status", "--json"]);
+    assert_eq!(s.json()["pending"][0]["events"], 1);
+    assert_eq!(s.json()["delivery_errors"][0]["kind"], "connection");
+    let smtp = a.smtp();
+    a.once().code(0);
+    assert_eq!(smtp.messages().len(), 1);
+    a.once().code(0);
+    assert_eq!(smtp.messages().len(), 1, "delivered exactly once");
+}
+
+#[test]
+fn smtp_4xx_and_5xx_are_told_apart_and_stay_pending() {
+    let a = A::new(None, "10s");
+    let smtp = a.smtp();
+    a.feed(&[]);
+    a.once().code(0);
+    a.feed(&[("A", "a")]);
+    smtp.mode("451");
+    a.once().code(1);
+    let s = a.p.run(&["status", "--json"]);
+    assert_eq!(s.json()["delivery_errors"][0]["kind"], "temporary");
+    smtp.mode("550");
+    a.once().code(1);
+    let s = a.p.run(&["status"]);
+    s.stdout_has("delivery error: email: permanent:");
+    smtp.mode("ok");
+    a.once().code(0);
+    assert_eq!(smtp.messages().len(), 1);
+}
+
+#[test]
+fn escalation_failures_stay_pending_and_are_retried() {
+    let a = A::new(Some(ESC_RECORDING), "10s");
+    let _smtp = a.smtp();
+    a.feed(&[]);
+    a.once().code(0);
+    a.feed(&[("A", "a")]);
+    a.p.write("esc-exit", "1");
+    a.once()
+        .code(1)
+        .stderr_has("pending: 1 event on escalation");
+    assert_eq!(a.calls().len(), 1);
+    a.p.write("esc-exit", "0");
+    a.once().code(0);
+    assert_eq!(a.calls().len(), 2);
+    // Same event both times.
+    assert_eq!(a.calls()[0].0["id"], a.calls()[1].0["id"]);
+    a.once().code(0);
+    assert_eq!(a.calls().len(), 2);
+}
+
+#[test]
+fn a_hanging_script_is_killed_with_its_children() {
+    let script = "#!/bin/sh\nsleep 60 &\necho $! > child.pid\nsleep 60\n";
+    let a = A::new(Some(script), "1s");
+    let _smtp = a.smtp();
+    a.feed(&[]);
+    a.once().code(0);
+    a.feed(&[("A", "a")]);
+    let start = Instant::now();
+    a.once()
+        .code(1)
+        .stderr_has("pending: 1 event on escalation");
+    assert!(start.elapsed() < Duration::from_secs(20));
+    let pid = std::fs::read_to_string(a.p.path("child.pid"))
+        .unwrap()
+        .trim()
+        .to_string();
+    // The background child was in the killed process group.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if stat.contains(") Z ") {
+            break;
+        }
+        std::thread::yield_now();
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(
+        stat.is_empty() || stat.contains(") Z "),
+        "child {pid} still running: {stat}"
+    );
+    let s = a.p.run(&["status", "--json"]);
+    assert_eq!(s.json()["delivery_errors"][0]["kind"], "timeout");
+}
+
+#[test]
+fn a_missing_or_non_executable_script_is_a_clear_error_and_pending() {
+    let a = A::new(Some(ESC_RECORDING), "10s");
+    let _smtp = a.smtp();
+    a.feed(&[]);
+    a.once().code(0);
+    a.feed(&[("A", "a")]);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(a.p.path("esc.sh"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    a.once()
+        .code(1)
+        .stderr_has("cannot run escalation program")
+        .stderr_has("esc.sh");
+    std::fs::remove_file(a.p.path("esc.sh")).unwrap();
+    a.once().code(1).stderr_has("cannot run escalation program");
+    a.p.run(&["check-config"])
+        .code(2)
+        .stderr_has("alerts.escalation");
+}
+
+#[test]
+fn hostile_event_text_executes_nothing_and_injects_no_header() {
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/escalation/escalate"))
+            .unwrap();
+    let a = A::new(Some(&shipped), "10s");
+    let smtp = a.smtp();
+    a.feed(&[]);
+    a.once().code(0);
+    let title =
+        "Fix $(touch PWNED) and `touch PWNED2`&#10;second line&#13;&#10;Bcc: attacker@evil.example";
+    a.feed(&[("X", title)]);
+    let r = a.once();
+    r.code(0);
+    assert!(
+        !a.p.path("PWNED").exists() && !a.p.path("PWNED2").exists(),
+        "something was executed"
+    );
+    let msgs = smtp.messages();
+    assert_eq!(msgs.len(), 1);
+    let m = &msgs[0];
+    assert!(
+        header(m, "Bcc").is_empty(),
+        "a Bcc header was injected: {m}"
+    );
+    assert_eq!(header(m, "X-Envelope-To"), ["oncall@example.com"]);
+    assert_eq!(header(m, "Subject").len(), 1);
+    let log = std::fs::read_to_string(a.p.path("escalation.log")).unwrap();
+    assert_eq!(log.lines().count(), 1, "one log line per event: {log}");
+}
+
+#[test]
+fn killed_between_send_and_record_gives_at_most_one_duplicate_with_the_same_message_id() {
+    let a = A::new(None, "10s");
+    let smtp = a.smtp();
+    a.feed(&[]);
+    a.once().code(0);
+    a.feed(&[("A", "a")]);
+    smtp.mode("slow-ack");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vendorguard"))
+        .args(["watch", "--once"])
+        .current_dir(a.p.dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let received = a.p.path("spool/received");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !received.exists() {
+        assert!(Instant::now() < deadline, "the message never arrived");
+        std::thread::yield_now();
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    smtp.mode("ok");
+    a.once().code(0);
+    a.once().code(0);
+    let msgs = smtp.messages();
+    assert_eq!(msgs.len(), 2, "one message and at most one duplicate");
+    assert_eq!(
+        header(&msgs[0], "Message-ID"),
+        header(&msgs[1], "Message-ID")
+    );
+}
+
+#[test]
+fn five_hundred_events_in_one_run_arrive_in_order() {
+    let a = A::new(Some(ESC_RECORDING), "10s");
+    let smtp = a.smtp();
+    a.feed(&[]);
+    a.once().code(0);
+    let items: Vec<(String, String)> = (0..500)
+        .map(|i| (format!("A{i:03}"), format!("Advisory {i:03}")))
+        .collect();
+    let refs: Vec<(&str, &str)> = items
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    a.feed(&refs);
+    a.once().code(0);
+    let msgs = smtp.messages();
+    assert_eq!(msgs.len(), 500);
+    for (i, m) in msgs.iter().enumerate() {
+        let subject = header(m, "Subject")[0];
+        assert!(
+            subject.ends_with(&format!("Advisory {i:03}")),
+            "message {i}: {subject}"
+        );
+    }
+    let calls = a.calls();
+    assert_eq!(calls.len(), 500);
+    for (i, (json, _)) in calls.iter().enumerate() {
+        assert_eq!(json["title"], format!("Advisory {i:03}"));
+    }
+}
+
+#[test]
+fn alert_test_reports_each_channel() {
+    let a = A::new(Some(ESC_RECORDING), "10s");
+    // SMTP down: the script acknowledges, email fails, exit 1.
+    let r = a.p.run(&["alert", "test"]);
+    r.code(1)
+        .stderr_has("ok: escalation: acknowledged")
+        .stderr_has("failed: email: connection");
+    let smtp = a.smtp();
+    let r = a.p.run(&["alert", "test", "--json"]);
+    r.code(0);
+    assert_eq!(r.json()["channels"][1]["ok"], true);
+    let msgs = smtp.messages();
+    assert_eq!(msgs.len(), 1);
+    assert!(header(&msgs[0], "Subject")[0]
+        .starts_with("[vendorguard] INFO vendorguard: vendorguard fire drill"));
+    assert_eq!(a.calls().last().unwrap().0["kind"], "test");
+}
+
+#[test]
+fn verify_raises_unexpected_signer_and_rejected_events() {
+    let a = A::new(Some(ESC_RECORDING), "10s");
+    let smtp = a.smtp();
+    a.p.write(
+        "feeds.toml",
+        std::fs::read_to_string(a.p.path("feeds.toml"))
+            .unwrap()
+            .replace(
+                "name = \"acme\"",
+                "name = \"acme\"\nbundles = [\"acme-*.zip\"]",
+            ),
+    );
+    let gpg = Gpg::new();
+    let pinned = gpg.key("Acme <a@acme.example>", "ed25519", "0", None);
+    a.p.pin_cert("acme", "acme.asc", &gpg.export(&pinned));
+    let stranger = Gpg::new();
+    let sfpr = stranger.key("Stranger <s@evil.example>", "ed25519", "0", None);
+    let bundle = a.p.write("acme-1.zip", b"bundle");
+    stranger.detach_sign(
+        &sfpr,
+        &bundle,
+        &a.p.path("acme-1.zip.asc"),
+        "SHA256",
+        None,
+        true,
+    );
+    a.p.run(&["verify", "acme-1.zip"]).code(3);
+    let calls = a.calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].0["kind"], "unexpected-signer");
+    assert_eq!(calls[0].0["fingerprint"], sfpr.as_str());
+    assert!(calls[0]
+        .1
+        .contains(&format!("VENDORGUARD_FINGERPRINT={sfpr}")));
+    assert_eq!(smtp.messages().len(), 1);
+    assert!(smtp.messages()[0].contains("vendorguard keys show"));
+    // --no-alert: nothing raised.
+    a.p.run(&["verify", "--no-alert", "acme-1.zip"]).code(3);
+    assert_eq!(a.calls().len(), 1);
+    // A tampered bundle signed by the pinned key: bundle-rejected.
+    gpg.detach_sign(
+        &pinned,
+        &bundle,
+        &a.p.path("acme-1.zip.asc"),
+        "SHA256",
+        None,
+        true,
+    );
+    std::fs::write(&bundle, b"tampered").unwrap();
+    a.p.run(&["verify", "acme-1.zip"]).code(1);
+    assert_eq!(a.calls().last().unwrap().0["kind"], "bundle-rejected");
+}
+
+#[test]
+fn shipped_escalate_script_on_each_event_kind() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("escalation/escalate");
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("esc.log");
+    let fpr = "0123456789ABCDEF0123456789ABCDEF01234567";
+    let kinds = [
+        ("unexpected-signer", "Compare the fingerprint above"),
+        (
+            "key-changed",
+            &format!("vendorguard keys add CERT.asc --vendor acme --fingerprint {fpr}") as &str,
+        ),
+        ("key-revoked", "stop installing bundles it signed"),
+        ("advisory-new", "link:     https://acme.example/a"),
+        ("advisory-updated", "severity: high"),
+        ("key-expiring", "vendorguard key-expiring: t (acme, high)"),
+        ("bundle-rejected", "vendorguard bundle-rejected"),
+        ("source-failing", "vendorguard source-failing"),
+        ("source-recovered", "vendorguard source-recovered"),
+        ("test", "vendorguard test"),
+    ];
+    for (kind, want) in kinds {
+        let out = Command::new("sh")
+            .arg(&script)
+            .env("VENDORGUARD_EVENT_ID", "e1")
+            .env("VENDORGUARD_KIND", kind)
+            .env("VENDORGUARD_VENDOR", "acme")
+            .env("VENDORGUARD_SEVERITY", "high")
+            .env("VENDORGUARD_TITLE", "t")
+            .env("VENDORGUARD_URL", "https://acme.example/a")
+            .env("VENDORGUARD_FINGERPRINT", fpr)
+            .env("VENDORGUARD_ESCALATION_LOG", &log)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{kind}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(want), "{kind}: {text}");
+        if matches!(kind, "unexpected-signer" | "key-changed" | "key-revoked") {
+            assert!(
+                text.contains("read aloud:  0123 4567 89AB CDEF"),
+                "{kind}: {text}"
+            );
+        }
+    }
+    assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 10);
+}
+
+#[test]
+fn shipped_escalate_script_is_posix_and_shellcheck_clean() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("escalation/escalate");
+    let out = Command::new("shellcheck")
+        .args(["--shell=sh"])
+        .arg(&script)
+        .output()
+        .expect("shellcheck is installed by .ci/run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
