@@ -43,12 +43,15 @@ pub enum Outcome {
 /// bundle or keyring, bad usage.
 pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let now = SystemTime::now();
+    let quiet = cli.quiet;
     let config = load_config(cli.config.as_deref())?;
     match cli.command {
         Command::Verify(args) => run_verify(config.as_ref(), &args, now),
         Command::Unpack(args) => run_unpack(config.as_ref(), &args, now),
         Command::Inspect(args) => run_inspect(&args),
-        Command::Watch(args) => crate::monitor::run_watch(config.as_ref(), args.once, args.json),
+        Command::Watch(args) => {
+            crate::monitor::run_watch(config.as_ref(), args.once, args.json, quiet)
+        }
         Command::Status { json } => crate::monitor::run_status(config.as_ref(), json),
         Command::Alert {
             command: AlertCommand::Test { json },

@@ -52,7 +52,12 @@ fn keyrings(config: &Config) -> HashMap<String, Arc<Keyring>> {
 }
 
 /// `watch --once` and `watch`.
-pub fn run_watch(config: Option<&Config>, once: bool, json: bool) -> anyhow::Result<Outcome> {
+pub fn run_watch(
+    config: Option<&Config>,
+    once: bool,
+    json: bool,
+    quiet: bool,
+) -> anyhow::Result<Outcome> {
     let config =
         config.context("watch needs feeds.toml: pass --config FILE or run where feeds.toml is")?;
     let state_path = &config.watch.state;
@@ -77,7 +82,8 @@ pub fn run_watch(config: Option<&Config>, once: bool, json: bool) -> anyhow::Res
             let mut reports = alert::deliver_pending(&mut state, &channels, now).await?;
             let outcomes =
                 watch::run_pass(config, &mut state, fetcher, &keyrings, None, now).await?;
-            for o in &outcomes {
+            // -q keeps only the failures.
+            for o in outcomes.iter().filter(|o| !quiet || !o.is_success()) {
                 eprintln!("{}", watch::summary_line(o));
             }
             let after = alert::deliver_pending(&mut state, &channels, SystemTime::now()).await?;
@@ -113,10 +119,7 @@ fn finish_pass(
     reports: &[ChannelReport],
     json: bool,
 ) -> anyhow::Result<Outcome> {
-    let failed = outcomes
-        .iter()
-        .filter(|o| o.status != "ok" && o.status != "not-modified")
-        .count();
+    let failed = outcomes.iter().filter(|o| !o.is_success()).count();
     let mut pending = 0;
     for r in reports {
         let p = state.pending_count(&r.channel)?;
@@ -265,7 +268,7 @@ pub fn run_status(config: Option<&Config>, json: bool) -> anyhow::Result<Outcome
                     "entries_seen": s.entries,
                 })).collect::<Vec<_>>(),
                 "pending": pending.iter().map(|(c, n)| json!({"channel": c, "events": n})).collect::<Vec<_>>(),
-                "delivery_errors": problems.iter().map(|(c, k, e, n)| json!({"channel": c, "kind": k, "error": e, "events": n})).collect::<Vec<_>>(),
+                "delivery_errors": problems.iter().map(|p| json!({"channel": p.channel, "kind": p.kind, "error": p.error, "events": p.events, "output": p.output})).collect::<Vec<_>>(),
             })
         );
     } else {
@@ -297,12 +300,20 @@ pub fn run_status(config: Option<&Config>, json: bool) -> anyhow::Result<Outcome
                 if *n == 1 { "" } else { "s" }
             );
         }
-        for (c, k, e, n) in &problems {
+        for p in &problems {
             println!(
-                "delivery error: {c}: {k}: {} ({n} event{})",
-                crate::text::escape(e),
-                if *n == 1 { "" } else { "s" }
+                "delivery error: {}: {}: {} ({} event{})",
+                p.channel,
+                p.kind,
+                crate::text::escape(&p.error),
+                p.events,
+                if p.events == 1 { "" } else { "s" }
             );
+            if let Some(out) = p.output.as_deref().filter(|o| !o.trim().is_empty()) {
+                for line in out.lines().take(20) {
+                    println!("  | {}", crate::text::escape(line));
+                }
+            }
         }
     }
     Ok(Outcome::Clean)

@@ -143,6 +143,18 @@ pub struct DeliveryFailure {
     pub retry_at: SystemTime,
 }
 
+/// Failed deliveries still pending on one channel, of one kind.
+#[derive(Debug, Clone)]
+pub struct DeliveryProblem {
+    pub channel: String,
+    /// `temporary`, `permanent`, `connection`, `exit`, `timeout`, `spawn`...
+    pub kind: String,
+    pub events: u64,
+    pub error: String,
+    /// What the escalation program printed on its latest failed run (bounded).
+    pub output: Option<String>,
+}
+
 /// An event's delivery state on one channel.
 #[derive(Debug, Clone)]
 pub struct PendingEvent {
@@ -448,13 +460,29 @@ impl State {
         Ok(())
     }
 
-    /// The last failure per channel among pending events: (channel, kind, error, count).
-    pub fn delivery_problems(&self) -> Result<Vec<(String, String, String, u64)>, StateError> {
+    /// Failures among pending deliveries, per channel and kind: the count, and the
+    /// error and captured program output of the latest one.
+    pub fn delivery_problems(&self) -> Result<Vec<DeliveryProblem>, StateError> {
         let mut stmt = self.conn.prepare(
-            "SELECT channel, COALESCE(last_error_kind, ''), COALESCE(last_error, ''), COUNT(*) FROM deliveries
-             WHERE delivered_at IS NULL AND last_error IS NOT NULL GROUP BY channel, last_error_kind ORDER BY channel",
+            "SELECT d.channel, COALESCE(d.last_error_kind, ''), COUNT(*),
+                    (SELECT x.last_error FROM deliveries x WHERE x.channel = d.channel
+                       AND x.last_error_kind IS d.last_error_kind AND x.delivered_at IS NULL
+                     ORDER BY x.rowid DESC LIMIT 1),
+                    (SELECT x.output FROM deliveries x WHERE x.channel = d.channel
+                       AND x.last_error_kind IS d.last_error_kind AND x.delivered_at IS NULL
+                     ORDER BY x.rowid DESC LIMIT 1)
+             FROM deliveries d WHERE d.delivered_at IS NULL AND d.last_error IS NOT NULL
+             GROUP BY d.channel, d.last_error_kind ORDER BY d.channel",
         )?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        let rows = stmt.query_map([], |r| {
+            Ok(DeliveryProblem {
+                channel: r.get(0)?,
+                kind: r.get(1)?,
+                events: r.get(2)?,
+                error: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                output: r.get(4)?,
+            })
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

@@ -453,6 +453,13 @@ fn record_failure(
     })
 }
 
+impl SourceOutcome {
+    /// Polled fine (new data or 304).
+    pub fn is_success(&self) -> bool {
+        self.status == "ok" || self.status == "not-modified"
+    }
+}
+
 /// The one-line summary of a source's poll, for stderr.
 pub fn summary_line(o: &SourceOutcome) -> String {
     let what = format!(

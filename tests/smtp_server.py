@@ -52,7 +52,7 @@ class Handler:
         return "250 OK"
 
 
-controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+controller = Controller(Handler(), hostname="127.0.0.1", port=port, server_hostname="smtp.test")
 controller.start()
 print(f"ready {port}", flush=True)
 try:

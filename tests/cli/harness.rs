@@ -145,6 +145,13 @@ impl Project {
             .args(args)
             .current_dir(cwd)
             .env_remove("RUST_LOG")
+            // The tests talk to 127.0.0.1 only: no proxy from the environment.
+            .env_remove("http_proxy")
+            .env_remove("HTTP_PROXY")
+            .env_remove("https_proxy")
+            .env_remove("HTTPS_PROXY")
+            .env_remove("all_proxy")
+            .env_remove("ALL_PROXY")
             .stdin(Stdio::null())
             .output()
             .expect("run vendorguard");

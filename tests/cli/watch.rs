@@ -761,3 +761,62 @@ fn key_url_changes_revocations_and_expiry() {
         r.stdout
     );
 }
+
+#[test]
+fn daemon_polls_each_source_on_its_interval_and_stops_cleanly_on_sigterm() {
+    let w = W::new(&[]);
+    w.p.write(
+        "feeds.toml",
+        format!("{WATCH}[[vendor]]\nname = \"acme\"\n[[vendor.feed]]\nurl = \"{}\"\ninterval = \"1s\"\n", w.srv.url("/f")),
+    );
+    w.srv.route("/f", vec![Resp::ok(rss(&[("A", "a", "a")]))]);
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_vendorguard"))
+        .args(["watch"])
+        .current_dir(w.p.dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let wait_for = |what: &str, cond: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !cond() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            std::thread::yield_now();
+        }
+    };
+    wait_for("the first poll", &|| !w.srv.requests("/f").is_empty());
+    w.srv.route(
+        "/f",
+        vec![Resp::ok(rss(&[("B", "b", "b"), ("A", "a", "a")]))],
+    );
+    wait_for("the new entry's event", &|| {
+        w.p.path("state/vg.sqlite").exists()
+            && w.events()
+                .iter()
+                .any(|(k, e)| k == "advisory-new" && e["entry_key"] == "id:B")
+    });
+    // A second run cannot start while the daemon holds the lock.
+    w.once().code(75);
+    let pid = child.id() as i32;
+    // SAFETY: signalling our own child process.
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("vendorguard: stopping"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("event advisory-new medium acme: b"));
+    let conn = rusqlite::Connection::open(w.p.path("state/vg.sqlite")).unwrap();
+    let ok: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+}
