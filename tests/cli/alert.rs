@@ -542,3 +542,53 @@ fn shipped_escalate_script_is_posix_and_shellcheck_clean() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+#[test]
+fn digest_groups_advisories_into_one_mail_but_never_key_events() {
+    let a = A::new(Some(ESC_RECORDING), "10s");
+    let cfg = std::fs::read_to_string(a.p.path("feeds.toml")).unwrap();
+    a.p.write(
+        "feeds.toml",
+        cfg.replace(
+            "to = [\"oncall@example.com\"]",
+            "to = [\"oncall@example.com\"]\ndigest = true",
+        ),
+    );
+    let smtp = a.smtp();
+    a.feed(&[]);
+    a.once().code(0);
+    a.feed(&[("A1", "First"), ("A2", "Second"), ("A3", "Third")]);
+    a.once().code(0);
+    let msgs = smtp.messages();
+    assert_eq!(msgs.len(), 1, "one digest mail");
+    assert_eq!(
+        header(&msgs[0], "Subject"),
+        ["[vendorguard] MEDIUM 3 advisories"]
+    );
+    assert!(header(&msgs[0], "Message-ID")[0].starts_with("<digest-"));
+    for t in ["First", "Second", "Third"] {
+        assert!(msgs[0].contains(t), "{t} missing from the digest");
+    }
+    // The script still gets one call per event.
+    assert_eq!(a.calls().len(), 3);
+    // A key event is sent on its own, at once.
+    let gpg = Gpg::new();
+    let pinned = gpg.key("Acme <a@acme.example>", "ed25519", "0", None);
+    a.p.pin_cert("acme", "acme.asc", &gpg.export(&pinned));
+    let other = Gpg::new();
+    let ofpr = other.key("New <n@acme.example>", "ed25519", "0", None);
+    let cfg = std::fs::read_to_string(a.p.path("feeds.toml")).unwrap();
+    a.p.write(
+        "feeds.toml",
+        cfg.replace(
+            "name = \"acme\"",
+            &format!("name = \"acme\"\nkey_url = \"{}\"", a.srv.url("/key.asc")),
+        ),
+    );
+    a.srv.route("/key.asc", vec![Resp::ok(other.export(&ofpr))]);
+    a.once().code(0);
+    let msgs = smtp.messages();
+    assert_eq!(msgs.len(), 2);
+    assert!(header(&msgs[1], "Subject")[0]
+        .starts_with("[vendorguard] HIGH acme: acme publishes a new key"));
+}

@@ -820,3 +820,136 @@ fn daemon_polls_each_source_on_its_interval_and_stops_cleanly_on_sigterm() {
         .unwrap();
     assert_eq!(ok, "ok");
 }
+
+/// A CSAF directory provider made by the test: documents signed with real GnuPG.
+struct OwnProvider {
+    w: W,
+    gpg: Gpg,
+    fpr: String,
+    rows: std::cell::RefCell<Vec<(String, String)>>,
+}
+
+impl OwnProvider {
+    fn new() -> OwnProvider {
+        let w = W::new(&[("/prov/provider-metadata.json", "csaf")]);
+        let gpg = Gpg::new();
+        let fpr = gpg.key("Acme PSIRT <psirt@acme.example>", "ed25519", "0", None);
+        w.p.pin_cert("acme", "psirt.asc", &gpg.export(&fpr));
+        w.srv.route(
+            "/prov/provider-metadata.json",
+            vec![Resp::ok(format!(
+                r#"{{"canonical_url": "{0}", "distributions": [{{"directory_url": "{1}"}}],
+                   "publisher": {{"namespace": "https://acme.example", "name": "Acme", "category": "vendor"}},
+                   "public_openpgp_keys": [{{"fingerprint": "{fpr}", "url": "{0}"}}], "role": "csaf_trusted_provider"}}"#,
+                w.srv.url("/prov/provider-metadata.json"),
+                w.srv.url("/prov/white")
+            ))],
+        );
+        let p = OwnProvider {
+            w,
+            gpg,
+            fpr,
+            rows: Default::default(),
+        };
+        p.publish_changes();
+        p
+    }
+
+    /// Publishes (or republishes) advisory `id` at `version` with a CVSS score.
+    fn publish(&self, id: &str, version: &str, score: f64, date: &str) {
+        let doc = serde_json::json!({
+            "document": {
+                "category": "csaf_security_advisory", "csaf_version": "2.0", "title": format!("{id} in acme agent"),
+                "publisher": {"namespace": "https://acme.example", "name": "Acme", "category": "vendor"},
+                "tracking": {"id": id, "version": version, "status": "final", "current_release_date": date},
+            },
+            "vulnerabilities": [{"scores": [{"cvss_v3": {"baseScore": score}}]}],
+        })
+        .to_string();
+        let name = format!("2026/{}.json", id.to_lowercase());
+        let file = self.w.p.write(&format!("prov/{name}"), &doc);
+        self.gpg.detach_sign(
+            &self.fpr,
+            &file,
+            &std::path::PathBuf::from(format!("{}.asc", file.display())),
+            "SHA512",
+            None,
+            true,
+        );
+        use sha2::Digest as _;
+        let h: String = sha2::Sha512::digest(doc.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        self.w
+            .srv
+            .route(&format!("/prov/white/{name}"), vec![Resp::ok(doc)]);
+        self.w.srv.route(
+            &format!("/prov/white/{name}.sha512"),
+            vec![Resp::ok(format!("{h}  {name}"))],
+        );
+        self.w.srv.route(
+            &format!("/prov/white/{name}.asc"),
+            vec![Resp::ok(
+                std::fs::read(format!("{}.asc", file.display())).unwrap(),
+            )],
+        );
+        let mut rows = self.rows.borrow_mut();
+        rows.retain(|(n, _)| *n != name);
+        rows.push((name, date.to_string()));
+        drop(rows);
+        self.publish_changes();
+    }
+
+    fn publish_changes(&self) {
+        let csv: String = self
+            .rows
+            .borrow()
+            .iter()
+            .rev()
+            .map(|(n, d)| format!("\"{n}\",\"{d}\"\n"))
+            .collect();
+        self.w
+            .srv
+            .route("/prov/white/changes.csv", vec![Resp::ok(csv)]);
+    }
+}
+
+#[test]
+fn csaf_new_advisories_and_tracking_version_updates() {
+    let p = OwnProvider::new();
+    p.publish("ACME-2026-001", "1", 5.3, "2026-11-01T00:00:00Z");
+    p.w.once()
+        .code(0)
+        .stdout_has("1 advisories already published");
+    p.publish("ACME-2026-002", "1", 9.8, "2026-11-20T00:00:00Z");
+    let r = p.w.once();
+    r.code(0)
+        .stdout_has("event advisory-new critical acme: ACME-2026-002: ACME-2026-002 in acme agent");
+    assert!(!r.stdout.contains("ACME-2026-001"), "{}", r.stdout);
+    p.publish("ACME-2026-001", "2", 7.5, "2026-11-25T00:00:00Z");
+    let r = p.w.once();
+    r.code(0)
+        .stdout_has("event advisory-updated high acme: ACME-2026-001");
+    let ev =
+        p.w.events()
+            .into_iter()
+            .find(|(k, _)| k == "advisory-updated")
+            .unwrap()
+            .1;
+    assert_eq!(ev["advisory_id"], "https://acme.example#ACME-2026-001");
+    assert_eq!(ev["tracking_version"], "2");
+    // Nothing changed: nothing downloaded, nothing new.
+    let before =
+        p.w.srv
+            .requests("/prov/white/2026/acme-2026-001.json")
+            .len();
+    let r = p.w.once();
+    assert!(!r.stdout.contains("event "), "{}", r.stdout);
+    assert_eq!(
+        p.w.srv
+            .requests("/prov/white/2026/acme-2026-001.json")
+            .len(),
+        before
+    );
+}
