@@ -430,30 +430,23 @@ impl Mailer {
                 };
                 Failure {
                     kind,
-                    message: format!("SMTP {}: {}", self.email.url, error_chain(&err)),
+                    message: format!(
+                        "SMTP {}: {}",
+                        self.email.url,
+                        crate::text::error_chain(&err)
+                    ),
                     output: None,
                     channel_down: down,
                 }
             }),
             Transport::Sendmail(t) => t.send(msg).await.map(|_| ()).map_err(|err| Failure {
                 kind: "sendmail",
-                message: format!("sendmail: {}", error_chain(&err)),
+                message: format!("sendmail: {}", crate::text::error_chain(&err)),
                 output: None,
                 channel_down: true,
             }),
         }
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
 }
 
 /// Header text from feed data: one line, no control characters, bounded.

@@ -264,7 +264,7 @@ fn too_large(url: &str, max: u64) -> FetchError {
 }
 
 fn classify_send_error(url: &str, e: reqwest::Error) -> Attempt {
-    let chain = error_chain(&e);
+    let chain = crate::text::error_chain(&e);
     if e.is_redirect() {
         return Attempt::Fatal(FetchError {
             code: "redirect-refused",
@@ -298,17 +298,6 @@ fn classify_send_error(url: &str, e: reqwest::Error) -> Attempt {
         },
         after: None,
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
 }
 
 /// `Retry-After`: delay-seconds or an HTTP date.

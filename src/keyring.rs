@@ -212,14 +212,9 @@ pub fn parse_certs(bytes: &[u8]) -> (Vec<Cert>, Vec<String>) {
     (certs, problems)
 }
 
-/// An error and its causes on one line.
+/// An anyhow error and its causes on one line (see [`crate::text::error_chain`]).
 pub fn error_chain(e: &anyhow::Error) -> String {
-    let mut s = e.to_string();
-    for cause in e.chain().skip(1) {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-    }
-    s
+    crate::text::error_chain(&**e)
 }
 
 /// The SHA-256 pins for `file_name` in `keyring_dir/pinned.sha256`; an absent file pins

@@ -73,6 +73,18 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// An error and its causes on one line, `outer: cause: root cause`.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
+
 /// RFC 3339 UTC timestamp to the second.
 pub fn time(t: std::time::SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()

@@ -3,6 +3,8 @@
 //! `SHA256SUMS`, the Sequoia interop suite's revoked-key timeline and SHA-1 collision.
 //! Each test says so on stderr and checks nothing when the corpus is absent.
 
+use std::path::{Path, PathBuf};
+
 use crate::harness::*;
 
 #[test]
@@ -33,34 +35,59 @@ fn puppet_inrelease_signed_before_its_key_expired() {
         .contains("2025-04-06"));
 }
 
+/// One Bitcoin Core release's Guix attestations: every builder's `all.SHA256SUMS.asc`
+/// concatenated into one signature file, checked against all builder keys.
+struct Guix {
+    p: Project,
+    builders: Vec<PathBuf>,
+    sigs: PathBuf,
+    keys: PathBuf,
+}
+
+impl Guix {
+    fn new(c: &Path, version: &str) -> Guix {
+        let base = c.join("signed/bitcoin-core-guix-sigs");
+        let p = Project::new();
+        let mut builders: Vec<PathBuf> = std::fs::read_dir(base.join(version))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        builders.sort();
+        let mut all = Vec::new();
+        for b in &builders {
+            all.extend(std::fs::read(b.join("all.SHA256SUMS.asc")).unwrap());
+        }
+        let sigs = p.write("all.asc", all);
+        Guix {
+            p,
+            builders,
+            sigs,
+            keys: base.join("builder-keys"),
+        }
+    }
+
+    /// Verifies the first builder's `all.SHA256SUMS` (they are identical).
+    fn verify(&self, keyring: &Path, signature: &Path, threshold: &str) -> Run {
+        let sums = self.builders[0].join("all.SHA256SUMS");
+        self.p.run(&[
+            "verify",
+            "--json",
+            "--keyring",
+            keyring.to_str().unwrap(),
+            "--signature",
+            signature.to_str().unwrap(),
+            "--signatures",
+            threshold,
+            sums.to_str().unwrap(),
+        ])
+    }
+}
+
 #[test]
 fn bitcoin_core_31_1_fifteen_distinct_builders() {
     let Some(c) = corpus() else { return };
-    let base = c.join("signed/bitcoin-core-guix-sigs");
-    let p = Project::new();
-    let mut all = Vec::new();
-    let mut builders: Vec<_> = std::fs::read_dir(base.join("31.1"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    builders.sort();
-    for b in &builders {
-        all.extend(std::fs::read(b.join("all.SHA256SUMS.asc")).unwrap());
-    }
-    let sigs = p.write("all.asc", all);
-    let keys = base.join("builder-keys");
-    let sums = builders[0].join("all.SHA256SUMS");
-    let r = p.run(&[
-        "verify",
-        "--json",
-        "--keyring",
-        keys.to_str().unwrap(),
-        "--signature",
-        sigs.to_str().unwrap(),
-        "--signatures",
-        "15",
-        sums.to_str().unwrap(),
-    ]);
+    let g = Guix::new(&c, "31.1");
+    let r = g.verify(&g.keys, &g.sigs, "15");
     r.code(0);
     assert_eq!(r.json()["good_certificates"].as_array().unwrap().len(), 15);
     // GnuPG reports EXPKEYSIG for two builders: accepted here with the warning.
@@ -71,33 +98,18 @@ fn bitcoin_core_31_1_fifteen_distinct_builders() {
         .filter(|w| w["code"] == "key-expired-since-signing")
         .count();
     assert_eq!(expired, 2);
-    let r = p.run(&[
-        "verify",
-        "--json",
-        "--keyring",
-        keys.to_str().unwrap(),
-        "--signature",
-        sigs.to_str().unwrap(),
-        "--signatures",
-        "16",
-        sums.to_str().unwrap(),
-    ]);
+    let r = g.verify(&g.keys, &g.sigs, "16");
     r.code(1);
     assert_eq!(r.codes(), ["below-threshold"]);
 
     // Only one builder pinned, another builder's signature alone: an unexpected signer.
-    let one = builders.iter().find(|b| b.ends_with("achow101")).unwrap();
-    let fanquake_key = keys.join("fanquake.gpg");
-    let r = p.run(&[
-        "verify",
-        "--json",
-        "--keyring",
-        fanquake_key.to_str().unwrap(),
-        "--signature",
-        one.join("all.SHA256SUMS.asc").to_str().unwrap(),
-        sums.to_str().unwrap(),
-    ]);
-    r.code(3);
+    let one = g.builders.iter().find(|b| b.ends_with("achow101")).unwrap();
+    g.verify(
+        &g.keys.join("fanquake.gpg"),
+        &one.join("all.SHA256SUMS.asc"),
+        "1",
+    )
+    .code(3);
 }
 
 #[test]
@@ -105,28 +117,8 @@ fn bitcoin_core_22_0_keys_whose_old_bindings_are_gone_reject() {
     // Two builders' certificates no longer carry a binding signature from 2021: GnuPG
     // still says GOODSIG/EXPKEYSIG; the contract requires validity at signing time.
     let Some(c) = corpus() else { return };
-    let base = c.join("signed/bitcoin-core-guix-sigs");
-    let p = Project::new();
-    let mut all = Vec::new();
-    let mut builders: Vec<_> = std::fs::read_dir(base.join("22.0"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    builders.sort();
-    for b in &builders {
-        all.extend(std::fs::read(b.join("all.SHA256SUMS.asc")).unwrap());
-    }
-    let sigs = p.write("all.asc", all);
-    let keys = base.join("builder-keys");
-    let r = p.run(&[
-        "verify",
-        "--json",
-        "--keyring",
-        keys.to_str().unwrap(),
-        "--signature",
-        sigs.to_str().unwrap(),
-        builders[0].join("all.SHA256SUMS").to_str().unwrap(),
-    ]);
+    let g = Guix::new(&c, "22.0");
+    let r = g.verify(&g.keys, &g.sigs, "1");
     r.code(1);
     assert_eq!(r.codes(), ["key-invalid"]);
     let sigs = r.json()["signatures"].as_array().unwrap().clone();
