@@ -244,24 +244,36 @@ pub async fn poll(
         if unchanged {
             continue;
         }
-        entries.push(crate::state::EntryWrite {
+        let seen = crate::state::EntryWrite {
             key,
             content_hash: String::new(),
             updated: Some(l.updated.clone()),
             title: String::new(),
             url: l.url.clone(),
-        });
+        };
         let (f, k, v) = (fetcher.clone(), keyring.clone(), vendor.clone());
-        set.spawn(async move { check_advisory(&f, &v, l, &k, now).await });
+        set.spawn(async move { (seen, check_advisory(&f, &v, l, &k, now).await) });
     }
     let mut advisories = Vec::new();
     while let Some(r) = set.join_next().await {
-        match r {
-            Ok(Ok((entry, event))) => advisories.push((entry, event)),
-            Ok(Err(problem)) => problems.push(problem),
-            Err(e) => return Err(format!("csaf-internal: {e}")),
+        let (seen, result) = r.map_err(|e| format!("csaf-internal: {e}"))?;
+        match result {
+            Ok((entry, event)) => {
+                entries.push(seen);
+                advisories.push((entry, event));
+            }
+            Err(problem) => {
+                // A download that failed on the network is tried again next poll (its
+                // event is raised once: the id is the same). Anything else was checked
+                // and found wanting; it is not downloaded again until it changes.
+                if problem.fields.get("code").map(String::as_str) != Some("advisory-unreachable") {
+                    entries.push(seen);
+                }
+                problems.push(problem);
+            }
         }
     }
+    entries.sort_by(|a, b| a.key.cmp(&b.key));
     advisories.sort_by(|a, b| a.0.key.cmp(&b.0.key));
     problems.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(CsafPoll {
@@ -330,9 +342,15 @@ async fn check_advisory(
     keyring: &Keyring,
     now: SystemTime,
 ) -> Result<(crate::state::EntryWrite, Event), Event> {
-    let data = get_bytes(fetcher, &l.url)
-        .await
-        .map_err(|e| rejected(vendor, &l, "advisory-unreachable", e, now))?;
+    let data = get_bytes(fetcher, &l.url).await.map_err(|e| {
+        rejected(
+            vendor,
+            &l,
+            "advisory-unreachable",
+            format!("could not be downloaded ({e}); tried again next poll"),
+            now,
+        )
+    })?;
     // Hashes: the feed's links, else the conventional side files.
     let hash_urls = if l.hashes.is_empty() {
         vec![format!("{}.sha512", l.url), format!("{}.sha256", l.url)]

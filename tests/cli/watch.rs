@@ -953,3 +953,28 @@ fn csaf_new_advisories_and_tracking_version_updates() {
         before
     );
 }
+
+#[test]
+fn csaf_advisory_unreachable_once_is_checked_again_next_poll() {
+    let p = OwnProvider::new();
+    p.publish("ACME-2026-001", "1", 5.3, "2026-11-01T00:00:00Z");
+    p.w.once().code(0);
+    p.publish("ACME-2026-002", "1", 6.1, "2026-11-20T00:00:00Z");
+    let good =
+        p.w.srv
+            .requests("/prov/white/2026/acme-2026-002.json")
+            .len();
+    assert_eq!(good, 0);
+    p.w.srv.route(
+        "/prov/white/2026/acme-2026-002.json",
+        vec![Resp::status(503)],
+    );
+    p.w.once()
+        .code(0)
+        .stdout_has("acme-2026-002.json rejected: could not be downloaded");
+    // Back again: downloaded, checked and announced.
+    p.publish("ACME-2026-002", "1", 6.1, "2026-11-20T00:00:00Z");
+    p.w.once()
+        .code(0)
+        .stdout_has("event advisory-new medium acme: ACME-2026-002");
+}
