@@ -68,6 +68,12 @@ const MIGRATIONS: &[&str] = &[
     );",
 ];
 
+/// The columns `row_to_source` reads, in its order.
+const SOURCE_SELECT: &str = "SELECT id, vendor, kind, url, etag, last_modified, initialized, last_success,
+        last_attempt, last_error, last_error_code, failures, failing_since, failing_alerted, first_seen,
+        (SELECT COUNT(*) FROM entries e WHERE e.source = s.id)
+    FROM sources s";
+
 /// The open state database.
 pub struct State {
     conn: Connection,
@@ -239,10 +245,7 @@ impl State {
         Ok(self
             .conn
             .query_row(
-                "SELECT id, vendor, kind, url, etag, last_modified, initialized, last_success, last_attempt,
-                        last_error, last_error_code, failures, failing_since, failing_alerted, first_seen,
-                        (SELECT COUNT(*) FROM entries e WHERE e.source = s.id)
-                 FROM sources s WHERE id = ?1",
+                &format!("{SOURCE_SELECT} WHERE id = ?1"),
                 [id],
                 row_to_source,
             )
@@ -250,12 +253,9 @@ impl State {
     }
 
     pub fn sources(&self) -> Result<Vec<SourceRow>, StateError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT id, vendor, kind, url, etag, last_modified, initialized, last_success, last_attempt,
-                    last_error, last_error_code, failures, failing_since, failing_alerted, first_seen,
-                    (SELECT COUNT(*) FROM entries e WHERE e.source = s.id)
-             FROM sources s ORDER BY vendor, url",
-        )?;
+        let mut stmt = self
+            .conn
+            .prepare(&format!("{SOURCE_SELECT} ORDER BY vendor, url"))?;
         let rows = stmt.query_map([], row_to_source)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -354,10 +354,7 @@ impl State {
             params![id, error, code, t],
         )?;
         let row = tx.query_row(
-            "SELECT id, vendor, kind, url, etag, last_modified, initialized, last_success, last_attempt,
-                    last_error, last_error_code, failures, failing_since, failing_alerted, first_seen,
-                    (SELECT COUNT(*) FROM entries e WHERE e.source = s.id)
-             FROM sources s WHERE id = ?1",
+            &format!("{SOURCE_SELECT} WHERE id = ?1"),
             [id],
             row_to_source,
         )?;
