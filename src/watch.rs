@@ -413,13 +413,7 @@ fn record_failure(
         message,
         now,
         |row| {
-            let stale = match (stale_after, row.last_success.or(row.first_seen)) {
-                (Some(limit), Some(since)) => {
-                    now.duration_since(since).unwrap_or_default() >= limit
-                }
-                _ => false,
-            };
-            if row.failures < threshold && !stale {
+            if !is_failing(row, threshold, stale_after, now) {
                 return None;
             }
             let since = row.failing_since.map(crate::text::time).unwrap_or_default();
@@ -458,6 +452,22 @@ impl SourceOutcome {
     pub fn is_success(&self) -> bool {
         self.status == "ok" || self.status == "not-modified"
     }
+}
+
+/// Whether a source that just failed counts as failing: `threshold` failures in a row,
+/// or no success for `stale_after` (counted from its first poll when it never
+/// succeeded).
+fn is_failing(
+    row: &SourceRow,
+    threshold: u32,
+    stale_after: Option<Duration>,
+    now: SystemTime,
+) -> bool {
+    let stale = match (stale_after, row.last_success.or(row.first_seen)) {
+        (Some(limit), Some(since)) => now.duration_since(since).unwrap_or_default() >= limit,
+        _ => false,
+    };
+    row.failures >= threshold || stale
 }
 
 /// The one-line summary of a source's poll, for stderr.
@@ -506,5 +516,43 @@ pub fn try_lock(state_path: &std::path::Path) -> std::io::Result<Option<std::fs:
         Ok(()) => Ok(Some(f)),
         Err(std::fs::TryLockError::WouldBlock) => Ok(None),
         Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(
+        failures: u32,
+        last_success_ago: Option<u64>,
+        first_seen_ago: u64,
+        stale_after: Option<u64>,
+        want: bool,
+    ) {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let ago = |s: u64| now - Duration::from_secs(s);
+        let row = SourceRow {
+            failures,
+            last_success: last_success_ago.map(ago),
+            first_seen: Some(ago(first_seen_ago)),
+            ..Default::default()
+        };
+        assert_eq!(
+            is_failing(&row, 3, stale_after.map(Duration::from_secs), now),
+            want,
+            "failures {failures}, last success {last_success_ago:?}s ago, stale_after {stale_after:?}"
+        );
+    }
+
+    #[test]
+    fn failing_after_threshold_or_staleness() {
+        check(1, Some(60), 999, None, false);
+        check(3, Some(60), 999, None, true);
+        check(1, Some(60), 999, Some(3600), false);
+        check(1, Some(7200), 9999, Some(3600), true);
+        // Never succeeded: staleness counts from the first poll.
+        check(1, None, 60, Some(3600), false);
+        check(1, None, 7200, Some(3600), true);
     }
 }

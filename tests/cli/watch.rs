@@ -978,3 +978,54 @@ fn csaf_advisory_unreachable_once_is_checked_again_next_poll() {
         .code(0)
         .stdout_has("event advisory-new medium acme: ACME-2026-002");
 }
+
+/// Stackable's real provider, which rotated its signing key in 2025: pinning the old
+/// key shows every advisory as signed by an unexpected key; pinning the new one
+/// verifies all of them (including the 2026 hash files that name `2026/<file>` and end
+/// without a newline).
+#[test]
+fn csaf_stackable_key_rotation() {
+    let Some(c) = corpus() else { return };
+    let dir = c.join("csaf/stackabletech-advisories/csaf/v2");
+    for (pinned_file, expect_ok) in [
+        ("A2A781A51BC3B8C6.txt", false),
+        ("4005788070EAA8A5.txt", true),
+    ] {
+        let w = W::new(&[("/stk/provider-metadata.json", "csaf")]);
+        serve_tree(&w.srv, "/stk/", &dir, &|b| b);
+        let meta = std::fs::read_to_string(dir.join("provider-metadata.json"))
+            .unwrap()
+            .replace(
+                "https://advisories.stackable.tech/csaf/v2/",
+                &w.srv.url("/stk/"),
+            );
+        w.srv
+            .route("/stk/provider-metadata.json", vec![Resp::ok(meta)]);
+        w.p.pin_cert(
+            "acme",
+            "stackable.asc",
+            &std::fs::read(dir.join("openpgp").join(pinned_file)).unwrap(),
+        );
+        let r = w.once();
+        r.code(0);
+        let unexpected = r
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with("event unexpected-signer"))
+            .count();
+        let rejected = r
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with("event bundle-rejected"))
+            .count();
+        assert_eq!(rejected, 0, "{}", r.stdout);
+        if expect_ok {
+            assert_eq!(unexpected, 0, "{}", r.stdout);
+            r.stdout_has("event advisory-new info acme: 23 advisories already published");
+        } else {
+            // The provider key itself, and each of the 23 advisories.
+            assert_eq!(unexpected, 24, "{}", r.stdout);
+            r.stdout_has("fingerprint 218E03479FE800223105FEA631905DED3EFD610A");
+        }
+    }
+}
