@@ -466,6 +466,13 @@ pub fn raise_verify_events(config: Option<&Config>, report: &Report, no_alert: b
     let result = (|| -> anyhow::Result<Vec<ChannelReport>> {
         let mut state = State::open(&config.watch.state)?;
         state.add_events(&events)?;
+        // Deliver only while holding the watcher's lock: two processes delivering the
+        // same pending event at once would send it twice. When a watcher holds it, the
+        // events are in the outbox and it delivers them.
+        let Some(_lock) = watch::try_lock(&config.watch.state)? else {
+            eprintln!("vendorguard: alert stored; the running watcher will deliver it");
+            return Ok(Vec::new());
+        };
         let channels = alert::channels(&config.alerts, false);
         let rt = runtime()?;
         Ok(rt.block_on(alert::deliver_pending(&mut state, &channels, now))?)

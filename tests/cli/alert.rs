@@ -592,3 +592,51 @@ fn digest_groups_advisories_into_one_mail_but_never_key_events() {
     assert!(header(&msgs[1], "Subject")[0]
         .starts_with("[vendorguard] HIGH acme: acme publishes a new key"));
 }
+
+#[test]
+fn verify_while_a_watcher_runs_stores_the_alert_for_the_watcher_to_deliver() {
+    let a = A::new(Some(ESC_RECORDING), "10s");
+    let _smtp = a.smtp();
+    a.p.write(
+        "feeds.toml",
+        std::fs::read_to_string(a.p.path("feeds.toml"))
+            .unwrap()
+            .replace(
+                "name = \"acme\"",
+                "name = \"acme\"\nbundles = [\"acme-*.zip\"]",
+            ),
+    );
+    let gpg = Gpg::new();
+    let pinned = gpg.key("Acme <a@acme.example>", "ed25519", "0", None);
+    a.p.pin_cert("acme", "acme.asc", &gpg.export(&pinned));
+    let stranger = Gpg::new();
+    let sfpr = stranger.key("Stranger <s@evil.example>", "ed25519", "0", None);
+    let bundle = a.p.write("acme-1.zip", b"bundle");
+    stranger.detach_sign(
+        &sfpr,
+        &bundle,
+        &a.p.path("acme-1.zip.asc"),
+        "SHA256",
+        None,
+        true,
+    );
+    // Hold the watcher's lock as a running `watch` would.
+    std::fs::create_dir_all(a.p.path("state")).unwrap();
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(a.p.path("state/vg.sqlite.lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    a.p.run(&["verify", "acme-1.zip"])
+        .code(3)
+        .stderr_has("the running watcher will deliver it");
+    assert!(a.calls().is_empty());
+    drop(lock);
+    a.feed(&[]);
+    a.once().code(0);
+    let calls = a.calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].0["kind"], "unexpected-signer");
+}
