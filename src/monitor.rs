@@ -92,7 +92,7 @@ pub fn run_watch(
         })
     } else {
         rt.block_on(daemon(
-            config, &mut state, fetcher, &keyrings, &channels, json,
+            config, &mut state, fetcher, &keyrings, &channels, quiet,
         ))
     }
 }
@@ -176,7 +176,7 @@ async fn daemon(
     fetcher: Arc<Fetcher>,
     keyrings: &HashMap<String, Arc<Keyring>>,
     channels: &[Channel],
-    json: bool,
+    quiet: bool,
 ) -> anyhow::Result<Outcome> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
@@ -203,7 +203,7 @@ async fn daemon(
             let outcomes =
                 watch::run_pass(config, state, fetcher.clone(), keyrings, Some(&ready), now)
                     .await?;
-            for o in &outcomes {
+            for o in outcomes.iter().filter(|o| !quiet || !o.is_success()) {
                 eprintln!("{}", watch::summary_line(o));
             }
             alert::deliver_pending(state, channels, SystemTime::now()).await?;
@@ -228,7 +228,6 @@ async fn daemon(
         }
     }
     eprintln!("vendorguard: stopping");
-    let _ = json;
     Ok(Outcome::Clean)
 }
 
