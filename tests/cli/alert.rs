@@ -139,6 +139,35 @@ impl A {
         self.p.run(&["watch", "--once"])
     }
 
+    /// Makes `acme-1.zip` a bundle of vendor acme, pins a GnuPG key for acme, and signs
+    /// the bundle with another key. Returns the pinned key's home and fingerprint, the
+    /// stranger's fingerprint, and the bundle.
+    fn bundle_signed_by_a_stranger(&self) -> (Gpg, String, String, PathBuf) {
+        let cfg = std::fs::read_to_string(self.p.path("feeds.toml")).unwrap();
+        self.p.write(
+            "feeds.toml",
+            cfg.replace(
+                "name = \"acme\"",
+                "name = \"acme\"\nbundles = [\"acme-*.zip\"]",
+            ),
+        );
+        let gpg = Gpg::new();
+        let pinned = gpg.key("Acme <a@acme.example>", "ed25519", "0", None);
+        self.p.pin_cert("acme", "acme.asc", &gpg.export(&pinned));
+        let stranger = Gpg::new();
+        let sfpr = stranger.key("Stranger <s@evil.example>", "ed25519", "0", None);
+        let bundle = self.p.write("acme-1.zip", b"bundle");
+        stranger.detach_sign(
+            &sfpr,
+            &bundle,
+            &self.p.path("acme-1.zip.asc"),
+            "SHA256",
+            None,
+            true,
+        );
+        (gpg, pinned, sfpr, bundle)
+    }
+
     fn calls(&self) -> Vec<(serde_json::Value, String)> {
         let dir = self.p.path("calls");
         let mut out = Vec::new();
@@ -430,29 +459,7 @@ fn alert_test_reports_each_channel() {
 fn verify_raises_unexpected_signer_and_rejected_events() {
     let a = A::new(Some(ESC_RECORDING), "10s");
     let smtp = a.smtp();
-    a.p.write(
-        "feeds.toml",
-        std::fs::read_to_string(a.p.path("feeds.toml"))
-            .unwrap()
-            .replace(
-                "name = \"acme\"",
-                "name = \"acme\"\nbundles = [\"acme-*.zip\"]",
-            ),
-    );
-    let gpg = Gpg::new();
-    let pinned = gpg.key("Acme <a@acme.example>", "ed25519", "0", None);
-    a.p.pin_cert("acme", "acme.asc", &gpg.export(&pinned));
-    let stranger = Gpg::new();
-    let sfpr = stranger.key("Stranger <s@evil.example>", "ed25519", "0", None);
-    let bundle = a.p.write("acme-1.zip", b"bundle");
-    stranger.detach_sign(
-        &sfpr,
-        &bundle,
-        &a.p.path("acme-1.zip.asc"),
-        "SHA256",
-        None,
-        true,
-    );
+    let (gpg, pinned, sfpr, bundle) = a.bundle_signed_by_a_stranger();
     a.p.run(&["verify", "acme-1.zip"]).code(3);
     let calls = a.calls();
     assert_eq!(calls.len(), 1);
@@ -597,29 +604,7 @@ fn digest_groups_advisories_into_one_mail_but_never_key_events() {
 fn verify_while_a_watcher_runs_stores_the_alert_for_the_watcher_to_deliver() {
     let a = A::new(Some(ESC_RECORDING), "10s");
     let _smtp = a.smtp();
-    a.p.write(
-        "feeds.toml",
-        std::fs::read_to_string(a.p.path("feeds.toml"))
-            .unwrap()
-            .replace(
-                "name = \"acme\"",
-                "name = \"acme\"\nbundles = [\"acme-*.zip\"]",
-            ),
-    );
-    let gpg = Gpg::new();
-    let pinned = gpg.key("Acme <a@acme.example>", "ed25519", "0", None);
-    a.p.pin_cert("acme", "acme.asc", &gpg.export(&pinned));
-    let stranger = Gpg::new();
-    let sfpr = stranger.key("Stranger <s@evil.example>", "ed25519", "0", None);
-    let bundle = a.p.write("acme-1.zip", b"bundle");
-    stranger.detach_sign(
-        &sfpr,
-        &bundle,
-        &a.p.path("acme-1.zip.asc"),
-        "SHA256",
-        None,
-        true,
-    );
+    a.bundle_signed_by_a_stranger();
     // Hold the watcher's lock as a running `watch` would.
     std::fs::create_dir_all(a.p.path("state")).unwrap();
     let lock = std::fs::OpenOptions::new()
