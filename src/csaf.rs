@@ -45,6 +45,9 @@ pub struct CsafPoll {
     /// Problem events (always alerted) and advisory events (new/updated).
     pub problems: Vec<Event>,
     pub advisories: Vec<(crate::state::EntryWrite, Event)>,
+    /// The stored entries the poll was decided against, handed back so the caller
+    /// diffs against the same snapshot without reading the state again.
+    pub prior: HashMap<String, EntryRow>,
 }
 
 async fn get_bytes(fetcher: &Fetcher, url: &str) -> Result<Vec<u8>, String> {
@@ -280,6 +283,7 @@ pub async fn poll(
         entries,
         problems,
         advisories,
+        prior,
     })
 }
 

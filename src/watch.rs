@@ -292,7 +292,7 @@ fn record_success(
             ("ok", items.len())
         }
         Polled::Csaf(c) => {
-            let known = state.entries(&src.id)?;
+            let known = c.prior;
             entries.extend(c.entries);
             events.extend(c.problems);
             let mut new_items = 0;

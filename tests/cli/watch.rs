@@ -529,7 +529,6 @@ fn render_gocsaf(base: &str) -> impl Fn(Vec<u8>) -> Vec<u8> + '_ {
 
 struct Csaf {
     w: W,
-    base: String,
 }
 
 impl Csaf {
@@ -551,7 +550,7 @@ impl Csaf {
             let other = sq_cert("Someone else <x@example.org>", days_ago(10), None);
             w.p.pin_cert("acme", "other.asc", &armored(&other));
         }
-        Some(Csaf { w, base })
+        Some(Csaf { w })
     }
 }
 
@@ -580,7 +579,6 @@ fn csaf_rolie_provider_good_advisory_is_verified_and_recorded() {
             .len(),
         before
     );
-    let _ = c.base;
 }
 
 #[test]
