@@ -228,21 +228,10 @@ pub async fn run_escalation(
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .env("VENDORGUARD_EVENT_ID", &e.id)
-        .env("VENDORGUARD_KIND", e.kind.code())
-        .env("VENDORGUARD_VENDOR", &e.vendor)
-        .env("VENDORGUARD_SEVERITY", e.severity.code())
-        .env("VENDORGUARD_TITLE", &e.title)
-        .env("VENDORGUARD_URL", &e.url)
-        .env(
-            "VENDORGUARD_FINGERPRINT",
-            e.fields
-                .get("fingerprint")
-                .map(String::as_str)
-                .unwrap_or(""),
-        )
+        .envs(escalation_env(e))
         .process_group(0)
         .kill_on_drop(true);
+    die_with_parent(&mut cmd);
     let mut child = cmd.spawn().map_err(|err| Failure {
         kind: "spawn",
         message: format!("cannot run escalation program {}: {err}", program.display()),
@@ -326,6 +315,52 @@ fn captured(out: &[u8], err: &[u8]) -> String {
         s.push_str(&String::from_utf8_lossy(err));
     }
     s
+}
+
+/// The `VENDORGUARD_*` variables for `e`. Values are one line each: control characters
+/// are escaped as `text::escape` does (`\n`, `\x1b`), so a feed title cannot smuggle a
+/// second line into a script that logs `$VENDORGUARD_TITLE`. The JSON on stdin carries
+/// the exact text.
+pub fn escalation_env(e: &Event) -> Vec<(&'static str, String)> {
+    let fingerprint = e
+        .fields
+        .get("fingerprint")
+        .map(String::as_str)
+        .unwrap_or("");
+    [
+        ("VENDORGUARD_EVENT_ID", e.id.as_str()),
+        ("VENDORGUARD_KIND", e.kind.code()),
+        ("VENDORGUARD_VENDOR", e.vendor.as_str()),
+        ("VENDORGUARD_SEVERITY", e.severity.code()),
+        ("VENDORGUARD_TITLE", e.title.as_str()),
+        ("VENDORGUARD_URL", e.url.as_str()),
+        ("VENDORGUARD_FINGERPRINT", fingerprint),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k, crate::text::escape(v)))
+    .collect()
+}
+
+/// Asks the kernel to kill the escalation program when the thread that started it
+/// dies, so a watcher killed with SIGKILL leaves no program running on its behalf
+/// (the event stays pending and is delivered again: at-least-once).
+fn die_with_parent(cmd: &mut tokio::process::Command) {
+    // SAFETY: the closure runs in the forked child before exec and calls only
+    // async-signal-safe functions (prctl, getppid, _exit); it allocates nothing.
+    let parent = std::process::id() as libc::pid_t;
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died between fork and prctl: then nobody would
+            // send the signal.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
 }
 
 fn kill_group(pgid: u32) {

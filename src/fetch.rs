@@ -3,8 +3,13 @@
 //! Politeness: at most `concurrency` requests in flight overall and `per_host` per host.
 //! Bounds: a timeout on the whole exchange (headers and body), and `max_body` counted on
 //! the *decoded* bytes while they stream, so a gzip bomb stops at the cap. Redirects:
-//! at most 5, and an https URL may not redirect to http. Conditional GET: ETag and
-//! Last-Modified are kept exactly as the server sent them and sent back; 304 is success.
+//! at most 5, and an https URL may not redirect to http; a hop to another host is
+//! logged. Addresses: no request, first or redirected, goes to a link-local address
+//! (169.254.0.0/16, fe80::/10) or a well-known cloud metadata address
+//! (`fd00:ec2::254`, `100.100.100.200`), checked on the URL's literal address and on
+//! every address a name resolves to (`address-refused`); private ranges stay allowed,
+//! since internal vendor mirrors are real. Conditional GET: ETag and Last-Modified
+//! are kept exactly as the server sent them and sent back; 304 is success.
 //!
 //! Retry policy: timeouts, connection errors, 5xx and 429 are retried up to `attempts`
 //! tries in all. The delay before try `n + 1` is `initial * 2^(n-1)`, capped at `max`,
@@ -15,6 +20,7 @@
 //! others.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -39,7 +45,7 @@ pub enum Fetched {
 #[error("{code}: {message}")]
 pub struct FetchError {
     /// `feed-unreachable`, `feed-timeout`, `http-error`, `body-too-large`,
-    /// `redirect-refused`.
+    /// `redirect-refused`, `address-refused`.
     pub code: &'static str,
     pub message: String,
     pub attempts: u32,
@@ -80,14 +86,28 @@ impl Fetcher {
     /// When the TLS backend cannot be set up.
     pub fn new(w: &Watch) -> anyhow::Result<Fetcher> {
         let policy = reqwest::redirect::Policy::custom(|attempt| {
+            if let Err(refused) = literal_address_allowed(attempt.url()) {
+                return attempt.error(refused);
+            }
             match redirect_allowed(attempt.previous(), attempt.url()) {
-                Ok(()) => attempt.follow(),
+                Ok(()) => {
+                    let first = attempt.previous().first().and_then(|u| u.host_str());
+                    if first != attempt.url().host_str() {
+                        tracing::info!(
+                            "{}: redirected to another host: {}",
+                            attempt.previous().first().map(|u| u.as_str()).unwrap_or(""),
+                            attempt.url()
+                        );
+                    }
+                    attempt.follow()
+                }
                 Err(msg) => attempt.error(msg),
             }
         });
         let client = reqwest::Client::builder()
             .user_agent(w.user_agent.clone())
             .redirect(policy)
+            .dns_resolver(Arc::new(GuardedResolver))
             .connect_timeout(w.timeout)
             .pool_max_idle_per_host(w.per_host)
             .build()?;
@@ -126,6 +146,13 @@ impl Fetcher {
             message: format!("bad URL {url}: {e}"),
             attempts: 0,
         })?;
+        if let Err(refused) = literal_address_allowed(&parsed) {
+            return Err(FetchError {
+                code: "address-refused",
+                message: refused.to_string(),
+                attempts: 0,
+            });
+        }
         let host = self.host_semaphore(&parsed);
         let mut attempt = 0u32;
         loop {
@@ -265,6 +292,14 @@ fn too_large(url: &str, max: u64) -> FetchError {
 
 fn classify_send_error(url: &str, e: reqwest::Error) -> Attempt {
     let chain = crate::text::error_chain(&e);
+    if let Some(refused) = find_refused(&e) {
+        // Asking again resolves to the same refused address.
+        return Attempt::Fatal(FetchError {
+            code: "address-refused",
+            message: refused.to_string(),
+            attempts: 0,
+        });
+    }
     if e.is_redirect() {
         return Attempt::Fatal(FetchError {
             code: "redirect-refused",
@@ -298,6 +333,124 @@ fn classify_send_error(url: &str, e: reqwest::Error) -> Attempt {
         },
         after: None,
     }
+}
+
+/// A request that would reach an address no source may point at.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{host} is {address}, a {why} address; vendorguard never fetches from link-local or cloud metadata addresses")]
+pub struct RefusedAddress {
+    host: String,
+    address: IpAddr,
+    why: &'static str,
+}
+
+/// Why `ip` may not be fetched from, or `None` when it may. Link-local addresses and
+/// the cloud metadata services are what a hostile feed or redirect would aim at (the
+/// instance's credentials live there); private ranges are allowed, since vendors'
+/// internal mirrors live in them. IPv4 written inside IPv6 (mapped, compatible, and
+/// the NAT64 prefix 64:ff9b::/96) is judged as the IPv4 address it carries.
+pub fn refused_address(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) => refused_v4(v4),
+        IpAddr::V6(v6) => {
+            if let Some(v4) = embedded_v4(v6) {
+                return refused_v4(v4);
+            }
+            if v6.segments()[0] & 0xffc0 == 0xfe80 {
+                Some("link-local")
+            } else if v6 == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254) {
+                Some("cloud metadata")
+            } else {
+                None
+            }
+        }
+    }
+}
+
+fn refused_v4(v4: Ipv4Addr) -> Option<&'static str> {
+    if v4.is_link_local() {
+        Some("link-local")
+    } else if v4 == Ipv4Addr::new(100, 100, 100, 200) {
+        Some("cloud metadata")
+    } else {
+        None
+    }
+}
+
+fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = v6.segments();
+    let tail = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+    let mapped = s[..5] == [0; 5] && s[5] == 0xffff;
+    // ::a.b.c.d (deprecated "compatible"), but not :: and ::1.
+    let compatible = s[..6] == [0; 6] && (s[6] != 0 || s[7] > 1);
+    let nat64 = s[..6] == [0x64, 0xff9b, 0, 0, 0, 0];
+    (mapped || compatible || nat64).then_some(tail)
+}
+
+/// Checks a URL whose host is an address literal (names are checked as they resolve).
+fn literal_address_allowed(url: &reqwest::Url) -> Result<(), RefusedAddress> {
+    let address = match url.host() {
+        Some(url::Host::Ipv4(a)) => IpAddr::V4(a),
+        Some(url::Host::Ipv6(a)) => IpAddr::V6(a),
+        _ => return Ok(()),
+    };
+    match refused_address(address) {
+        Some(why) => Err(RefusedAddress {
+            host: url.host_str().unwrap_or("").to_string(),
+            address,
+            why,
+        }),
+        None => Ok(()),
+    }
+}
+
+fn find_refused<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a RefusedAddress> {
+    let mut cur: Option<&'a (dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(r) = err.downcast_ref::<RefusedAddress>() {
+            return Some(r);
+        }
+        cur = err.source();
+    }
+    None
+}
+
+/// Name resolution that drops refused addresses, so every connection, redirects
+/// included, is checked after resolution: a name that resolves only to refused
+/// addresses fails with [`RefusedAddress`]; one with other addresses too uses those.
+struct GuardedResolver;
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let resolved: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let (allowed, refused) = split_resolved(resolved);
+            if allowed.is_empty() {
+                if let Some((address, why)) = refused {
+                    return Err(Box::new(RefusedAddress { host, address, why })
+                        as Box<dyn std::error::Error + Send + Sync>);
+                }
+            }
+            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// The addresses that may be used, and the first refused one with its reason.
+fn split_resolved(resolved: Vec<SocketAddr>) -> (Vec<SocketAddr>, Option<(IpAddr, &'static str)>) {
+    let mut allowed = Vec::new();
+    let mut refused = None;
+    for a in resolved {
+        match refused_address(a.ip()) {
+            Some(why) => {
+                refused.get_or_insert((a.ip(), why));
+            }
+            None => allowed.push(a),
+        }
+    }
+    (allowed, refused)
 }
 
 /// `Retry-After`: delay-seconds or an HTTP date.
@@ -367,6 +520,57 @@ mod tests {
         assert!(redirect_allowed(&five, &u("http://a.example/x"))
             .unwrap_err()
             .contains("more than 5"));
+    }
+
+    #[test]
+    fn address_rule() {
+        let check = |s: &str, refused: Option<&str>| {
+            let ip: IpAddr = s.parse().unwrap();
+            assert_eq!(refused_address(ip), refused, "{s}");
+        };
+        check("169.254.169.254", Some("link-local"));
+        check("169.254.0.1", Some("link-local"));
+        check("169.255.0.1", None);
+        check("100.100.100.200", Some("cloud metadata"));
+        check("100.100.100.201", None);
+        check("fe80::1", Some("link-local"));
+        check("febf::1", Some("link-local"));
+        check("fec0::1", None);
+        check("fd00:ec2::254", Some("cloud metadata"));
+        check("fd00:ec2::253", None);
+        check("::ffff:169.254.169.254", Some("link-local"));
+        check("::169.254.169.254", Some("link-local"));
+        check("64:ff9b::a9fe:a9fe", Some("link-local"));
+        check("64:ff9b::6464:64c8", Some("cloud metadata"));
+        // Loopback and the private ranges stay allowed: internal mirrors are real.
+        check("127.0.0.1", None);
+        check("::1", None);
+        check("::", None);
+        check("10.1.2.3", None);
+        check("172.16.0.1", None);
+        check("192.168.1.1", None);
+        check("fd12:3456::1", None);
+        check("93.184.216.34", None);
+    }
+
+    #[test]
+    fn literal_and_resolved_addresses() {
+        let u = |s: &str| reqwest::Url::parse(s).unwrap();
+        let e =
+            literal_address_allowed(&u("http://169.254.169.254/latest/meta-data/")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "169.254.169.254 is 169.254.169.254, a link-local address; vendorguard never fetches from link-local or cloud metadata addresses"
+        );
+        assert!(literal_address_allowed(&u("http://[fd00:ec2::254]/")).is_err());
+        assert!(literal_address_allowed(&u("http://127.0.0.1:8080/feed")).is_ok());
+        assert!(literal_address_allowed(&u("https://vendor.example/feed")).is_ok());
+        let sa = |s: &str| -> SocketAddr { s.parse().unwrap() };
+        let (ok, refused) = split_resolved(vec![sa("169.254.169.254:0"), sa("10.0.0.5:0")]);
+        assert_eq!(ok, vec![sa("10.0.0.5:0")]);
+        assert_eq!(refused.map(|r| r.1), Some("link-local"));
+        let (ok, refused) = split_resolved(vec![sa("[fe80::1]:0")]);
+        assert!(ok.is_empty() && refused.is_some());
     }
 
     #[test]

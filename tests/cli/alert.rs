@@ -625,3 +625,86 @@ fn verify_while_a_watcher_runs_stores_the_alert_for_the_watcher_to_deliver() {
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].0["kind"], "unexpected-signer");
 }
+
+/// Issue: a feed title with a newline or an escape reached the script's environment
+/// as is, so a script logging `$VENDORGUARD_TITLE` wrote a forged second line.
+#[test]
+fn escalation_environment_is_one_line_per_value_and_stdin_is_exact() {
+    let a = A::new(Some(ESC_RECORDING), "10s");
+    let _smtp = a.smtp();
+    a.feed(&[]);
+    a.once().code(0);
+    a.feed(&[("E", "Fix&#10;forged: line&#27;[31m red")]);
+    a.once().code(0);
+    let calls = a.calls();
+    assert_eq!(calls.len(), 1);
+    let (json, env) = &calls[0];
+    assert_eq!(json["title"], "Fix\nforged: line\u{1b}[31m red");
+    let title: Vec<&str> = env
+        .lines()
+        .filter(|l| l.starts_with("VENDORGUARD_TITLE="))
+        .collect();
+    assert_eq!(title, ["VENDORGUARD_TITLE=Fix\\nforged: line\\x1b[31m red"]);
+    assert!(!env.contains('\u{1b}'), "{env}");
+    assert!(!env.lines().any(|l| l.starts_with("forged")), "{env}");
+}
+
+/// Issue: a watcher killed with SIGKILL left its escalation program running. The
+/// kernel now kills the program with the watcher; the event stays pending.
+#[test]
+fn a_killed_watcher_leaves_no_escalation_program_running() {
+    let script = "#!/bin/sh\necho $$ > esc.pid.tmp\nmv esc.pid.tmp esc.pid\nsleep 60\n";
+    let a = A::new(Some(script), "120s");
+    let _smtp = a.smtp();
+    a.feed(&[]);
+    a.once().code(0);
+    a.feed(&[("K", "k")]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vendorguard"))
+        .args(["watch", "--once"])
+        .current_dir(a.p.dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pidfile = a.p.path("esc.pid");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !pidfile.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the escalation program never started"
+        );
+        std::thread::yield_now();
+    }
+    let pid = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .to_string();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let gone = |pid: &str| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        stat.is_empty() || stat.contains(") Z ")
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !gone(&pid) && Instant::now() < deadline {
+        std::thread::yield_now();
+    }
+    let alive = !gone(&pid);
+    // Clean up the program's own children (its `sleep`) either way.
+    let _ = Command::new("kill")
+        .args(["-9", "--", &format!("-{pid}")])
+        .status();
+    assert!(
+        !alive,
+        "escalation program {pid} outlived the killed watcher"
+    );
+    // Nothing was lost: the event is still pending for the next run.
+    let s = a.p.run(&["status", "--json"]).json();
+    let pending = s["pending"].as_array().unwrap();
+    assert!(
+        pending
+            .iter()
+            .any(|p| p["channel"] == "escalation" && p["events"] == 1),
+        "{s:#}"
+    );
+}

@@ -141,8 +141,14 @@ impl Project {
     }
 
     pub fn run_in(&self, cwd: &Path, args: &[&str]) -> Run {
-        let out = Command::new(env!("CARGO_BIN_EXE_vendorguard"))
-            .args(args)
+        self.run_env(cwd, args, &[])
+    }
+
+    /// Runs the binary with extra environment variables, set after the proxy variables
+    /// are cleared (so a test may name its own proxy on 127.0.0.1).
+    pub fn run_env(&self, cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vendorguard"));
+        cmd.args(args)
             .current_dir(cwd)
             .env_remove("RUST_LOG")
             // The tests talk to 127.0.0.1 only: no proxy from the environment.
@@ -152,9 +158,9 @@ impl Project {
             .env_remove("HTTPS_PROXY")
             .env_remove("all_proxy")
             .env_remove("ALL_PROXY")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run vendorguard");
+            .stdin(Stdio::null());
+        cmd.envs(env.iter().copied());
+        let out = cmd.output().expect("run vendorguard");
         to_run(out, args)
     }
 }

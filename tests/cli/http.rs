@@ -93,6 +93,11 @@ impl HttpServer {
             .insert(path.into(), (answers, 0));
     }
 
+    /// How many requests arrived, on any path.
+    pub fn request_count(&self) -> usize {
+        self.routes.lock().unwrap().log.len()
+    }
+
     pub fn requests(&self, path: &str) -> Vec<Request> {
         self.routes
             .lock()

@@ -1027,3 +1027,53 @@ fn csaf_stackable_key_rotation() {
         }
     }
 }
+
+/// Issue: redirects and feed URLs could aim the watcher at the cloud metadata service.
+/// No address here is ever contacted: a proxy on 127.0.0.1 stands where a regression
+/// would send the request, and it must see nothing.
+#[test]
+fn link_local_and_metadata_addresses_are_refused_before_any_request() {
+    let proxy = HttpServer::start();
+    let w = W::new(&[]);
+    w.srv.route(
+        "/hop",
+        vec![Resp::status(302).header("Location", "http://169.254.169.254/latest/meta-data/")],
+    );
+    let mut s = String::from(WATCH);
+    s.push_str("[[vendor]]\nname = \"acme\"\n\n");
+    for url in [
+        w.srv.url("/hop"),
+        "http://[fd00:ec2::254]/feed".to_string(),
+        "http://100.100.100.200/feed".to_string(),
+        "http://[::ffff:169.254.169.254]/feed".to_string(),
+    ] {
+        s.push_str(&format!("[[vendor.feed]]\nurl = \"{url}\"\n"));
+    }
+    w.p.write("feeds.toml", s);
+    let proxy_url = proxy.url("");
+    let r = w.p.run_env(
+        &w.p.path(""),
+        &["watch", "--once"],
+        &[("HTTP_PROXY", &proxy_url), ("NO_PROXY", "127.0.0.1")],
+    );
+    r.code(1)
+        .stderr_has("/hop: address-refused: 169.254.169.254 is 169.254.169.254, a link-local address; vendorguard never fetches from link-local or cloud metadata addresses")
+        .stderr_has("address-refused: [fd00:ec2::254] is fd00:ec2::254, a cloud metadata address")
+        .stderr_has("address-refused: 100.100.100.200 is 100.100.100.200, a cloud metadata address")
+        .stderr_has("address-refused: [::ffff:a9fe:a9fe] is ::ffff:169.254.169.254, a link-local address");
+    // The refusal is final: the hop was asked once, not retried.
+    assert_eq!(w.srv.requests("/hop").len(), 1);
+    assert_eq!(
+        proxy.request_count(),
+        0,
+        "a refused address reached the proxy"
+    );
+    let v = w.p.run(&["status", "--json"]).json();
+    let failing: Vec<_> = v["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["last_error_code"] == "address-refused")
+        .collect();
+    assert_eq!(failing.len(), 4, "{v:#}");
+}
