@@ -2,10 +2,14 @@
 //! zstd, detected by content, never by name.
 //!
 //! `walk` hands every entry's metadata and a reader over its bytes to a [`Visitor`].
-//! It decides nothing about safety: refusing `..` paths, escaping links or bombs is the
-//! visitor's job (`unpack`), and so is reading content for findings (`inspect`). A
-//! truncated archive, a bad checksum or bytes that are no archive come back as
-//! [`WalkError::Corrupt`] naming the entry.
+//! It decides nothing about entries' safety: refusing `..`
+//! paths, escaping links or bombs is the visitor's job (`unpack`), and so is reading
+//! content for findings (`inspect`). The one exception is a zip's central directory,
+//! which it reads itself first, as a stream in bounded memory, because the zip library
+//! would keep one of two same-named entries and holds the whole directory: duplicate
+//! names, end records whose claims do not fit the file, and more entries than the
+//! visitor's limit are refused there. A truncated archive, a bad checksum or bytes that
+//! are no archive come back as [`WalkError::Corrupt`] naming the entry.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
@@ -142,6 +146,11 @@ pub trait Visitor {
     ///
     /// A refusal or an I/O error stops the walk.
     fn entry(&mut self, meta: &Meta, data: &mut dyn Read) -> Result<(), WalkError>;
+
+    /// Entries read at most from a zip's central directory, before any is visited.
+    fn max_entries(&self) -> u64 {
+        DEFAULT_MAX_ENTRIES
+    }
 }
 
 /// Walks every entry of the archive in `file` (from its start).
@@ -191,30 +200,90 @@ fn corrupt(entry: Option<String>, e: impl std::fmt::Display) -> WalkError {
     }
 }
 
-/// The raw names in a zip's central directory, in order (zip64 included).
-fn central_directory_names(file: &mut File) -> Result<Vec<Vec<u8>>, WalkError> {
+/// Entries read from one archive unless the visitor says otherwise (`--max-entries`).
+pub const DEFAULT_MAX_ENTRIES: u64 = 200_000;
+
+/// Bytes of a zip central directory read at most: the zip library holds all of it, and
+/// 200,000 entries with long names and extra fields fit in a fraction of this.
+pub const MAX_CENTRAL_DIRECTORY: u64 = 128 << 20;
+
+/// The fixed part of a central directory header; no entry is smaller.
+const CD_HEADER: u64 = 46;
+const EOCD_SIG: [u8; 4] = [0x50, 0x4b, 0x05, 0x06];
+
+fn le16(b: &[u8], o: usize) -> u64 {
+    u16::from_le_bytes([b[o], b[o + 1]]) as u64
+}
+
+fn le32(b: &[u8], o: usize) -> u64 {
+    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]) as u64
+}
+
+fn le64(b: &[u8], o: usize) -> u64 {
+    u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"))
+}
+
+/// The end of central directory record in `tail` (the file's last bytes): the last one
+/// whose comment fits in the file, as the zip library picks it. A second record in its
+/// comment or around it is refused: readers that insist the comment reaches the end of
+/// the file take the other one, and would see another directory than the one checked.
+fn end_record(tail: &[u8]) -> Result<usize, WalkError> {
+    let sigs: Vec<usize> = (0..tail.len().saturating_sub(3))
+        .filter(|&i| tail[i..i + 4] == EOCD_SIG)
+        .collect();
+    let reach = |i: usize| i + 22 + le16(tail, i + 20) as usize;
+    let fits = |i: usize| i + 22 <= tail.len() && reach(i) <= tail.len();
+    let Some(&chosen) = sigs.iter().rev().find(|&&i| fits(i)) else {
+        return Err(corrupt(
+            None,
+            "no end of central directory record (truncated zip?)",
+        ));
+    };
+    let after = sigs.last() != Some(&chosen);
+    let inside = sigs
+        .iter()
+        .any(|&j| j < chosen && fits(j) && reach(j) > chosen);
+    if after || inside {
+        return Err(corrupt(
+            None,
+            "a second end of central directory record hides in the archive comment; \
+             zip readers disagree on which directory counts",
+        ));
+    }
+    Ok(chosen)
+}
+
+/// Checks a zip's central directory as a stream, before the zip library reads it: the
+/// end records' claims must fit in the file, the count must match what is there, no
+/// name may appear twice, and there may be at most `max_entries` entries. Memory is a
+/// fixed buffer plus 32 bytes per name, whatever the records claim. Returns the count.
+fn check_central_directory(file: &mut File, max_entries: u64) -> Result<u64, WalkError> {
+    use sha2::{Digest, Sha256};
     let len = file.seek(SeekFrom::End(0)).map_err(WalkError::Io)?;
     let tail_len = len.min(65_535 + 22);
-    file.seek(SeekFrom::Start(len - tail_len))
+    let tail_start = len - tail_len;
+    file.seek(SeekFrom::Start(tail_start))
         .map_err(WalkError::Io)?;
     let mut tail = vec![0u8; tail_len as usize];
     file.read_exact(&mut tail).map_err(WalkError::Io)?;
-    let eocd = (0..tail.len().saturating_sub(21))
-        .rev()
-        .find(|&i| tail[i..i + 4] == [0x50, 0x4b, 0x05, 0x06])
-        .ok_or_else(|| corrupt(None, "no end of central directory record (truncated zip?)"))?;
-    let le16 = |b: &[u8], o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as u64;
-    let le32 = |b: &[u8], o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]) as u64;
-    let le64 = |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"));
+    let eocd = end_record(&tail)?;
     let mut count = le16(&tail, eocd + 10);
     let mut size = le32(&tail, eocd + 12);
     let mut offset = le32(&tail, eocd + 16);
+    // Where the end records start: the directory must lie before them.
+    let mut records = tail_start + eocd as u64;
     if count == 0xffff || size == 0xffff_ffff || offset == 0xffff_ffff {
         // Zip64: the locator sits just before the EOCD record.
         if eocd < 20 || tail[eocd - 20..eocd - 16] != [0x50, 0x4b, 0x06, 0x07] {
             return Err(corrupt(None, "zip64 sizes without a zip64 locator"));
         }
         let rec = le64(&tail, eocd - 20 + 8);
+        if rec.checked_add(56).is_none_or(|end| end > records - 20) {
+            return Err(corrupt(
+                None,
+                format!("the zip64 end record (at offset {rec}) lies outside the file"),
+            ));
+        }
         let mut r = [0u8; 56];
         file.seek(SeekFrom::Start(rec)).map_err(WalkError::Io)?;
         file.read_exact(&mut r).map_err(|e| corrupt(None, e))?;
@@ -224,36 +293,83 @@ fn central_directory_names(file: &mut File) -> Result<Vec<Vec<u8>>, WalkError> {
         count = le64(&r, 32);
         size = le64(&r, 40);
         offset = le64(&r, 48);
+        records = rec;
     }
-    if offset.checked_add(size).is_none_or(|end| end > len) || size > 1 << 30 {
-        return Err(corrupt(None, "the central directory lies outside the file"));
-    }
-    file.seek(SeekFrom::Start(offset)).map_err(WalkError::Io)?;
-    let mut cd = vec![0u8; size as usize];
-    file.read_exact(&mut cd).map_err(|e| corrupt(None, e))?;
-    let mut names = Vec::new();
-    let mut pos = 0usize;
-    while pos + 46 <= cd.len() && cd[pos..pos + 4] == [0x50, 0x4b, 0x01, 0x02] {
-        let name_len = le16(&cd, pos + 28) as usize;
-        let extra_len = le16(&cd, pos + 30) as usize;
-        let comment_len = le16(&cd, pos + 32) as usize;
-        let end = pos + 46 + name_len;
-        if end > cd.len() {
-            return Err(corrupt(None, "a central directory entry runs past its end"));
-        }
-        names.push(cd[pos + 46..end].to_vec());
-        pos = end + extra_len + comment_len;
-    }
-    if names.len() as u64 != count && count != 0xffff {
+    if offset.checked_add(size).is_none_or(|end| end > records) {
         return Err(corrupt(
             None,
             format!(
-                "the central directory says {count} entries but holds {}",
-                names.len()
+                "the central directory ({size} bytes at offset {offset}) lies outside the file ({len} bytes)"
             ),
         ));
     }
-    Ok(names)
+    if count > size / CD_HEADER {
+        return Err(corrupt(
+            None,
+            format!(
+                "the central directory claims {count} entries, but its {size} bytes hold at most {}",
+                size / CD_HEADER
+            ),
+        ));
+    }
+    file.seek(SeekFrom::Start(offset)).map_err(WalkError::Io)?;
+    let mut cd = BufReader::with_capacity(64 << 10, (&mut *file).take(size));
+    let mut seen = std::collections::HashSet::new();
+    let mut name = Vec::new();
+    let mut header = [0u8; CD_HEADER as usize];
+    let mut left = size;
+    let mut found = 0u64;
+    while left >= CD_HEADER {
+        cd.read_exact(&mut header).map_err(|e| corrupt(None, e))?;
+        if header[..4] != [0x50, 0x4b, 0x01, 0x02] {
+            break;
+        }
+        left -= CD_HEADER;
+        let name_len = le16(&header, 28);
+        let rest = le16(&header, 30) + le16(&header, 32);
+        if name_len > left {
+            return Err(corrupt(None, "a central directory entry runs past its end"));
+        }
+        name.resize(name_len as usize, 0);
+        cd.read_exact(&mut name).map_err(|e| corrupt(None, e))?;
+        left -= name_len;
+        let skip = rest.min(left);
+        io::copy(&mut (&mut cd).take(skip), &mut io::sink()).map_err(|e| corrupt(None, e))?;
+        left -= skip;
+        found += 1;
+        let shown = || crate::text::escape(&String::from_utf8_lossy(&name));
+        if found > max_entries {
+            return Err(WalkError::Refused(Refusal {
+                entry: shown(),
+                code: "too-many-entries",
+                message: format!("the zip central directory lists more than {max_entries} entries"),
+            }));
+        }
+        if size - left > MAX_CENTRAL_DIRECTORY {
+            return Err(WalkError::Refused(Refusal {
+                entry: shown(),
+                code: "too-large",
+                message: format!(
+                    "the zip central directory runs past {MAX_CENTRAL_DIRECTORY} bytes here"
+                ),
+            }));
+        }
+        let key = name.strip_prefix(b"./").unwrap_or(&name);
+        if !seen.insert(<[u8; 32]>::from(Sha256::digest(key))) {
+            return Err(WalkError::Refused(Refusal {
+                entry: shown(),
+                code: "duplicate-entry",
+                message: "the name appears twice in the archive".into(),
+            }));
+        }
+    }
+    if found != count && count != 0xffff {
+        return Err(corrupt(
+            None,
+            format!("the central directory says {count} entries but holds {found}"),
+        ));
+    }
+    Ok(found)
 }
 
 const S_IFMT: u32 = 0o170000;
@@ -263,28 +379,17 @@ const S_IFREG: u32 = 0o100000;
 
 fn walk_zip(file: &mut File, visitor: &mut dyn Visitor) -> Result<(), WalkError> {
     // The zip crate indexes entries by name, so a second entry with the same name
-    // silently replaces the first: the "master key" ambiguity. Read the central
-    // directory ourselves first and refuse duplicates.
-    let names = central_directory_names(file)?;
-    let mut seen = std::collections::HashSet::new();
-    for n in &names {
-        let key = n.strip_prefix(b"./").unwrap_or(n);
-        if !seen.insert(key.to_vec()) {
-            return Err(WalkError::Refused(Refusal {
-                entry: crate::text::escape(&String::from_utf8_lossy(n)),
-                code: "duplicate-entry",
-                message: "the name appears twice in the archive".into(),
-            }));
-        }
-    }
+    // silently replaces the first: the "master key" ambiguity. It also holds the whole
+    // directory in memory. Read the central directory ourselves first, as a stream, and
+    // refuse duplicates and directories past the limits.
+    let count = check_central_directory(file, visitor.max_entries())?;
     file.seek(SeekFrom::Start(0)).map_err(WalkError::Io)?;
     let mut zip = zip::ZipArchive::new(&mut *file).map_err(|e| corrupt(None, e))?;
-    if zip.len() != names.len() {
+    if zip.len() as u64 != count {
         return Err(corrupt(
             None,
             format!(
-                "the central directory lists {} entries but {} are readable",
-                names.len(),
+                "the central directory lists {count} entries but {} are readable",
                 zip.len()
             ),
         ));
@@ -428,6 +533,38 @@ mod tests {
             (&b""[..], None),
         ] {
             assert_eq!(detect(head), want, "{head:?}");
+        }
+    }
+
+    /// An end record with `comment` bytes of comment (its length field says `claims`).
+    fn eocd(claims: u16, comment: &[u8]) -> Vec<u8> {
+        let mut r = EOCD_SIG.to_vec();
+        r.extend([0; 16]);
+        r.extend(claims.to_le_bytes());
+        r.extend(comment);
+        r
+    }
+
+    #[test]
+    fn the_end_record_is_the_last_that_fits_and_is_alone() {
+        let cd = b"....central directory....".to_vec();
+        let plain = [cd.clone(), eocd(0, b"")].concat();
+        let commented = [cd.clone(), eocd(5, b"hello")].concat();
+        // Trailing bytes after a record whose comment fits are tolerated, as zip does.
+        let trailing = [cd.clone(), eocd(0, b""), b"xyz".to_vec()].concat();
+        let hidden = [cd.clone(), eocd(22, &eocd(0, b""))].concat();
+        let after = [cd.clone(), eocd(0, b""), eocd(9, b"")].concat();
+        let short = [cd.clone(), eocd(9, b"abc")].concat();
+        for (tail, want) in [
+            (&plain, Some(cd.len())),
+            (&commented, Some(cd.len())),
+            (&trailing, Some(cd.len())),
+            (&hidden, None),
+            (&after, None),
+            (&short, None),
+            (&cd, None),
+        ] {
+            assert_eq!(end_record(tail).ok(), want, "{tail:?}");
         }
     }
 }

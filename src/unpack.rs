@@ -36,7 +36,7 @@ impl Default for Limits {
         Limits {
             max_size: 8 << 30,
             max_ratio: 200,
-            max_entries: 200_000,
+            max_entries: crate::archive::DEFAULT_MAX_ENTRIES,
             keep_setuid: false,
         }
     }
@@ -423,6 +423,10 @@ impl Visitor for Extractor<'_> {
             }
         }
         Ok(())
+    }
+
+    fn max_entries(&self) -> u64 {
+        self.limits.max_entries
     }
 }
 

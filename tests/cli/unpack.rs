@@ -601,3 +601,183 @@ fn shipped_example_unpacks() {
     r.code(0).stdout_has("review: cron                1");
     assert!(into.join("dten/etc/cron.d/dten-import").is_file());
 }
+
+fn le(b: &[u8], at: usize, n: usize) -> u64 {
+    b[at..at + n]
+        .iter()
+        .rev()
+        .fold(0u64, |acc, &x| (acc << 8) | x as u64)
+}
+
+/// Appends a zip64 end record claiming `count` entries in `size` bytes at `offset`, its
+/// locator, and a classic end record that defers to it.
+fn zip64_end(z: &mut Vec<u8>, count: u64, size: u64, offset: u64) {
+    let rec = z.len() as u64;
+    z.extend(b"PK\x06\x06");
+    z.extend(44u64.to_le_bytes());
+    z.extend([45, 0, 45, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    for v in [count, count, size, offset] {
+        z.extend(v.to_le_bytes());
+    }
+    z.extend(b"PK\x06\x07");
+    z.extend(0u32.to_le_bytes());
+    z.extend(rec.to_le_bytes());
+    z.extend(1u32.to_le_bytes());
+    z.extend(b"PK\x05\x06");
+    z.extend([0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]);
+    z.extend([0xff; 8]);
+    z.extend([0, 0]);
+}
+
+/// Peak resident memory of one run of the binary, in KiB, via GNU time.
+fn peak_rss_kib(cwd: &Path, args: &[&str]) -> (u64, std::process::Output) {
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "peak-rss-kib=%M", env!("CARGO_BIN_EXE_vendorguard")])
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("GNU time at /usr/bin/time");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let kib = stderr
+        .rsplit("peak-rss-kib=")
+        .next()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no peak RSS in: {stderr}"));
+    (kib, out)
+}
+
+/// `inspect` reads unverified zips: what the end records claim must fit in the file
+/// before anything is read or allocated by it, and two end records are refused.
+#[test]
+fn zip_directory_claims_are_checked_against_the_file() {
+    let b = Bench::new();
+    let base_path = b.p.path("base.zip");
+    build(
+        &base_path,
+        "zip",
+        json!([{"name": "README", "data": "read me\n"},
+               {"name": "install.sh", "data": "#!/bin/sh\nsudo systemctl restart acme\n"}]),
+    );
+    let base = std::fs::read(&base_path).unwrap();
+    let e = base.len() - 22;
+    assert_eq!(&base[e..e + 4], b"PK\x05\x06");
+    let cd_size = le(&base, e + 12, 4);
+    let cd_off = le(&base, e + 16, 4);
+
+    let mut count = base[..e].to_vec();
+    zip64_end(&mut count, 50_000_000, cd_size, cd_off);
+    let mut size = base[..e].to_vec();
+    zip64_end(&mut size, 2, 4 << 30, cd_off);
+    let mut count16 = base.clone();
+    count16[e + 8..e + 12].copy_from_slice(&[0xfe, 0xff, 0xfe, 0xff]);
+
+    // The real end record's 65535-byte comment hides a second directory listing README
+    // alone and an end record pointing at it. Readers that take the last record see
+    // README; readers that want the comment to reach the end of the file also see
+    // install.sh. Which one the vendor's installer uses is anyone's guess.
+    let c = cd_off as usize;
+    let first = 46 + (le(&base, c + 28, 2) + le(&base, c + 30, 2) + le(&base, c + 32, 2)) as usize;
+    let mut comment = base[..e + 20].to_vec();
+    comment.extend(65535u16.to_le_bytes());
+    let comment_start = comment.len();
+    comment.extend(&base[c..c + first]);
+    comment.resize(comment_start + 65535 - 22, b' ');
+    comment.extend(b"PK\x05\x06\0\0\0\0\x01\0\x01\0");
+    comment.extend((first as u32).to_le_bytes());
+    comment.extend((comment_start as u32).to_le_bytes());
+    comment.extend([0, 0]);
+    assert_eq!(comment.len(), comment_start + 65535);
+
+    let cases: Vec<(&str, Vec<u8>, String)> = vec![
+        (
+            "count",
+            count,
+            format!(
+                "the central directory claims 50000000 entries, but its {cd_size} bytes hold at most {}",
+                cd_size / 46
+            ),
+        ),
+        (
+            "count16",
+            count16,
+            format!(
+                "the central directory claims 65534 entries, but its {cd_size} bytes hold at most {}",
+                cd_size / 46
+            ),
+        ),
+        (
+            "size",
+            size,
+            format!("the central directory (4294967296 bytes at offset {cd_off}) lies outside the file"),
+        ),
+        (
+            "comment",
+            comment,
+            "a second end of central directory record hides in the archive comment".to_string(),
+        ),
+    ];
+    for (name, bytes, message) in cases {
+        let file = format!("acme-{name}.zip");
+        b.p.write(&file, bytes);
+        let started = std::time::Instant::now();
+        b.p.run(&["inspect", &file]).code(2).stderr_has(&format!(
+            "{file}: cannot read the archive: archive-corrupt: {message}"
+        ));
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{name}"
+        );
+        b.sign(&file);
+        b.unpack(&file, "out", &[])
+            .code(1)
+            .stderr_has(&format!("refused: {file}: archive-corrupt: {message}"));
+        b.untouched("out");
+    }
+}
+
+/// A directory that really lists a million entries is read as a stream and refused at
+/// the entry limit, without the zip library ever holding it.
+#[test]
+fn a_zip_directory_past_the_entry_limit_is_refused_in_bounded_memory() {
+    let b = Bench::new();
+    let mut z = Vec::with_capacity(60 << 20);
+    // One stored file, "f" holding "x"; every directory entry points at it.
+    z.extend(b"PK\x03\x04\x14\0\0\0\0\0\0\0\0\0");
+    z.extend(0x8cdc_1683u32.to_le_bytes());
+    z.extend([1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0]);
+    z.extend(b"fx");
+    let cd_off = z.len() as u64;
+    let n = 1_000_000u64;
+    for i in 0..n {
+        z.extend(b"PK\x01\x02\x14\0\x14\0\0\0\0\0\0\0\0\0");
+        z.extend(0x8cdc_1683u32.to_le_bytes());
+        z.extend([
+            1, 0, 0, 0, 1, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ]);
+        z.extend(format!("f{i:07}").as_bytes());
+    }
+    let cd_size = z.len() as u64 - cd_off;
+    zip64_end(&mut z, n, cd_size, cd_off);
+    let file = "acme-million.zip";
+    b.p.write(file, z);
+
+    let (kib, out) = peak_rss_kib(b.p.dir.path(), &["inspect", file]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("too-many-entries: entry f0200000: the zip central directory lists more than 200000 entries"),
+        "{stderr}"
+    );
+    assert!(kib < 48 * 1024, "inspect peaked at {kib} KiB");
+
+    b.sign(file);
+    let (kib, out) = peak_rss_kib(b.p.dir.path(), &["unpack", file, "--into", "out"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("too-many-entries: entry f0200000: the zip central directory lists more than 200000 entries"),
+        "{stderr}"
+    );
+    assert!(kib < 48 * 1024, "unpack peaked at {kib} KiB");
+    b.untouched("out");
+}
