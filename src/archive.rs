@@ -1,15 +1,15 @@
 //! Reading archives entry by entry: zip, and tar plain or compressed with gzip, xz or
 //! zstd, detected by content, never by name.
 //!
-//! `walk` hands every entry's metadata and a reader over its bytes to a [`Visitor`].
-//! It decides nothing about entries' safety: refusing `..`
-//! paths, escaping links or bombs is the visitor's job (`unpack`), and so is reading
-//! content for findings (`inspect`). The one exception is a zip's central directory,
-//! which it reads itself first, as a stream in bounded memory, because the zip library
-//! would keep one of two same-named entries and holds the whole directory: duplicate
-//! names, end records whose claims do not fit the file, and more entries than the
-//! visitor's limit are refused there. A truncated archive, a bad checksum or bytes that
-//! are no archive come back as [`WalkError::Corrupt`] naming the entry.
+//! `walk` hands every entry's metadata and a reader over its bytes to a [`Visitor`],
+//! then calls its `end`. It decides nothing about entries' safety: refusing `..` paths,
+//! escaping links or bombs is the visitor's job (`unpack`), and so is reading content
+//! for findings (`inspect`). The one exception is a zip's central directory, which it
+//! reads itself first, as a stream in bounded memory, because the zip library would
+//! keep one of two same-named entries and holds the whole directory: duplicate names,
+//! end records whose claims do not fit the file, and more entries than the visitor's
+//! limit are refused there. A truncated archive, a bad checksum or bytes that are no
+//! archive come back as [`WalkError::Corrupt`] naming the entry.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
@@ -147,6 +147,16 @@ pub trait Visitor {
     /// A refusal or an I/O error stops the walk.
     fn entry(&mut self, meta: &Meta, data: &mut dyn Read) -> Result<(), WalkError>;
 
+    /// Called once after the last entry, for what can only be judged on the whole
+    /// archive (links that point at later links).
+    ///
+    /// # Errors
+    ///
+    /// A refusal or an I/O error fails the walk.
+    fn end(&mut self) -> Result<(), WalkError> {
+        Ok(())
+    }
+
     /// Entries read at most from a zip's central directory, before any is visited.
     fn max_entries(&self) -> u64 {
         DEFAULT_MAX_ENTRIES
@@ -190,6 +200,7 @@ pub fn walk(file: &mut File, visitor: &mut dyn Visitor) -> Result<Format, WalkEr
             walk_tar(dec, visitor)?
         }
     }
+    visitor.end()?;
     Ok(format)
 }
 

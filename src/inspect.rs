@@ -4,10 +4,11 @@
 //! `inspect` without extracting, or from `unpack` while it writes), and collects
 //! findings: cron entries with their schedules, systemd units and timers, scripts that
 //! call sudo/su/systemctl/service/crontab, host names, IP addresses and URLs in text
-//! files, setuid/setgid files, and maintainer scripts. It keeps memory bounded: only
-//! the first [`SCAN_LIMIT`] bytes of each text file are scanned, lines are capped, and
-//! binary files are skipped after their first block. Findings are information, never a
-//! verdict.
+//! files, setuid/setgid files, maintainer scripts, and links that `unpack` would refuse
+//! for leaving the folder it unpacks into (judged on the whole tree by `unpack`'s
+//! `InspectOnly` and handed in). It keeps memory bounded: only the first [`SCAN_LIMIT`]
+//! bytes of each text file are scanned, lines are capped, and binary files are skipped
+//! after their first block. Findings are information, never a verdict.
 
 use std::collections::BTreeSet;
 
@@ -24,6 +25,7 @@ const BINARY_PROBE: usize = 8192;
 /// The kinds of finding, in report order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum FindingKind {
+    SymlinkEscape,
     Cron,
     Systemd,
     MaintainerScript,
@@ -33,7 +35,8 @@ pub enum FindingKind {
 }
 
 impl FindingKind {
-    pub const ALL: [FindingKind; 6] = [
+    pub const ALL: [FindingKind; 7] = [
+        FindingKind::SymlinkEscape,
         FindingKind::Cron,
         FindingKind::Systemd,
         FindingKind::MaintainerScript,
@@ -45,6 +48,7 @@ impl FindingKind {
     /// Stable code.
     pub fn code(self) -> &'static str {
         match self {
+            FindingKind::SymlinkEscape => "symlink-escape",
             FindingKind::Cron => "cron",
             FindingKind::Systemd => "systemd",
             FindingKind::MaintainerScript => "maintainer-script",
@@ -56,6 +60,9 @@ impl FindingKind {
 
     fn heading(self) -> &'static str {
         match self {
+            FindingKind::SymlinkEscape => {
+                "links that leave the folder the archive unpacks into, or loop"
+            }
             FindingKind::Cron => "cron entries (schedule, user, command)",
             FindingKind::Systemd => "systemd units and timers",
             FindingKind::MaintainerScript => "maintainer and install scripts",
@@ -200,6 +207,11 @@ impl Inspector {
             }
         }
         self.current = Some(scan);
+    }
+
+    /// Records a link that leaves the folder the archive unpacks into, or loops.
+    pub fn link_escape(&mut self, file: &str, detail: String) {
+        self.add(FindingKind::SymlinkEscape, file, None, detail);
     }
 
     /// Everything found so far (finishing the current entry).
@@ -495,10 +507,14 @@ pub fn render_text(bundle: &str, format: &str, entries: u64, findings: &[Finding
     out
 }
 
-/// One line per kind with counts, for `unpack`.
+/// One line per kind with counts, for `unpack` (which refuses escaping links, so they
+/// have no line).
 pub fn render_summary(findings: &[Finding]) -> String {
     let mut out = String::new();
     for (kind, n) in counts(findings) {
+        if kind == FindingKind::SymlinkEscape {
+            continue;
+        }
         out.push_str(&format!("review: {:<19} {n}\n", kind.code()));
     }
     out

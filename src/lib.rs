@@ -27,6 +27,7 @@ mod robustness;
 pub mod sigfile;
 pub mod state;
 pub mod text;
+pub mod tree;
 pub mod unpack;
 pub mod verify;
 pub mod watch;

@@ -3,24 +3,32 @@
 //! The extractor is an `archive::Visitor`. It refuses, with the entry name and a stable
 //! code, everything that could write outside the target or exhaust the disk: absolute
 //! paths and `..` (`path-traversal`), backslashes and NUL (`bad-name`), a path through
-//! an earlier symlink (`path-through-symlink`), symlinks and hard links that leave the
-//! target (`symlink-escape`, `hardlink-escape`), duplicate names (`duplicate-entry`),
-//! devices and FIFOs (`special-file`), and archives past the size, ratio or entry-count
-//! limits (`too-large`, `ratio-exceeded`, `too-many-entries`). Files are created with
-//! `O_NOFOLLOW` and `create_new`, so nothing is written through a link even if the
-//! checks were wrong. setuid/setgid bits are dropped unless asked for.
+//! a symlink of the archive (`path-through-symlink`), symlinks and hard links that leave
+//! the target (`symlink-escape`, `hardlink-escape`) or loop (`symlink-loop`), duplicate
+//! names (`duplicate-entry`), devices and FIFOs (`special-file`), and archives past the
+//! size, ratio or entry-count limits (`too-large`, `ratio-exceeded`, `too-many-entries`).
+//!
+//! Links are judged as the kernel will follow them, through the links the archive
+//! itself makes (`tree.rs` models the tree). Symlinks are created last, once the whole
+//! archive is known and every one resolves inside, as GNU tar delays them; until then
+//! no entry's parent is a link. Files are created with `O_NOFOLLOW` and `create_new`,
+//! so nothing is written through a link even if the checks were wrong. setuid/setgid
+//! bits are dropped unless asked for.
+//!
+//! `InspectOnly` is the other visitor: it feeds `inspect` and models the same tree, so
+//! that links which would be refused here are reported there.
 //!
 //! Verification, the private copy of the verified bytes, and the final rename are
 //! `app.rs`'s job; this file only fills the staging folder.
 
-use std::collections::{HashMap, HashSet};
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use crate::archive::{Kind, Meta, Refusal, Visitor, WalkError};
 use crate::inspect::Inspector;
+use crate::tree::{Added, Clash, Entry, NodeId, Tree, Unresolved};
 
 /// Limits on what an archive may expand to.
 #[derive(Debug, Clone, Copy)]
@@ -46,6 +54,22 @@ impl Default for Limits {
 /// well and harm nobody.
 const RATIO_FLOOR: u64 = 1 << 20;
 
+/// Names imply folders too: the tree holds this many nodes per entry allowed.
+const NODES_PER_ENTRY: u64 = 4;
+
+fn node_cap(max_entries: u64) -> usize {
+    usize::try_from(max_entries.saturating_mul(NODES_PER_ENTRY)).unwrap_or(usize::MAX)
+}
+
+/// A symlink to create once the whole archive is known.
+struct PendingLink {
+    node: NodeId,
+    rel: PathBuf,
+    /// The entry's name, escaped.
+    entry: String,
+    target: Vec<u8>,
+}
+
 /// Fills `root` (an empty staging folder) from an archive walk.
 pub struct Extractor<'a> {
     root: PathBuf,
@@ -53,9 +77,8 @@ pub struct Extractor<'a> {
     /// The archive's size on disk, for the overall ratio.
     archive_size: u64,
     inspector: &'a mut Inspector,
-    seen: HashMap<PathBuf, bool>,
-    symlinks: HashSet<PathBuf>,
-    files: HashSet<PathBuf>,
+    tree: Tree,
+    links: Vec<PendingLink>,
     dir_modes: Vec<(PathBuf, u32)>,
     written: u64,
     entries: u64,
@@ -74,9 +97,8 @@ impl<'a> Extractor<'a> {
             limits,
             archive_size: archive_size.max(1),
             inspector,
-            seen: HashMap::new(),
-            symlinks: HashSet::new(),
-            files: HashSet::new(),
+            tree: Tree::new(node_cap(limits.max_entries)),
+            links: Vec::new(),
             dir_modes: Vec::new(),
             written: 0,
             entries: 0,
@@ -109,65 +131,61 @@ impl<'a> Extractor<'a> {
 
     /// The entry's path relative to the root, or a refusal.
     fn relative_path(&self, meta: &Meta) -> Result<PathBuf, WalkError> {
-        use std::os::unix::ffi::OsStrExt;
-        let name = &meta.name;
-        if name.contains(&0) || name.contains(&b'\\') {
-            return Err(Self::refuse(
-                meta,
-                "bad-name",
-                "the name holds a NUL or a backslash",
-            ));
-        }
-        if name.first() == Some(&b'/') {
-            return Err(Self::refuse(meta, "path-traversal", "absolute path"));
-        }
-        let mut rel = PathBuf::new();
-        for part in name.split(|&b| b == b'/') {
-            match part {
-                b"" | b"." => {}
-                b".." => {
-                    return Err(Self::refuse(
-                        meta,
-                        "path-traversal",
-                        "the path contains \"..\"",
-                    ))
-                }
-                p => rel.push(std::ffi::OsStr::from_bytes(p)),
-            }
-        }
-        if rel.as_os_str().is_empty() {
-            return Err(Self::refuse(meta, "bad-name", "empty path"));
-        }
-        Ok(rel)
+        normal_path(&meta.name).map_err(|(code, why)| Self::refuse(meta, code, why))
     }
 
-    fn check_parents(&self, meta: &Meta, rel: &Path) -> Result<(), WalkError> {
-        let mut p = PathBuf::new();
-        let comps: Vec<Component> = rel.components().collect();
-        for c in &comps[..comps.len().saturating_sub(1)] {
-            p.push(c);
-            if self.symlinks.contains(&p) {
-                return Err(Self::refuse(
-                    meta,
-                    "path-through-symlink",
-                    format!(
-                        "a parent, {}, is a symlink in this archive",
-                        crate::text::escape_os(p.as_os_str())
-                    ),
-                ));
-            }
-            if self.seen.get(&p) == Some(&false) {
-                return Err(Self::refuse(
-                    meta,
-                    "duplicate-entry",
-                    format!(
-                        "a parent, {}, is a file in this archive",
-                        crate::text::escape_os(p.as_os_str())
-                    ),
-                ));
-            }
+    fn clash(meta: &Meta, clash: Clash) -> WalkError {
+        let shown = |p: PathBuf| crate::text::escape_os(p.as_os_str());
+        match clash {
+            Clash::ParentSymlink(p) => Self::refuse(
+                meta,
+                "path-through-symlink",
+                format!("a parent, {}, is a symlink in this archive", shown(p)),
+            ),
+            Clash::ParentFile(p) => Self::refuse(
+                meta,
+                "duplicate-entry",
+                format!("a parent, {}, is a file in this archive", shown(p)),
+            ),
+            Clash::Exists => Self::refuse(
+                meta,
+                "duplicate-entry",
+                "the name appears twice in the archive",
+            ),
+            Clash::ImpliedDir => Self::refuse(
+                meta,
+                "duplicate-entry",
+                "the name is a folder that earlier entries went into",
+            ),
+            Clash::Full(n) => Self::refuse(
+                meta,
+                "too-many-entries",
+                format!(
+                    "the names make more than {n} files, folders and links \
+                     ({NODES_PER_ENTRY} per entry of --max-entries)"
+                ),
+            ),
         }
-        Ok(())
+    }
+
+    /// The file a hard link's target names, through the links made so far.
+    fn hardlink_source(&self, meta: &Meta, target: &[u8]) -> Result<PathBuf, WalkError> {
+        match self.tree.hardlink_source(target) {
+            Ok(Some(p)) => Ok(p),
+            Ok(None) => Err(Self::refuse(
+                meta,
+                "hardlink-escape",
+                format!(
+                    "links to {}, which is not a file extracted earlier from this archive",
+                    shown_target(target)
+                ),
+            )),
+            Err(why) => Err(Self::refuse(
+                meta,
+                link_code(&why, "hardlink-escape"),
+                format!("links to {}", where_to(target, &why, "the target")),
+            )),
+        }
     }
 
     fn mkdirs(&mut self, rel: &Path) -> io::Result<()> {
@@ -298,26 +316,55 @@ fn libc_o_nofollow() -> i32 {
     }
 }
 
-/// Resolves `target` lexically from `link_dir` (both relative to the root); `None` when
-/// it leaves the root.
-fn resolve_inside(link_dir: &Path, target: &Path) -> Option<PathBuf> {
-    let mut out: Vec<Component> = link_dir.components().collect();
-    for c in target.components() {
-        match c {
-            Component::Normal(_) => out.push(c),
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop()?;
-            }
-            Component::RootDir | Component::Prefix(_) => return None,
+/// The entry's path relative to the root, or the refusal's code and reason.
+fn normal_path(name: &[u8]) -> Result<PathBuf, (&'static str, &'static str)> {
+    use std::os::unix::ffi::OsStrExt;
+    if name.contains(&0) || name.contains(&b'\\') {
+        return Err(("bad-name", "the name holds a NUL or a backslash"));
+    }
+    if name.first() == Some(&b'/') {
+        return Err(("path-traversal", "absolute path"));
+    }
+    let mut rel = PathBuf::new();
+    for part in name.split(|&b| b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => return Err(("path-traversal", "the path contains \"..\"")),
+            p => rel.push(std::ffi::OsStr::from_bytes(p)),
         }
     }
-    Some(out.iter().collect())
+    if rel.as_os_str().is_empty() {
+        return Err(("bad-name", "empty path"));
+    }
+    Ok(rel)
+}
+
+fn shown_target(target: &[u8]) -> String {
+    crate::text::escape(&String::from_utf8_lossy(target))
+}
+
+/// "y/.., which resolves to .. (outside the target)", for a message.
+fn where_to(target: &[u8], why: &Unresolved, outside: &str) -> String {
+    if target.first() == Some(&b'/') {
+        format!(
+            "{} (an absolute path, outside {outside})",
+            shown_target(target)
+        )
+    } else {
+        format!("{}, which {}", shown_target(target), why.explain(outside))
+    }
+}
+
+/// Loops have their own code; escapes the one given.
+fn link_code(why: &Unresolved, escape: &'static str) -> &'static str {
+    match why {
+        Unresolved::Escape(_) => escape,
+        Unresolved::Loop | Unresolved::Tangled => "symlink-loop",
+    }
 }
 
 impl Visitor for Extractor<'_> {
     fn entry(&mut self, meta: &Meta, data: &mut dyn Read) -> Result<(), WalkError> {
-        use std::os::unix::ffi::OsStrExt;
         self.entries += 1;
         if self.entries > self.limits.max_entries {
             return Err(Self::refuse(
@@ -330,21 +377,32 @@ impl Visitor for Extractor<'_> {
             ));
         }
         let rel = self.relative_path(meta)?;
-        self.check_parents(meta, &rel)?;
-        let is_dir = meta.kind == Kind::Dir;
-        if let Some(&was_dir) = self.seen.get(&rel) {
-            // The same directory listed twice is harmless; anything else is the
-            // "master key" ambiguity: two entries, one name, which one wins?
-            if !(was_dir && is_dir) {
+        // Before the tree records the entry: a hard link to itself names nothing.
+        let source = match &meta.kind {
+            Kind::Hardlink(target) => Some(self.hardlink_source(meta, target)?),
+            _ => None,
+        };
+        if let Kind::Symlink(target) = &meta.kind {
+            if target.is_empty() || target.contains(&0) {
                 return Err(Self::refuse(
                     meta,
-                    "duplicate-entry",
-                    "the name appears twice in the archive",
+                    "bad-name",
+                    "empty or NUL symlink target",
                 ));
             }
-            return Ok(());
         }
-        self.seen.insert(rel.clone(), is_dir);
+        let node = match &meta.kind {
+            Kind::Dir => Entry::Dir,
+            Kind::Symlink(target) => Entry::Symlink(target),
+            _ => Entry::File,
+        };
+        let id = match self.tree.insert(&rel, node) {
+            Ok(Added::New(id)) => id,
+            // The same directory listed twice is harmless; anything else is the
+            // "master key" ambiguity: two entries, one name, which one wins?
+            Ok(Added::DirAgain) => return Ok(()),
+            Err(clash) => return Err(Self::clash(meta, clash)),
+        };
         match &meta.kind {
             Kind::Dir => {
                 fs::create_dir_all(self.root.join(&rel)).map_err(WalkError::Io)?;
@@ -354,64 +412,23 @@ impl Visitor for Extractor<'_> {
             Kind::File => {
                 self.mkdirs(&rel).map_err(WalkError::Io)?;
                 self.write_file(meta, &rel, data)?;
-                self.files.insert(rel);
             }
             Kind::Symlink(target) => {
-                let t = Path::new(std::ffi::OsStr::from_bytes(target));
-                if target.is_empty() || target.contains(&0) {
-                    return Err(Self::refuse(
-                        meta,
-                        "bad-name",
-                        "empty or NUL symlink target",
-                    ));
-                }
-                let dir = rel.parent().unwrap_or(Path::new(""));
-                if t.is_absolute() || resolve_inside(dir, t).is_none() {
-                    return Err(Self::refuse(
-                        meta,
-                        "symlink-escape",
-                        format!(
-                            "points outside the target: {}",
-                            crate::text::escape_os(t.as_os_str())
-                        ),
-                    ));
-                }
+                // Made in `end`, once every link of the archive is known.
                 self.mkdirs(&rel).map_err(WalkError::Io)?;
-                std::os::unix::fs::symlink(t, self.root.join(&rel)).map_err(WalkError::Io)?;
-                self.symlinks.insert(rel);
+                self.links.push(PendingLink {
+                    node: id,
+                    rel,
+                    entry: meta.display_name(),
+                    target: target.clone(),
+                });
                 self.inspector.begin(meta);
             }
-            Kind::Hardlink(target) => {
-                let t = Path::new(std::ffi::OsStr::from_bytes(target));
-                let resolved = if t.is_absolute() {
-                    None
-                } else {
-                    resolve_inside(Path::new(""), t)
-                };
-                let Some(resolved) = resolved else {
-                    return Err(Self::refuse(
-                        meta,
-                        "hardlink-escape",
-                        format!(
-                            "links outside the target: {}",
-                            crate::text::escape_os(t.as_os_str())
-                        ),
-                    ));
-                };
-                if !self.files.contains(&resolved) {
-                    return Err(Self::refuse(
-                        meta,
-                        "hardlink-escape",
-                        format!(
-                            "links to {}, which is not a file extracted earlier from this archive",
-                            crate::text::escape_os(t.as_os_str())
-                        ),
-                    ));
-                }
+            Kind::Hardlink(_) => {
+                let source = source.expect("resolved above");
                 self.mkdirs(&rel).map_err(WalkError::Io)?;
-                fs::hard_link(self.root.join(&resolved), self.root.join(&rel))
+                fs::hard_link(self.root.join(&source), self.root.join(&rel))
                     .map_err(WalkError::Io)?;
-                self.files.insert(rel);
                 self.inspector.begin(meta);
             }
             Kind::Special(what) => {
@@ -425,16 +442,43 @@ impl Visitor for Extractor<'_> {
         Ok(())
     }
 
+    /// Judges every symlink on the whole tree, then creates them: a link may go through
+    /// links that came after it.
+    fn end(&mut self) -> Result<(), WalkError> {
+        use std::os::unix::ffi::OsStrExt;
+        for link in &self.links {
+            if let Err(why) = self.tree.check_symlink(link.node) {
+                return Err(WalkError::Refused(Refusal {
+                    entry: link.entry.clone(),
+                    code: link_code(&why, "symlink-escape"),
+                    message: format!("points to {}", where_to(&link.target, &why, "the target")),
+                }));
+            }
+        }
+        for link in &self.links {
+            std::os::unix::fs::symlink(
+                std::ffi::OsStr::from_bytes(&link.target),
+                self.root.join(&link.rel),
+            )
+            .map_err(WalkError::Io)?;
+        }
+        Ok(())
+    }
+
     fn max_entries(&self) -> u64 {
         self.limits.max_entries
     }
 }
 
 /// Walks an archive for `inspect`: every file's bytes go to the inspector, nothing is
-/// written.
+/// written. Links that `unpack` would refuse are findings.
 pub struct InspectOnly<'a> {
     pub inspector: &'a mut Inspector,
     buf: Vec<u8>,
+    /// The archive's tree, for its links; `None` once it outgrew its cap.
+    tree: Option<Tree>,
+    /// Symlinks: node, entry name (escaped), target.
+    links: Vec<(NodeId, String, Vec<u8>)>,
 }
 
 impl<'a> InspectOnly<'a> {
@@ -442,12 +486,54 @@ impl<'a> InspectOnly<'a> {
         InspectOnly {
             inspector,
             buf: vec![0u8; 256 * 1024],
+            tree: Some(Tree::new(node_cap(crate::archive::DEFAULT_MAX_ENTRIES))),
+            links: Vec::new(),
+        }
+    }
+
+    /// Adds the entry to the tree, and reports a hard link that leaves it.
+    fn model(&mut self, meta: &Meta) {
+        let Some(tree) = &mut self.tree else {
+            return;
+        };
+        // Names `unpack` refuses outright are in no tree it would make.
+        let Ok(rel) = normal_path(&meta.name) else {
+            return;
+        };
+        if let Kind::Hardlink(target) = &meta.kind {
+            if let Err(why) = tree.hardlink_source(target) {
+                let detail = format!(
+                    "hard link to {}",
+                    where_to(target, &why, "the folder it unpacks into")
+                );
+                self.inspector.link_escape(&meta.display_name(), detail);
+            }
+        }
+        let entry = match &meta.kind {
+            Kind::Dir => Entry::Dir,
+            Kind::Symlink(target) => Entry::Symlink(target),
+            _ => Entry::File,
+        };
+        match (tree.insert(&rel, entry), &meta.kind) {
+            (Ok(Added::New(id)), Kind::Symlink(target)) => {
+                self.links.push((id, meta.display_name(), target.clone()))
+            }
+            (Err(Clash::Full(n)), _) => {
+                self.tree = None;
+                self.links = Vec::new();
+                let detail = format!(
+                    "links were not checked: the names make more than {n} files, folders and links"
+                );
+                self.inspector.link_escape(&meta.display_name(), detail);
+            }
+            _ => {}
         }
     }
 }
 
 impl Visitor for InspectOnly<'_> {
     fn entry(&mut self, meta: &Meta, data: &mut dyn Read) -> Result<(), WalkError> {
+        self.model(meta);
         if !self.inspector.begin(meta) {
             return Ok(());
         }
@@ -464,23 +550,20 @@ impl Visitor for InspectOnly<'_> {
         }
         Ok(())
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lexical_resolution() {
-        for (dir, target, want) in [
-            ("a/b", "../c", Some("a/c")),
-            ("a", "../../etc", None),
-            ("", "x/./y", Some("x/y")),
-            ("", "/etc/passwd", None),
-            ("a/b", "../../..", None),
-        ] {
-            let got = resolve_inside(Path::new(dir), Path::new(target));
-            assert_eq!(got.as_deref(), want.map(Path::new), "{dir} -> {target}");
+    fn end(&mut self) -> Result<(), WalkError> {
+        let Some(tree) = &self.tree else {
+            return Ok(());
+        };
+        for (node, file, target) in &self.links {
+            if let Err(why) = tree.check_symlink(*node) {
+                let detail = format!(
+                    "symlink to {}",
+                    where_to(target, &why, "the folder it unpacks into")
+                );
+                self.inspector.link_escape(file, detail);
+            }
         }
+        Ok(())
     }
 }

@@ -602,6 +602,272 @@ fn shipped_example_unpacks() {
     assert!(into.join("dten/etc/cron.d/dten-import").is_file());
 }
 
+fn symlink(name: &str, target: &str) -> serde_json::Value {
+    json!({"name": name, "type": "symlink", "target": target})
+}
+
+/// Each link alone points inside; only followed through one another do they leave DIR.
+#[test]
+fn links_that_escape_through_the_archives_own_links_are_refused() {
+    let b = Bench::new();
+    let up = vec![symlink("y", "."), symlink("x", "y/..")];
+    let up2 = vec![symlink("a/up", ".."), symlink("b", "a/up/a/up/..")];
+    // l0 -> l1 -> ... -> l10 -> y/.. with y -> .: ten links before the escape shows.
+    let mut deep: Vec<serde_json::Value> = (0..10)
+        .map(|i| symlink(&format!("l{i}"), &format!("l{}", i + 1)))
+        .collect();
+    deep.push(symlink("l10", "y/.."));
+    deep.push(symlink("y", "."));
+    let rev = |v: &Vec<serde_json::Value>| v.iter().rev().cloned().collect::<Vec<_>>();
+    // (case, format, entries, code, refused entry, part of the message)
+    type Case = (
+        &'static str,
+        &'static str,
+        Vec<serde_json::Value>,
+        &'static str,
+        &'static str,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "up-tar",
+            "tar",
+            up.clone(),
+            "symlink-escape",
+            "x",
+            "points to y/.., which resolves to .. (outside the target)",
+        ),
+        (
+            "up-zip",
+            "zip",
+            up.clone(),
+            "symlink-escape",
+            "x",
+            "resolves to .. (outside the target)",
+        ),
+        // The link arrives before the link it goes through.
+        (
+            "up-rev-tar",
+            "tar.gz",
+            rev(&up),
+            "symlink-escape",
+            "x",
+            "resolves to ..",
+        ),
+        (
+            "up-rev-zip",
+            "zip",
+            rev(&up),
+            "symlink-escape",
+            "x",
+            "resolves to ..",
+        ),
+        (
+            "up2-tar",
+            "tar",
+            up2.clone(),
+            "symlink-escape",
+            "b",
+            "points to a/up/a/up/.., which resolves to ..",
+        ),
+        (
+            "up2-zip",
+            "zip",
+            up2.clone(),
+            "symlink-escape",
+            "b",
+            "resolves to ..",
+        ),
+        (
+            "up2-rev-tar",
+            "tar.xz",
+            rev(&up2),
+            "symlink-escape",
+            "b",
+            "resolves to ..",
+        ),
+        (
+            "up2-rev-zip",
+            "zip",
+            rev(&up2),
+            "symlink-escape",
+            "b",
+            "resolves to ..",
+        ),
+        (
+            "deep-tar",
+            "tar",
+            deep.clone(),
+            "symlink-escape",
+            "l0",
+            "points to l1, which resolves to ..",
+        ),
+        (
+            "deep-rev-zip",
+            "zip",
+            rev(&deep),
+            "symlink-escape",
+            "l10",
+            "resolves to ..",
+        ),
+        (
+            "loop",
+            "tar",
+            vec![symlink("a", "b"), symlink("b", "c/../a")],
+            "symlink-loop",
+            "a",
+            "more than 40 links",
+        ),
+        (
+            "self-loop",
+            "zip",
+            vec![symlink("s", "./s")],
+            "symlink-loop",
+            "s",
+            "(a loop)",
+        ),
+        // What comes after the escape is named too.
+        (
+            "up-etc",
+            "tar",
+            vec![symlink("y", "."), symlink("etc", "y/../etc")],
+            "symlink-escape",
+            "etc",
+            "resolves to ../etc",
+        ),
+    ];
+    for (name, format, spec, code, entry, message) in cases {
+        let file = b.archive(name, format, serde_json::Value::Array(spec));
+        let into = format!("out-{name}");
+        b.unpack(&file, &into, &[])
+            .code(1)
+            .stderr_has(&format!("{code}: entry {entry}: "))
+            .stderr_has(message);
+        b.untouched(&into);
+        let j = b.unpack(&file, &into, &["--json"]);
+        j.code(1);
+        assert_eq!(j.json()["refused"]["code"], code, "{name}");
+        // inspect reads the same archive unverified, reports the link and still exits 0.
+        let i = b.p.run(&["inspect", "--json", &file]);
+        i.code(0);
+        let v = i.json();
+        assert!(
+            v["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["kind"] == "symlink-escape" && f["file"] == entry),
+            "{name}: {v}"
+        );
+        assert!(
+            v["counts"]["symlink-escape"].as_u64().unwrap() >= 1,
+            "{name}"
+        );
+    }
+    b.p.run(&["inspect", "acme-up-tar"])
+        .code(0)
+        .stdout_has("[symlink-escape]: 1")
+        .stdout_has(
+            "  x  symlink to y/.., which resolves to .. (outside the folder it unpacks into)",
+        );
+}
+
+#[test]
+fn hard_links_and_files_through_escaping_link_chains_are_refused() {
+    let b = Bench::new();
+    let cases: Vec<(&str, serde_json::Value, &str, &str)> = vec![
+        (
+            "hard-through-escape",
+            json!([symlink("y", "."), symlink("x", "y/.."), {"name": "h", "type": "hardlink", "target": "x/etc/passwd"}]),
+            "hardlink-escape: entry h: links to x/etc/passwd, which resolves to ../etc/passwd (outside the target)",
+            "h",
+        ),
+        (
+            "file-through-chain",
+            json!([{"name": "d", "type": "dir"}, symlink("l2", "d"), symlink("l1", "l2"), {"name": "l1/f", "data": "x"}]),
+            "path-through-symlink: entry l1/f",
+            "",
+        ),
+        // The file comes first and makes x a folder; a link may not replace it later.
+        (
+            "file-then-chain",
+            json!([{"name": "x/f", "data": "x"}, symlink("x", "y/.."), symlink("y", ".")]),
+            "duplicate-entry: entry x",
+            "",
+        ),
+    ];
+    for (name, spec, message, finding) in cases {
+        let file = b.archive(name, "tar", spec);
+        let into = format!("out-{name}");
+        b.unpack(&file, &into, &[]).code(1).stderr_has(message);
+        b.untouched(&into);
+        if !finding.is_empty() {
+            b.p.run(&["inspect", &file]).code(0).stdout_has(&format!(
+                "  {finding}  hard link to x/etc/passwd, which resolves to ../etc/passwd"
+            ));
+        }
+    }
+}
+
+/// A shared library's usual chain, a `current` link and a link into it from elsewhere,
+/// in archive order and reversed (links before what they point at).
+#[test]
+fn internal_link_chains_extract_and_resolve_to_their_file() {
+    let b = Bench::new();
+    let entries = vec![
+        json!({"name": "lib/libacme.so.1.2", "data": "\u{7f}ELF acme 1.2"}),
+        symlink("lib/libacme.so.1", "libacme.so.1.2"),
+        symlink("lib/libacme.so", "libacme.so.1"),
+        symlink("current", "lib"),
+        symlink("usr/lib/acme", "../../current/libacme.so"),
+        // Dangling, but inside.
+        symlink("lib/plugins", "../plugins.d/enabled"),
+    ];
+    let mut with_hardlink = entries.clone();
+    // A hard link through a link the archive made earlier reaches the same file.
+    with_hardlink.push(json!({"name": "usr/lib/acme.copy", "type": "hardlink", "target": "current/libacme.so.1.2"}));
+    let reversed: Vec<_> = entries.iter().rev().cloned().collect();
+    for (name, format, spec, hard) in [
+        ("chain-tar", "tar", with_hardlink, true),
+        ("chain-zip", "zip", entries.clone(), false),
+        ("chain-rev-tar", "tar.zst", reversed.clone(), false),
+        ("chain-rev-zip", "zip", reversed, false),
+    ] {
+        let file = b.archive(name, format, serde_json::Value::Array(spec));
+        let into = format!("out-{name}");
+        b.unpack(&file, &into, &[]).code(0);
+        let out = b.p.path(&into);
+        let real = std::fs::canonicalize(out.join("lib/libacme.so.1.2")).unwrap();
+        for via in ["usr/lib/acme", "lib/libacme.so", "current/libacme.so.1"] {
+            assert_eq!(
+                std::fs::canonicalize(out.join(via)).unwrap(),
+                real,
+                "{name}: {via}"
+            );
+        }
+        assert_eq!(
+            std::fs::read(out.join("usr/lib/acme")).unwrap(),
+            "\u{7f}ELF acme 1.2".as_bytes()
+        );
+        assert_eq!(
+            std::fs::read_link(out.join("lib/plugins")).unwrap(),
+            Path::new("../plugins.d/enabled")
+        );
+        if hard {
+            use std::os::unix::fs::MetadataExt;
+            assert_eq!(
+                std::fs::metadata(out.join("usr/lib/acme.copy"))
+                    .unwrap()
+                    .ino(),
+                std::fs::metadata(&real).unwrap().ino()
+            );
+        }
+        b.p.run(&["inspect", &file])
+            .code(0)
+            .stdout_lacks("symlink-escape");
+    }
+}
+
 fn le(b: &[u8], at: usize, n: usize) -> u64 {
     b[at..at + n]
         .iter()
