@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 /// Links the kernel follows in one lookup before it gives up (`ELOOP`).
 pub const MAX_LINK_HOPS: usize = 40;
@@ -29,11 +30,14 @@ pub const STEP_BUDGET: u64 = 1 << 25;
 pub type NodeId = usize;
 const ROOT: NodeId = 0;
 
+/// Names are shared between a node and its parent's map, and the map is boxed so that
+/// files and links stay small: an archive may hold hundreds of thousands of entries.
+#[allow(clippy::box_collection)]
 enum NodeKind {
     /// `explicit` once the archive lists the folder itself, not only names below it.
     Dir {
         explicit: bool,
-        children: HashMap<Box<[u8]>, NodeId>,
+        children: Box<HashMap<Rc<[u8]>, NodeId>>,
     },
     File,
     Symlink(Box<[u8]>),
@@ -41,7 +45,7 @@ enum NodeKind {
 
 struct Node {
     parent: NodeId,
-    name: Box<[u8]>,
+    name: Rc<[u8]>,
     kind: NodeKind,
 }
 
@@ -124,10 +128,10 @@ impl Tree {
         Tree {
             nodes: vec![Node {
                 parent: ROOT,
-                name: Box::default(),
+                name: Rc::from(&[][..]),
                 kind: NodeKind::Dir {
                     explicit: true,
-                    children: HashMap::new(),
+                    children: Box::default(),
                 },
             }],
             max_nodes,
@@ -161,7 +165,7 @@ impl Tree {
                     name,
                     NodeKind::Dir {
                         explicit: false,
-                        children: HashMap::new(),
+                        children: Box::default(),
                     },
                 )?,
             };
@@ -185,7 +189,7 @@ impl Tree {
         let kind = match entry {
             Entry::Dir => NodeKind::Dir {
                 explicit: true,
-                children: HashMap::new(),
+                children: Box::default(),
             },
             Entry::File => NodeKind::File,
             Entry::Symlink(t) => NodeKind::Symlink(t.into()),
@@ -199,14 +203,11 @@ impl Tree {
             return Err(Clash::Full(self.max_nodes));
         }
         let id = self.nodes.len();
-        self.nodes.push(Node {
-            parent,
-            name: name.into(),
-            kind,
-        });
+        let name: Rc<[u8]> = Rc::from(name);
         if let NodeKind::Dir { children, .. } = &mut self.nodes[parent].kind {
-            children.insert(name.into(), id);
+            children.insert(Rc::clone(&name), id);
         }
+        self.nodes.push(Node { parent, name, kind });
         Ok(id)
     }
 
@@ -244,13 +245,26 @@ impl Tree {
         if place.lexical || !matches!(self.nodes[place.node].kind, NodeKind::File) {
             return Ok(None);
         }
+        Ok(Some(self.path(place.node)))
+    }
+
+    /// The node's path from the root (with no links on the way: parents are folders).
+    pub fn path(&self, node: NodeId) -> PathBuf {
         let mut names = Vec::new();
-        let mut at = place.node;
+        let mut at = node;
         while at != ROOT {
             names.push(OsStr::from_bytes(&self.nodes[at].name));
             at = self.nodes[at].parent;
         }
-        Ok(Some(names.iter().rev().collect()))
+        names.iter().rev().collect()
+    }
+
+    /// A symlink's target as stored (empty for other nodes).
+    pub fn symlink_target(&self, node: NodeId) -> &[u8] {
+        match &self.nodes[node].kind {
+            NodeKind::Symlink(t) => t,
+            _ => &[],
+        }
     }
 
     /// Resolves `target` from the folder `dir` as the kernel would, through the tree's

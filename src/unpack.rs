@@ -61,15 +61,6 @@ fn node_cap(max_entries: u64) -> usize {
     usize::try_from(max_entries.saturating_mul(NODES_PER_ENTRY)).unwrap_or(usize::MAX)
 }
 
-/// A symlink to create once the whole archive is known.
-struct PendingLink {
-    node: NodeId,
-    rel: PathBuf,
-    /// The entry's name, escaped.
-    entry: String,
-    target: Vec<u8>,
-}
-
 /// Fills `root` (an empty staging folder) from an archive walk.
 pub struct Extractor<'a> {
     root: PathBuf,
@@ -78,7 +69,8 @@ pub struct Extractor<'a> {
     archive_size: u64,
     inspector: &'a mut Inspector,
     tree: Tree,
-    links: Vec<PendingLink>,
+    /// Symlinks, created once the whole archive is known.
+    links: Vec<NodeId>,
     dir_modes: Vec<(PathBuf, u32)>,
     written: u64,
     entries: u64,
@@ -413,15 +405,10 @@ impl Visitor for Extractor<'_> {
                 self.mkdirs(&rel).map_err(WalkError::Io)?;
                 self.write_file(meta, &rel, data)?;
             }
-            Kind::Symlink(target) => {
+            Kind::Symlink(_) => {
                 // Made in `end`, once every link of the archive is known.
                 self.mkdirs(&rel).map_err(WalkError::Io)?;
-                self.links.push(PendingLink {
-                    node: id,
-                    rel,
-                    entry: meta.display_name(),
-                    target: target.clone(),
-                });
+                self.links.push(id);
                 self.inspector.begin(meta);
             }
             Kind::Hardlink(_) => {
@@ -446,19 +433,20 @@ impl Visitor for Extractor<'_> {
     /// links that came after it.
     fn end(&mut self) -> Result<(), WalkError> {
         use std::os::unix::ffi::OsStrExt;
-        for link in &self.links {
-            if let Err(why) = self.tree.check_symlink(link.node) {
+        for &link in &self.links {
+            if let Err(why) = self.tree.check_symlink(link) {
+                let target = self.tree.symlink_target(link);
                 return Err(WalkError::Refused(Refusal {
-                    entry: link.entry.clone(),
+                    entry: crate::text::escape_os(self.tree.path(link).as_os_str()),
                     code: link_code(&why, "symlink-escape"),
-                    message: format!("points to {}", where_to(&link.target, &why, "the target")),
+                    message: format!("points to {}", where_to(target, &why, "the target")),
                 }));
             }
         }
-        for link in &self.links {
+        for &link in &self.links {
             std::os::unix::fs::symlink(
-                std::ffi::OsStr::from_bytes(&link.target),
-                self.root.join(&link.rel),
+                std::ffi::OsStr::from_bytes(self.tree.symlink_target(link)),
+                self.root.join(self.tree.path(link)),
             )
             .map_err(WalkError::Io)?;
         }
@@ -477,8 +465,7 @@ pub struct InspectOnly<'a> {
     buf: Vec<u8>,
     /// The archive's tree, for its links; `None` once it outgrew its cap.
     tree: Option<Tree>,
-    /// Symlinks: node, entry name (escaped), target.
-    links: Vec<(NodeId, String, Vec<u8>)>,
+    links: Vec<NodeId>,
 }
 
 impl<'a> InspectOnly<'a> {
@@ -515,9 +502,7 @@ impl<'a> InspectOnly<'a> {
             _ => Entry::File,
         };
         match (tree.insert(&rel, entry), &meta.kind) {
-            (Ok(Added::New(id)), Kind::Symlink(target)) => {
-                self.links.push((id, meta.display_name(), target.clone()))
-            }
+            (Ok(Added::New(id)), Kind::Symlink(_)) => self.links.push(id),
             (Err(Clash::Full(n)), _) => {
                 self.tree = None;
                 self.links = Vec::new();
@@ -555,13 +540,18 @@ impl Visitor for InspectOnly<'_> {
         let Some(tree) = &self.tree else {
             return Ok(());
         };
-        for (node, file, target) in &self.links {
-            if let Err(why) = tree.check_symlink(*node) {
+        for &link in &self.links {
+            if let Err(why) = tree.check_symlink(link) {
                 let detail = format!(
                     "symlink to {}",
-                    where_to(target, &why, "the folder it unpacks into")
+                    where_to(
+                        tree.symlink_target(link),
+                        &why,
+                        "the folder it unpacks into"
+                    )
                 );
-                self.inspector.link_escape(file, detail);
+                let file = crate::text::escape_os(tree.path(link).as_os_str());
+                self.inspector.link_escape(&file, detail);
             }
         }
         Ok(())
