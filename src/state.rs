@@ -5,14 +5,16 @@
 //! one transaction, so a crash leaves either all of it or none: an event is never lost
 //! and never recorded without the state that explains it. Deliveries are recorded only
 //! after a channel acknowledged (see `alert`). WAL mode; `PRAGMA user_version` holds the
-//! schema version and [`MIGRATIONS`] bring older files forward. This file does no
-//! network and no delivery.
+//! schema version and [`MIGRATIONS`] bring older files forward. Only a missing file is a
+//! first run: an existing one without vendorguard's schema is refused, untouched. The
+//! files are private to their owner whatever the umask. This file does no network and
+//! no delivery.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use crate::event::Event;
 
@@ -180,32 +182,54 @@ pub fn from_secs(s: i64) -> SystemTime {
 }
 
 impl State {
-    /// Opens (creating when absent) the state at `path` and brings its schema up to date.
+    /// Opens the state at `path`, creating it when absent, and brings its schema up to
+    /// date.
+    ///
+    /// A missing file is a first run: the database is built under a temporary name,
+    /// private to the owner (0600, in a 0700 folder when the folder is new), and moved
+    /// into place only with its schema, so no crash can leave an empty file behind. An
+    /// existing file that is empty, not SQLite, or SQLite without vendorguard's schema is
+    /// refused and left as it was: taking it for a first run would file every advisory
+    /// already published as backlog. Existing files readable by others are made
+    /// private, with a warning.
     ///
     /// # Errors
     ///
-    /// [`StateError`] naming the file when it cannot be created, is not a database, fails
-    /// its integrity check, or was written by a newer vendorguard.
+    /// [`StateError`] naming the file when it cannot be created, is empty, is not a
+    /// vendorguard database, or was written by a newer vendorguard.
     pub fn open(path: &Path) -> Result<State, StateError> {
         let open_err = |message: String| StateError::Open {
             path: path.display().to_string(),
             message,
         };
-        if let Some(parent) = path.parent() {
-            if !parent.as_os_str().is_empty() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| open_err(format!("cannot create its folder: {e}")))?;
+        match std::fs::metadata(path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                create(path).map_err(open_err)?;
             }
+            Err(e) => return Err(open_err(format!("cannot read it: {e}"))),
         }
-        let conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
+        check_existing(path).map_err(open_err)?;
+        make_private(path);
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| open_err(e.to_string()))?;
         conn.busy_timeout(Duration::from_secs(10))
             .map_err(|e| open_err(e.to_string()))?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| open_err(format!("not a usable SQLite database: {e}")))?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(|e| open_err(e.to_string()))?;
+        // Left behind, readable, by an older vendorguard: SQLite keeps their mode.
+        make_private(&sidecar(path, "-wal"));
+        make_private(&sidecar(path, "-shm"));
         let mut state = State { conn };
-        state.migrate().map_err(|e| open_err(e.to_string()))?;
+        state.migrate().map_err(|e| match e {
+            StateError::Open { message, .. } => open_err(message),
+            e => open_err(e.to_string()),
+        })?;
         Ok(state)
     }
 
@@ -507,6 +531,213 @@ impl State {
     }
 }
 
+/// The tail of every refusal: what to do instead.
+const REFUSED: &str = "vendorguard will not take it for a first run (that would file every \
+advisory already published as backlog): restore it from a backup, or move it aside to start fresh";
+
+/// The tables every vendorguard schema has.
+const TABLES: [&str; 4] = ["sources", "entries", "events", "deliveries"];
+
+/// `path` with `suffix` appended (`-wal`, `-shm`, `.lock`).
+pub fn sidecar(path: &Path, suffix: &str) -> std::path::PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(suffix);
+    p.into()
+}
+
+/// Creates the folders up to `dir` that are missing, private to the owner (0700);
+/// existing folders are left alone.
+///
+/// # Errors
+///
+/// The I/O error of the folder that cannot be created.
+pub fn create_private_dir_all(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.as_os_str().is_empty() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Takes the group and other bits off `path` when it has any, and says so; a file
+/// that is not ours to change gets a warning. A missing file is nothing.
+pub fn make_private(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 == 0 {
+        return;
+    }
+    let private = mode & 0o700;
+    match std::fs::set_permissions(path, std::fs::Permissions::from_mode(private)) {
+        Ok(()) => tracing::warn!(
+            "{} was accessible to other users (mode {mode:o}); made it private ({private:o})",
+            path.display()
+        ),
+        Err(e) => tracing::warn!(
+            "{} is accessible to other users (mode {mode:o}) and could not be made private: {e}",
+            path.display()
+        ),
+    }
+}
+
+/// Builds a new state with the current schema under a temporary name beside `path`,
+/// then links it into place, never over a file that appeared meanwhile.
+fn create(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    create_private_dir_all(dir).map_err(|e| format!("cannot create its folder: {e}"))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}.new-"))
+        .permissions(std::fs::Permissions::from_mode(0o600))
+        .tempfile_in(dir)
+        .map_err(|e| format!("cannot create it: {e}"))?;
+    {
+        let conn = Connection::open_with_flags(
+            tmp.path(),
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| format!("cannot create it: {e}"))?;
+        let mut fresh = State { conn };
+        fresh
+            .migrate()
+            .map_err(|e| format!("cannot create it: {e}"))?;
+        fresh
+            .conn
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| format!("cannot create it: {e}"))?;
+    }
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| format!("cannot create it: {e}"))?;
+    match tmp.persist_noclobber(path) {
+        Ok(_) => Ok(()),
+        // Another run created it first: use theirs.
+        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(format!("cannot create it: {}", e.error)),
+    }
+}
+
+/// Whether the existing file at `path` is a vendorguard state, read without changing
+/// it: its size, its header, then its schema through an immutable read-only
+/// connection (which creates no -wal or -shm file). Only when the file is in use, or
+/// was left with a -wal that may hold its latest commits, is a plain read-only
+/// connection used.
+fn check_existing(path: &Path) -> Result<(), String> {
+    match schema_problem(path)? {
+        Some(damage) => Err(format!("{damage}; {REFUSED}")),
+        None => Ok(()),
+    }
+}
+
+/// What makes the file at `path` no vendorguard state (`Ok(Some)`), or why it cannot be
+/// used at all (`Err`, a newer schema).
+fn schema_problem(path: &Path) -> Result<Option<String>, String> {
+    use std::io::Read as _;
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read it: {e}"))?;
+    if !meta.is_file() {
+        return Ok(Some("is not a regular file".into()));
+    }
+    if meta.len() == 0 {
+        return Ok(Some(
+            "is empty (0 bytes), so it holds no vendorguard state".into(),
+        ));
+    }
+    let mut head = Vec::with_capacity(16);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(16).read_to_end(&mut head))
+        .map_err(|e| format!("cannot read it: {e}"))?;
+    if head != b"SQLite format 3\0" {
+        return Ok(Some("is not an SQLite database".into()));
+    }
+    let in_use = sidecar(path, "-wal").exists() || sidecar(path, "-shm").exists();
+    let (version, tables) = match read_schema(path, !in_use) {
+        Ok(v) => v,
+        Err(e) => return Ok(Some(format!("cannot be read as an SQLite database: {e}"))),
+    };
+    if version == 0 {
+        let found = if tables.is_empty() {
+            "no tables".to_string()
+        } else {
+            let shown: Vec<String> = tables
+                .iter()
+                .take(5)
+                .map(|t| crate::text::escape(t))
+                .collect();
+            let more = if tables.len() > 5 { ", ..." } else { "" };
+            format!("tables: {}{more}", shown.join(", "))
+        };
+        return Ok(Some(format!("has no vendorguard schema ({found})")));
+    }
+    if version as usize > MIGRATIONS.len() {
+        return Err(format!(
+            "schema version {version} is newer than this vendorguard knows ({}); upgrade vendorguard",
+            MIGRATIONS.len()
+        ));
+    }
+    let missing: Vec<&str> = TABLES
+        .into_iter()
+        .filter(|t| !tables.iter().any(|have| have == t))
+        .collect();
+    if !missing.is_empty() {
+        return Ok(Some(format!(
+            "has vendorguard schema version {version} but lacks the table(s) {}",
+            missing.join(", ")
+        )));
+    }
+    Ok(None)
+}
+
+/// `PRAGMA user_version` and the table names of the database at `path`, read-only.
+fn read_schema(path: &Path, immutable: bool) -> Result<(i64, Vec<String>), String> {
+    let conn = if immutable {
+        let abs = std::path::absolute(path).map_err(|e| e.to_string())?;
+        let mut uri = url::Url::from_file_path(&abs)
+            .map_err(|()| format!("{} cannot be written as a URI", abs.display()))?;
+        uri.set_query(Some("mode=ro&immutable=1"));
+        Connection::open_with_flags(
+            uri.as_str(),
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_URI
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+    } else {
+        Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+    }
+    .map_err(|e| e.to_string())?;
+    conn.busy_timeout(Duration::from_secs(10))
+        .map_err(|e| e.to_string())?;
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(|e| e.to_string())?;
+    let mut stmt = conn
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
+             ORDER BY name",
+        )
+        .map_err(|e| e.to_string())?;
+    let tables = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| e.to_string())?;
+    Ok((version, tables))
+}
+
 fn insert_events(tx: &rusqlite::Transaction<'_>, events: &[Event]) -> Result<usize, StateError> {
     let mut stmt = tx.prepare_cached(
         "INSERT OR IGNORE INTO events (id, kind, vendor, json, detected_at) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -608,6 +839,77 @@ mod tests {
         // Reopening keeps everything and does not re-run migrations.
         let s = State::open(&dir.path().join("s/state.sqlite")).unwrap();
         assert_eq!(s.event_count().unwrap(), 2);
+    }
+
+    /// Opens a state file that `setup` made; it must be refused with `want` and be left
+    /// byte for byte as it was, without -wal or -shm beside it.
+    fn check_refused(setup: &str, want: &str) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.sqlite");
+        if setup.is_empty() {
+            std::fs::write(&p, "").unwrap();
+        } else {
+            let c = Connection::open(&p).unwrap();
+            c.execute_batch(setup).unwrap();
+        }
+        let before = std::fs::read(&p).unwrap();
+        let e = State::open(&p).err().expect("refused").to_string();
+        assert!(e.contains(want), "{setup:?}: {e}");
+        assert_eq!(
+            std::fs::read(&p).unwrap(),
+            before,
+            "{setup:?} changed the file"
+        );
+        for s in ["-wal", "-shm", "-journal"] {
+            assert!(!sidecar(&p, s).exists(), "{setup:?} left {s}");
+        }
+    }
+
+    #[test]
+    fn empty_foreign_and_partial_databases_are_refused_untouched() {
+        check_refused("", "is empty (0 bytes)");
+        check_refused("CREATE TABLE notes (x);", "move it aside to start fresh");
+        check_refused(
+            "PRAGMA user_version = 0;",
+            "has no vendorguard schema (no tables)",
+        );
+        check_refused(
+            "CREATE TABLE a (x); CREATE TABLE b (x INTEGER PRIMARY KEY AUTOINCREMENT);",
+            "has no vendorguard schema (tables: a, b)",
+        );
+        check_refused(
+            "PRAGMA journal_mode = WAL; CREATE TABLE notes (x);",
+            "has no vendorguard schema (tables: notes)",
+        );
+        check_refused(
+            "CREATE TABLE sources (id); CREATE TABLE entries (id); CREATE TABLE events (id);
+             PRAGMA user_version = 1;",
+            "has vendorguard schema version 1 but lacks the table(s) deliveries",
+        );
+        check_refused("PRAGMA user_version = 99;", "newer than this vendorguard");
+    }
+
+    #[test]
+    fn a_new_state_is_private_and_complete_and_leaves_no_temporary_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("new/folder/state.sqlite");
+        let s = State::open(&p).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&p), 0o600);
+        assert_eq!(mode(&dir.path().join("new")), 0o700);
+        assert_eq!(mode(&dir.path().join("new/folder")), 0o700);
+        drop(s);
+        let names: Vec<String> = std::fs::read_dir(dir.path().join("new/folder"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["state.sqlite"]);
+        let (version, tables) = read_schema(&p, true).unwrap();
+        assert_eq!(version as usize, MIGRATIONS.len());
+        for t in TABLES {
+            assert!(tables.iter().any(|have| have == t), "{t} missing");
+        }
     }
 
     #[test]

@@ -493,25 +493,25 @@ pub fn summary_line(o: &SourceOutcome) -> String {
     }
 }
 
-/// The lock that keeps two runs from polling at once: `<state>.lock`, held with an
-/// exclusive advisory lock for the life of the returned file.
+/// The lock that keeps two runs from polling at once: `<state>.lock` (0600, like the
+/// state), held with an exclusive advisory lock for the life of the returned file.
 ///
 /// # Errors
 ///
 /// `Ok(None)` when another run holds it; `Err` when the file cannot be opened.
 pub fn try_lock(state_path: &std::path::Path) -> std::io::Result<Option<std::fs::File>> {
-    let mut p = state_path.as_os_str().to_owned();
-    p.push(".lock");
+    use std::os::unix::fs::OpenOptionsExt;
+    let p = crate::state::sidecar(state_path, ".lock");
     if let Some(parent) = state_path.parent() {
-        if !parent.as_os_str().is_empty() {
-            std::fs::create_dir_all(parent)?;
-        }
+        crate::state::create_private_dir_all(parent)?;
     }
     let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(p)?;
+        .mode(0o600)
+        .open(&p)?;
+    crate::state::make_private(&p);
     match f.try_lock() {
         Ok(()) => Ok(Some(f)),
         Err(std::fs::TryLockError::WouldBlock) => Ok(None),

@@ -1077,3 +1077,161 @@ fn link_local_and_metadata_addresses_are_refused_before_any_request() {
         .collect();
     assert_eq!(failing.len(), 4, "{v:#}");
 }
+
+/// Issue: an empty state file, or an SQLite database holding something else, was taken
+/// for a first run: vendorguard wrote its schema into it, and every advisory the feeds
+/// already listed (real new ones included) vanished into the backlog summary.
+#[test]
+fn damaged_state_is_refused_by_every_command_and_left_as_it_was() {
+    let w = W::new(&[]);
+    w.config(&[("/f", "")], "bundles = [\"acme-*.zip\"]");
+    let cfg = std::fs::read_to_string(w.p.path("feeds.toml")).unwrap();
+    w.p.write(
+        "feeds.toml",
+        format!("{cfg}\n[alerts]\nescalation = \"esc.sh\"\n"),
+    );
+    let esc =
+        w.p.write("esc.sh", "#!/bin/sh\ncat >> escalated.log\nexit 0\n");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(esc, std::fs::Permissions::from_mode(0o755)).unwrap();
+    w.srv.route("/f", vec![Resp::ok(rss(&[("A", "a", "a")]))]);
+    // An unsigned bundle of acme: `verify` rejects it and raises bundle-rejected.
+    w.p.pin_cert(
+        "acme",
+        "acme.asc",
+        &armored(&sq_cert("Acme <a@acme.example>", days_ago(10), None)),
+    );
+    w.p.write("acme-1.zip", b"bundle");
+
+    let foreign = tempfile::tempdir().unwrap();
+    let foreign_db = foreign.path().join("other.sqlite");
+    {
+        let c = rusqlite::Connection::open(&foreign_db).unwrap();
+        c.execute_batch("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('keep me');")
+            .unwrap();
+    }
+    let damages: [(&str, Vec<u8>, &str); 3] = [
+        ("empty", Vec::new(), "is empty (0 bytes)"),
+        (
+            "foreign",
+            std::fs::read(&foreign_db).unwrap(),
+            "has no vendorguard schema (tables: notes)",
+        ),
+        (
+            "text",
+            b"not a database at all, just some text that is long enough".to_vec(),
+            "is not an SQLite database",
+        ),
+    ];
+    let state = w.p.path("state/vg.sqlite");
+    for (name, bytes, what) in &damages {
+        w.p.write("state/vg.sqlite", bytes);
+        let check = |r: &Run| {
+            r.stderr_has("state/vg.sqlite")
+                .stderr_has(what)
+                .stderr_has("move it aside");
+            assert_eq!(
+                &std::fs::read(&state).unwrap(),
+                bytes,
+                "{name}: the state file was changed"
+            );
+            for side in ["state/vg.sqlite-wal", "state/vg.sqlite-shm"] {
+                assert!(!w.p.path(side).exists(), "{name}: {side} was created");
+            }
+        };
+        let r = w.once();
+        r.code(2);
+        check(&r);
+        let r = w.p.run(&["status"]);
+        r.code(2);
+        check(&r);
+        // A failed alert never changes the verdict: still exit 1, and the reason shown.
+        let r = w.p.run(&["verify", "acme-1.zip"]);
+        r.code(1).stderr_has("could not raise the alert");
+        check(&r);
+        assert!(
+            !w.p.path("escalated.log").exists(),
+            "{name}: an alert went out through a state that is not ours"
+        );
+    }
+    // A missing file is a first run.
+    std::fs::remove_file(&state).unwrap();
+    w.once().code(0);
+    let log = std::fs::read_to_string(w.p.path("escalated.log")).unwrap();
+    assert!(log.contains("1 advisories already published"), "{log}");
+}
+
+/// Issue: the state database, its -wal/-shm files, the lock file and the state folder
+/// were created with the process umask: under `umask 000` anyone on the host could
+/// read and rewrite the outbox and the sources' validators.
+#[test]
+fn state_files_are_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = W::new(&[("/f", "")]);
+    w.srv.route("/f", vec![Resp::ok(rss(&[("A", "a", "a")]))]);
+    let mode = |rel: &str| {
+        std::fs::metadata(w.p.path(rel))
+            .unwrap_or_else(|e| panic!("{rel}: {e}"))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    // The daemon keeps the database open, so its -wal and -shm files exist meanwhile.
+    let child = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "umask 000; exec \"$0\" watch",
+            env!("CARGO_BIN_EXE_vendorguard"),
+        ])
+        .current_dir(w.p.dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !(w.p.path("state/vg.sqlite-shm").exists()
+        && w.p.path("state/vg.sqlite-wal").exists()
+        && !w.srv.requests("/f").is_empty())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon never opened its state"
+        );
+        std::thread::yield_now();
+    }
+    let modes: Vec<(&str, u32)> = [
+        "state",
+        "state/vg.sqlite",
+        "state/vg.sqlite-wal",
+        "state/vg.sqlite-shm",
+        "state/vg.sqlite.lock",
+    ]
+    .into_iter()
+    .map(|f| (f, mode(f)))
+    .collect();
+    // SAFETY: signalling our own child process.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        modes,
+        [
+            ("state", 0o700),
+            ("state/vg.sqlite", 0o600),
+            ("state/vg.sqlite-wal", 0o600),
+            ("state/vg.sqlite-shm", 0o600),
+            ("state/vg.sqlite.lock", 0o600),
+        ]
+    );
+    // Files left readable by an older run are made private, and the run says so.
+    for f in ["state/vg.sqlite", "state/vg.sqlite.lock"] {
+        std::fs::set_permissions(w.p.path(f), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    w.once()
+        .code(0)
+        .stderr_has("was accessible to other users (mode 644); made it private (600)");
+    assert_eq!(mode("state/vg.sqlite"), 0o600);
+    assert_eq!(mode("state/vg.sqlite.lock"), 0o600);
+}
