@@ -12,6 +12,9 @@
 //! daemon's next pass), so a dead SMTP server is not hammered. A permanent rejection of
 //! one message (SMTP 5xx) is recorded as such and the next event is tried.
 //!
+//! Email credentials travel only over TLS: with a password, `smtp://` requires
+//! STARTTLS unless `insecure_auth = true`.
+//!
 //! The escalation program is run directly, never through a shell string, with the event
 //! JSON on stdin and `VENDORGUARD_*` variables; on timeout its whole process group is
 //! killed. With no channel configured, events are printed to stdout and count as
@@ -372,9 +375,24 @@ fn kill_group(pgid: u32) {
 }
 
 /// An SMTP or sendmail transport built from `[alerts.email]`.
+///
+/// Credentials never travel without TLS: with a password configured, `smtp://`
+/// requires STARTTLS (lettre then refuses before AUTH), unless `insecure_auth = true`.
 pub struct Mailer {
     email: Email,
     transport: Transport,
+    /// Why this `smtp://` transport refuses to go on without STARTTLS, and where it
+    /// connects (to tell a server without STARTTLS from other failures).
+    starttls: Option<(StartTls, String, u16)>,
+}
+
+/// Why STARTTLS is required.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StartTls {
+    /// A password is configured and `insecure_auth` is not set.
+    Credentials,
+    /// `require_tls = true`.
+    Configured,
 }
 
 enum Transport {
@@ -396,6 +414,7 @@ impl Mailer {
             output: None,
             channel_down: true,
         };
+        let mut starttls = None;
         let transport = if e.url == "sendmail" || e.url.starts_with("sendmail:") {
             let path = e.url.strip_prefix("sendmail:").filter(|p| !p.is_empty());
             Transport::Sendmail(match path {
@@ -409,35 +428,50 @@ impl Mailer {
                 .host_str()
                 .ok_or_else(|| fail("alerts.email.url has no host".into()))?
                 .to_string();
-            let params = TlsParameters::new(host.clone())
-                .map_err(|err| fail(format!("TLS setup: {err}")))?;
-            let (tls, default_port) = match u.scheme() {
-                "smtps" => (Tls::Wrapper(params), 465),
-                _ if e.require_tls => (Tls::Required(params), 25),
-                _ => (Tls::Opportunistic(params), 25),
-            };
-            let mut b =
-                lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous(host)
-                    .port(u.port().unwrap_or(default_port))
-                    .tls(tls)
-                    .timeout(Some(Duration::from_secs(30)));
-            if let Some(pw_env) = &e.password_env {
-                if let Ok(pw) = std::env::var(pw_env) {
+            let credentials = e
+                .password_env
+                .as_ref()
+                .and_then(|pw_env| std::env::var(pw_env).ok())
+                .map(|pw| {
                     let user = e
                         .user_env
                         .as_ref()
                         .and_then(|u| std::env::var(u).ok())
                         .unwrap_or_else(|| e.from.clone());
-                    b = b.credentials(lettre::transport::smtp::authentication::Credentials::new(
-                        user, pw,
-                    ));
-                }
+                    lettre::transport::smtp::authentication::Credentials::new(user, pw)
+                });
+            let params = TlsParameters::new(host.clone())
+                .map_err(|err| fail(format!("TLS setup: {err}")))?;
+            let why = if u.scheme() == "smtps" {
+                None
+            } else if credentials.is_some() && !e.insecure_auth {
+                Some(StartTls::Credentials)
+            } else if e.require_tls {
+                Some(StartTls::Configured)
+            } else {
+                None
+            };
+            let (tls, default_port) = match (u.scheme(), why) {
+                ("smtps", _) => (Tls::Wrapper(params), 465),
+                (_, Some(_)) => (Tls::Required(params), 25),
+                _ => (Tls::Opportunistic(params), 25),
+            };
+            let port = u.port().unwrap_or(default_port);
+            starttls = why.map(|w| (w, host.clone(), port));
+            let mut b =
+                lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous(host)
+                    .port(port)
+                    .tls(tls)
+                    .timeout(Some(Duration::from_secs(30)));
+            if let Some(c) = credentials {
+                b = b.credentials(c);
             }
             Transport::Smtp(b.build())
         };
         Ok(Mailer {
             email: e.clone(),
             transport,
+            starttls,
         })
     }
 
@@ -445,7 +479,8 @@ impl Mailer {
     ///
     /// # Errors
     ///
-    /// A [`Failure`]: `permanent` (SMTP 5xx), `temporary` (4xx), `connection`.
+    /// A [`Failure`]: `permanent` (SMTP 5xx), `temporary` (4xx), `tls-unavailable`
+    /// (STARTTLS is required and the server does not offer it), `connection`.
     pub async fn send(&self, events: &[Event]) -> Result<(), Failure> {
         use lettre::AsyncTransport;
         let msg = build_message(&self.email, events).map_err(|m| Failure {
@@ -455,7 +490,11 @@ impl Mailer {
             channel_down: false,
         })?;
         match &self.transport {
-            Transport::Smtp(t) => t.send(msg).await.map(|_| ()).map_err(|err| {
+            Transport::Smtp(t) => {
+                let err = match t.send(msg).await {
+                    Ok(_) => return Ok(()),
+                    Err(err) => err,
+                };
                 let (kind, down) = if err.is_permanent() {
                     ("permanent", false)
                 } else if err.is_transient() {
@@ -463,7 +502,12 @@ impl Mailer {
                 } else {
                     ("connection", true)
                 };
-                Failure {
+                if err.is_client() {
+                    if let Some(f) = self.without_starttls().await {
+                        return Err(f);
+                    }
+                }
+                Err(Failure {
                     kind,
                     message: format!(
                         "SMTP {}: {}",
@@ -472,8 +516,8 @@ impl Mailer {
                     ),
                     output: None,
                     channel_down: down,
-                }
-            }),
+                })
+            }
             Transport::Sendmail(t) => t.send(msg).await.map(|_| ()).map_err(|err| Failure {
                 kind: "sendmail",
                 message: format!("sendmail: {}", crate::text::error_chain(&err)),
@@ -481,6 +525,48 @@ impl Mailer {
                 channel_down: true,
             }),
         }
+    }
+
+    /// After a client-side failure on a transport that requires STARTTLS: asks the
+    /// server (EHLO, then QUIT; no credentials) whether it offers STARTTLS at all, so
+    /// the failure can say what to change. `None` when it does, or cannot be asked.
+    async fn without_starttls(&self) -> Option<Failure> {
+        use lettre::transport::smtp::client::AsyncSmtpConnection;
+        use lettre::transport::smtp::extension::ClientId;
+        let (why, host, port) = self.starttls.as_ref()?;
+        let mut conn = AsyncSmtpConnection::connect_tokio1(
+            (host.as_str(), *port),
+            Some(Duration::from_secs(30)),
+            &ClientId::default(),
+            None,
+            None,
+        )
+        .await
+        .ok()?;
+        let offers = conn.can_starttls();
+        let _ = conn.quit().await;
+        if offers {
+            return None;
+        }
+        let url = &self.email.url;
+        let message = match why {
+            StartTls::Credentials => format!(
+                "SMTP {url} offers no STARTTLS, and the credentials from {} are sent only over TLS: \
+                 use smtps://, a server that offers STARTTLS, or set insecure_auth = true in \
+                 [alerts.email] to send them in clear",
+                self.email.password_env.as_deref().unwrap_or("password_env")
+            ),
+            StartTls::Configured => format!(
+                "SMTP {url} offers no STARTTLS and require_tls = true: use smtps:// or a server \
+                 that offers STARTTLS"
+            ),
+        };
+        Some(Failure {
+            kind: "tls-unavailable",
+            message,
+            output: None,
+            channel_down: true,
+        })
     }
 }
 

@@ -78,6 +78,8 @@ pub struct Email {
     pub user_env: Option<String>,
     pub password_env: Option<String>,
     pub require_tls: bool,
+    /// Lets credentials go over `smtp://` without TLS (the default refuses).
+    pub insecure_auth: bool,
     pub digest: bool,
 }
 
@@ -452,6 +454,7 @@ impl Validator {
                 user_env: e.user_env,
                 password_env: e.password_env,
                 require_tls: e.require_tls.unwrap_or(false),
+                insecure_auth: e.insecure_auth.unwrap_or(false),
                 digest: e.digest.unwrap_or(false),
             }
         });
@@ -623,6 +626,7 @@ struct RawEmail {
     user_env: Option<String>,
     password_env: Option<String>,
     require_tls: Option<bool>,
+    insecure_auth: Option<bool>,
     digest: Option<bool>,
 }
 
@@ -670,6 +674,7 @@ mod tests {
         assert_eq!(c.watch.state, Path::new("/etc/vg/state/vendorguard.sqlite"));
         assert_eq!(c.vendors[0].keyring, Path::new("/etc/vg/keyring/dten"));
         assert_eq!(c.watch.max_body, 20 << 20);
+        assert!(!c.alerts.email.as_ref().unwrap().insecure_auth);
     }
 
     #[test]

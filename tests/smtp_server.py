@@ -1,13 +1,18 @@
 #!/usr/bin/env python3
 """A real SMTP server for the test suite (aiosmtpd), on 127.0.0.1.
 
-    python3 tests/smtp_server.py PORT SPOOL
+    python3 tests/smtp_server.py PORT SPOOL [--auth]
 
 Every accepted message is written to SPOOL/NNNNN.eml (with the envelope recipients in
 an X-Envelope-To header added by this server). The answer to DATA is read, per
 message, from SPOOL/mode: "ok" (250), "451" (temporary), "550" (permanent), or
 "slow-ack" (store the message, create SPOOL/received, wait 5 s, then 250): the test
 kills the client in that window. Prints "ready PORT" when listening.
+
+With --auth the server offers AUTH (PLAIN, LOGIN) on the plain connection, without
+STARTTLS, accepts any credentials, and appends one line per AUTH command to
+SPOOL/auth.log (the command's first word, never the secret): a client that sends its
+password in clear leaves a line there.
 """
 import asyncio
 import os
@@ -15,8 +20,10 @@ import sys
 import time
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult
 
 port, spool = int(sys.argv[1]), sys.argv[2]
+offer_auth = "--auth" in sys.argv[3:]
 os.makedirs(spool, exist_ok=True)
 
 
@@ -52,7 +59,27 @@ class Handler:
         return "250 OK"
 
 
-controller = Controller(Handler(), hostname="127.0.0.1", port=port, server_hostname="smtp.test")
+class RecordingSMTP(SMTP):
+    async def smtp_AUTH(self, arg):
+        with open(os.path.join(spool, "auth.log"), "a") as f:
+            f.write("AUTH " + (arg or "").split(" ")[0] + "\n")
+        await super().smtp_AUTH(arg)
+
+
+class RecordingController(Controller):
+    def factory(self):
+        return RecordingSMTP(self.handler, **self.SMTP_kwargs)
+
+
+auth = {}
+if offer_auth:
+    auth = {
+        "auth_require_tls": False,
+        "authenticator": lambda server, session, envelope, mechanism, data: AuthResult(success=True),
+    }
+controller = RecordingController(
+    Handler(), hostname="127.0.0.1", port=port, server_hostname="smtp.test", **auth
+)
 controller.start()
 print(f"ready {port}", flush=True)
 try:

@@ -16,12 +16,18 @@ struct Smtp {
 
 impl Smtp {
     fn start(port: u16, spool: &Path) -> Smtp {
+        Smtp::start_with(port, spool, &[])
+    }
+
+    /// `args`: `--auth` offers AUTH without STARTTLS and logs each attempt.
+    fn start_with(port: u16, spool: &Path, args: &[&str]) -> Smtp {
         use std::io::BufRead;
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp_server.py");
         let mut child = Command::new("python3")
             .arg(script)
             .arg(port.to_string())
             .arg(spool)
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -42,6 +48,15 @@ impl Smtp {
 
     fn mode(&self, m: &str) {
         std::fs::write(self.spool.join("mode"), m).unwrap();
+    }
+
+    /// The AUTH commands the server received (`--auth`).
+    fn auth_attempts(&self) -> Vec<String> {
+        std::fs::read_to_string(self.spool.join("auth.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 
     fn messages(&self) -> Vec<String> {
@@ -707,4 +722,66 @@ fn a_killed_watcher_leaves_no_escalation_program_running() {
             .any(|p| p["channel"] == "escalation" && p["events"] == 1),
         "{s:#}"
     );
+}
+
+/// Issue: with `password_env` set and `smtp://` to a server that offers no STARTTLS,
+/// the password went out as `AUTH PLAIN` in clear.
+#[test]
+fn credentials_never_travel_without_tls_unless_insecure_auth_is_set() {
+    let a = A::new(None, "10s");
+    let cfg = std::fs::read_to_string(a.p.path("feeds.toml")).unwrap();
+    let with_creds = cfg.replace(
+        "to = [\"oncall@example.com\"]",
+        "to = [\"oncall@example.com\"]\nuser_env = \"VG_TEST_SMTP_USER\"\npassword_env = \"VG_TEST_SMTP_PASSWORD\"",
+    );
+    a.p.write("feeds.toml", &with_creds);
+    let smtp = Smtp::start_with(a.port, &a.p.path("spool"), &["--auth"]);
+    let env = [
+        ("VG_TEST_SMTP_USER", "alerts"),
+        ("VG_TEST_SMTP_PASSWORD", "hunter2"),
+    ];
+    let run = |args: &[&str]| a.p.run_env(a.p.dir.path(), args, &env);
+    a.feed(&[]);
+    run(&["watch", "--once"]).code(0);
+    a.feed(&[("A", "a")]);
+    let reason = "offers no STARTTLS";
+    run(&["watch", "--once"])
+        .code(1)
+        .stderr_has("pending: 1 event on email")
+        .stderr_has("tls-unavailable");
+    assert_eq!(
+        smtp.auth_attempts(),
+        Vec::<String>::new(),
+        "AUTH sent in clear"
+    );
+    assert!(smtp.messages().is_empty());
+    let s = run(&["status"]);
+    s.code(0)
+        .stdout_has("pending: 1 event on email")
+        .stdout_has("delivery error: email: tls-unavailable:")
+        .stdout_has(reason)
+        .stdout_has("insecure_auth = true");
+    let s = run(&["status", "--json"]);
+    assert_eq!(s.json()["delivery_errors"][0]["kind"], "tls-unavailable");
+    run(&["alert", "test"])
+        .code(1)
+        .stderr_has("failed: email: tls-unavailable:")
+        .stderr_has(reason);
+    assert_eq!(
+        smtp.auth_attempts(),
+        Vec::<String>::new(),
+        "AUTH sent in clear"
+    );
+    assert!(smtp.messages().is_empty());
+    // The operator accepts the risk explicitly: now the mail goes out, with AUTH.
+    a.p.write(
+        "feeds.toml",
+        with_creds.replace(
+            "password_env = \"VG_TEST_SMTP_PASSWORD\"",
+            "password_env = \"VG_TEST_SMTP_PASSWORD\"\ninsecure_auth = true",
+        ),
+    );
+    run(&["watch", "--once"]).code(0);
+    assert_eq!(smtp.messages().len(), 1);
+    assert_eq!(smtp.auth_attempts(), ["AUTH PLAIN"]);
 }
