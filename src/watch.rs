@@ -118,6 +118,7 @@ pub async fn run_pass(
     let all = sources(config);
     let list: Vec<Source> = only.map(<[Source]>::to_vec).unwrap_or(all);
     let mut set = JoinSet::new();
+    let mut tasks: HashMap<tokio::task::Id, Source> = HashMap::new();
     let mut priors: HashMap<String, Option<SourceRow>> = HashMap::new();
     for s in &list {
         let row = state.source(&s.id)?;
@@ -136,14 +137,15 @@ pub async fn run_pass(
         };
         priors.insert(s.id.clone(), row);
         let (f, src, kr) = (fetcher.clone(), s.clone(), keyrings.get(&s.vendor).cloned());
-        set.spawn(async move {
-            let r = poll_source(&f, &src, validators, prior_entries, kr, now).await;
-            (src, r)
-        });
+        let task = set
+            .spawn(async move { poll_source(&f, &src, validators, prior_entries, kr, now).await });
+        tasks.insert(task.id(), s.clone());
     }
     let mut outcomes = Vec::new();
-    while let Some(joined) = set.join_next().await {
-        let Ok((src, result)) = joined else { continue };
+    while let Some(joined) = set.join_next_with_id().await {
+        let Some((src, result)) = task_result(joined, &mut tasks) else {
+            continue;
+        };
         let prior = priors.remove(&src.id).flatten();
         let outcome = match result {
             Ok(polled) => record_success(config, state, &src, prior.as_ref(), polled, now)?,
@@ -154,6 +156,34 @@ pub async fn run_pass(
     outcomes
         .sort_by(|a, b| (&a.source.vendor, &a.source.url).cmp(&(&b.source.vendor, &b.source.url)));
     Ok(outcomes)
+}
+
+/// The source and result of a finished poll task. A task that panicked (or was
+/// cancelled) is its source's `internal-error` failure: it is recorded and counted like
+/// any failure, never dropped. `None` only for a task this pass did not start.
+fn task_result<T>(
+    joined: Result<(tokio::task::Id, Result<T, String>), tokio::task::JoinError>,
+    tasks: &mut HashMap<tokio::task::Id, Source>,
+) -> Option<(Source, Result<T, String>)> {
+    match joined {
+        Ok((id, result)) => Some((tasks.remove(&id)?, result)),
+        Err(e) => {
+            let src = tasks.remove(&e.id())?;
+            let what = if e.is_panic() {
+                let payload = e.into_panic();
+                let text = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "no message".into());
+                format!("panicked ({text}); this is a bug in vendorguard, please report it")
+            } else {
+                "was cancelled".into()
+            };
+            let message = format!("internal-error: the poll of {} {what}", src.url);
+            Some((src, Err(message)))
+        }
+    }
 }
 
 async fn poll_source(
@@ -543,6 +573,49 @@ mod tests {
             want,
             "failures {failures}, last success {last_success_ago:?}s ago, stale_after {stale_after:?}"
         );
+    }
+
+    fn source(n: u32) -> Source {
+        Source {
+            id: format!("acme feed https://acme.example/{n}"),
+            vendor: "acme".into(),
+            kind: SourceKind::Feed(FeedFormat::Auto),
+            url: format!("https://acme.example/{n}"),
+            interval: Duration::from_secs(3600),
+        }
+    }
+
+    /// Issue: a poll task that panicked was dropped without an outcome, so the pass
+    /// could end clean with a source never polled.
+    #[tokio::test]
+    async fn a_panicking_poll_task_is_its_sources_internal_error() {
+        let mut set = JoinSet::new();
+        let mut tasks = HashMap::new();
+        for n in 0..3u32 {
+            let task = set.spawn(async move {
+                if n == 1 {
+                    panic!("poll {n} fell over");
+                }
+                Ok::<u32, String>(n)
+            });
+            tasks.insert(task.id(), source(n));
+        }
+        let mut got = Vec::new();
+        while let Some(joined) = set.join_next_with_id().await {
+            got.push(task_result(joined, &mut tasks).expect("every task has its source"));
+        }
+        got.sort_by(|a, b| a.0.url.cmp(&b.0.url));
+        assert_eq!(got.len(), 3, "no task is dropped");
+        assert_eq!(got[0].1, Ok(0));
+        assert_eq!(got[2].1, Ok(2));
+        let err = got[1].1.clone().unwrap_err();
+        assert!(
+            err.starts_with(
+                "internal-error: the poll of https://acme.example/1 panicked (poll 1 fell over)"
+            ),
+            "{err}"
+        );
+        assert!(tasks.is_empty());
     }
 
     #[test]
