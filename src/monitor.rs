@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::event::{Event, Kind, Severity};
 use crate::fetch::Fetcher;
 use crate::keyring::Keyring;
-use crate::state::State;
+use crate::state::{State, UnreadableEvent};
 use crate::verify::{Report, Verdict};
 use crate::watch::{self, SourceOutcome};
 
@@ -120,6 +120,8 @@ fn finish_pass(
     json: bool,
 ) -> anyhow::Result<Outcome> {
     let failed = outcomes.iter().filter(|o| !o.is_success()).count();
+    let names: Vec<&str> = reports.iter().map(|r| r.channel.as_str()).collect();
+    let unreadable = state.unreadable_pending(&names)?;
     let mut pending = 0;
     for r in reports {
         let p = state.pending_count(&r.channel)?;
@@ -136,6 +138,9 @@ fn finish_pass(
                     .unwrap_or_default()
             );
         }
+    }
+    for u in &unreadable {
+        eprintln!("{}", unreadable_line(u));
     }
     if json {
         println!(
@@ -159,6 +164,7 @@ fn finish_pass(
                     })).collect::<Vec<_>>(),
                     "failed_sources": failed,
                     "pending_events": pending,
+                    "unreadable_events": unreadable_json(&unreadable),
                 }
             })
         );
@@ -168,6 +174,23 @@ fn finish_pass(
     } else {
         Outcome::Findings
     })
+}
+
+/// The line for an event that cannot be delivered because its stored JSON does not
+/// parse.
+fn unreadable_line(u: &UnreadableEvent) -> String {
+    format!(
+        "unreadable event {}: its stored JSON {}; it cannot be delivered and stays pending \
+         until its row in the state's events table is fixed or deleted",
+        crate::text::escape(&u.id),
+        crate::text::escape(&u.error)
+    )
+}
+
+fn unreadable_json(list: &[UnreadableEvent]) -> serde_json::Value {
+    list.iter()
+        .map(|u| json!({"id": u.id, "seq": u.seq, "error": u.error}))
+        .collect()
 }
 
 async fn daemon(
@@ -189,6 +212,9 @@ async fn daemon(
         "vendorguard: watching {} sources (SIGTERM or SIGINT to stop)",
         sources.len()
     );
+    let names: Vec<&str> = channels.iter().map(Channel::name).collect();
+    // Told again only when the set changes, not every pass.
+    let mut unreadable_seen = Vec::new();
     loop {
         let now_i = tokio::time::Instant::now();
         let ready: Vec<watch::Source> = sources
@@ -207,6 +233,13 @@ async fn daemon(
                 eprintln!("{}", watch::summary_line(o));
             }
             alert::deliver_pending(state, channels, SystemTime::now()).await?;
+            let unreadable = state.unreadable_pending(&names)?;
+            if unreadable != unreadable_seen {
+                for u in &unreadable {
+                    eprintln!("{}", unreadable_line(u));
+                }
+                unreadable_seen = unreadable;
+            }
             for (s, d) in sources.iter().zip(due.iter_mut()) {
                 if ready.iter().any(|r| r.id == s.id) {
                     let jitter = Duration::from_millis(fastrand::u64(
@@ -249,6 +282,8 @@ pub fn run_status(config: Option<&Config>, json: bool) -> anyhow::Result<Outcome
         pending.push((c.name(), state.pending_count(c.name())?));
     }
     let problems = state.delivery_problems()?;
+    let names: Vec<&str> = channels.iter().map(Channel::name).collect();
+    let unreadable = state.unreadable_pending(&names)?;
     let t = |x: Option<SystemTime>| x.map(crate::text::time);
     if json {
         println!(
@@ -268,6 +303,7 @@ pub fn run_status(config: Option<&Config>, json: bool) -> anyhow::Result<Outcome
                 })).collect::<Vec<_>>(),
                 "pending": pending.iter().map(|(c, n)| json!({"channel": c, "events": n})).collect::<Vec<_>>(),
                 "delivery_errors": problems.iter().map(|p| json!({"channel": p.channel, "kind": p.kind, "error": p.error, "events": p.events, "output": p.output})).collect::<Vec<_>>(),
+                "unreadable_events": unreadable_json(&unreadable),
             })
         );
     } else {
@@ -312,6 +348,26 @@ pub fn run_status(config: Option<&Config>, json: bool) -> anyhow::Result<Outcome
                 for line in out.lines().take(20) {
                     println!("  | {}", crate::text::escape(line));
                 }
+            }
+        }
+        if !unreadable.is_empty() {
+            let ids: Vec<String> = unreadable
+                .iter()
+                .map(|u| crate::text::escape(&u.id))
+                .collect();
+            println!(
+                "unreadable: {} event{} cannot be parsed and will never be delivered \
+                 (fix or delete their rows in the state's events table): {}",
+                unreadable.len(),
+                if unreadable.len() == 1 { "" } else { "s" },
+                ids.join(", ")
+            );
+            for u in &unreadable {
+                println!(
+                    "  {}: its stored JSON {}",
+                    crate::text::escape(&u.id),
+                    crate::text::escape(&u.error)
+                );
             }
         }
     }

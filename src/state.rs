@@ -163,6 +163,16 @@ pub struct DeliveryProblem {
     pub output: Option<String>,
 }
 
+/// A stored event whose JSON does not parse: it can never be delivered, so it stays
+/// pending until its row is fixed or deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadableEvent {
+    pub seq: i64,
+    pub id: String,
+    /// What is wrong with the stored JSON.
+    pub error: String,
+}
+
 /// An event's delivery state on one channel.
 #[derive(Debug, Clone)]
 pub struct PendingEvent {
@@ -422,10 +432,8 @@ impl State {
         let mut out = Vec::new();
         for row in rows {
             let (json, attempts, next) = row?;
-            let Some(event) = serde_json::from_str(&json)
-                .ok()
-                .and_then(|v| Event::from_json(&v))
-            else {
+            // Reported by `unreadable_pending`; the others go on.
+            let Ok(event) = parse_event(&json) else {
                 continue;
             };
             out.push(PendingEvent {
@@ -435,6 +443,36 @@ impl State {
             });
         }
         Ok(out)
+    }
+
+    /// Events pending on any of `channels` whose stored JSON does not parse, oldest
+    /// first: `pending` skips them, so they are reported here instead.
+    pub fn unreadable_pending(
+        &self,
+        channels: &[&str],
+    ) -> Result<Vec<UnreadableEvent>, StateError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT e.seq, e.id, e.json FROM events e
+             LEFT JOIN deliveries d ON d.event_id = e.id AND d.channel = ?1
+             WHERE d.delivered_at IS NULL ORDER BY e.seq",
+        )?;
+        let mut out: std::collections::BTreeMap<i64, UnreadableEvent> = Default::default();
+        for channel in channels {
+            let rows = stmt.query_map([channel], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })?;
+            for row in rows {
+                let (seq, id, json) = row?;
+                if let Err(error) = parse_event(&json) {
+                    out.insert(seq, UnreadableEvent { seq, id, error });
+                }
+            }
+        }
+        Ok(out.into_values().collect())
     }
 
     /// Counts of undelivered events per channel.
@@ -738,6 +776,15 @@ fn read_schema(path: &Path, immutable: bool) -> Result<(i64, Vec<String>), Strin
     Ok((version, tables))
 }
 
+/// A stored event, or what is wrong with its JSON.
+fn parse_event(json: &str) -> Result<Event, String> {
+    let v: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| format!("is not valid JSON ({e})"))?;
+    Event::from_json(&v).ok_or_else(|| {
+        "is not a vendorguard event (a field is missing or has an unknown value)".into()
+    })
+}
+
 fn insert_events(tx: &rusqlite::Transaction<'_>, events: &[Event]) -> Result<usize, StateError> {
     let mut stmt = tx.prepare_cached(
         "INSERT OR IGNORE INTO events (id, kind, vendor, json, detected_at) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -839,6 +886,47 @@ mod tests {
         // Reopening keeps everything and does not re-run migrations.
         let s = State::open(&dir.path().join("s/state.sqlite")).unwrap();
         assert_eq!(s.event_count().unwrap(), 2);
+    }
+
+    #[test]
+    fn an_unreadable_event_is_reported_not_delivered_and_the_others_go_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = State::open(&dir.path().join("state.sqlite")).unwrap();
+        s.add_events(&[ev(1), ev(2), ev(3)]).unwrap();
+        s.conn
+            .execute(
+                "UPDATE events SET json = '{\"id\": \"trunc' WHERE id = ?1",
+                [&ev(2).id],
+            )
+            .unwrap();
+        s.conn
+            .execute(
+                "UPDATE events SET json = '{\"kind\": \"nonsense\"}' WHERE id = ?1",
+                [&ev(3).id],
+            )
+            .unwrap();
+        let pending = s.pending("email").unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].event.id, ev(1).id);
+        let bad = s.unreadable_pending(&["email", "escalation"]).unwrap();
+        assert_eq!(
+            bad.iter().map(|b| b.id.clone()).collect::<Vec<_>>(),
+            [ev(2).id, ev(3).id]
+        );
+        assert!(
+            bad[0].error.starts_with("is not valid JSON"),
+            "{:?}",
+            bad[0]
+        );
+        assert!(
+            bad[1].error.starts_with("is not a vendorguard event"),
+            "{:?}",
+            bad[1]
+        );
+        s.mark_delivered(&ev(2).id, "email", from_secs(1), None)
+            .unwrap();
+        assert_eq!(s.unreadable_pending(&["email"]).unwrap().len(), 1);
+        assert_eq!(s.unreadable_pending(&["escalation"]).unwrap().len(), 2);
     }
 
     /// Opens a state file that `setup` made; it must be refused with `want` and be left

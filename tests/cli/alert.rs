@@ -785,3 +785,52 @@ fn credentials_never_travel_without_tls_unless_insecure_auth_is_set() {
     assert_eq!(smtp.messages().len(), 1);
     assert_eq!(smtp.auth_attempts(), ["AUTH PLAIN"]);
 }
+
+/// Issue: an event row whose JSON could not be parsed was skipped by delivery yet
+/// counted as pending forever: every run exited 1 with nothing saying why.
+#[test]
+fn an_unreadable_event_row_is_reported_and_the_others_are_delivered() {
+    let a = A::new(None, "10s");
+    a.feed(&[]);
+    a.once().code(0);
+    // SMTP down: both events stay pending.
+    a.feed(&[("A", "first"), ("B", "second")]);
+    a.once().code(1).stderr_has("pending: 2 events on email");
+    let conn = rusqlite::Connection::open(a.p.path("state/vg.sqlite")).unwrap();
+    let id: String = conn
+        .query_row(
+            "SELECT id FROM events WHERE json LIKE '%\"first\"%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    conn.execute(
+        "UPDATE events SET json = '{\"id\": \"truncated' WHERE id = ?1",
+        [&id],
+    )
+    .unwrap();
+    drop(conn);
+    let smtp = a.smtp();
+    let r = a.once();
+    r.code(1)
+        .stderr_has(&format!("unreadable event {id}"))
+        .stderr_has("cannot be delivered");
+    let msgs = smtp.messages();
+    assert_eq!(msgs.len(), 1);
+    assert!(header(&msgs[0], "Subject")[0].ends_with("second"));
+    let r = a.p.run(&["watch", "--once", "--json"]);
+    r.code(1);
+    let summary: serde_json::Value =
+        serde_json::from_str(r.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        summary["summary"]["unreadable_events"][0]["id"],
+        id.as_str()
+    );
+    let s = a.p.run(&["status"]);
+    s.code(0)
+        .stdout_has("unreadable: 1 event cannot be parsed and will never be delivered")
+        .stdout_has(&id);
+    let s = a.p.run(&["status", "--json"]).json();
+    assert_eq!(s["unreadable_events"][0]["id"], id.as_str());
+    assert_eq!(s["unreadable_events"].as_array().unwrap().len(), 1);
+}
