@@ -29,7 +29,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::config::{Alerts, Email};
 use crate::event::Event;
-use crate::state::{DeliveryFailure, State, StateError};
+use crate::state::{DeliveryFailure, PendingEvent, State, StateError};
 
 /// Captured output kept per attempt.
 const OUTPUT_LIMIT: usize = 16 * 1024;
@@ -113,8 +113,8 @@ pub async fn deliver_pending(
             Channel::Email(e) => Some(Mailer::new(e)),
             _ => None,
         };
-        let batches = batch(ch, pending.into_iter().map(|p| p.event).collect());
-        for group in batches {
+        let batches = batch(ch, pending);
+        for (group, fixed_id) in batches {
             if down {
                 rep.pending += group.len();
                 continue;
@@ -123,8 +123,23 @@ pub async fn deliver_pending(
                 Channel::Escalation { program, timeout } => {
                     run_escalation(program, *timeout, &group[0]).await.map(Some)
                 }
-                Channel::Email(_) => match mailer.as_ref().expect("mailer for email") {
-                    Ok(m) => m.send(&group).await.map(|()| None),
+                Channel::Email(e) => match mailer.as_ref().expect("mailer for email") {
+                    Ok(m) => {
+                        let id = match fixed_id {
+                            Some(id) => id,
+                            None if e.digest && group[0].kind.is_advisory() => {
+                                // A digest is fixed at its first attempt: recorded
+                                // before sending, so a resend after a crash carries the
+                                // same events under the same Message-ID.
+                                let id = message_id(&group);
+                                let ids: Vec<&str> = group.iter().map(|e| e.id.as_str()).collect();
+                                state.fix_message_id(&ids, ch.name(), &id)?;
+                                id
+                            }
+                            None => message_id(&group),
+                        };
+                        m.send(&group, &id).await.map(|()| None)
+                    }
                     Err(f) => Err(f.clone()),
                 },
                 Channel::Stdout { json } => print_stdout(&group[0], *json).map(|()| None),
@@ -171,17 +186,32 @@ pub async fn deliver_pending(
 
 /// One event per delivery, except that an email channel with `digest` groups the
 /// advisory events of a run into one message. Key and signer events are never held
-/// back in a digest.
-fn batch(ch: &Channel, events: Vec<Event>) -> Vec<Vec<Event>> {
+/// back in a digest. A digest already tried keeps the events and the Message-ID it
+/// was first tried with (the `Some`); events that arrived since form a new one.
+fn batch(ch: &Channel, pending: Vec<PendingEvent>) -> Vec<(Vec<Event>, Option<String>)> {
     let digest = matches!(ch, Channel::Email(e) if e.digest);
     if !digest {
-        return events.into_iter().map(|e| vec![e]).collect();
+        return pending.into_iter().map(|p| (vec![p.event], None)).collect();
     }
-    let (adv, other): (Vec<Event>, Vec<Event>) =
-        events.into_iter().partition(|e| e.kind.is_advisory());
-    let mut out: Vec<Vec<Event>> = other.into_iter().map(|e| vec![e]).collect();
-    if !adv.is_empty() {
-        out.push(adv);
+    let mut out: Vec<(Vec<Event>, Option<String>)> = Vec::new();
+    let mut fixed: Vec<(Vec<Event>, Option<String>)> = Vec::new();
+    let mut fresh = Vec::new();
+    for p in pending {
+        if !p.event.kind.is_advisory() {
+            out.push((vec![p.event], None));
+            continue;
+        }
+        match p.message_id {
+            Some(id) => match fixed.iter_mut().find(|(_, f)| f.as_ref() == Some(&id)) {
+                Some((events, _)) => events.push(p.event),
+                None => fixed.push((vec![p.event], Some(id))),
+            },
+            None => fresh.push(p.event),
+        }
+    }
+    out.extend(fixed);
+    if !fresh.is_empty() {
+        out.push((fresh, None));
     }
     out
 }
@@ -475,15 +505,16 @@ impl Mailer {
         })
     }
 
-    /// Sends one message for `events` (one event, or a digest of advisory events).
+    /// Sends one message for `events` (one event, or a digest of advisory events)
+    /// under `message_id`.
     ///
     /// # Errors
     ///
     /// A [`Failure`]: `permanent` (SMTP 5xx), `temporary` (4xx), `tls-unavailable`
     /// (STARTTLS is required and the server does not offer it), `connection`.
-    pub async fn send(&self, events: &[Event]) -> Result<(), Failure> {
+    pub async fn send(&self, events: &[Event], message_id: &str) -> Result<(), Failure> {
         use lettre::AsyncTransport;
-        let msg = build_message(&self.email, events).map_err(|m| Failure {
+        let msg = build_message(&self.email, events, message_id).map_err(|m| Failure {
             kind: "message",
             message: m,
             output: None,
@@ -586,8 +617,9 @@ pub fn header_safe(s: &str) -> String {
     }
 }
 
-/// The Message-ID for a message carrying `events`: derived from their ids, so a resend
-/// after a crash carries the same one.
+/// The Message-ID for a new message carrying `events`: derived from their ids, so a
+/// resend after a crash carries the same one. A digest's is also recorded at its first
+/// attempt (`State::fix_message_id`) and kept with its events from then on.
 pub fn message_id(events: &[Event]) -> String {
     if let [e] = events {
         format!("<{}@vendorguard>", e.id)
@@ -600,12 +632,16 @@ pub fn message_id(events: &[Event]) -> String {
     }
 }
 
-/// Builds the mail for `events`.
+/// Builds the mail for `events`, under `message_id`.
 ///
 /// # Errors
 ///
 /// A message when the addresses in the configuration do not parse.
-pub fn build_message(email: &Email, events: &[Event]) -> Result<lettre::Message, String> {
+pub fn build_message(
+    email: &Email,
+    events: &[Event],
+    message_id: &str,
+) -> Result<lettre::Message, String> {
     let first = &events[0];
     let subject = if events.len() == 1 {
         format!(
@@ -634,7 +670,7 @@ pub fn build_message(email: &Email, events: &[Event]) -> Result<lettre::Message,
                 .map_err(|e| format!("alerts.email.from: {e}"))?,
         )
         .subject(subject)
-        .message_id(Some(message_id(events)))
+        .message_id(Some(message_id.to_string()))
         .header(lettre::message::header::ContentType::TEXT_PLAIN);
     for to in &email.to {
         b = b.to(to.parse().map_err(|e| format!("alerts.email.to: {e}"))?);

@@ -401,7 +401,10 @@ pub fn run_alert_test(config: Option<&Config>, json: bool) -> anyhow::Result<Out
                         .map(|_| ())
                 }
                 Channel::Email(e) => match alert::Mailer::new(e) {
-                    Ok(m) => m.send(std::slice::from_ref(&event)).await,
+                    Ok(m) => {
+                        let one = std::slice::from_ref(&event);
+                        m.send(one, &alert::message_id(one)).await
+                    }
                     Err(f) => Err(f),
                 },
                 Channel::Stdout { .. } => {

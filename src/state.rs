@@ -68,6 +68,8 @@ const MIGRATIONS: &[&str] = &[
         output TEXT,
         PRIMARY KEY (event_id, channel)
     );",
+    // 1 -> 2: the Message-ID a digest was first tried under, on each of its events.
+    "ALTER TABLE deliveries ADD COLUMN message_id TEXT;",
 ];
 
 /// The columns `row_to_source` reads, in its order.
@@ -179,6 +181,8 @@ pub struct PendingEvent {
     pub event: Event,
     pub attempts: u32,
     pub next_attempt_at: Option<SystemTime>,
+    /// The Message-ID of the digest this event was first tried in, if any.
+    pub message_id: Option<String>,
 }
 
 pub fn secs(t: SystemTime) -> i64 {
@@ -418,7 +422,7 @@ impl State {
     /// Events not yet delivered on `channel`, oldest first.
     pub fn pending(&self, channel: &str) -> Result<Vec<PendingEvent>, StateError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT e.json, COALESCE(d.attempts, 0), d.next_attempt_at FROM events e
+            "SELECT e.json, COALESCE(d.attempts, 0), d.next_attempt_at, d.message_id FROM events e
              LEFT JOIN deliveries d ON d.event_id = e.id AND d.channel = ?1
              WHERE d.delivered_at IS NULL ORDER BY e.seq",
         )?;
@@ -427,11 +431,12 @@ impl State {
                 r.get::<_, String>(0)?,
                 r.get::<_, u32>(1)?,
                 r.get::<_, Option<i64>>(2)?,
+                r.get::<_, Option<String>>(3)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (json, attempts, next) = row?;
+            let (json, attempts, next, message_id) = row?;
             // Reported by `unreadable_pending`; the others go on.
             let Ok(event) = parse_event(&json) else {
                 continue;
@@ -440,6 +445,7 @@ impl State {
                 event,
                 attempts,
                 next_attempt_at: next.map(from_secs),
+                message_id,
             });
         }
         Ok(out)
@@ -483,6 +489,31 @@ impl State {
             [channel],
             |r| r.get(0),
         )?)
+    }
+
+    /// Records, before a digest's first attempt on `channel`, the Message-ID it goes
+    /// under on each of its events, in one transaction: from then on the digest is
+    /// those events under that Message-ID, however often it is retried.
+    pub fn fix_message_id(
+        &mut self,
+        event_ids: &[&str],
+        channel: &str,
+        message_id: &str,
+    ) -> Result<(), StateError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO deliveries (event_id, channel, attempts, message_id) VALUES (?1, ?2, 0, ?3)
+                 ON CONFLICT(event_id, channel) DO UPDATE SET message_id = ?3",
+            )?;
+            for id in event_ids {
+                stmt.execute(params![id, channel, message_id])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// Records that `channel` acknowledged `event_id`.
@@ -927,6 +958,46 @@ mod tests {
             .unwrap();
         assert_eq!(s.unreadable_pending(&["email"]).unwrap().len(), 1);
         assert_eq!(s.unreadable_pending(&["escalation"]).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_version_1_state_is_brought_forward_and_digest_ids_stick() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.sqlite");
+        {
+            let c = Connection::open(&p).unwrap();
+            c.execute_batch(MIGRATIONS[0]).unwrap();
+            c.pragma_update(None, "user_version", 1).unwrap();
+        }
+        let mut s = State::open(&p).unwrap();
+        s.add_events(&[ev(1), ev(2), ev(3)]).unwrap();
+        s.fix_message_id(&[&ev(1).id, &ev(2).id], "email", "<digest-x@vendorguard>")
+            .unwrap();
+        s.mark_failed(
+            &ev(1).id,
+            "email",
+            &DeliveryFailure {
+                error: "down".into(),
+                kind: "connection".into(),
+                output: None,
+                retry_at: from_secs(1),
+            },
+        )
+        .unwrap();
+        drop(s);
+        let s = State::open(&p).unwrap();
+        let p = s.pending("email").unwrap();
+        let ids: Vec<Option<&str>> = p.iter().map(|e| e.message_id.as_deref()).collect();
+        assert_eq!(
+            ids,
+            [
+                Some("<digest-x@vendorguard>"),
+                Some("<digest-x@vendorguard>"),
+                None
+            ]
+        );
+        assert_eq!(p[0].attempts, 1, "fixing the id is not an attempt");
+        assert_eq!(s.pending("escalation").unwrap()[0].message_id, None);
     }
 
     /// Opens a state file that `setup` made; it must be refused with `want` and be left

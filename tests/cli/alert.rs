@@ -834,3 +834,94 @@ fn an_unreadable_event_row_is_reported_and_the_others_are_delivered() {
     assert_eq!(s["unreadable_events"][0]["id"], id.as_str());
     assert_eq!(s["unreadable_events"].as_array().unwrap().len(), 1);
 }
+
+fn digest_on(a: &A) {
+    let cfg = std::fs::read_to_string(a.p.path("feeds.toml")).unwrap();
+    a.p.write(
+        "feeds.toml",
+        cfg.replace(
+            "to = [\"oncall@example.com\"]",
+            "to = [\"oncall@example.com\"]\ndigest = true",
+        ),
+    );
+}
+
+/// Issue: a digest's Message-ID was derived from the events pending at the time, so a
+/// digest resent after a crash, once a new advisory had arrived, carried another
+/// Message-ID (and more events): the mail client could not fold the duplicate.
+#[test]
+fn a_digest_resent_after_a_crash_keeps_its_message_id_and_its_events() {
+    let a = A::new(None, "10s");
+    digest_on(&a);
+    let smtp = a.smtp();
+    a.feed(&[]);
+    a.once().code(0);
+    a.feed(&[("A1", "First"), ("A2", "Second")]);
+    smtp.mode("slow-ack");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vendorguard"))
+        .args(["watch", "--once"])
+        .current_dir(a.p.dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let received = a.p.path("spool/received");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !received.exists() {
+        assert!(Instant::now() < deadline, "the digest never arrived");
+        std::thread::yield_now();
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The retry is refused (451) and a new advisory arrives in the same run: the
+    // digest is tried again before the poll and after it.
+    smtp.mode("451");
+    a.feed(&[("A3", "Third"), ("A1", "First"), ("A2", "Second")]);
+    a.once().code(1);
+    smtp.mode("ok");
+    a.once().code(0);
+    a.once().code(0);
+    let msgs = smtp.messages();
+    assert_eq!(msgs.len(), 3, "the digest, its duplicate, then the new one");
+    let id0 = header(&msgs[0], "Message-ID");
+    assert_eq!(
+        header(&msgs[1], "Message-ID"),
+        id0,
+        "the resend keeps its id"
+    );
+    for m in &msgs[..2] {
+        assert!(m.contains("First") && m.contains("Second"), "{m}");
+        assert!(!m.contains("Third"), "the resend gained an event: {m}");
+    }
+    assert!(msgs[2].contains("Third") && !msgs[2].contains("First"));
+    assert_ne!(header(&msgs[2], "Message-ID"), id0);
+}
+
+/// A digest that could not be sent at all keeps its events together: what arrives in
+/// the meantime goes into the next digest.
+#[test]
+fn a_digest_retried_after_the_server_was_down_keeps_its_events_together() {
+    let a = A::new(None, "10s");
+    digest_on(&a);
+    a.feed(&[]);
+    a.once().code(0);
+    a.feed(&[("A1", "First"), ("A2", "Second")]);
+    a.once().code(1).stderr_has("pending: 2 events on email");
+    // Still down when the next advisory arrives: the retry and the new event meet.
+    a.feed(&[("A3", "Third"), ("A1", "First"), ("A2", "Second")]);
+    a.once().code(1).stderr_has("pending: 3 events on email");
+    let smtp = a.smtp();
+    a.once().code(0);
+    let msgs = smtp.messages();
+    assert_eq!(msgs.len(), 2, "{msgs:?}");
+    assert_eq!(
+        header(&msgs[0], "Subject"),
+        ["[vendorguard] MEDIUM 2 advisories"]
+    );
+    assert!(msgs[0].contains("First") && msgs[0].contains("Second") && !msgs[0].contains("Third"));
+    assert!(msgs[1].contains("Third"));
+    assert_ne!(
+        header(&msgs[0], "Message-ID"),
+        header(&msgs[1], "Message-ID")
+    );
+}
