@@ -8,8 +8,9 @@
 //!
 //! The plain SHA-256 of the file (for pins) and a v4 binary SHA-256 signature share one
 //! hash state: the result keeps the unfinished context, and callers finish *clones* of
-//! it, one for the pin and one per signature. This file knows nothing about signatures'
-//! meaning; `verify` decides which context a signature needs.
+//! it, one for the pin and one per signature. Bytes already in memory (CSAF advisories)
+//! are hashed on the calling thread instead: no workers, no pool. This file knows
+//! nothing about signatures' meaning; `verify` decides which context a signature needs.
 
 use std::io::{self, Read};
 use std::sync::mpsc::{sync_channel, Receiver};
@@ -96,16 +97,7 @@ pub fn plan(signature_modes: impl IntoIterator<Item = Mode>) -> Vec<Mode> {
 /// The first read error; or [`UnsupportedHash`] (as `io::ErrorKind::Unsupported`) for a
 /// mode whose algorithm is not supported (use [`plan`], which leaves those out).
 pub fn hash_once(mut reader: impl Read, modes: &[Mode]) -> io::Result<Digests> {
-    let mut contexts = Vec::with_capacity(modes.len());
-    for m in modes {
-        let mut ctx = m
-            .algo
-            .context()
-            .map_err(|_| io::Error::new(io::ErrorKind::Unsupported, UnsupportedHash(m.algo)))?
-            .for_signature(if m.salt.is_empty() { 4 } else { 6 });
-        ctx.update(&m.salt);
-        contexts.push((m.clone(), ctx));
-    }
+    let contexts = start_contexts(modes)?;
 
     // A fixed pool of buffers: each chunk goes back to the pool when the last worker
     // drops it, so memory is bounded and nothing is allocated or zeroed per chunk.
@@ -154,6 +146,43 @@ pub fn hash_once(mut reader: impl Read, modes: &[Mode]) -> io::Result<Digests> {
             .collect();
         read_result.map(|()| Digests { size, contexts })
     })
+}
+
+/// Hashes `bytes` already in memory (a CSAF advisory of a few KiB) in every mode of
+/// `modes`, on the calling thread: for small inputs the worker threads and the buffer
+/// pool of [`hash_once`] cost far more than the hashing itself.
+///
+/// # Errors
+///
+/// As [`hash_once`], for a mode whose algorithm is not supported.
+pub fn hash_bytes(bytes: &[u8], modes: &[Mode]) -> io::Result<Digests> {
+    let mut contexts = start_contexts(modes)?;
+    for (mode, ctx) in &mut contexts {
+        if mode.text {
+            TextNormalizer::default().update(ctx, bytes);
+        } else {
+            ctx.update(bytes);
+        }
+    }
+    Ok(Digests {
+        size: bytes.len() as u64,
+        contexts,
+    })
+}
+
+/// A fresh context per mode, salted for v6 signatures.
+fn start_contexts(modes: &[Mode]) -> io::Result<Vec<(Mode, Context)>> {
+    let mut contexts = Vec::with_capacity(modes.len());
+    for m in modes {
+        let mut ctx = m
+            .algo
+            .context()
+            .map_err(|_| io::Error::new(io::ErrorKind::Unsupported, UnsupportedHash(m.algo)))?
+            .for_signature(if m.salt.is_empty() { 4 } else { 6 });
+        ctx.update(&m.salt);
+        contexts.push((m.clone(), ctx));
+    }
+    Ok(contexts)
 }
 
 /// A chunk of the input shared by the workers; its buffer returns to the pool when the
@@ -257,6 +286,30 @@ mod tests {
         assert_eq!(digest(sha512), hex(&sha2::Sha512::digest(&data)));
         // Finishing one clone leaves the shared state intact for the next.
         assert_eq!(hex(&d.sha256()), hex(&d.sha256()));
+    }
+
+    #[test]
+    fn in_memory_hashing_equals_the_streaming_pass() {
+        let data = b"line one\nline two\r\nline three\r".repeat(100);
+        let text = Mode {
+            text: true,
+            ..Mode::plain(HashAlgorithm::SHA256)
+        };
+        let salted = Mode {
+            salt: vec![7; 32],
+            ..Mode::plain(HashAlgorithm::SHA512)
+        };
+        let modes = plan([text, salted, Mode::plain(HashAlgorithm::SHA512)]);
+        let a = hash_once(&data[..], &modes).unwrap();
+        let b = hash_bytes(&data, &modes).unwrap();
+        assert_eq!(a.size, b.size);
+        for m in &modes {
+            assert_eq!(
+                digest(a.context(m).unwrap()),
+                digest(b.context(m).unwrap()),
+                "{m:?}"
+            );
+        }
     }
 
     #[test]

@@ -523,8 +523,8 @@ fn check_manifest(
 }
 
 fn hash_with_signatures_bytes(bytes: &[u8], sigs: &[Signature]) -> digest::Digests {
-    // Reading from memory cannot fail, and `plan` leaves out unsupported algorithms.
-    digest::hash_once(bytes, &digest::plan(sigs.iter().map(mode_for)))
+    // `plan` leaves out unsupported algorithms, the only error.
+    digest::hash_bytes(bytes, &digest::plan(sigs.iter().map(mode_for)))
         .expect("hashing bytes in memory")
 }
 
