@@ -40,6 +40,9 @@ pub struct Watch {
     pub user_agent: String,
     pub failures_before_alert: u32,
     pub stale_after: Option<Duration>,
+    /// New CSAF advisory problems per source and poll raised one by one; the rest are
+    /// folded into one summary event.
+    pub problem_events: usize,
     pub backoff: Backoff,
 }
 
@@ -356,6 +359,13 @@ impl Validator {
         if failures_before_alert == 0 {
             self.problem("watch.failures_before_alert", "expected at least 1");
         }
+        let problem_events = raw.problem_events.unwrap_or(3);
+        if problem_events > 1000 {
+            self.problem(
+                "watch.problem_events",
+                format!("expected at most 1000 (the rest of a poll's problems go into one summary event), got {problem_events}"),
+            );
+        }
         let user_agent = raw
             .user_agent
             .unwrap_or_else(|| format!("vendorguard/{}", env!("CARGO_PKG_VERSION")));
@@ -410,6 +420,7 @@ impl Validator {
             user_agent,
             failures_before_alert,
             stale_after: self.opt_duration("watch.stale_after", raw.stale_after.as_deref()),
+            problem_events,
             backoff,
         }
     }
@@ -597,6 +608,7 @@ struct RawWatch {
     user_agent: Option<String>,
     failures_before_alert: Option<u32>,
     stale_after: Option<String>,
+    problem_events: Option<usize>,
     backoff: Option<RawBackoff>,
 }
 
@@ -675,6 +687,20 @@ mod tests {
         assert_eq!(c.vendors[0].keyring, Path::new("/etc/vg/keyring/dten"));
         assert_eq!(c.watch.max_body, 20 << 20);
         assert!(!c.alerts.email.as_ref().unwrap().insecure_auth);
+        assert_eq!(c.watch.problem_events, 3);
+    }
+
+    #[test]
+    fn problem_events() {
+        let c = check("[watch]\nproblem_events = 0\n").unwrap();
+        assert_eq!(c.watch.problem_events, 0, "0: only the summary");
+        let err = check("[watch]\nproblem_events = 5000\n").unwrap_err();
+        assert!(
+            err[0].starts_with("watch.problem_events: expected at most 1000"),
+            "{err:?}"
+        );
+        let err = check("[watch]\nproblem_events = -1\n").unwrap_err();
+        assert!(err[0].contains("problem_events"), "{err:?}");
     }
 
     #[test]

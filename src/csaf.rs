@@ -2,17 +2,22 @@
 //! with `changes.csv`, and every advisory checked before it is believed.
 //!
 //! Each new or changed advisory is downloaded with its `.sha256`/`.sha512` and `.asc`
-//! side files: the hashes must match and the signature must come from a key pinned in
-//! `keyring/<vendor>/`. Problems are events, never silent skips: a key listed in the
-//! provider metadata that is not pinned and an advisory signed only by an unpinned key
-//! are `unexpected-signer`; a missing or bad hash or signature, or a document that is
-//! not CSAF JSON, is `bundle-rejected` naming the advisory. An advisory's identity is
-//! the publisher namespace plus `tracking.id`; a new `tracking.version` is an update.
-//! Real quirks handled: CISA's `"ref"` where ROLIE says `"rel"`, unsorted and duplicated
-//! `changes.csv` rows, hash files naming `2026/<file>` with no final newline.
-//! Fetching is `fetch`'s job; deciding which events are new is `watch`'s.
+//! side files: the hashes must match and the signature must come from enough keys
+//! pinned in `keyring/<vendor>/` (the vendor's `signatures` threshold), judged by the
+//! verifier. An advisory that cannot be fetched or fails a check is a [`Problem`] with
+//! a stable code, never a silent skip: a missing or bad hash or signature, or a document
+//! that is not CSAF JSON, is `bundle-rejected`; one signed only by an unpinned key is
+//! `unexpected-signer`. An advisory with an open problem is checked again on every poll,
+//! so a fix is noticed. The verifier's warnings on a verified advisory are notices: an
+//! unpinned co-signer is `unexpected-signer` (once per provider and key), a signing key
+//! expiring within 30 days `key-expiring`; so is a provider key that is not pinned.
+//! An advisory's identity is the publisher namespace plus `tracking.id`; a new
+//! `tracking.version` is an update. Real quirks handled: CISA's `"ref"` where ROLIE says
+//! `"rel"`, unsorted and duplicated `changes.csv` rows, hash files naming `2026/<file>`
+//! with no final newline. Fetching is `fetch`'s job; deciding which problems and
+//! advisories are new, and how many problem events go out, is `watch`'s.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -24,9 +29,9 @@ use tokio::task::JoinSet;
 use crate::event::{Event, Kind, Severity};
 use crate::fetch::{Fetched, Fetcher, Validators};
 use crate::keyring::Keyring;
-use crate::state::EntryRow;
+use crate::state::{EntryRow, EntryWrite, ProblemRow};
 use crate::text::group4;
-use crate::verify::{self, Verdict};
+use crate::verify::{self, Status, Verdict};
 
 /// One advisory the provider lists.
 #[derive(Debug, Clone)]
@@ -38,16 +43,58 @@ struct Listed {
     signature: Option<String>,
 }
 
+/// What the state remembers of a provider, read before its poll.
+#[derive(Debug, Default)]
+pub struct Known {
+    /// `url:` rows (download bookkeeping) and `adv:` rows (identity).
+    pub entries: HashMap<String, EntryRow>,
+    /// Problems still open from earlier polls.
+    pub problems: Vec<ProblemRow>,
+}
+
+/// A listed advisory that could not be fetched or did not pass its checks.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    pub advisory_url: String,
+    /// `advisory-unreachable`, `hash-missing`, `digest-mismatch`, `no-signature`,
+    /// `unpinned-signer`, `csaf-malformed`, or the verifier's first code
+    /// (`bad-signature`, `below-threshold`, ...).
+    pub code: &'static str,
+    /// The event to raise when the problem is new.
+    pub event: Event,
+}
+
 /// What a poll of a provider produced.
 pub struct CsafPoll {
-    /// Entries to store: `url:` rows (download bookkeeping) and `adv:` rows (identity).
-    pub entries: Vec<crate::state::EntryWrite>,
-    /// Problem events (always alerted) and advisory events (new/updated).
-    pub problems: Vec<Event>,
-    pub advisories: Vec<(crate::state::EntryWrite, Event)>,
-    /// The stored entries the poll was decided against, handed back so the caller
-    /// diffs against the same snapshot without reading the state again.
-    pub prior: HashMap<String, EntryRow>,
+    /// `url:` rows of the advisories that were downloaded and verified.
+    pub entries: Vec<EntryWrite>,
+    /// Provider and key events (an unpinned provider key or co-signer, a signing key
+    /// expiring soon): their ids are stable per key, so raising one again adds nothing.
+    pub notices: Vec<Event>,
+    /// The open problems after this poll, sorted by advisory URL.
+    pub problems: Vec<Problem>,
+    /// Verified advisories: their `adv:` row and their new/updated event.
+    pub advisories: Vec<(EntryWrite, Event)>,
+    /// What the poll was decided against, handed back so the caller diffs against
+    /// the same snapshot without reading the state again.
+    pub known: Known,
+}
+
+/// What checking one advisory needs, shared by its tasks.
+struct Ctx {
+    fetcher: Arc<Fetcher>,
+    vendor: String,
+    provider: String,
+    keyring: Arc<Keyring>,
+    threshold: usize,
+    now: SystemTime,
+}
+
+/// A verified advisory.
+struct Checked {
+    entry: EntryWrite,
+    event: Event,
+    notices: Vec<Event>,
 }
 
 async fn get_bytes(fetcher: &Fetcher, url: &str) -> Result<Vec<u8>, String> {
@@ -59,24 +106,40 @@ async fn get_bytes(fetcher: &Fetcher, url: &str) -> Result<Vec<u8>, String> {
 }
 
 fn resolve(base: &str, href: &str) -> String {
-    reqwest::Url::parse(base)
-        .and_then(|b| b.join(href))
-        .map(|u| u.to_string())
-        .unwrap_or_else(|_| href.to_string())
+    Base::new(base).join(href)
 }
 
-/// Polls the provider at `url`.
+/// A base URL parsed once, for the thousands of links of one feed.
+struct Base(Option<reqwest::Url>);
+
+impl Base {
+    fn new(base: &str) -> Base {
+        Base(reqwest::Url::parse(base).ok())
+    }
+
+    /// `href` resolved against the base; as it is when either cannot be parsed.
+    fn join(&self, href: &str) -> String {
+        self.0
+            .as_ref()
+            .and_then(|b| b.join(href).ok())
+            .map_or_else(|| href.to_string(), String::from)
+    }
+}
+
+/// Polls the provider at `url`; `threshold` distinct pinned certificates must sign
+/// each advisory.
 ///
 /// # Errors
 ///
-/// A `csaf-*` message when the provider metadata cannot be fetched or parsed, or no key
-/// is pinned to check it with (checking nothing is not an option).
+/// A `csaf-*` message when the provider metadata or a feed cannot be fetched or parsed,
+/// or no key is pinned to check it with (checking nothing is not an option).
 pub async fn poll(
     fetcher: Arc<Fetcher>,
     vendor: String,
     url: String,
-    prior: HashMap<String, EntryRow>,
+    known: Known,
     keyring: Option<Arc<Keyring>>,
+    threshold: usize,
     now: SystemTime,
 ) -> Result<CsafPoll, String> {
     let keyring = keyring.filter(|k| !k.is_empty()).ok_or_else(|| {
@@ -94,7 +157,7 @@ pub async fn poll(
             format!("csaf-malformed: {url}: no \"distributions\" in provider metadata")
         })?;
 
-    let mut problems = Vec::new();
+    let mut notices = Vec::new();
     // Keys the provider lists that are not pinned.
     for k in meta
         .get("public_openpgp_keys")
@@ -118,7 +181,7 @@ pub async fn poll(
             .iter()
             .any(|c| c.keys().any(|ka| ka.key().fingerprint().to_hex() == fpr));
         if !pinned {
-            problems.push(
+            notices.push(
                 Event::new(
                     Kind::UnexpectedSigner,
                     &vendor,
@@ -154,6 +217,7 @@ pub async fn poll(
                 .map_err(|e| format!("csaf-unreachable: {e}"))?;
             let feed: Value = serde_json::from_slice(&bytes)
                 .map_err(|e| format!("csaf-malformed: {feed_url}: not JSON: {e}"))?;
+            let base = Base::new(&feed_url);
             for e in feed
                 .pointer("/feed/entry")
                 .and_then(Value::as_array)
@@ -178,7 +242,7 @@ pub async fn poll(
                     let Some(href) = l.get("href").and_then(Value::as_str) else {
                         continue;
                     };
-                    let href = resolve(&feed_url, href);
+                    let href = base.join(href);
                     match rel {
                         "self" => adv = Some(href),
                         "hash" => hashes.push(href),
@@ -189,7 +253,7 @@ pub async fn poll(
                 let Some(adv) = adv.or_else(|| {
                     e.pointer("/content/src")
                         .and_then(Value::as_str)
-                        .map(|s| resolve(&feed_url, s))
+                        .map(|s| base.join(s))
                 }) else {
                     continue;
                 };
@@ -220,11 +284,12 @@ pub async fn poll(
             let bytes = get_bytes(&fetcher, &changes_url)
                 .await
                 .map_err(|e| format!("csaf-unreachable: {e}"))?;
+            let base = Base::new(&dir);
             for (path, date) in parse_changes_csv(&String::from_utf8_lossy(&bytes)) {
                 merge_listed(
                     &mut listed,
                     Listed {
-                        url: resolve(&dir, &path),
+                        url: base.join(&path),
                         updated: date,
                         hashes: Vec::new(),
                         signature: None,
@@ -234,56 +299,74 @@ pub async fn poll(
         }
     }
 
-    // Download what is new or changed, concurrently (the fetcher enforces politeness).
+    // Download what is new or changed, or still has an open problem, concurrently (the
+    // fetcher enforces politeness). A problem is checked again even when the listing's
+    // date did not change, so a fix is noticed; a problem whose advisory is no longer
+    // listed is dropped with it.
+    let ctx = Arc::new(Ctx {
+        fetcher,
+        vendor,
+        provider: url,
+        keyring,
+        threshold,
+        now,
+    });
+    let open: HashSet<&str> = known
+        .problems
+        .iter()
+        .map(|p| p.advisory_url.as_str())
+        .collect();
     let mut set = JoinSet::new();
-    let mut entries = Vec::new();
     let mut listed: Vec<Listed> = listed.into_values().collect();
     listed.sort_by(|a, b| a.url.cmp(&b.url));
     for l in listed {
         let key = format!("url:{}", l.url);
-        let unchanged = prior
+        let unchanged = known
+            .entries
             .get(&key)
             .is_some_and(|p| p.updated.as_deref() == Some(l.updated.as_str()));
-        if unchanged {
+        if unchanged && !open.contains(l.url.as_str()) {
             continue;
         }
-        let seen = crate::state::EntryWrite {
+        let seen = EntryWrite {
             key,
             content_hash: String::new(),
             updated: Some(l.updated.clone()),
             title: String::new(),
             url: l.url.clone(),
         };
-        let (f, k, v) = (fetcher.clone(), keyring.clone(), vendor.clone());
-        set.spawn(async move { (seen, check_advisory(&f, &v, l, &k, now).await) });
+        let ctx = ctx.clone();
+        set.spawn(async move { (seen, check_advisory(&ctx, l).await) });
     }
-    let mut advisories = Vec::new();
+    let mut checked = Vec::new();
+    let mut problems = Vec::new();
     while let Some(r) = set.join_next().await {
         let (seen, result) = r.map_err(|e| format!("csaf-internal: {e}"))?;
         match result {
-            Ok((entry, event)) => {
-                entries.push(seen);
-                advisories.push((entry, event));
-            }
-            Err(problem) => {
-                // A download that failed on the network is tried again next poll (its
-                // event is raised once: the id is the same). Anything else was checked
-                // and found wanting; it is not downloaded again until it changes.
-                if problem.fields.get("code").map(String::as_str) != Some("advisory-unreachable") {
-                    entries.push(seen);
-                }
-                problems.push(problem);
-            }
+            Ok(c) => checked.push((seen, c)),
+            // Not recorded as downloaded: it stays due until it verifies.
+            Err(problem) => problems.push(problem),
         }
     }
-    entries.sort_by(|a, b| a.key.cmp(&b.key));
+    checked.sort_by(|a, b| a.0.key.cmp(&b.0.key));
+    problems.sort_by(|a, b| a.advisory_url.cmp(&b.advisory_url));
+    let mut entries = Vec::new();
+    let mut advisories = Vec::new();
+    for (seen, c) in checked {
+        entries.push(seen);
+        notices.extend(c.notices);
+        advisories.push((c.entry, c.event));
+    }
+    // Many advisories co-signed by the same key make one notice, naming the first.
+    let mut ids = HashSet::new();
+    notices.retain(|e| ids.insert(e.id.clone()));
     advisories.sort_by(|a, b| a.0.key.cmp(&b.0.key));
-    problems.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(CsafPoll {
         entries,
+        notices,
         problems,
         advisories,
-        prior,
+        known,
     })
 }
 
@@ -316,43 +399,51 @@ pub fn parse_changes_csv(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn rejected(vendor: &str, l: &Listed, code: &str, why: String, now: SystemTime) -> Event {
-    Event::new(
-        Kind::BundleRejected,
-        vendor,
-        &format!("csaf {} {} {code}", l.url, l.updated),
-        Severity::High,
-        format!(
-            "{vendor} CSAF advisory {} rejected: {why}",
-            file_name(&l.url)
-        ),
-        l.url.clone(),
-        now,
-    )
-    .with("code", code)
-    .with("advisory_url", l.url.clone())
+/// A `bundle-rejected` problem. The event's identity includes the poll that found it:
+/// a problem that was fixed and comes back is raised again.
+fn rejected(ctx: &Ctx, l: &Listed, code: &'static str, why: String) -> Problem {
+    let vendor = &ctx.vendor;
+    Problem {
+        advisory_url: l.url.clone(),
+        code,
+        event: Event::new(
+            Kind::BundleRejected,
+            vendor,
+            &format!(
+                "csaf {} {} {code} {}",
+                l.url,
+                l.updated,
+                crate::state::secs(ctx.now)
+            ),
+            Severity::High,
+            format!(
+                "{vendor} CSAF advisory {} rejected: {why}",
+                file_name(&l.url)
+            ),
+            l.url.clone(),
+            ctx.now,
+        )
+        .with("code", code)
+        .with("advisory_url", l.url.clone()),
+    }
 }
 
-fn file_name(url: &str) -> &str {
+/// The last path segment of `url`: how advisories are named in events.
+pub fn file_name(url: &str) -> &str {
     url.rsplit('/').next().unwrap_or(url)
 }
 
-/// Downloads and checks one advisory. `Ok` carries its identity entry and its
-/// advisory event; `Err` a problem event.
-async fn check_advisory(
-    fetcher: &Fetcher,
-    vendor: &str,
-    l: Listed,
-    keyring: &Keyring,
-    now: SystemTime,
-) -> Result<(crate::state::EntryWrite, Event), Event> {
+/// Downloads and checks one advisory.
+async fn check_advisory(ctx: &Ctx, l: Listed) -> Result<Checked, Problem> {
+    let fetcher = &ctx.fetcher;
+    let vendor = ctx.vendor.as_str();
+    let now = ctx.now;
     let data = get_bytes(fetcher, &l.url).await.map_err(|e| {
         rejected(
-            vendor,
+            ctx,
             &l,
             "advisory-unreachable",
             format!("could not be downloaded ({e}); tried again next poll"),
-            now,
         )
     })?;
     // Hashes: the feed's links, else the conventional side files.
@@ -379,46 +470,45 @@ async fn check_advisory(
         };
         if want != got {
             return Err(rejected(
-                vendor,
+                ctx,
                 &l,
                 "digest-mismatch",
                 format!("{} does not match the document", file_name(hu)),
-                now,
             ));
         }
         checked += 1;
     }
     if checked == 0 {
         return Err(rejected(
-            vendor,
+            ctx,
             &l,
             "hash-missing",
             "no .sha256 or .sha512 file could be fetched".into(),
-            now,
         ));
     }
     let sig_url = l
         .signature
         .clone()
         .unwrap_or_else(|| format!("{}.asc", l.url));
-    let sig = get_bytes(fetcher, &sig_url).await.map_err(|e| {
-        rejected(
-            vendor,
-            &l,
-            "no-signature",
-            format!("no signature: {e}"),
-            now,
-        )
-    })?;
+    let sig = get_bytes(fetcher, &sig_url)
+        .await
+        .map_err(|e| rejected(ctx, &l, "no-signature", format!("no signature: {e}")))?;
     let policy = sequoia_openpgp::policy::StandardPolicy::new();
+    let name = Path::new(file_name(&l.url));
     let report = verify::verify_detached_bytes(
-        Path::new(file_name(&l.url)),
+        &verify::Request {
+            bundle: name,
+            keyring: &ctx.keyring,
+            vendor: Some(vendor),
+            threshold: ctx.threshold,
+            pins: Vec::new(),
+            signature: None,
+            policy: &policy,
+            now,
+            copy: None,
+        },
         &data,
         &sig,
-        keyring,
-        Some(vendor),
-        &policy,
-        now,
     );
     match report.verdict {
         Verdict::Verified => {}
@@ -428,43 +518,59 @@ async fn check_advisory(
                 .iter()
                 .find_map(|s| s.issuer.clone())
                 .unwrap_or_default();
-            return Err(Event::new(
-                Kind::UnexpectedSigner,
-                vendor,
-                &format!("csaf {} {} signer {fpr}", l.url, l.updated),
-                Severity::High,
-                format!(
-                    "{vendor} CSAF advisory {} is signed by key {} that is not pinned",
-                    file_name(&l.url),
-                    group4(&fpr)
-                ),
-                l.url.clone(),
-                now,
-            )
-            .with("fingerprint", fpr)
-            .with("advisory_url", l.url.clone())
-            .with("code", "unpinned-signer"));
+            return Err(Problem {
+                advisory_url: l.url.clone(),
+                code: "unpinned-signer",
+                event: Event::new(
+                    Kind::UnexpectedSigner,
+                    vendor,
+                    &format!(
+                        "csaf {} {} signer {fpr} {}",
+                        l.url,
+                        l.updated,
+                        crate::state::secs(now)
+                    ),
+                    Severity::High,
+                    format!(
+                        "{vendor} CSAF advisory {} is signed by key {} that is not pinned",
+                        file_name(&l.url),
+                        group4(&fpr)
+                    ),
+                    l.url.clone(),
+                    now,
+                )
+                .with("fingerprint", fpr)
+                .with("advisory_url", l.url.clone())
+                .with("code", "unpinned-signer"),
+            });
         }
         Verdict::Rejected => {
+            let why = if report.codes == ["below-threshold"] {
+                format!(
+                    "signed by {} pinned certificate{}, {} required (below-threshold)",
+                    report.good_certificates.len(),
+                    if report.good_certificates.len() == 1 {
+                        ""
+                    } else {
+                        "s"
+                    },
+                    report.threshold
+                )
+            } else {
+                format!("signature {}", report.codes.join(", "))
+            };
             return Err(rejected(
-                vendor,
+                ctx,
                 &l,
                 report.codes.first().copied().unwrap_or("bad-signature"),
-                format!("signature {}", report.codes.join(", ")),
-                now,
+                why,
             ));
         }
     }
+    let notices = signer_notices(ctx, &l, &report);
     // Only now is the content believed.
-    let doc: Value = serde_json::from_slice(&data).map_err(|e| {
-        rejected(
-            vendor,
-            &l,
-            "csaf-malformed",
-            format!("not CSAF JSON: {e}"),
-            now,
-        )
-    })?;
+    let doc: Value = serde_json::from_slice(&data)
+        .map_err(|e| rejected(ctx, &l, "csaf-malformed", format!("not CSAF JSON: {e}")))?;
     let tracking_id = doc
         .pointer("/document/tracking/id")
         .and_then(Value::as_str)
@@ -472,11 +578,10 @@ async fn check_advisory(
         .trim();
     if tracking_id.is_empty() {
         return Err(rejected(
-            vendor,
+            ctx,
             &l,
             "csaf-malformed",
             "document.tracking.id is missing or empty".into(),
-            now,
         ));
     }
     let namespace = doc
@@ -495,7 +600,7 @@ async fn check_advisory(
         .to_string();
     let severity = csaf_severity(&doc);
     let advisory_id = format!("{namespace}#{tracking_id}");
-    let entry = crate::state::EntryWrite {
+    let entry = EntryWrite {
         key: format!("adv:{advisory_id}"),
         content_hash: crate::text::hex(&sha2::Sha256::digest(&data)[..16]),
         updated: Some(version.clone()),
@@ -513,7 +618,68 @@ async fn check_advisory(
     )
     .with("advisory_id", advisory_id)
     .with("tracking_version", version);
-    Ok((entry, event))
+    Ok(Checked {
+        entry,
+        event,
+        notices,
+    })
+}
+
+/// The verifier's warnings on a verified advisory, as events: a co-signer that is not
+/// pinned (`unexpected-signer`, once per provider and key) and a pinned signing key
+/// expiring within 30 days (`key-expiring`, with the identity `verify` gives it, so a
+/// bundle and an advisory signed by the same key raise it once).
+fn signer_notices(ctx: &Ctx, l: &Listed, report: &verify::Report) -> Vec<Event> {
+    let vendor = ctx.vendor.as_str();
+    let mut out = Vec::new();
+    for s in report
+        .signatures
+        .iter()
+        .filter(|s| s.status == Status::UnpinnedSigner)
+    {
+        let fpr = s.issuer.clone().unwrap_or_default();
+        out.push(
+            Event::new(
+                Kind::UnexpectedSigner,
+                vendor,
+                &format!("csaf-co-signer {} {fpr}", ctx.provider),
+                Severity::High,
+                format!(
+                    "{vendor} CSAF advisory {} is also signed by key {} that is not pinned (the pinned signatures verify)",
+                    file_name(&l.url),
+                    group4(&fpr)
+                ),
+                l.url.clone(),
+                ctx.now,
+            )
+            .with("fingerprint", fpr)
+            .with("advisory_url", l.url.clone())
+            .with("code", "unpinned-signer"),
+        );
+    }
+    for s in &report.signatures {
+        if let (Some(exp), Some(cert)) = (s.key_expires_soon, &s.certificate) {
+            let fpr = cert.to_hex();
+            out.push(
+                Event::new(
+                    Kind::KeyExpiring,
+                    vendor,
+                    &format!("{fpr} expires {} within 30d", crate::text::time(exp)),
+                    Severity::Medium,
+                    format!(
+                        "{vendor}'s signing key {} expires at {}",
+                        group4(&fpr),
+                        crate::text::time(exp)
+                    ),
+                    l.url.clone(),
+                    ctx.now,
+                )
+                .with("fingerprint", fpr)
+                .with("advisory_url", l.url.clone()),
+            );
+        }
+    }
+    out
 }
 
 /// `document.aggregate_severity.text`, else the highest CVSS v3 (or v2) base score.

@@ -82,8 +82,8 @@ pub fn run_watch(
             let mut reports = alert::deliver_pending(&mut state, &channels, now).await?;
             let outcomes =
                 watch::run_pass(config, &mut state, fetcher, &keyrings, None, now).await?;
-            // -q keeps only the failures.
-            for o in outcomes.iter().filter(|o| !quiet || !o.is_success()) {
+            // -q keeps only the failures and the sources with open problems.
+            for o in outcomes.iter().filter(|o| !quiet || !o.is_clean()) {
                 eprintln!("{}", watch::summary_line(o));
             }
             let after = alert::deliver_pending(&mut state, &channels, SystemTime::now()).await?;
@@ -122,6 +122,12 @@ fn finish_pass(
     let failed = outcomes.iter().filter(|o| !o.is_success()).count();
     let names: Vec<&str> = reports.iter().map(|r| r.channel.as_str()).collect();
     let unreadable = state.unreadable_pending(&names)?;
+    // An advisory that could not be fetched or checked degrades the run like a failed
+    // source: it is checked again next run.
+    let with_problems = outcomes
+        .iter()
+        .filter(|o| o.is_success() && o.problem_count() > 0)
+        .count();
     let mut pending = 0;
     for r in reports {
         let p = state.pending_count(&r.channel)?;
@@ -155,6 +161,8 @@ fn finish_pass(
                         "detail": o.detail,
                         "items": o.items,
                         "new_events": o.new_events,
+                        "open_problems": o.problem_count(),
+                        "open_problem_codes": o.open_problems,
                     })).collect::<Vec<_>>(),
                     "channels": reports.iter().map(|r| json!({
                         "channel": r.channel,
@@ -163,13 +171,14 @@ fn finish_pass(
                         "last_error": r.last_error,
                     })).collect::<Vec<_>>(),
                     "failed_sources": failed,
+                    "sources_with_problems": with_problems,
                     "pending_events": pending,
                     "unreadable_events": unreadable_json(&unreadable),
                 }
             })
         );
     }
-    Ok(if failed == 0 && pending == 0 {
+    Ok(if failed == 0 && with_problems == 0 && pending == 0 {
         Outcome::Clean
     } else {
         Outcome::Findings
@@ -229,7 +238,7 @@ async fn daemon(
             let outcomes =
                 watch::run_pass(config, state, fetcher.clone(), keyrings, Some(&ready), now)
                     .await?;
-            for o in outcomes.iter().filter(|o| !quiet || !o.is_success()) {
+            for o in outcomes.iter().filter(|o| !quiet || !o.is_clean()) {
                 eprintln!("{}", watch::summary_line(o));
             }
             alert::deliver_pending(state, channels, SystemTime::now()).await?;
@@ -284,6 +293,11 @@ pub fn run_status(config: Option<&Config>, json: bool) -> anyhow::Result<Outcome
     let problems = state.delivery_problems()?;
     let names: Vec<&str> = channels.iter().map(Channel::name).collect();
     let unreadable = state.unreadable_pending(&names)?;
+    let open = state.open_problems()?;
+    let open_of = |id: &str| -> (u64, Vec<(String, u64)>) {
+        let codes = open.get(id).cloned().unwrap_or_default();
+        (codes.iter().map(|(_, n)| n).sum(), codes)
+    };
     let t = |x: Option<SystemTime>| x.map(crate::text::time);
     if json {
         println!(
@@ -300,6 +314,8 @@ pub fn run_status(config: Option<&Config>, json: bool) -> anyhow::Result<Outcome
                     "last_error_code": s.last_error_code,
                     "failures_in_a_row": s.failures,
                     "entries_seen": s.entries,
+                    "open_problems": open_of(&s.id).0,
+                    "open_problem_codes": open_of(&s.id).1.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
                 })).collect::<Vec<_>>(),
                 "pending": pending.iter().map(|(c, n)| json!({"channel": c, "events": n})).collect::<Vec<_>>(),
                 "delivery_errors": problems.iter().map(|p| json!({"channel": p.channel, "kind": p.kind, "error": p.error, "events": p.events, "output": p.output})).collect::<Vec<_>>(),
@@ -327,6 +343,17 @@ pub fn run_status(config: Option<&Config>, json: bool) -> anyhow::Result<Outcome
             );
             if let Some(e) = &s.last_error {
                 println!("  last error {}", crate::text::escape(e));
+            }
+            let (n, codes) = open_of(&s.id);
+            if n > 0 {
+                println!(
+                    "  open problems {n} ({}): advisories that could not be fetched or checked, checked again every poll",
+                    codes
+                        .iter()
+                        .map(|(c, k)| format!("{} {k}", crate::text::escape(c)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
             }
         }
         for (c, n) in &pending {

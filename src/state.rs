@@ -1,8 +1,8 @@
 //! Durable state in SQLite: per source its HTTP validators and health, per entry its
 //! key and content hash, and the outbox of events with their per-channel deliveries.
 //!
-//! A poll's outcome (new validators, entries, and the events they cause) is written in
-//! one transaction, so a crash leaves either all of it or none: an event is never lost
+//! A poll's outcome (new validators, entries, open advisory problems, and the events
+//! they cause) is written in one transaction, so a crash leaves either all of it or none: an event is never lost
 //! and never recorded without the state that explains it. Deliveries are recorded only
 //! after a channel acknowledged (see `alert`). WAL mode; `PRAGMA user_version` holds the
 //! schema version and [`MIGRATIONS`] bring older files forward. Only a missing file is a
@@ -70,6 +70,15 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 1 -> 2: the Message-ID a digest was first tried under, on each of its events.
     "ALTER TABLE deliveries ADD COLUMN message_id TEXT;",
+    // 2 -> 3: open problems of CSAF advisories, so a persisting one is raised once.
+    "CREATE TABLE advisory_problems (
+        source TEXT NOT NULL,
+        advisory_url TEXT NOT NULL,
+        code TEXT NOT NULL,
+        first_seen INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL,
+        PRIMARY KEY (source, advisory_url, code)
+    );",
 ];
 
 /// The columns `row_to_source` reads, in its order.
@@ -130,6 +139,16 @@ pub struct EntryWrite {
     pub url: String,
 }
 
+/// An open problem of a CSAF advisory: it could not be fetched or failed a check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProblemRow {
+    pub advisory_url: String,
+    /// The problem's stable code (`advisory-unreachable`, `digest-mismatch`, ...).
+    pub code: String,
+    /// The poll that first found it.
+    pub first_seen: SystemTime,
+}
+
 /// One successful poll, written in one transaction.
 pub struct PollCommit<'a> {
     pub source_id: &'a str,
@@ -139,6 +158,8 @@ pub struct PollCommit<'a> {
     /// `None` keeps the stored validators (a 304).
     pub validators: Option<(Option<String>, Option<String>)>,
     pub entries: &'a [EntryWrite],
+    /// `Some` replaces the source's open advisory problems (CSAF); `None` keeps them.
+    pub problems: Option<&'a [ProblemRow]>,
     pub events: &'a [Event],
     pub now: SystemTime,
 }
@@ -315,7 +336,44 @@ impl State {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Records a successful poll: validators, entries and events, atomically. A source
+    /// The open advisory problems of a source.
+    pub fn problems(&self, source: &str) -> Result<Vec<ProblemRow>, StateError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT advisory_url, code, first_seen FROM advisory_problems WHERE source = ?1
+             ORDER BY advisory_url, code",
+        )?;
+        let rows = stmt.query_map([source], |r| {
+            Ok(ProblemRow {
+                advisory_url: r.get(0)?,
+                code: r.get(1)?,
+                first_seen: from_secs(r.get(2)?),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// How many advisory problems are open, per source id and code.
+    pub fn open_problems(&self) -> Result<HashMap<String, Vec<(String, u64)>>, StateError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT source, code, COUNT(*) FROM advisory_problems GROUP BY source, code
+             ORDER BY source, code",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, u64>(2)?,
+            ))
+        })?;
+        let mut out: HashMap<String, Vec<(String, u64)>> = HashMap::new();
+        for row in rows {
+            let (source, code, n) = row?;
+            out.entry(source).or_default().push((code, n));
+        }
+        Ok(out)
+    }
+
+    /// Records a successful poll: validators, entries, open problems and events, atomically. A source
     /// that had been reported failing gets its `source-recovered` event from the caller
     /// in `events`.
     pub fn commit_poll(&mut self, c: &PollCommit<'_>) -> Result<usize, StateError> {
@@ -355,6 +413,25 @@ impl State {
                     e.updated,
                     e.title,
                     e.url,
+                    now
+                ])?;
+            }
+        }
+        if let Some(problems) = c.problems {
+            tx.execute(
+                "DELETE FROM advisory_problems WHERE source = ?1",
+                [c.source_id],
+            )?;
+            let mut ins = tx.prepare_cached(
+                "INSERT OR REPLACE INTO advisory_problems (source, advisory_url, code, first_seen, last_seen)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for p in problems {
+                ins.execute(params![
+                    c.source_id,
+                    p.advisory_url,
+                    p.code,
+                    secs(p.first_seen),
                     now
                 ])?;
             }
@@ -891,6 +968,7 @@ mod tests {
             url: "http://x",
             validators: Some((Some("\"etag\"".into()), None)),
             entries: &entries,
+            problems: None,
             events: &events,
             now: from_secs(1_700_000_000),
         };
@@ -1069,6 +1147,58 @@ mod tests {
         for t in TABLES {
             assert!(tables.iter().any(|have| have == t), "{t} missing");
         }
+    }
+
+    #[test]
+    fn a_version_1_state_gains_the_problem_table_and_keeps_its_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.sqlite");
+        {
+            let conn = Connection::open(&p).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute(
+                "INSERT INTO entries (source, key, content_hash, first_seen, last_seen) VALUES ('src', 'k', 'h', 1, 1)",
+                [],
+            )
+            .unwrap();
+        }
+        let mut s = State::open(&p).unwrap();
+        assert_eq!(s.entries("src").unwrap().len(), 1);
+        let problem = |url: &str, code: &str, at: i64| ProblemRow {
+            advisory_url: url.into(),
+            code: code.into(),
+            first_seen: from_secs(at),
+        };
+        let commit = |s: &mut State, problems: Option<&[ProblemRow]>| {
+            s.commit_poll(&PollCommit {
+                source_id: "src",
+                vendor: "acme",
+                kind: "csaf",
+                url: "http://x",
+                validators: None,
+                entries: &[],
+                problems,
+                events: &[],
+                now: from_secs(1_700_000_000),
+            })
+            .unwrap();
+        };
+        let open = [
+            problem("u1", "digest-mismatch", 10),
+            problem("u2", "no-signature", 20),
+        ];
+        commit(&mut s, Some(&open));
+        assert_eq!(s.problems("src").unwrap(), open);
+        // A feed's poll (None) leaves them; a CSAF poll replaces the whole set.
+        commit(&mut s, None);
+        assert_eq!(s.problems("src").unwrap().len(), 2);
+        commit(&mut s, Some(&open[1..]));
+        assert_eq!(s.problems("src").unwrap(), &open[1..]);
+        assert_eq!(
+            s.open_problems().unwrap()["src"],
+            [("no-signature".to_string(), 1)]
+        );
     }
 
     #[test]

@@ -957,43 +957,17 @@ impl<R: Read> Read for HashingReader<R> {
 }
 
 /// Verifies `data` (already in memory, such as a CSAF advisory) against a detached
-/// signature, with the same policy and verdict rules as a bundle (threshold 1, no pins).
-/// `name` is used in messages.
-pub fn verify_detached_bytes(
-    name: &Path,
-    data: &[u8],
-    signature: &[u8],
-    keyring: &Keyring,
-    vendor: Option<&str>,
-    policy: &dyn Policy,
-    now: SystemTime,
-) -> Report {
-    let req = Request {
-        bundle: name,
-        keyring,
-        vendor,
-        threshold: 1,
-        pins: Vec::new(),
-        signature: None,
-        policy,
-        now,
-        copy: None,
-    };
+/// signature, with the same policy, threshold and verdict rules as a bundle.
+/// `req.bundle` names the data in messages; `req.pins`, `req.signature` and `req.copy`
+/// are not used.
+pub fn verify_detached_bytes(req: &Request<'_>, data: &[u8], signature: &[u8]) -> Report {
     let mut acc = Accumulator::default();
     let sigs = sigfile::parse_detached(signature);
     let digests = hash_with_signatures_bytes(data, sigs.as_deref().unwrap_or(&[]));
     match sigs {
-        Ok(sigs) => judge_detached(&req, &sigs, &digests, &mut acc),
-        Err(Malformed(m)) => acc.malformed(name, &m),
+        Ok(sigs) => judge_detached(req, &sigs, &digests, &mut acc),
+        Err(Malformed(m)) => acc.malformed(req.bundle, &m),
     }
     let sha256 = crate::text::hex(&digests.sha256());
-    decide(
-        &req,
-        "detached",
-        None,
-        digests.size,
-        sha256,
-        Vec::new(),
-        acc,
-    )
+    decide(req, "detached", None, digests.size, sha256, Vec::new(), acc)
 }

@@ -8,10 +8,14 @@
 //! stops the others. After `failures_before_alert` failed polls in a row (or no success
 //! for `stale_after`) a source gets one `source-failing` event, and one
 //! `source-recovered` when it comes back. The first successful poll of a feed records
-//! its backlog and emits one summary event instead of one per entry. Delivering events
-//! is `alert`'s job.
+//! its backlog and emits one summary event instead of one per entry. A CSAF provider's
+//! advisory problems are remembered per advisory and code: a new one is raised once (the
+//! first `problem_events` of a poll one by one, the rest folded into one summary event
+//! per kind), a persisting one never again, and a fixed one is cleared when its advisory
+//! verifies; while any is open the source counts as degraded. Delivering events is
+//! `alert`'s job.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -22,7 +26,7 @@ use crate::event::{Event, Kind, Severity};
 use crate::feeds::{self, Item};
 use crate::fetch::{Fetched, Fetcher, Validators};
 use crate::keyring::Keyring;
-use crate::state::{EntryRow, EntryWrite, PollCommit, SourceRow, State, StateError};
+use crate::state::{EntryWrite, PollCommit, ProblemRow, SourceRow, State, StateError};
 
 /// What a source is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +92,8 @@ pub struct SourceOutcome {
     pub detail: String,
     pub items: usize,
     pub new_events: usize,
+    /// Open CSAF advisory problems after the poll, per code.
+    pub open_problems: BTreeMap<String, usize>,
 }
 
 /// What a poll task sends back.
@@ -130,15 +136,22 @@ pub async fn run_pass(
                 last_modified: r.last_modified.clone(),
             })
             .unwrap_or_default();
-        let prior_entries = if s.kind == SourceKind::Feed(FeedFormat::Csaf) {
-            state.entries(&s.id)?
+        let known = if s.kind == SourceKind::Feed(FeedFormat::Csaf) {
+            crate::csaf::Known {
+                entries: state.entries(&s.id)?,
+                problems: state.problems(&s.id)?,
+            }
         } else {
-            HashMap::new()
+            crate::csaf::Known::default()
         };
         priors.insert(s.id.clone(), row);
+        let threshold = config
+            .vendor(&s.vendor)
+            .map_or(crate::config::DEFAULT_SIGNATURES, |v| v.signatures);
         let (f, src, kr) = (fetcher.clone(), s.clone(), keyrings.get(&s.vendor).cloned());
-        let task = set
-            .spawn(async move { poll_source(&f, &src, validators, prior_entries, kr, now).await });
+        let task = set.spawn(async move {
+            poll_source(&f, &src, validators, known, kr, threshold, now).await
+        });
         tasks.insert(task.id(), s.clone());
     }
     let mut outcomes = Vec::new();
@@ -190,8 +203,9 @@ async fn poll_source(
     fetcher: &Arc<Fetcher>,
     s: &Source,
     validators: Validators,
-    prior_entries: HashMap<String, EntryRow>,
+    known: crate::csaf::Known,
     keyring: Option<Arc<Keyring>>,
+    threshold: usize,
     now: SystemTime,
 ) -> Result<Polled, String> {
     match s.kind {
@@ -199,8 +213,9 @@ async fn poll_source(
             fetcher.clone(),
             s.vendor.clone(),
             s.url.clone(),
-            prior_entries,
+            known,
             keyring,
+            threshold,
             now,
         )
         .await
@@ -275,7 +290,7 @@ fn recovered(src: &Source, prior: Option<&SourceRow>, now: SystemTime) -> Option
 }
 
 fn record_success(
-    _config: &Config,
+    config: &Config,
     state: &mut State,
     src: &Source,
     prior: Option<&SourceRow>,
@@ -286,6 +301,7 @@ fn record_success(
     let mut events: Vec<Event> = recovered(src, prior, now).into_iter().collect();
     let mut entries: Vec<EntryWrite> = Vec::new();
     let mut validators = None;
+    let mut problems: Option<Vec<ProblemRow>> = None;
     let (status, items_n) = match polled {
         Polled::NotModified => ("not-modified", 0),
         Polled::Items {
@@ -322,13 +338,33 @@ fn record_success(
             ("ok", items.len())
         }
         Polled::Csaf(c) => {
-            let known = c.prior;
+            let known = c.known;
             entries.extend(c.entries);
-            events.extend(c.problems);
+            events.extend(c.notices);
+            let (raised, open) = fold_problems(
+                src,
+                config.watch.problem_events,
+                &known.problems,
+                c.problems,
+                now,
+            );
+            events.extend(raised);
+            problems = Some(open);
+            // What an advisory that verifies now was failing with before.
+            let mut resolved: HashMap<&str, Vec<&str>> = HashMap::new();
+            for p in &known.problems {
+                resolved
+                    .entry(p.advisory_url.as_str())
+                    .or_default()
+                    .push(p.code.as_str());
+            }
             let mut new_items = 0;
             let n = c.advisories.len();
             for (entry, mut event) in c.advisories {
-                match known.get(&entry.key) {
+                if let Some(codes) = resolved.get(event.url.as_str()) {
+                    event = event.with("resolved", codes.join(","));
+                }
+                match known.entries.get(&entry.key) {
                     None => {
                         new_items += 1;
                         if !first {
@@ -366,16 +402,131 @@ fn record_success(
         url: &src.url,
         validators,
         entries: &entries,
+        problems: problems.as_deref(),
         events: &events,
         now,
     })?;
+    let mut open_problems = BTreeMap::new();
+    for p in problems.iter().flatten() {
+        *open_problems.entry(p.code.clone()).or_insert(0) += 1;
+    }
     Ok(SourceOutcome {
         source: src.clone(),
         status: status.into(),
         detail: String::new(),
         items: items_n,
         new_events: inserted,
+        open_problems,
     })
+}
+
+/// Splits a poll's advisory problems into the events to raise and the rows to remember.
+/// A problem already open (same advisory, same code) keeps its first-seen time and
+/// raises nothing. Of the new ones, the first `one_by_one` (by advisory URL) are raised
+/// as they are; the rest are folded into one summary event per kind, so one broken
+/// provider cannot send on-call thousands of alerts.
+fn fold_problems(
+    src: &Source,
+    one_by_one: usize,
+    open_before: &[ProblemRow],
+    problems: Vec<crate::csaf::Problem>,
+    now: SystemTime,
+) -> (Vec<Event>, Vec<ProblemRow>) {
+    let before: HashMap<(&str, &str), SystemTime> = open_before
+        .iter()
+        .map(|p| ((p.advisory_url.as_str(), p.code.as_str()), p.first_seen))
+        .collect();
+    let mut rows = Vec::with_capacity(problems.len());
+    let mut fresh = Vec::new();
+    for p in problems {
+        let first_seen = before.get(&(p.advisory_url.as_str(), p.code)).copied();
+        rows.push(ProblemRow {
+            advisory_url: p.advisory_url.clone(),
+            code: p.code.to_string(),
+            first_seen: first_seen.unwrap_or(now),
+        });
+        if first_seen.is_none() {
+            fresh.push(p);
+        }
+    }
+    let folded = fresh.split_off(one_by_one.min(fresh.len()));
+    let mut events: Vec<Event> = fresh.into_iter().map(|p| p.event).collect();
+    let mut by_kind: BTreeMap<Kind, Vec<crate::csaf::Problem>> = BTreeMap::new();
+    for p in folded {
+        by_kind.entry(p.event.kind).or_default().push(p);
+    }
+    for (kind, group) in by_kind {
+        events.push(problems_summary(src, kind, &group, now));
+    }
+    (events, rows)
+}
+
+/// How many advisory names a summary event lists.
+const SUMMARY_NAMES: usize = 10;
+
+/// One event for the new problems of one kind beyond the one-by-one quota.
+fn problems_summary(
+    src: &Source,
+    kind: Kind,
+    folded: &[crate::csaf::Problem],
+    now: SystemTime,
+) -> Event {
+    let n = folded.len();
+    let mut codes: BTreeMap<&str, usize> = BTreeMap::new();
+    for p in folded {
+        *codes.entry(p.code).or_insert(0) += 1;
+    }
+    let codes = codes
+        .iter()
+        .map(|(c, k)| format!("{c} {k}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let first = folded
+        .iter()
+        .take(SUMMARY_NAMES)
+        .map(|p| crate::csaf::file_name(&p.advisory_url))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let names = if n > SUMMARY_NAMES {
+        format!("{first} and {} more", n - SUMMARY_NAMES)
+    } else {
+        first.clone()
+    };
+    let what = match (kind, n) {
+        (Kind::UnexpectedSigner, 1) => "advisory is signed only by keys that are not pinned",
+        (Kind::UnexpectedSigner, _) => "advisories are signed only by keys that are not pinned",
+        (_, 1) => "advisory failed its checks",
+        _ => "advisories failed their checks",
+    };
+    let mut e = Event::new(
+        kind,
+        &src.vendor,
+        &format!("{} advisory problems {}", src.id, crate::state::secs(now)),
+        Severity::High,
+        format!(
+            "{} CSAF provider: {n} more {what} ({codes}): {names}; each is checked again every poll (vendorguard status counts them)",
+            src.vendor
+        ),
+        src.url.clone(),
+        now,
+    )
+    .with("source", src.url.clone())
+    .with("code", "advisories-failing")
+    .with("count", n.to_string())
+    .with("codes", codes)
+    .with("advisories", first);
+    let mut fprs: Vec<&str> = folded
+        .iter()
+        .filter_map(|p| p.event.fields.get("fingerprint").map(String::as_str))
+        .collect();
+    fprs.sort_unstable();
+    fprs.dedup();
+    match fprs.as_slice() {
+        [] => {}
+        [one] => e = e.with("fingerprint", *one),
+        many => e = e.with("fingerprints", many.join(", ")),
+    }
+    e
 }
 
 fn advisory_event(kind: Kind, src: &Source, it: &Item, now: SystemTime) -> Event {
@@ -474,6 +625,7 @@ fn record_failure(
         detail: format!("{message} ({} in a row)", row.failures),
         items: 0,
         new_events: usize::from(event.is_some()),
+        open_problems: BTreeMap::new(),
     })
 }
 
@@ -481,6 +633,16 @@ impl SourceOutcome {
     /// Polled fine (new data or 304).
     pub fn is_success(&self) -> bool {
         self.status == "ok" || self.status == "not-modified"
+    }
+
+    /// Open CSAF advisory problems after the poll.
+    pub fn problem_count(&self) -> usize {
+        self.open_problems.values().sum()
+    }
+
+    /// Polled fine and nothing is left open: what exit code 0 needs.
+    pub fn is_clean(&self) -> bool {
+        self.is_success() && self.problem_count() == 0
     }
 }
 
@@ -509,6 +671,17 @@ pub fn summary_line(o: &SourceOutcome) -> String {
         o.source.url
     );
     match o.status.as_str() {
+        "ok" if o.problem_count() > 0 => format!(
+            "problems: {what}: {} advisories with open problems ({}), checked again next poll; {} items, {} new events",
+            o.problem_count(),
+            o.open_problems
+                .iter()
+                .map(|(c, n)| format!("{c} {n}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            o.items,
+            o.new_events
+        ),
         "ok" => format!("ok: {what}: {} items, {} new events", o.items, o.new_events),
         "not-modified" => format!("ok: {what}: not modified"),
         _ => format!(
@@ -616,6 +789,104 @@ mod tests {
             "{err}"
         );
         assert!(tasks.is_empty());
+    }
+
+    /// `problems`: (advisory, code, kind) found by a poll; `open`: (advisory, code)
+    /// already open. Returns the titles raised and the first-seen seconds remembered.
+    fn fold(
+        limit: usize,
+        open: &[(&str, &str)],
+        problems: &[(&str, &'static str, Kind)],
+    ) -> (Vec<String>, Vec<u64>) {
+        let at = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
+        let src = Source {
+            id: "acme csaf p".into(),
+            vendor: "acme".into(),
+            kind: SourceKind::Feed(FeedFormat::Csaf),
+            url: "https://acme.example/p".into(),
+            interval: Duration::from_secs(60),
+        };
+        let open: Vec<ProblemRow> = open
+            .iter()
+            .map(|(u, c)| ProblemRow {
+                advisory_url: format!("https://acme.example/{u}"),
+                code: c.to_string(),
+                first_seen: at(1),
+            })
+            .collect();
+        let problems = problems
+            .iter()
+            .map(|(u, code, kind)| crate::csaf::Problem {
+                advisory_url: format!("https://acme.example/{u}"),
+                code,
+                event: Event::new(
+                    *kind,
+                    "acme",
+                    u,
+                    Severity::High,
+                    format!("{u} {code}"),
+                    "",
+                    at(2),
+                ),
+            })
+            .collect();
+        let (events, rows) = fold_problems(&src, limit, &open, problems, at(2));
+        (
+            events.into_iter().map(|e| e.title).collect(),
+            rows.iter()
+                .map(|r| {
+                    r.first_seen
+                        .duration_since(SystemTime::UNIX_EPOCH)
+                        .unwrap()
+                        .as_secs()
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn new_problems_beyond_the_quota_are_folded_per_kind() {
+        use Kind::{BundleRejected as R, UnexpectedSigner as U};
+        let (titles, seen) = fold(
+            1,
+            &[("a.json", "digest-mismatch")],
+            &[
+                ("a.json", "digest-mismatch", R),
+                ("b.json", "no-signature", R),
+                ("c.json", "advisory-unreachable", R),
+                ("d.json", "unpinned-signer", U),
+                ("e.json", "advisory-unreachable", R),
+            ],
+        );
+        assert_eq!(
+            seen,
+            [1, 2, 2, 2, 2],
+            "a persisting problem keeps its first-seen time"
+        );
+        assert_eq!(titles.len(), 3, "{titles:?}");
+        assert_eq!(titles[0], "b.json no-signature");
+        assert!(
+            titles[1].starts_with("acme CSAF provider: 1 more advisory is signed only by keys that are not pinned (unpinned-signer 1): d.json;"),
+            "{titles:?}"
+        );
+        assert!(
+            titles[2].starts_with("acme CSAF provider: 2 more advisories failed their checks (advisory-unreachable 2): c.json, e.json;"),
+            "{titles:?}"
+        );
+        // A known advisory failing with another code is a new problem.
+        let (titles, _) = fold(
+            3,
+            &[("a.json", "advisory-unreachable")],
+            &[("a.json", "digest-mismatch", R)],
+        );
+        assert_eq!(titles, ["a.json digest-mismatch"]);
+        // Zero: everything in the summary.
+        let (titles, _) = fold(0, &[], &[("a.json", "no-signature", R)]);
+        assert_eq!(titles.len(), 1);
+        assert!(
+            titles[0].contains("1 more advisory failed its checks"),
+            "{titles:?}"
+        );
     }
 
     #[test]

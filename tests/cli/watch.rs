@@ -609,7 +609,8 @@ fn csaf_bad_hash_and_bad_signature_are_rejected_by_name() {
             "0".repeat(64)
         ))],
     );
-    c.w.once().code(0).stdout_has("event bundle-rejected high acme: acme CSAF advisory avendor-advisory-0004.json rejected: avendor-advisory-0004.json.sha256 does not match");
+    // A rejected advisory degrades the run (exit 1) until it verifies.
+    c.w.once().code(1).stdout_has("event bundle-rejected high acme: acme CSAF advisory avendor-advisory-0004.json rejected: avendor-advisory-0004.json.sha256 does not match");
 
     let Some(c) = Csaf::new("simple-rolie-provider", true) else {
         return;
@@ -641,7 +642,7 @@ fn csaf_bad_hash_and_bad_signature_are_rejected_by_name() {
         vec![Resp::ok(format!("{h512}  avendor-advisory-0004.json"))],
     );
     c.w.once()
-        .code(0)
+        .code(1)
         .stdout_has("rejected: signature bad-signature");
 
     let Some(c) = Csaf::new("simple-rolie-provider", true) else {
@@ -651,7 +652,7 @@ fn csaf_bad_hash_and_bad_signature_are_rejected_by_name() {
         "/p/white/avendor-advisory-0004.json.asc",
         vec![Resp::status(404)],
     );
-    c.w.once().code(0).stdout_has("rejected: no signature");
+    c.w.once().code(1).stdout_has("rejected: no signature");
 }
 
 #[test]
@@ -660,7 +661,7 @@ fn csaf_unpinned_provider_key_and_signer_are_unexpected_signers() {
         return;
     };
     let r = c.w.once();
-    r.code(0)
+    r.code(1)
         .stdout_has("event unexpected-signer high acme: acme's CSAF provider lists key A891 4CA2 F111 39C6 A69A  0018 FB3C D9B1 5DE6 1596 that is not pinned")
         .stdout_has("acme CSAF advisory avendor-advisory-0004.json is signed by key");
 }
@@ -703,7 +704,8 @@ fn csaf_cisa_ref_quirk_and_unknown_signer() {
     let other = sq_cert("Not CISA <x@example.org>", days_ago(10), None);
     w.p.pin_cert("acme", "other.asc", &armored(&other));
     let r = w.once();
-    r.code(0);
+    r.code(1);
+    // Four advisories by one unknown key: three one by one, the fourth in a summary.
     let unknown = r
         .stdout
         .lines()
@@ -711,7 +713,14 @@ fn csaf_cisa_ref_quirk_and_unknown_signer() {
             l.contains("is signed by key 144A ED0A 57BE 7D4A E835  D9D8 CAC5 AC4F 7416 4B17")
         })
         .count();
-    assert_eq!(unknown, 4, "{}", r.stdout);
+    assert_eq!(unknown, 3, "{}", r.stdout);
+    r.stdout_has("1 more advisory is signed only by keys that are not pinned (unpinned-signer 1)");
+    let signer_lines = r
+        .stdout
+        .lines()
+        .filter(|l| l.ends_with("fingerprint 144AED0A57BE7D4AE835D9D8CAC5AC4F74164B17"))
+        .count();
+    assert_eq!(signer_lines, 4, "{}", r.stdout);
 }
 
 #[test]
@@ -825,13 +834,21 @@ struct OwnProvider {
     gpg: Gpg,
     fpr: String,
     rows: std::cell::RefCell<Vec<(String, String)>>,
+    /// Who signs what `publish` publishes: one armored signature each, concatenated
+    /// into the `.asc` (the provider's key alone unless a test says otherwise).
+    signers: std::cell::RefCell<Vec<String>>,
 }
 
 impl OwnProvider {
     fn new() -> OwnProvider {
+        OwnProvider::with_key_expiry("0")
+    }
+
+    /// `expire` as GnuPG takes it: `0` for never, `20d`.
+    fn with_key_expiry(expire: &str) -> OwnProvider {
         let w = W::new(&[("/prov/provider-metadata.json", "csaf")]);
         let gpg = Gpg::new();
-        let fpr = gpg.key("Acme PSIRT <psirt@acme.example>", "ed25519", "0", None);
+        let fpr = gpg.key("Acme PSIRT <psirt@acme.example>", "ed25519", expire, None);
         w.p.pin_cert("acme", "psirt.asc", &gpg.export(&fpr));
         w.srv.route(
             "/prov/provider-metadata.json",
@@ -846,6 +863,7 @@ impl OwnProvider {
         let p = OwnProvider {
             w,
             gpg,
+            signers: std::cell::RefCell::new(vec![fpr.clone()]),
             fpr,
             rows: Default::default(),
         };
@@ -866,14 +884,14 @@ impl OwnProvider {
         .to_string();
         let name = format!("2026/{}.json", id.to_lowercase());
         let file = self.w.p.write(&format!("prov/{name}"), &doc);
-        self.gpg.detach_sign(
-            &self.fpr,
-            &file,
-            &std::path::PathBuf::from(format!("{}.asc", file.display())),
-            "SHA512",
-            None,
-            true,
-        );
+        let mut asc = Vec::new();
+        for signer in self.signers.borrow().iter() {
+            let one = std::path::PathBuf::from(format!("{}.{signer}.asc", file.display()));
+            self.gpg
+                .detach_sign(signer, &file, &one, "SHA512", None, true);
+            asc.extend(std::fs::read(&one).unwrap());
+        }
+        std::fs::write(format!("{}.asc", file.display()), asc).unwrap();
         use sha2::Digest as _;
         let h: String = sha2::Sha512::digest(doc.as_bytes())
             .iter()
@@ -968,13 +986,212 @@ fn csaf_advisory_unreachable_once_is_checked_again_next_poll() {
         vec![Resp::status(503)],
     );
     p.w.once()
-        .code(0)
+        .code(1)
         .stdout_has("acme-2026-002.json rejected: could not be downloaded");
     // Back again: downloaded, checked and announced.
     p.publish("ACME-2026-002", "1", 6.1, "2026-11-20T00:00:00Z");
     p.w.once()
         .code(0)
         .stdout_has("event advisory-new medium acme: ACME-2026-002");
+}
+
+fn event_lines<'a>(r: &'a Run, kind: &str) -> Vec<&'a str> {
+    let prefix = format!("event {kind} ");
+    r.stdout
+        .lines()
+        .filter(|l| l.starts_with(&prefix))
+        .collect()
+}
+
+fn open_problems(w: &W) -> serde_json::Value {
+    let s = w.p.run(&["status", "--json"]);
+    s.code(0);
+    s.json()["sources"][0]["open_problems"].clone()
+}
+
+/// Regression: a provider whose advisories could not be fetched raised one high event
+/// per advisory (2,000 mails and script runs for one broken provider) and the run
+/// exited 0. Now: three one by one, the rest in one summary; remembered, so the next
+/// poll raises nothing; exit 1 until the files are fixed; then announced as usual.
+#[test]
+fn csaf_failing_advisories_are_folded_remembered_and_cleared_when_fixed() {
+    let p = OwnProvider::new();
+    let ids: Vec<String> = (1..=10).map(|i| format!("ACME-2026-{i:03}")).collect();
+    let doc_path = |id: &str| format!("/prov/white/2026/{}.json", id.to_lowercase());
+    for id in &ids {
+        p.publish(id, "1", 5.0, "2026-11-01T00:00:00Z");
+        p.w.srv.route(&doc_path(id), vec![Resp::status(404)]);
+    }
+    let r = p.w.once();
+    r.code(1)
+        .stderr_has("10 advisories with open problems (advisory-unreachable 10)")
+        .stdout_lacks("event advisory-new");
+    let rejected = event_lines(&r, "bundle-rejected");
+    assert_eq!(rejected.len(), 4, "{}", r.stdout);
+    for id in &ids[..3] {
+        let name = format!(
+            "{}.json rejected: could not be downloaded",
+            id.to_lowercase()
+        );
+        assert!(
+            rejected.iter().any(|l| l.contains(&name)),
+            "{name}\n{}",
+            r.stdout
+        );
+    }
+    let summary: Vec<serde_json::Value> =
+        p.w.events()
+            .into_iter()
+            .filter(|(_, e)| e["code"] == "advisories-failing")
+            .map(|(_, e)| e)
+            .collect();
+    assert_eq!(summary.len(), 1, "{:?}", p.w.events());
+    assert_eq!(summary[0]["kind"], "bundle-rejected");
+    assert_eq!(summary[0]["count"], "7");
+    assert!(summary[0]["advisories"]
+        .as_str()
+        .unwrap()
+        .starts_with("acme-2026-004.json, acme-2026-005.json"));
+    r.stdout_has("acme CSAF provider: 7 more advisories failed their checks (advisory-unreachable 7): acme-2026-004.json");
+    assert_eq!(open_problems(&p.w), 10);
+    p.w.p
+        .run(&["status"])
+        .code(0)
+        .stdout_has("open problems 10 (advisory-unreachable 10)");
+
+    // Still broken: remembered, nothing raised again, still exit 1.
+    let before = p.w.events().len();
+    let r = p.w.once();
+    r.code(1).stdout_lacks("event ");
+    assert_eq!(p.w.events().len(), before);
+
+    // One advisory now fails differently: that is a new problem, raised once.
+    p.publish(&ids[0], "1", 5.0, "2026-11-01T00:00:00Z");
+    p.w.srv.route(
+        &format!("{}.sha512", doc_path(&ids[0])),
+        vec![Resp::ok(format!("{}  x.json", "0".repeat(128)))],
+    );
+    let r = p.w.once();
+    r.code(1);
+    let rejected = event_lines(&r, "bundle-rejected");
+    assert_eq!(rejected.len(), 1, "{}", r.stdout);
+    assert!(rejected[0]
+        .contains("acme-2026-001.json rejected: acme-2026-001.json.sha512 does not match"));
+    assert_eq!(open_problems(&p.w), 10);
+
+    // Fixed, on the same listing dates: checked again, announced, problems cleared.
+    for id in &ids {
+        p.publish(id, "1", 5.0, "2026-11-01T00:00:00Z");
+    }
+    let r = p.w.once();
+    r.code(0);
+    assert_eq!(event_lines(&r, "advisory-new").len(), 10, "{}", r.stdout);
+    r.stdout_lacks("event bundle-rejected");
+    assert_eq!(open_problems(&p.w), 0);
+    let resolved: Vec<String> =
+        p.w.events()
+            .into_iter()
+            .filter(|(k, _)| k == "advisory-new")
+            .filter_map(|(_, e)| e["resolved"].as_str().map(str::to_string))
+            .collect();
+    assert_eq!(resolved.len(), 10, "{resolved:?}");
+    assert!(resolved.iter().any(|c| c == "digest-mismatch"));
+    p.w.once().code(0).stdout_lacks("event ");
+}
+
+#[test]
+fn csaf_problem_events_per_poll_are_configurable() {
+    let p = OwnProvider::new();
+    p.w.p.write(
+        "feeds.toml",
+        std::fs::read_to_string(p.w.p.path("feeds.toml"))
+            .unwrap()
+            .replace("[watch]\n", "[watch]\nproblem_events = 1\n"),
+    );
+    for i in 1..=3 {
+        let id = format!("ACME-2026-{i:03}");
+        p.publish(&id, "1", 5.0, "2026-11-01T00:00:00Z");
+        p.w.srv.route(
+            &format!("/prov/white/2026/{}.json.asc", id.to_lowercase()),
+            vec![Resp::status(404)],
+        );
+    }
+    let r = p.w.once();
+    r.code(1)
+        .stdout_has("acme-2026-001.json rejected: no signature")
+        .stdout_has("2 more advisories failed their checks (no-signature 2)");
+    assert_eq!(event_lines(&r, "bundle-rejected").len(), 2, "{}", r.stdout);
+}
+
+/// Regression: CSAF advisories were verified with a threshold of 1 whatever the
+/// vendor's `signatures` said.
+#[test]
+fn csaf_advisories_need_the_vendors_signature_threshold() {
+    let p = OwnProvider::new();
+    let second = p
+        .gpg
+        .key("Acme Release <release@acme.example>", "ed25519", "0", None);
+    p.w.p
+        .pin_cert("acme", "release.asc", &p.gpg.export(&second));
+    p.w.config(
+        &[("/prov/provider-metadata.json", "csaf")],
+        "signatures = 2",
+    );
+    p.publish("ACME-2026-001", "1", 5.3, "2026-11-01T00:00:00Z");
+    let r = p.w.once();
+    r.code(1)
+        .stdout_has("event bundle-rejected high acme: acme CSAF advisory acme-2026-001.json rejected: signed by 1 pinned certificate, 2 required")
+        .stdout_lacks("advisories already published");
+    assert_eq!(open_problems(&p.w), 1);
+    // Co-signed by the second pinned key, same listing date: verified and announced.
+    p.signers.borrow_mut().push(second);
+    p.publish("ACME-2026-001", "1", 5.3, "2026-11-01T00:00:00Z");
+    p.w.once()
+        .code(0)
+        .stdout_has("event advisory-new medium acme: ACME-2026-001");
+    assert_eq!(open_problems(&p.w), 0);
+}
+
+/// Regression: the verifier's warning about a co-signer that is not pinned was
+/// dropped for CSAF advisories. Raised once per provider and key, not per advisory.
+#[test]
+fn csaf_advisory_cosigned_by_an_unpinned_key_raises_unexpected_signer() {
+    let p = OwnProvider::new();
+    let stranger = p.gpg.key("Someone <x@example.org>", "ed25519", "0", None);
+    p.signers.borrow_mut().push(stranger.clone());
+    p.publish("ACME-2026-001", "1", 5.3, "2026-11-01T00:00:00Z");
+    p.publish("ACME-2026-002", "1", 5.3, "2026-11-02T00:00:00Z");
+    let r = p.w.once();
+    r.code(0)
+        .stdout_has("2 advisories already published")
+        .stdout_has("event unexpected-signer high acme: acme CSAF advisory acme-2026-001.json is also signed by key ")
+        .stdout_has(&format!("fingerprint {stranger}"));
+    assert_eq!(
+        event_lines(&r, "unexpected-signer").len(),
+        1,
+        "{}",
+        r.stdout
+    );
+    p.publish("ACME-2026-003", "1", 5.3, "2026-11-03T00:00:00Z");
+    p.w.once()
+        .code(0)
+        .stdout_has("event advisory-new medium acme: ACME-2026-003")
+        .stdout_lacks("unexpected-signer");
+}
+
+/// Regression: a CSAF signing key about to expire was noticed by the verifier and
+/// then dropped.
+#[test]
+fn csaf_signing_key_expiring_soon_raises_key_expiring() {
+    let p = OwnProvider::with_key_expiry("20d");
+    p.publish("ACME-2026-001", "1", 5.3, "2026-11-01T00:00:00Z");
+    let r = p.w.once();
+    r.code(0)
+        .stdout_has("1 advisories already published")
+        .stdout_has("event key-expiring medium acme: acme's signing key ")
+        .stdout_has(&format!("fingerprint {}", p.fpr));
+    p.publish("ACME-2026-002", "1", 5.3, "2026-11-02T00:00:00Z");
+    p.w.once().code(0).stdout_lacks("key-expiring");
 }
 
 /// Stackable's real provider, which rotated its signing key in 2025: pinning the old
@@ -1005,7 +1222,7 @@ fn csaf_stackable_key_rotation() {
             &std::fs::read(dir.join("openpgp").join(pinned_file)).unwrap(),
         );
         let r = w.once();
-        r.code(0);
+        r.code(if expect_ok { 0 } else { 1 });
         let unexpected = r
             .stdout
             .lines()
@@ -1021,8 +1238,10 @@ fn csaf_stackable_key_rotation() {
             assert_eq!(unexpected, 0, "{}", r.stdout);
             r.stdout_has("event advisory-new info acme: 23 advisories already published");
         } else {
-            // The provider key itself, and each of the 23 advisories.
-            assert_eq!(unexpected, 24, "{}", r.stdout);
+            // The provider key itself, three advisories one by one, the other 20 in
+            // one summary.
+            assert_eq!(unexpected, 5, "{}", r.stdout);
+            r.stdout_has("20 more advisories are signed only by keys that are not pinned");
             r.stdout_has("fingerprint 218E03479FE800223105FEA631905DED3EFD610A");
         }
     }
