@@ -22,6 +22,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use serde::Deserialize;
 use serde_json::Value;
 use sha2::Digest as _;
 use tokio::task::JoinSet;
@@ -215,62 +216,11 @@ pub async fn poll(
             let bytes = get_bytes(&fetcher, &feed_url)
                 .await
                 .map_err(|e| format!("csaf-unreachable: {e}"))?;
-            let feed: Value = serde_json::from_slice(&bytes)
-                .map_err(|e| format!("csaf-malformed: {feed_url}: not JSON: {e}"))?;
             let base = Base::new(&feed_url);
-            for e in feed
-                .pointer("/feed/entry")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let mut adv = None;
-                let mut hashes = Vec::new();
-                let mut sig = None;
-                for l in e
-                    .get("link")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    // CISA writes "ref" where ROLIE says "rel".
-                    let rel = l
-                        .get("rel")
-                        .or_else(|| l.get("ref"))
-                        .and_then(Value::as_str)
-                        .unwrap_or("");
-                    let Some(href) = l.get("href").and_then(Value::as_str) else {
-                        continue;
-                    };
-                    let href = base.join(href);
-                    match rel {
-                        "self" => adv = Some(href),
-                        "hash" => hashes.push(href),
-                        "signature" => sig = Some(href),
-                        _ => {}
-                    }
-                }
-                let Some(adv) = adv.or_else(|| {
-                    e.pointer("/content/src")
-                        .and_then(Value::as_str)
-                        .map(|s| base.join(s))
-                }) else {
-                    continue;
-                };
-                let updated = e
-                    .get("updated")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string();
-                merge_listed(
-                    &mut listed,
-                    Listed {
-                        url: adv,
-                        updated,
-                        hashes,
-                        signature: sig,
-                    },
-                );
+            let entries = rolie_entries(&bytes, &base)
+                .map_err(|e| format!("csaf-malformed: {feed_url}: not JSON: {e}"))?;
+            for l in entries {
+                merge_listed(&mut listed, l);
             }
         }
         if let Some(dir) = d.get("directory_url").and_then(Value::as_str) {
@@ -368,6 +318,121 @@ pub async fn poll(
         advisories,
         known,
     })
+}
+
+/// The advisories a ROLIE feed lists. The feed is read into the few fields used (fast:
+/// a provider's feed can list tens of thousands of entries, read on every poll); when
+/// a field has an unexpected type it is walked as a JSON value instead, where such a
+/// field reads as absent and skips a link or an entry rather than the feed.
+///
+/// # Errors
+///
+/// When the feed is not JSON.
+fn rolie_entries(bytes: &[u8], base: &Base) -> Result<Vec<Listed>, serde_json::Error> {
+    if let Ok(doc) = serde_json::from_slice::<RolieDoc>(bytes) {
+        return Ok(doc
+            .feed
+            .entry
+            .iter()
+            .filter_map(|e| {
+                listed_entry(
+                    base,
+                    e.link.iter().filter_map(|l| {
+                        let rel = l.rel.as_deref().or(l.ref_.as_deref()).unwrap_or("");
+                        Some((rel, l.href.as_deref()?))
+                    }),
+                    e.content.as_ref().and_then(|c| c.src.as_deref()),
+                    e.updated.as_deref(),
+                )
+            })
+            .collect());
+    }
+    let feed: Value = serde_json::from_slice(bytes)?;
+    Ok(feed
+        .pointer("/feed/entry")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            listed_entry(
+                base,
+                e.get("link")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|l| {
+                        let rel = l
+                            .get("rel")
+                            .or_else(|| l.get("ref"))
+                            .and_then(Value::as_str)
+                            .unwrap_or("");
+                        Some((rel, l.get("href").and_then(Value::as_str)?))
+                    }),
+                e.pointer("/content/src").and_then(Value::as_str),
+                e.get("updated").and_then(Value::as_str),
+            )
+        })
+        .collect())
+}
+
+/// One ROLIE entry from its `(rel, href)` links (CISA writes `"ref"` where ROLIE says
+/// `"rel"`), its `content.src` (used when no link is `self`) and its `updated` date.
+fn listed_entry<'a>(
+    base: &Base,
+    links: impl Iterator<Item = (&'a str, &'a str)>,
+    content_src: Option<&str>,
+    updated: Option<&str>,
+) -> Option<Listed> {
+    let mut adv = None;
+    let mut hashes = Vec::new();
+    let mut signature = None;
+    for (rel, href) in links {
+        match rel {
+            "self" => adv = Some(base.join(href)),
+            "hash" => hashes.push(base.join(href)),
+            "signature" => signature = Some(base.join(href)),
+            _ => {}
+        }
+    }
+    Some(Listed {
+        url: adv.or_else(|| content_src.map(|s| base.join(s)))?,
+        updated: updated.unwrap_or("").to_string(),
+        hashes,
+        signature,
+    })
+}
+
+/// The parts of a ROLIE feed that [`rolie_entries`] reads; other fields are skipped.
+#[derive(Deserialize)]
+struct RolieDoc {
+    feed: RolieFeed,
+}
+
+#[derive(Deserialize)]
+struct RolieFeed {
+    #[serde(default)]
+    entry: Vec<RolieEntry>,
+}
+
+#[derive(Deserialize)]
+struct RolieEntry {
+    #[serde(default)]
+    link: Vec<RolieLink>,
+    updated: Option<String>,
+    content: Option<RolieContent>,
+}
+
+#[derive(Deserialize)]
+struct RolieLink {
+    rel: Option<String>,
+    #[serde(rename = "ref")]
+    ref_: Option<String>,
+    href: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RolieContent {
+    src: Option<String>,
 }
 
 fn merge_listed(map: &mut HashMap<String, Listed>, l: Listed) {
@@ -727,6 +792,62 @@ mod tests {
             rows[2],
             ("2024/c.json".to_string(), "2024-03-01".to_string())
         );
+    }
+
+    /// The listing of a ROLIE feed, as (url, updated, hashes, signature) rows sorted by
+    /// URL.
+    fn check_rolie(feed: &str, want: &[(&str, &str, usize, Option<&str>)]) {
+        let base = Base::new("https://p.example/white/feed.json");
+        let mut got = rolie_entries(feed.as_bytes(), &base).unwrap();
+        got.sort_by(|a, b| a.url.cmp(&b.url));
+        let got: Vec<(&str, &str, usize, Option<&str>)> = got
+            .iter()
+            .map(|l| {
+                (
+                    l.url.as_str(),
+                    l.updated.as_str(),
+                    l.hashes.len(),
+                    l.signature.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(got, want, "{feed}");
+    }
+
+    #[test]
+    fn rolie_feeds_typed_and_odd() {
+        let quirks = r#"{"feed": {"id": "x", "entry": [
+            {"updated": "2026-01-01", "link": [{"rel": "self", "href": "2026/a.json"},
+                {"rel": "hash", "href": "2026/a.json.sha256"}, {"rel": "hash", "href": "2026/a.json.sha512"},
+                {"rel": "signature", "href": "2026/a.json.asc"}]},
+            {"updated": "2026-01-02", "link": [{"ref": "self", "href": "https://q.example/b.json"}]},
+            {"content": {"type": "application/json", "src": "c.json"}},
+            {"updated": "2026-01-04", "link": [{"rel": "alternate", "href": "d.html"}]}]}}"#;
+        let want = [
+            (
+                "https://p.example/white/2026/a.json",
+                "2026-01-01",
+                2,
+                Some("https://p.example/white/2026/a.json.asc"),
+            ),
+            ("https://p.example/white/c.json", "", 0, None),
+            ("https://q.example/b.json", "2026-01-02", 0, None),
+        ];
+        check_rolie(quirks, &want);
+        // A field of an unexpected type reads as absent, as it always did.
+        check_rolie(
+            &quirks
+                .replace(r#""id": "x""#, r#""id": 7, "entry2": null"#)
+                .replace(
+                    r#"{"updated": "2026-01-04""#,
+                    r#"{"updated": 20260104, "link": {"rel": "self"}}, {"updated": "2026-01-04""#,
+                ),
+            &want,
+        );
+        check_rolie(r#"{"feed": {}}"#, &[]);
+        check_rolie(r#"{"not a feed": true}"#, &[]);
+        let base = Base::new("https://p.example/");
+        assert!(rolie_entries(b"<html>", &base).is_err());
     }
 
     #[test]
