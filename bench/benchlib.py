@@ -6,11 +6,12 @@ import sys
 import time
 
 
-def run_measured(cmd, before=None):
+def run_measured(cmd, before=None, ok_codes=(0,)):
     """Runs cmd under /usr/bin/time, returns (seconds, peak RSS in MiB). Fails loudly on
-    a non-zero exit. (The RSS of a child forked from this Python process would count
-    the parent's pages, so GNU time, a small process, does the measuring.) `before`,
-    when given, runs untimed first (cleaning an output folder)."""
+    an exit code not in ok_codes (`watch --once` exits 1 while something is degraded).
+    (The RSS of a child forked from this Python process would count the parent's pages,
+    so GNU time, a small process, does the measuring.) `before`, when given, runs
+    untimed first (cleaning an output folder)."""
     if before:
         before()
     start = time.perf_counter()
@@ -18,19 +19,19 @@ def run_measured(cmd, before=None):
                        stderr=subprocess.PIPE)
     elapsed = time.perf_counter() - start
     err = p.stderr.decode(errors="replace")
-    if p.returncode != 0:
+    if p.returncode not in ok_codes:
         sys.exit(f"benchmark command failed ({p.returncode}): {' '.join(cmd)}\n{err}")
     rss_kib = int(err.strip().splitlines()[-1].split()[1])
     return elapsed, rss_kib / 1024.0
 
 
-def median_of(runs, cmds, before=None):
+def median_of(runs, cmds, before=None, ok_codes=(0,)):
     """cmds: commands run in sequence as one 'tool'. Returns (median seconds, max RSS)."""
     times, rss = [], 0.0
     for _ in range(runs):
         total = 0.0
         for i, c in enumerate(cmds):
-            t, r = run_measured(c, before if i == 0 else None)
+            t, r = run_measured(c, before if i == 0 else None, ok_codes)
             total += t
             rss = max(rss, r)
         times.append(total)
