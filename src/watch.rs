@@ -149,9 +149,10 @@ pub async fn run_pass(
             .vendor(&s.vendor)
             .map_or(crate::config::DEFAULT_SIGNATURES, |v| v.signatures);
         let (f, src, kr) = (fetcher.clone(), s.clone(), keyrings.get(&s.vendor).cloned());
-        let task = set.spawn(async move {
-            poll_source(&f, &src, validators, known, kr, threshold, now).await
-        });
+        let task =
+            set.spawn(
+                async move { poll_source(&f, &src, validators, known, kr, threshold, now).await },
+            );
         tasks.insert(task.id(), s.clone());
     }
     let mut outcomes = Vec::new();
