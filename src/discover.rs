@@ -2,8 +2,9 @@
 //!
 //! First found wins: `--signature FILE`; `BUNDLE.asc`, `BUNDLE.sig`, `BUNDLE.gpg`; a
 //! signed `SHA256SUMS` manifest in the bundle's folder that lists the bundle; the bundle
-//! itself when it is an inline or cleartext-signed message (an apt `InRelease`). This
-//! file only looks at names and a few leading bytes; it verifies nothing.
+//! itself when it is an inline or cleartext-signed message (an apt `InRelease`), also
+//! when text precedes its armor line (the verifier then rejects that text). This file
+//! only looks at names and a few leading bytes; it verifies nothing.
 
 use std::fs::File;
 use std::io::Read;
@@ -83,6 +84,16 @@ pub fn find(bundle: &Path, explicit: Option<&Path>, head: &[u8]) -> Source {
 
     match sniff(head) {
         Sniff::Cleartext | Sniff::Message => Source::Inline,
+        // Text before a signed message's armor line: the verifier names it as unsigned
+        // content rather than report that no signature exists.
+        Sniff::Other
+            if matches!(
+                crate::framing::Layout::of(head),
+                crate::framing::Layout::Cleartext | crate::framing::Layout::Armored
+            ) =>
+        {
+            Source::Inline
+        }
         _ => Source::None { looked_at, notes },
     }
 }

@@ -17,6 +17,7 @@ pub mod discover;
 pub mod event;
 pub mod feeds;
 pub mod fetch;
+pub mod framing;
 pub mod inspect;
 pub mod keyring;
 pub mod keys;

@@ -161,9 +161,9 @@ fn next_steps(r: &Report) -> String {
             );
         }
         Verdict::Rejected => {
-            let advice = if r.codes.contains(&"digest-mismatch")
-                || r.codes.contains(&"bad-signature")
-            {
+            let advice = if r.codes.contains(&"unsigned-content") {
+                "do not install: the file carries bytes that no signature covers (named above), and a signed file must be signed throughout. Download it again from the vendor's official site and verify again; if it still fails, tell the vendor and your security team."
+            } else if r.codes.contains(&"digest-mismatch") || r.codes.contains(&"bad-signature") {
                 "do not install: the bytes are not the ones the vendor signed or pinned. Download the bundle again from the vendor's official site and verify again; if it still fails, tell the vendor and your security team."
             } else if r
                 .codes

@@ -274,6 +274,9 @@ pub fn verify_bundle(req: &Request<'_>) -> Result<Report, VerifyError> {
                         let check = judge_signature(req, sig, |key| sig.verify_document(key));
                         acc.signatures.push(check);
                     }
+                    if let Some(u) = &msg.unsigned {
+                        acc.unsigned_content(req.bundle, u);
+                    }
                 }
                 Err(Malformed(m)) => acc.malformed(req.bundle, &m),
             }
@@ -337,6 +340,17 @@ struct Accumulator {
 }
 
 impl Accumulator {
+    /// Bytes of a signed message that no signature covers: the whole file must be what
+    /// the signer signed, so this rejects whatever the signatures say.
+    fn unsigned_content(&mut self, path: &Path, found: &crate::framing::UnsignedContent) {
+        self.codes.push("unsigned-content");
+        self.problems.push(format!(
+            "{}: {}",
+            crate::text::escape_os(path.as_os_str()),
+            crate::text::escape(&found.to_string())
+        ));
+    }
+
     fn malformed(&mut self, path: &Path, message: &str) {
         self.codes.push("malformed-signature");
         self.problems.push(format!(
@@ -476,6 +490,10 @@ fn check_manifest(
                 for sig in &msg.signatures {
                     let check = judge_signature(req, sig, |key| sig.verify_document(key));
                     acc.signatures.push(check);
+                }
+                if let Some(u) = &msg.unsigned {
+                    acc.unsigned_content(manifest, u);
+                    return Ok(());
                 }
                 msg.content
             }

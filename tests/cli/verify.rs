@@ -787,3 +787,346 @@ fn shipped_example_verifies_from_the_repository_root() {
         .stdout_has("verified: examples/Full-upgrade-package-dten.zip")
         .stdout_has("pin-matched");
 }
+
+// The signed-region rule: "verified" means every byte of the file, except armor framing
+// and trailing whitespace, is what the signer signed. Each case below starts from a
+// message real GnuPG made (and checks that it verifies), then adds bytes no signature
+// covers.
+
+/// `text` signed by GnuPG with `args` (`--clearsign`, `--sign`, `--armor --sign`, ...).
+fn gpg_message(gpg: &Gpg, fpr: &str, dir: &Project, text: &[u8], args: &[&str]) -> Vec<u8> {
+    let src = dir.write("to-sign.txt", text);
+    let out = dir.path("signed.out");
+    let _ = std::fs::remove_file(&out);
+    let user = format!("{fpr}!");
+    let (src, out_s) = (src.display().to_string(), out.display().to_string());
+    let mut full = vec![
+        "--digest-algo",
+        "SHA256",
+        "--local-user",
+        &user,
+        "--output",
+        &out_s,
+    ];
+    full.extend(args);
+    full.push(&src);
+    gpg.gpg(&full);
+    std::fs::read(&out).unwrap()
+}
+
+const RELEASE: &[u8] =
+    b"Origin: Acme\nSuite: stable\n-dash line\nSHA256:\n 0af8 100 main/binary-amd64/Packages\n";
+
+impl Acme {
+    fn message(&self, text: &[u8], args: &[&str]) -> Vec<u8> {
+        gpg_message(&self.gpg, &self.fpr, &self.p, text, args)
+    }
+
+    /// Verifies `bytes` as the inline-signed bundle `name` (JSON).
+    fn verify_message(&self, name: &str, bytes: &[u8]) -> Run {
+        self.p.write(name, bytes);
+        self.p.run(&["verify", "--vendor", "acme", name, "--json"])
+    }
+}
+
+/// Asserts a rejection for unsigned content only, with `needle` in the problem.
+#[track_caller]
+fn unsigned(r: &Run, needle: &str) {
+    r.code(1);
+    assert_eq!(r.codes(), ["unsigned-content"], "{}", r.stdout);
+    let problems: Vec<String> = r.json()["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect();
+    let problems = problems.join("\n");
+    assert!(
+        problems.contains(needle),
+        "problems lack {needle:?}: {problems}"
+    );
+}
+
+fn lines(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| b == b'\n').count()
+}
+
+fn cat(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
+}
+
+/// The armored signature block at the end of a cleartext-signed message.
+fn signature_block(clear: &[u8]) -> &[u8] {
+    let at = clear
+        .windows(29)
+        .position(|w| w == b"-----BEGIN PGP SIGNATURE-----")
+        .unwrap();
+    &clear[at..]
+}
+
+#[test]
+fn cleartext_with_unsigned_text_after_the_signature_is_rejected() {
+    let a = Acme::new();
+    let clear = a.message(RELEASE, &["--clearsign"]);
+    a.verify_message("InRelease", &clear).code(0);
+    // Trailing blank lines and spaces are not content.
+    a.verify_message("InRelease", &cat(&[&clear, b"\n\n  \t\n"]))
+        .code(0);
+
+    let evil = cat(&[&clear, b"\nSuite: evil\n"]);
+    let r = a.verify_message("InRelease", &evil);
+    let at = format!(
+        "unsigned content at line {} (offset {}): text after the end of the signature",
+        lines(&clear) + 2,
+        clear.len() + 1
+    );
+    unsigned(&r, &at);
+    // The good signature is still shown, so the operator sees what was appended to.
+    assert_eq!(r.json()["signatures"][0]["status"], "good-signature");
+    a.p.run(&["verify", "--vendor", "acme", "InRelease"])
+        .code(1)
+        .stdout_has("rejected: InRelease: unsigned-content (vendor acme)")
+        .stdout_has(&format!("problem: InRelease: {at}"))
+        .stdout_has("next: do not install");
+}
+
+#[test]
+fn cleartext_holding_a_second_signed_message_is_rejected() {
+    let a = Acme::new();
+    let clear = a.message(RELEASE, &["--clearsign"]);
+    let second = a.message(b"Suite: evil\n", &["--clearsign"]);
+    let stranger = Gpg::new();
+    let sfpr = stranger.key("Stranger <x@evil.example>", "ed25519", "0", None);
+    let unpinned = gpg_message(&stranger, &sfpr, &a.p, b"Suite: evil\n", &["--clearsign"]);
+    // A second message that reuses the first one's signature block.
+    let reused = cat(&[
+        b"-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\nSuite: evil\n",
+        signature_block(&clear),
+    ]);
+    let at = format!(
+        "line {} (offset {}): a second signed message",
+        lines(&clear) + 1,
+        clear.len()
+    );
+    for (what, extra) in [
+        ("signed by the pinned key", &second),
+        ("signed by an unpinned key", &unpinned),
+        ("reusing the first signature", &reused),
+    ] {
+        let r = a.verify_message("InRelease", &cat(&[&clear, extra]));
+        assert_eq!(r.codes(), ["unsigned-content"], "{what}");
+        unsigned(&r, &at);
+    }
+    // A second signature block after the first.
+    let r = a.verify_message("InRelease", &cat(&[&clear, signature_block(&second)]));
+    unsigned(&r, "a second signature block");
+}
+
+#[test]
+fn cleartext_with_bytes_before_the_armor_is_rejected() {
+    let a = Acme::new();
+    let clear = a.message(RELEASE, &["--clearsign"]);
+    unsigned(
+        &a.verify_message("InRelease", &cat(&[b"\n", &clear])),
+        "line 1 (offset 0): bytes before the -----BEGIN PGP SIGNED MESSAGE----- line",
+    );
+    unsigned(
+        &a.verify_message("InRelease", &cat(&[b"Suite: evil\n", &clear])),
+        "line 1 (offset 0): bytes before the -----BEGIN PGP SIGNED MESSAGE----- line",
+    );
+    // Far more than discovery looks at is still refused, as no signature at all.
+    let r = a.verify_message("InRelease", &cat(&[&[b'x'; 4096], b"\n", &clear]));
+    r.code(1);
+    assert_eq!(r.codes(), ["no-signature"]);
+}
+
+#[test]
+fn cleartext_armor_headers_and_dash_escapes_are_strict() {
+    let a = Acme::new();
+    // GnuPG dash-escapes text lines that look like armor: they are signed text.
+    let tricky = b"Origin: Acme\n-----BEGIN PGP SIGNED MESSAGE-----\n-----END PGP SIGNATURE-----\n";
+    let clear = a.message(tricky, &["--clearsign"]);
+    a.verify_message("InRelease", &clear).code(0);
+    let text = String::from_utf8(clear.clone()).unwrap();
+    assert!(text.contains("\n- -----BEGIN PGP SIGNED MESSAGE-----\n"));
+
+    // Undoing an escape keeps the signature good (the text is the same), but another
+    // reader could now take the line for armor.
+    let line = lines(text.split("\n- -----BEGIN").next().unwrap().as_bytes()) + 2;
+    unsigned(
+        &a.verify_message(
+            "InRelease",
+            text.replacen("\n- -----BEGIN", "\n-----BEGIN", 1)
+                .as_bytes(),
+        ),
+        &format!("line {line} "),
+    );
+    unsigned(
+        &a.verify_message(
+            "InRelease",
+            text.replacen("\n- -----BEGIN", "\n-----BEGIN", 1)
+                .as_bytes(),
+        ),
+        "is not dash-escaped",
+    );
+
+    // Only Hash: headers, naming hash algorithms, belong in the cleartext header.
+    unsigned(
+        &a.verify_message(
+            "InRelease",
+            text.replacen("Hash: SHA256\n", "Hash: SHA256\nComment: evil\n", 1)
+                .as_bytes(),
+        ),
+        "line 3 (offset 48): armor header \"Comment: evil\" is not allowed",
+    );
+    unsigned(
+        &a.verify_message(
+            "InRelease",
+            text.replacen("Hash: SHA256", "Hash: SHA256, EVIL", 1)
+                .as_bytes(),
+        ),
+        "line 2 (offset 35): unknown hash algorithm \"EVIL\"",
+    );
+}
+
+#[test]
+fn cleartext_with_crlf_line_endings_verifies_and_is_held_to_the_same_rule() {
+    let a = Acme::new();
+    // GnuPG signing a CRLF text keeps the CRs in the text lines.
+    let crlf_text = String::from_utf8(RELEASE.to_vec())
+        .unwrap()
+        .replace('\n', "\r\n");
+    let clear = a.message(crlf_text.as_bytes(), &["--clearsign"]);
+    a.verify_message("InRelease", &clear).code(0);
+    // The whole file converted to CRLF still verifies: the signature is over
+    // canonical text.
+    let plain = a.message(RELEASE, &["--clearsign"]);
+    let converted = String::from_utf8(plain)
+        .unwrap()
+        .replace('\n', "\r\n")
+        .into_bytes();
+    a.verify_message("InRelease", &converted).code(0);
+    a.verify_message("InRelease", &cat(&[&converted, b"\r\n\r\n"]))
+        .code(0);
+    unsigned(
+        &a.verify_message("InRelease", &cat(&[&converted, b"evil\r\n"])),
+        "text after the end of the signature",
+    );
+}
+
+#[test]
+fn inline_signed_binary_with_trailing_data_is_rejected() {
+    let a = Acme::new();
+    // GnuPG compresses by default: one compressed packet running to the end of the file.
+    let compressed = a.message(RELEASE, &["--sign"]);
+    let plain = a.message(RELEASE, &["-z", "0", "--sign"]);
+    let other = a.message(b"Suite: evil\n", &["-z", "0", "--sign"]);
+    a.verify_message("Release.gpg", &compressed).code(0);
+    a.verify_message("Release.gpg", &plain).code(0);
+
+    unsigned(
+        &a.verify_message("Release.gpg", &cat(&[&compressed, b"Suite: evil\n"])),
+        "data after the end of the compressed stream",
+    );
+    unsigned(
+        &a.verify_message("Release.gpg", &cat(&[&compressed, &other])),
+        "data after the end of the compressed stream",
+    );
+    unsigned(
+        &a.verify_message("Release.gpg", &cat(&[&plain, b"Suite: evil\n"])),
+        &format!(
+            "offset {}: bytes that are not an OpenPGP packet",
+            plain.len()
+        ),
+    );
+    unsigned(
+        &a.verify_message("Release.gpg", &cat(&[&plain, &other])),
+        &format!(
+            "offset {}: a One-Pass Signature packet after the end of the signed message",
+            plain.len()
+        ),
+    );
+}
+
+#[test]
+fn inline_signed_binary_with_a_second_literal_or_wrapped_messages_is_rejected() {
+    use sequoia_openpgp::parse::Parse;
+    use sequoia_openpgp::serialize::stream::{Compressor, Message};
+    use sequoia_openpgp::serialize::Serialize;
+    use std::io::Write;
+
+    let a = Acme::new();
+    let plain = a.message(RELEASE, &["-z", "0", "--sign"]);
+    let packets: Vec<sequoia_openpgp::Packet> = sequoia_openpgp::PacketPile::from_bytes(&plain)
+        .unwrap()
+        .into_children()
+        .collect();
+    assert_eq!(packets.len(), 3, "one-pass signature, literal, signature");
+    let mut two_literals = Vec::new();
+    for i in [0, 1, 1, 2] {
+        packets[i].serialize(&mut two_literals).unwrap();
+    }
+    unsigned(
+        &a.verify_message("Release.gpg", &two_literals),
+        "a second literal data packet",
+    );
+
+    // A compressed packet is fine around one message, not around two.
+    let wrap = |inner: &[u8]| {
+        let mut out = Vec::new();
+        let m = Message::new(&mut out);
+        let mut w = Compressor::new(m).build().unwrap();
+        w.write_all(inner).unwrap();
+        w.finalize().unwrap();
+        out
+    };
+    a.verify_message("Release.gpg", &wrap(&plain)).code(0);
+    let other = a.message(b"Suite: evil\n", &["-z", "0", "--sign"]);
+    unsigned(
+        &a.verify_message("Release.gpg", &wrap(&cat(&[&plain, &other]))),
+        "packet 4 of the compressed data: a One-Pass Signature packet after the end of the signed message",
+    );
+}
+
+#[test]
+fn armored_inline_signed_with_trailing_text_is_rejected() {
+    let a = Acme::new();
+    let armored = a.message(RELEASE, &["--armor", "--sign"]);
+    a.verify_message("Release.asc-inline", &armored).code(0);
+    a.verify_message("Release.asc-inline", &cat(&[&armored, b"\n\n"]))
+        .code(0);
+    unsigned(
+        &a.verify_message("Release.asc-inline", &cat(&[&armored, b"Suite: evil\n"])),
+        &format!(
+            "line {} (offset {}): text after the end of the armored message",
+            lines(&armored) + 1,
+            armored.len()
+        ),
+    );
+    unsigned(
+        &a.verify_message("Release.asc-inline", &cat(&[&armored, &armored])),
+        "a second OpenPGP message",
+    );
+    // Armor that breaks off is a malformed message, not a file that cannot be read.
+    let text = String::from_utf8(armored).unwrap();
+    let r = a.verify_message(
+        "Release.asc-inline",
+        text.replace("-----END PGP MESSAGE-----", "-----END PGP MESSAGX-----")
+            .as_bytes(),
+    );
+    r.code(1);
+    assert_eq!(r.codes(), ["malformed-signature"]);
+}
+
+#[test]
+fn cleartext_signed_manifest_with_unsigned_lines_is_rejected() {
+    let a = Acme::new();
+    let good = sha256_hex(&std::fs::read(&a.bundle).unwrap());
+    manifest(&a, &format!("{good}  {BUNDLE}\n"), true);
+    a.verify(&[]).code(0);
+    let mut sums = std::fs::read(a.p.path("SHA256SUMS")).unwrap();
+    sums.extend_from_slice(format!("{}  other.zip\n", "1".repeat(64)).as_bytes());
+    std::fs::write(a.p.path("SHA256SUMS"), &sums).unwrap();
+    let r = a.verify(&["--json"]);
+    unsigned(&r, "SHA256SUMS: unsigned content at line");
+}
