@@ -24,7 +24,8 @@ pub const CLEARTEXT_BEGIN: &[u8] = b"-----BEGIN PGP SIGNED MESSAGE-----";
 pub const MESSAGE_BEGIN: &[u8] = b"-----BEGIN PGP MESSAGE-----";
 const SIGNATURE_BEGIN: &[u8] = b"-----BEGIN PGP SIGNATURE-----";
 
-/// Hash algorithm names a cleartext `Hash:` header may carry (RFC 4880, RFC 9580).
+/// Hash algorithm names a cleartext `Hash:` header may carry (RFC 4880, RFC 9580), as
+/// written there: a changed letter is a changed file.
 const HASH_NAMES: &[&str] = &[
     "MD5",
     "SHA1",
@@ -306,7 +307,7 @@ impl<R: Read> TextFraming<R> {
                     let unknown = names
                         .split(',')
                         .map(str::trim)
-                        .find(|n| !HASH_NAMES.iter().any(|h| h.eq_ignore_ascii_case(n)));
+                        .find(|n| !HASH_NAMES.contains(n));
                     if let Some(n) = unknown {
                         self.unsigned(format!("unknown hash algorithm {n:?} in the Hash: header"));
                     }
@@ -822,11 +823,31 @@ impl<R: Read> PacketFraming<R> {
     }
 
     fn end_of_input(&mut self) {
-        match self.unwrap {
-            Unwrap::Algorithm | Unwrap::Inflate(_) | Unwrap::Bunzip(_) if self.broken.is_none() => {
-                self.broken = Some("the compressed data ends before its compressed stream".into());
+        match &self.state {
+            PacketState::Header(h) if !h.is_empty() => {
+                let start = self.pos - h.len() as u64;
+                if self.packets > 0 {
+                    self.unsigned(start, "bytes that are not a complete OpenPGP packet");
+                }
+            }
+            PacketState::ChunkLength(_)
+            | PacketState::Body {
+                left: Some(1..), ..
+            } => {
+                // The parser sees this in packets that pass through; not inside a
+                // compressed packet taken apart here.
+                self.broken
+                    .get_or_insert_with(|| "the last packet is cut short".into());
             }
             _ => {}
+        }
+        if matches!(
+            self.unwrap,
+            Unwrap::Algorithm | Unwrap::Inflate(_) | Unwrap::Bunzip(_)
+        ) {
+            self.broken.get_or_insert_with(|| {
+                "the compressed data ends before its compressed stream".into()
+            });
         }
     }
 }
@@ -927,7 +948,7 @@ mod tests {
         check(&format!("{}\n \t\r\n\n", clear("a\n")), None);
         check(&clear("a\n").replace('\n', "\r\n"), None);
         check(
-            &clear("a\n").replace("Hash: SHA256", "Hash: SHA256, sha512"),
+            &clear("a\n").replace("Hash: SHA256", "Hash: SHA256,SHA512"),
             None,
         );
         check(
@@ -962,6 +983,10 @@ mod tests {
         check(
             &clear("a\n").replace("Hash: SHA256", "Hash: ROT13"),
             Some("unknown hash algorithm \"ROT13\""),
+        );
+        check(
+            &clear("a\n").replace("Hash: SHA256", "Hash: sHA256"),
+            Some("unknown hash algorithm \"sHA256\""),
         );
         check(
             &clear("a\n").replace("Hash: SHA256", "Comment: x"),
@@ -1043,6 +1068,14 @@ mod tests {
             found.unwrap(),
             "unsigned content at offset 9: bytes that are not an OpenPGP packet"
         );
+        // A header cut short after the last packet (a new-format five-octet length).
+        let mut cut = two.to_vec();
+        cut.extend_from_slice(b"\xff\xff\xff\xff");
+        let (_, found, _) = packets(&cut);
+        assert_eq!(
+            found.unwrap(),
+            "unsigned content at offset 9: bytes that are not a complete OpenPGP packet"
+        );
         // A partial body: a 2-byte chunk (0xe1), then a final 1-byte length.
         let partial = b"\xcb\xe1ab\x01c";
         assert_eq!(packets(partial), (partial.to_vec(), None, None));
@@ -1099,6 +1132,14 @@ mod tests {
             assert_eq!(found, None);
             assert!(broken.is_some(), "algo {algo}");
         }
+        // A definite-length compressed packet that claims one byte more than the file
+        // holds: its stream ended, but the packet is cut short.
+        let body = &compressed(1, inner)[1..];
+        let mut c = vec![0xc8, body.len() as u8 + 1];
+        c.extend_from_slice(body);
+        let (out, found, broken) = packets(&c);
+        assert_eq!((out, found), (inner.to_vec(), None));
+        assert_eq!(broken.as_deref(), Some("the last packet is cut short"));
         // A definite-length compressed packet, then another packet.
         let body = &compressed(1, inner)[1..];
         let mut c = vec![0xc8, body.len() as u8];

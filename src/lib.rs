@@ -23,6 +23,7 @@ pub mod keyring;
 pub mod keys;
 pub mod keywatch;
 pub mod monitor;
+mod mutation;
 pub mod report;
 mod robustness;
 pub mod sigfile;

@@ -262,8 +262,7 @@ fn parse_packets<S: Read + Send + Sync>(
         if let Packet::Unknown(u) = &pp.packet {
             if !signature_like {
                 let what = if order.complete {
-                    "bytes that are not OpenPGP packets after the end of the signed message"
-                        .to_string()
+                    "an unreadable packet after the end of the signed message".to_string()
                 } else {
                     return Err(format!(
                         "a {} packet that does not parse: {}",

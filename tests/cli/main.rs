@@ -6,6 +6,7 @@ mod corpus;
 mod harness;
 mod http;
 mod keys;
+mod mutation;
 mod unpack;
 mod verify;
 mod watch;

@@ -1039,6 +1039,14 @@ fn inline_signed_binary_with_trailing_data_is_rejected() {
             plain.len()
         ),
     );
+    // A packet header cut short: the parser took it for nothing at all.
+    unsigned(
+        &a.verify_message("Release.gpg", &cat(&[&plain, b"\xff\xff\xff\xff"])),
+        &format!(
+            "offset {}: bytes that are not a complete OpenPGP packet",
+            plain.len()
+        ),
+    );
     unsigned(
         &a.verify_message("Release.gpg", &cat(&[&plain, &other])),
         &format!(
