@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
-use vendorguard::app::{self, Outcome};
 use vendorguard::cli::Cli;
+use vendorguard::cmd::{self, Outcome};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -19,7 +19,7 @@ fn main() -> ExitCode {
         }
     };
     init_logging(cli.verbose, cli.quiet);
-    match app::run(cli) {
+    match cmd::run(cli) {
         Ok(Outcome::Clean) => ExitCode::from(0),
         Ok(Outcome::Findings) => ExitCode::from(1),
         Ok(Outcome::UnexpectedSigner) => ExitCode::from(3),

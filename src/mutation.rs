@@ -37,7 +37,7 @@ use openpgp::serialize::stream::{Armorer, Compressor, LiteralWriter, Message, Si
 use openpgp::serialize::SerializeInto;
 use openpgp::{Cert, Fingerprint};
 
-use crate::keyring::Keyring;
+use crate::verify::keyring::Keyring;
 use crate::verify::{self, Verdict};
 
 /// Overrides the seed: decimal or `0x` hex.
@@ -431,7 +431,7 @@ fn run(dir: &Path, f: &Fixture, case: &Case) -> Result<Outcome, String> {
     let bundle = dir.join(f.file);
     std::fs::write(&bundle, pick(Target::Bundle, &f.bundle)).map_err(|e| e.to_string())?;
     if let Some((sig, ext)) = &f.signature {
-        let path = crate::discover::append_extension(&bundle, ext);
+        let path = crate::verify::discover::append_extension(&bundle, ext);
         std::fs::write(path, pick(Target::Signature, sig)).map_err(|e| e.to_string())?;
     }
     let cert = dir.join(f.cert_file);
@@ -758,9 +758,9 @@ fn mutated_bundles_signatures_and_certificates_never_verify_falsely() {
 
 #[test]
 fn mutated_archives_never_panic_hang_or_write_outside_the_staging_folder() {
-    use crate::archive;
-    use crate::inspect::Inspector;
-    use crate::unpack::{Extractor, Limits};
+    use crate::archive::extract::{Extractor, Limits};
+    use crate::archive::inspect::Inspector;
+    use crate::archive::walk as archive;
 
     let base = seed();
     let seed = base ^ 0xa5a5;

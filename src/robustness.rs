@@ -83,10 +83,10 @@ fn signature_and_message_parsers_never_panic() {
     let seeds = seeds();
     for i in 0..ROUNDS {
         let input = rng.mutate(&seeds[i % seeds.len()]);
-        let _ = crate::sigfile::parse_detached(&input);
-        let _ = crate::sigfile::sniff(&input);
-        let _ = crate::sigfile::parse_signed_message(&input[..], 1024);
-        let _ = crate::armor::blocks(&input);
+        let _ = crate::verify::sigfile::parse_detached(&input);
+        let _ = crate::verify::sigfile::sniff(&input);
+        let _ = crate::verify::sigfile::parse_signed_message(&input[..], 1024);
+        let _ = crate::verify::armor::blocks(&input);
     }
 }
 
@@ -96,7 +96,7 @@ fn certificate_parser_never_panics() {
     let seeds = seeds();
     for i in 0..ROUNDS {
         let input = rng.mutate(&seeds[(i % 2) + 1]);
-        let _ = crate::keyring::parse_certs(&input);
+        let _ = crate::verify::keyring::parse_certs(&input);
     }
 }
 
@@ -107,7 +107,7 @@ fn checksum_and_config_parsers_never_panic() {
     let toml = include_bytes!("../feeds.toml").to_vec();
     for _ in 0..ROUNDS {
         let s = rng.mutate(&sums);
-        let _ = crate::checksums::parse(&String::from_utf8_lossy(&s), 64);
+        let _ = crate::verify::checksums::parse(&String::from_utf8_lossy(&s), 64);
         let t = rng.mutate(&toml);
         let _ = crate::config::Config::parse(Path::new("feeds.toml"), &String::from_utf8_lossy(&t));
     }

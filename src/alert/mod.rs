@@ -20,6 +20,8 @@
 //! killed. With no channel configured, events are printed to stdout and count as
 //! delivered, so cron mails them to `MAILTO`.
 
+pub mod event;
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -27,9 +29,9 @@ use std::time::{Duration, SystemTime};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::alert::event::Event;
 use crate::config::{Alerts, Email};
-use crate::event::Event;
-use crate::state::{DeliveryFailure, PendingEvent, State, StateError};
+use crate::store::sqlite::{DeliveryFailure, PendingEvent, State, StateError};
 
 /// Captured output kept per attempt.
 const OUTPUT_LIMIT: usize = 16 * 1024;
@@ -627,7 +629,11 @@ pub fn message_id(events: &[Event]) -> String {
         let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
         format!(
             "<digest-{}@vendorguard>",
-            crate::event::event_id(crate::event::Kind::AdvisoryNew, "", &ids.join(","))
+            crate::alert::event::event_id(
+                crate::alert::event::Kind::AdvisoryNew,
+                "",
+                &ids.join(",")
+            )
         )
     }
 }
@@ -711,7 +717,7 @@ pub fn body_for(e: &Event) -> String {
 }
 
 fn next_step(e: &Event) -> String {
-    use crate::event::Kind as K;
+    use crate::alert::event::Kind as K;
     let fpr = e.fields.get("fingerprint").cloned().unwrap_or_default();
     match e.kind {
         K::UnexpectedSigner | K::KeyChanged => format!(

@@ -16,9 +16,9 @@ use openpgp::types::RevocationStatus;
 use openpgp::Cert;
 use sequoia_openpgp as openpgp;
 
-use crate::event::{Event, Kind, Severity};
-use crate::keyring::{parse_certs, Keyring};
+use crate::alert::event::{Event, Kind, Severity};
 use crate::text::{group4, time};
+use crate::verify::keyring::{parse_certs, Keyring};
 
 const THRESHOLDS: &[(u64, &str)] = &[(7, "7d"), (30, "30d")];
 

@@ -13,15 +13,15 @@ use std::time::{Duration, SystemTime};
 use anyhow::{bail, Context as _};
 use serde_json::json;
 
+use crate::alert::event::{Event, Kind, Severity};
 use crate::alert::{self, Channel, ChannelReport};
-use crate::app::Outcome;
+use crate::cmd::Outcome;
 use crate::config::Config;
-use crate::event::{Event, Kind, Severity};
-use crate::fetch::Fetcher;
-use crate::keyring::Keyring;
-use crate::state::{State, UnreadableEvent};
+use crate::store::sqlite::{State, UnreadableEvent};
+use crate::verify::keyring::Keyring;
 use crate::verify::{Report, Verdict};
-use crate::watch::{self, SourceOutcome};
+use crate::watch::fetch::Fetcher;
+use crate::watch::pass::{self as watch, SourceOutcome};
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
@@ -409,7 +409,7 @@ pub fn run_alert_test(config: Option<&Config>, json: bool) -> anyhow::Result<Out
     let event = Event::new(
         Kind::Test,
         "vendorguard",
-        &format!("test {}", crate::state::secs(now)),
+        &format!("test {}", crate::store::sqlite::secs(now)),
         Severity::Info,
         "vendorguard fire drill: if you read this, alerts reach you",
         "",

@@ -14,8 +14,8 @@ use openpgp::packet::{Packet, Signature, Tag};
 use openpgp::parse::{PacketParserBuilder, PacketParserResult, Parse};
 use sequoia_openpgp as openpgp;
 
-use crate::framing::{Layout, PacketFraming, TextFraming, UnsignedContent};
-use crate::keyring::error_chain;
+use crate::verify::framing::{Layout, PacketFraming, TextFraming, UnsignedContent};
+use crate::verify::keyring::error_chain;
 
 /// Signature files larger than this are not signature files.
 pub const MAX_SIGNATURE_FILE: u64 = 1 << 20;
@@ -30,9 +30,9 @@ pub fn parse_detached(bytes: &[u8]) -> Result<Vec<Signature>, Malformed> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(Malformed("the signature file is empty".into()));
     }
-    if crate::armor::is_armored(bytes) {
+    if crate::verify::armor::is_armored(bytes) {
         let mut sigs = Vec::new();
-        for block in crate::armor::blocks(bytes) {
+        for block in crate::verify::armor::blocks(bytes) {
             if block.label != "PGP SIGNATURE" {
                 return Err(Malformed(format!(
                     "armored block labelled {:?}, expected \"PGP SIGNATURE\"",
@@ -368,8 +368,8 @@ pub enum Sniff {
 
 /// Classifies a file by its first bytes (a few hundred are enough).
 pub fn sniff(head: &[u8]) -> Sniff {
-    if crate::armor::is_armored(head) {
-        let blocks = crate::armor::blocks(head);
+    if crate::verify::armor::is_armored(head) {
+        let blocks = crate::verify::armor::blocks(head);
         return match blocks.first().map(|b| b.label.as_str()) {
             Some("PGP SIGNED MESSAGE") => Sniff::Cleartext,
             Some("PGP MESSAGE") => Sniff::Message,

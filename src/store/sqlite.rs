@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
-use crate::event::Event;
+use crate::alert::event::Event;
 
 /// Each entry brings the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -935,7 +935,7 @@ fn row_to_source(r: &rusqlite::Row<'_>) -> rusqlite::Result<SourceRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Kind, Severity};
+    use crate::alert::event::{Kind, Severity};
 
     fn ev(n: u32) -> Event {
         Event::new(

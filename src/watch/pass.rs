@@ -21,12 +21,12 @@ use std::time::{Duration, SystemTime};
 
 use tokio::task::JoinSet;
 
+use crate::alert::event::{Event, Kind, Severity};
 use crate::config::{Config, FeedFormat};
-use crate::event::{Event, Kind, Severity};
-use crate::feeds::{self, Item};
-use crate::fetch::{Fetched, Fetcher, Validators};
-use crate::keyring::Keyring;
-use crate::state::{EntryWrite, PollCommit, ProblemRow, SourceRow, State, StateError};
+use crate::store::sqlite::{EntryWrite, PollCommit, ProblemRow, SourceRow, State, StateError};
+use crate::verify::keyring::Keyring;
+use crate::watch::feeds::{self, Item};
+use crate::watch::fetch::{Fetched, Fetcher, Validators};
 
 /// What a source is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +103,7 @@ enum Polled {
         items: Vec<Item>,
         validators: (Option<String>, Option<String>),
     },
-    Csaf(crate::csaf::CsafPoll),
+    Csaf(crate::watch::csaf::CsafPoll),
     Key(Vec<Event>),
 }
 
@@ -137,12 +137,12 @@ pub async fn run_pass(
             })
             .unwrap_or_default();
         let known = if s.kind == SourceKind::Feed(FeedFormat::Csaf) {
-            crate::csaf::Known {
+            crate::watch::csaf::Known {
                 entries: state.entries(&s.id)?,
                 problems: state.problems(&s.id)?,
             }
         } else {
-            crate::csaf::Known::default()
+            crate::watch::csaf::Known::default()
         };
         priors.insert(s.id.clone(), row);
         let threshold = config
@@ -204,13 +204,13 @@ async fn poll_source(
     fetcher: &Arc<Fetcher>,
     s: &Source,
     validators: Validators,
-    known: crate::csaf::Known,
+    known: crate::watch::csaf::Known,
     keyring: Option<Arc<Keyring>>,
     threshold: usize,
     now: SystemTime,
 ) -> Result<Polled, String> {
     match s.kind {
-        SourceKind::Feed(FeedFormat::Csaf) => crate::csaf::poll(
+        SourceKind::Feed(FeedFormat::Csaf) => crate::watch::csaf::poll(
             fetcher.clone(),
             s.vendor.clone(),
             s.url.clone(),
@@ -235,7 +235,7 @@ async fn poll_source(
             {
                 Fetched::NotModified => Ok(Polled::NotModified),
                 Fetched::Body { bytes, .. } => {
-                    crate::keywatch::compare(&s.vendor, &s.url, &bytes, &keyring, now)
+                    crate::watch::keywatch::compare(&s.vendor, &s.url, &bytes, &keyring, now)
                         .map(Polled::Key)
                 }
             }
@@ -374,7 +374,7 @@ fn record_success(
                     }
                     Some(k) if k.updated != entry.updated => {
                         event.kind = Kind::AdvisoryUpdated;
-                        event.id = crate::event::event_id(
+                        event.id = crate::alert::event::event_id(
                             Kind::AdvisoryUpdated,
                             &src.vendor,
                             &format!("{} {:?}", entry.key, entry.updated),
@@ -430,7 +430,7 @@ fn fold_problems(
     src: &Source,
     one_by_one: usize,
     open_before: &[ProblemRow],
-    problems: Vec<crate::csaf::Problem>,
+    problems: Vec<crate::watch::csaf::Problem>,
     now: SystemTime,
 ) -> (Vec<Event>, Vec<ProblemRow>) {
     let before: HashMap<(&str, &str), SystemTime> = open_before
@@ -452,7 +452,7 @@ fn fold_problems(
     }
     let folded = fresh.split_off(one_by_one.min(fresh.len()));
     let mut events: Vec<Event> = fresh.into_iter().map(|p| p.event).collect();
-    let mut by_kind: BTreeMap<Kind, Vec<crate::csaf::Problem>> = BTreeMap::new();
+    let mut by_kind: BTreeMap<Kind, Vec<crate::watch::csaf::Problem>> = BTreeMap::new();
     for p in folded {
         by_kind.entry(p.event.kind).or_default().push(p);
     }
@@ -469,7 +469,7 @@ const SUMMARY_NAMES: usize = 10;
 fn problems_summary(
     src: &Source,
     kind: Kind,
-    folded: &[crate::csaf::Problem],
+    folded: &[crate::watch::csaf::Problem],
     now: SystemTime,
 ) -> Event {
     let n = folded.len();
@@ -485,7 +485,7 @@ fn problems_summary(
     let first = folded
         .iter()
         .take(SUMMARY_NAMES)
-        .map(|p| crate::csaf::file_name(&p.advisory_url))
+        .map(|p| crate::watch::csaf::file_name(&p.advisory_url))
         .collect::<Vec<_>>()
         .join(", ");
     let names = if n > SUMMARY_NAMES {
@@ -502,7 +502,7 @@ fn problems_summary(
     let mut e = Event::new(
         kind,
         &src.vendor,
-        &format!("{} advisory problems {}", src.id, crate::state::secs(now)),
+        &format!("{} advisory problems {}", src.id, crate::store::sqlite::secs(now)),
         Severity::High,
         format!(
             "{} CSAF provider: {n} more {what} ({codes}): {names}; each is checked again every poll (vendorguard status counts them)",
@@ -705,9 +705,9 @@ pub fn summary_line(o: &SourceOutcome) -> String {
 /// `Ok(None)` when another run holds it; `Err` when the file cannot be opened.
 pub fn try_lock(state_path: &std::path::Path) -> std::io::Result<Option<std::fs::File>> {
     use std::os::unix::fs::OpenOptionsExt;
-    let p = crate::state::sidecar(state_path, ".lock");
+    let p = crate::store::sqlite::sidecar(state_path, ".lock");
     if let Some(parent) = state_path.parent() {
-        crate::state::create_private_dir_all(parent)?;
+        crate::store::sqlite::create_private_dir_all(parent)?;
     }
     let f = std::fs::OpenOptions::new()
         .create(true)
@@ -715,7 +715,7 @@ pub fn try_lock(state_path: &std::path::Path) -> std::io::Result<Option<std::fs:
         .write(true)
         .mode(0o600)
         .open(&p)?;
-    crate::state::make_private(&p);
+    crate::store::sqlite::make_private(&p);
     match f.try_lock() {
         Ok(()) => Ok(Some(f)),
         Err(std::fs::TryLockError::WouldBlock) => Ok(None),
@@ -817,7 +817,7 @@ mod tests {
             .collect();
         let problems = problems
             .iter()
-            .map(|(u, code, kind)| crate::csaf::Problem {
+            .map(|(u, code, kind)| crate::watch::csaf::Problem {
                 advisory_url: format!("https://acme.example/{u}"),
                 code,
                 event: Event::new(

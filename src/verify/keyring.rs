@@ -14,7 +14,7 @@ use openpgp::parse::Parse;
 use openpgp::{Cert, Fingerprint, KeyHandle};
 use sequoia_openpgp as openpgp;
 
-use crate::armor;
+use crate::verify::armor;
 
 /// File extensions read from a keyring folder.
 pub const CERT_EXTENSIONS: &[&str] = &["asc", "pgp", "gpg", "key"];
@@ -226,18 +226,18 @@ pub fn error_chain(e: &anyhow::Error) -> String {
 pub fn pinned_hashes(
     keyring_dir: &Path,
     file_name: &str,
-) -> Result<Vec<crate::checksums::Entry>, String> {
+) -> Result<Vec<crate::verify::checksums::Entry>, String> {
     let path = keyring_dir.join("pinned.sha256");
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(format!("{}: cannot read: {e}", path.display())),
     };
-    let (entries, bad) = crate::checksums::parse(&text, 64);
+    let (entries, bad) = crate::verify::checksums::parse(&text, 64);
     if let Some(b) = bad.first() {
         return Err(format!("{}: line {}: {}", path.display(), b.line, b.reason));
     }
-    Ok(crate::checksums::entries_for(&entries, file_name)
+    Ok(crate::verify::checksums::entries_for(&entries, file_name)
         .into_iter()
         .filter(|e| e.name.strip_prefix("./").unwrap_or(&e.name) == file_name)
         .cloned()

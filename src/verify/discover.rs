@@ -10,8 +10,8 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::checksums;
-use crate::sigfile::{sniff, Sniff};
+use crate::verify::checksums;
+use crate::verify::sigfile::{sniff, Sniff};
 
 /// Extensions of detached signatures, in the order they are tried.
 pub const DETACHED_EXTENSIONS: &[&str] = &["asc", "sig", "gpg"];
@@ -88,8 +88,8 @@ pub fn find(bundle: &Path, explicit: Option<&Path>, head: &[u8]) -> Source {
         // content rather than report that no signature exists.
         Sniff::Other
             if matches!(
-                crate::framing::Layout::of(head),
-                crate::framing::Layout::Cleartext | crate::framing::Layout::Armored
+                crate::verify::framing::Layout::of(head),
+                crate::verify::framing::Layout::Cleartext | crate::verify::framing::Layout::Armored
             ) =>
         {
             Source::Inline

@@ -26,9 +26,9 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::archive::{Kind, Meta, Refusal, Visitor, WalkError};
-use crate::inspect::Inspector;
-use crate::tree::{Added, Clash, Entry, NodeId, Tree, Unresolved};
+use crate::archive::inspect::Inspector;
+use crate::archive::tree::{Added, Clash, Entry, NodeId, Tree, Unresolved};
+use crate::archive::walk::{Kind, Meta, Refusal, Visitor, WalkError};
 
 /// Limits on what an archive may expand to.
 #[derive(Debug, Clone, Copy)]
@@ -44,7 +44,7 @@ impl Default for Limits {
         Limits {
             max_size: 8 << 30,
             max_ratio: 200,
-            max_entries: crate::archive::DEFAULT_MAX_ENTRIES,
+            max_entries: crate::archive::walk::DEFAULT_MAX_ENTRIES,
             keep_setuid: false,
         }
     }
@@ -473,7 +473,9 @@ impl<'a> InspectOnly<'a> {
         InspectOnly {
             inspector,
             buf: vec![0u8; 256 * 1024],
-            tree: Some(Tree::new(node_cap(crate::archive::DEFAULT_MAX_ENTRIES))),
+            tree: Some(Tree::new(node_cap(
+                crate::archive::walk::DEFAULT_MAX_ENTRIES,
+            ))),
             links: Vec::new(),
         }
     }
@@ -523,7 +525,7 @@ impl Visitor for InspectOnly<'_> {
             return Ok(());
         }
         let mut scanned = 0usize;
-        while scanned < crate::inspect::SCAN_LIMIT {
+        while scanned < crate::archive::inspect::SCAN_LIMIT {
             let n = match data.read(&mut self.buf) {
                 Ok(0) => break,
                 Ok(n) => n,

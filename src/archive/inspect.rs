@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
-use crate::archive::{Kind, Meta};
+use crate::archive::walk::{Kind, Meta};
 use crate::text::escape;
 
 /// Bytes of each file scanned for findings.

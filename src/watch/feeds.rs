@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use sha2::Digest as _;
 
-use crate::event::Severity;
+use crate::alert::event::Severity;
 
 /// One advisory as a feed presents it.
 #[derive(Debug, Clone, PartialEq)]

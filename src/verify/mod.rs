@@ -21,6 +21,16 @@
 //! `digest::hash_once` (or the signed-message parser for inline bundles); the pin digest
 //! and the signature digests come from that single pass.
 
+pub mod armor;
+pub mod checksums;
+pub mod digest;
+pub mod discover;
+pub mod framing;
+pub mod keyring;
+pub mod keys;
+pub mod report;
+pub mod sigfile;
+
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -35,11 +45,10 @@ use openpgp::types::{HashAlgorithm, RevocationStatus, SignatureType};
 use openpgp::{Fingerprint, KeyHandle};
 use sequoia_openpgp as openpgp;
 
-use crate::checksums;
-use crate::digest::{self, Mode};
-use crate::discover::{self, Source};
-use crate::keyring::{error_chain, Keyring};
-use crate::sigfile::{self, Malformed};
+use digest::Mode;
+use discover::Source;
+use keyring::{error_chain, Keyring};
+use sigfile::Malformed;
 
 /// How far in the future a signature may be dated before it is rejected.
 pub const CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
@@ -342,7 +351,7 @@ struct Accumulator {
 impl Accumulator {
     /// Bytes of a signed message that no signature covers: the whole file must be what
     /// the signer signed, so this rejects whatever the signatures say.
-    fn unsigned_content(&mut self, path: &Path, found: &crate::framing::UnsignedContent) {
+    fn unsigned_content(&mut self, path: &Path, found: &crate::verify::framing::UnsignedContent) {
         self.codes.push("unsigned-content");
         self.problems.push(format!(
             "{}: {}",

@@ -27,12 +27,12 @@ use serde_json::Value;
 use sha2::Digest as _;
 use tokio::task::JoinSet;
 
-use crate::event::{Event, Kind, Severity};
-use crate::fetch::{Fetched, Fetcher, Validators};
-use crate::keyring::Keyring;
-use crate::state::{EntryRow, EntryWrite, ProblemRow};
+use crate::alert::event::{Event, Kind, Severity};
+use crate::store::sqlite::{EntryRow, EntryWrite, ProblemRow};
 use crate::text::group4;
+use crate::verify::keyring::Keyring;
 use crate::verify::{self, Status, Verdict};
+use crate::watch::fetch::{Fetched, Fetcher, Validators};
 
 /// One advisory the provider lists.
 #[derive(Debug, Clone)]
@@ -478,7 +478,7 @@ fn rejected(ctx: &Ctx, l: &Listed, code: &'static str, why: String) -> Problem {
                 "csaf {} {} {code} {}",
                 l.url,
                 l.updated,
-                crate::state::secs(ctx.now)
+                crate::store::sqlite::secs(ctx.now)
             ),
             Severity::High,
             format!(
@@ -593,7 +593,7 @@ async fn check_advisory(ctx: &Ctx, l: Listed) -> Result<Checked, Problem> {
                         "csaf {} {} signer {fpr} {}",
                         l.url,
                         l.updated,
-                        crate::state::secs(now)
+                        crate::store::sqlite::secs(now)
                     ),
                     Severity::High,
                     format!(

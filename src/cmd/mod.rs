@@ -5,6 +5,8 @@
 //! returned from here mean "could not check" (exit 2). This file reads the clock once
 //! per command and passes `now` down; nothing below it reads time.
 
+pub mod watch;
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -17,10 +19,10 @@ use crate::cli::{
     VerifyArgs,
 };
 use crate::config::{self, Config};
-use crate::keyring::{self, Keyring};
 use crate::text::escape_os;
+use crate::verify::keyring::{self, Keyring};
 use crate::verify::{self, Pin, Verdict};
-use crate::{checksums, keys, report};
+use crate::verify::{checksums, keys, report};
 
 /// How a command ended, short of an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,12 +52,12 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Unpack(args) => run_unpack(config.as_ref(), &args, now),
         Command::Inspect(args) => run_inspect(&args),
         Command::Watch(args) => {
-            crate::monitor::run_watch(config.as_ref(), args.once, args.json, quiet)
+            crate::cmd::watch::run_watch(config.as_ref(), args.once, args.json, quiet)
         }
-        Command::Status { json } => crate::monitor::run_status(config.as_ref(), json),
+        Command::Status { json } => crate::cmd::watch::run_status(config.as_ref(), json),
         Command::Alert {
             command: AlertCommand::Test { json },
-        } => crate::monitor::run_alert_test(config.as_ref(), json),
+        } => crate::cmd::watch::run_alert_test(config.as_ref(), json),
         Command::Pin(args) => run_pin(config.as_ref(), &args),
         Command::Keys { command } => run_keys(config.as_ref(), command, now),
         Command::CheckConfig => run_check_config(config.as_ref(), cli.config.is_some()),
@@ -145,7 +147,7 @@ fn run_verify(
     let result = verify_command(config, &args.bundle, &args.check, now, None);
     match result {
         Ok(report) => {
-            crate::monitor::raise_verify_events(config, &report, args.check.no_alert);
+            crate::cmd::watch::raise_verify_events(config, &report, args.check.no_alert);
             let mut stdout = std::io::stdout().lock();
             if args.json {
                 writeln!(stdout, "{}", report::render_json(&report))?;
@@ -243,9 +245,9 @@ fn run_unpack(
     args: &UnpackArgs,
     now: SystemTime,
 ) -> anyhow::Result<Outcome> {
-    use crate::archive::{self, WalkError};
-    use crate::inspect::{self, Inspector};
-    use crate::unpack::{Extractor, Limits};
+    use crate::archive::extract::{Extractor, Limits};
+    use crate::archive::inspect::{self, Inspector};
+    use crate::archive::walk::{self as archive, WalkError};
 
     let into = &args.into;
     let shown_into = escape_os(into.as_os_str());
@@ -268,7 +270,7 @@ fn run_unpack(
     let mut copy = tempfile::tempfile_in(&parent)
         .with_context(|| format!("{}: cannot write beside the target", parent.display()))?;
     let report = verify_command(config, &args.bundle, &args.check, now, Some(&copy))?;
-    crate::monitor::raise_verify_events(config, &report, args.check.no_alert);
+    crate::cmd::watch::raise_verify_events(config, &report, args.check.no_alert);
     let mut stdout = std::io::stdout().lock();
     if !args.json {
         write!(stdout, "{}", report::render_text(&report))?;
@@ -380,14 +382,14 @@ fn run_unpack(
 }
 
 fn run_inspect(args: &InspectArgs) -> anyhow::Result<Outcome> {
-    use crate::archive::{self, WalkError};
-    use crate::inspect::{self, Inspector};
+    use crate::archive::inspect::{self, Inspector};
+    use crate::archive::walk::{self as archive, WalkError};
     let bundle = escape_os(args.bundle.as_os_str());
     let mut file = std::fs::File::open(&args.bundle)
         .with_context(|| format!("{bundle}: cannot read bundle"))?;
     let mut inspector = Inspector::new();
     let format = {
-        let mut visitor = crate::unpack::InspectOnly::new(&mut inspector);
+        let mut visitor = crate::archive::extract::InspectOnly::new(&mut inspector);
         match archive::walk(&mut file, &mut visitor) {
             Ok(f) => f,
             Err(WalkError::Io(e)) => {
@@ -417,7 +419,7 @@ fn run_pin(config: Option<&Config>, args: &PinArgs) -> anyhow::Result<Outcome> {
         .expect("an explicit vendor is always chosen");
     let file = std::fs::File::open(&args.bundle)
         .with_context(|| format!("{}: cannot read bundle", escape_os(args.bundle.as_os_str())))?;
-    let digests = crate::digest::hash_once(&file, &crate::digest::plan([]))
+    let digests = crate::verify::digest::hash_once(&file, &crate::verify::digest::plan([]))
         .with_context(|| format!("{}: cannot read bundle", escape_os(args.bundle.as_os_str())))?;
     let hex = crate::text::hex(&digests.sha256());
     let name = args

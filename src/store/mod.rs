@@ -1,0 +1,2 @@
+//! The watcher's durable state.
+pub mod sqlite;
