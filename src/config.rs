@@ -21,8 +21,6 @@ pub const DEFAULT_SIGNATURES: usize = 1;
 pub struct Config {
     /// The file this was read from.
     pub path: PathBuf,
-    /// The folder holding the file; relative paths resolve against it.
-    pub base: PathBuf,
     pub watch: Watch,
     pub alerts: Alerts,
     pub vendors: Vec<Vendor>,
@@ -185,16 +183,16 @@ impl Config {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        Config::from_raw(path, base, raw)
+        Config::from_raw(path, &base, raw)
     }
 
-    fn from_raw(path: &Path, base: PathBuf, raw: RawConfig) -> Result<Config, ConfigError> {
+    fn from_raw(path: &Path, base: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         let mut v = Validator::default();
-        let watch = v.watch(&base, raw.watch.unwrap_or_default());
-        let alerts = v.alerts(&base, raw.alerts.unwrap_or_default());
+        let watch = v.watch(base, raw.watch.unwrap_or_default());
+        let alerts = v.alerts(base, raw.alerts.unwrap_or_default());
         let mut vendors = Vec::new();
         for (i, rv) in raw.vendor.into_iter().enumerate() {
-            if let Some(vendor) = v.vendor(&base, i, rv) {
+            if let Some(vendor) = v.vendor(base, i, rv) {
                 if vendors.iter().any(|o: &Vendor| o.name == vendor.name) {
                     v.problem(
                         format!("vendor[{i}].name"),
@@ -207,7 +205,6 @@ impl Config {
         if v.problems.is_empty() {
             Ok(Config {
                 path: path.to_path_buf(),
-                base,
                 watch,
                 alerts,
                 vendors,

@@ -4,14 +4,14 @@
 //! The library holds every capability; `main.rs` only parses the command line, calls
 //! into here, prints, and chooses the exit code. See `ARCHITECTURE.md` for the map.
 
-pub mod alert;
-pub mod archive;
+mod alert;
+mod archive;
 pub mod cli;
 pub mod cmd;
-pub mod config;
+mod config;
 mod mutation;
 mod robustness;
-pub mod store;
-pub mod text;
-pub mod verify;
-pub mod watch;
+mod store;
+mod text;
+mod verify;
+mod watch;

@@ -60,7 +60,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         } => crate::cmd::watch::run_alert_test(config.as_ref(), json),
         Command::Pin(args) => run_pin(config.as_ref(), &args),
         Command::Keys { command } => run_keys(config.as_ref(), command, now),
-        Command::CheckConfig => run_check_config(config.as_ref(), cli.config.is_some()),
+        Command::CheckConfig => run_check_config(config.as_ref()),
     }
 }
 
@@ -661,7 +661,7 @@ fn run_keys(
     }
 }
 
-fn run_check_config(config: Option<&Config>, _explicit: bool) -> anyhow::Result<Outcome> {
+fn run_check_config(config: Option<&Config>) -> anyhow::Result<Outcome> {
     let config = config.context("no feeds.toml here: pass --config FILE")?;
     let mut problems: Vec<String> = Vec::new();
     let mut cert_count = 0;

@@ -200,8 +200,6 @@ pub struct UnreadableEvent {
 #[derive(Debug, Clone)]
 pub struct PendingEvent {
     pub event: Event,
-    pub attempts: u32,
-    pub next_attempt_at: Option<SystemTime>,
     /// The Message-ID of the digest this event was first tried in, if any.
     pub message_id: Option<String>,
 }
@@ -290,14 +288,6 @@ impl State {
             tx.commit()?;
         }
         Ok(())
-    }
-
-    /// `PRAGMA integrity_check` says "ok".
-    pub fn integrity_ok(&self) -> Result<bool, StateError> {
-        let s: String = self
-            .conn
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
-        Ok(s == "ok")
     }
 
     pub fn source(&self, id: &str) -> Result<Option<SourceRow>, StateError> {
@@ -499,31 +489,21 @@ impl State {
     /// Events not yet delivered on `channel`, oldest first.
     pub fn pending(&self, channel: &str) -> Result<Vec<PendingEvent>, StateError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT e.json, COALESCE(d.attempts, 0), d.next_attempt_at, d.message_id FROM events e
+            "SELECT e.json, d.message_id FROM events e
              LEFT JOIN deliveries d ON d.event_id = e.id AND d.channel = ?1
              WHERE d.delivered_at IS NULL ORDER BY e.seq",
         )?;
         let rows = stmt.query_map([channel], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, u32>(1)?,
-                r.get::<_, Option<i64>>(2)?,
-                r.get::<_, Option<String>>(3)?,
-            ))
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (json, attempts, next, message_id) = row?;
+            let (json, message_id) = row?;
             // Reported by `unreadable_pending`; the others go on.
             let Ok(event) = parse_event(&json) else {
                 continue;
             };
-            out.push(PendingEvent {
-                event,
-                attempts,
-                next_attempt_at: next.map(from_secs),
-                message_id,
-            });
+            out.push(PendingEvent { event, message_id });
         }
         Ok(out)
     }
@@ -651,29 +631,6 @@ impl State {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// How many events are stored.
-    pub fn event_count(&self) -> Result<u64, StateError> {
-        Ok(self
-            .conn
-            .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?)
-    }
-
-    /// All events, oldest first (for tests and `status --json`).
-    pub fn events(&self) -> Result<Vec<Event>, StateError> {
-        let mut stmt = self.conn.prepare("SELECT json FROM events ORDER BY seq")?;
-        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-        let mut out = Vec::new();
-        for r in rows {
-            if let Some(e) = serde_json::from_str(&r?)
-                .ok()
-                .and_then(|v| Event::from_json(&v))
-            {
-                out.push(e);
-            }
-        }
-        Ok(out)
     }
 }
 
@@ -990,11 +947,19 @@ mod tests {
         let row = s.source("src").unwrap().unwrap();
         assert_eq!(row.etag.as_deref(), Some("\"etag\""));
         assert_eq!(row.entries, 1);
-        assert!(s.integrity_ok().unwrap());
+        let integrity: String = s
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(integrity, "ok");
         drop(s);
         // Reopening keeps everything and does not re-run migrations.
         let s = State::open(&dir.path().join("s/state.sqlite")).unwrap();
-        assert_eq!(s.event_count().unwrap(), 2);
+        let events: u64 = s
+            .conn
+            .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(events, 2);
     }
 
     #[test]
@@ -1074,7 +1039,15 @@ mod tests {
                 None
             ]
         );
-        assert_eq!(p[0].attempts, 1, "fixing the id is not an attempt");
+        let attempts: u32 = s
+            .conn
+            .query_row(
+                "SELECT attempts FROM deliveries WHERE event_id = ?1 AND channel = 'email'",
+                [&ev(1).id],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(attempts, 1, "fixing the id is not an attempt");
         assert_eq!(s.pending("escalation").unwrap()[0].message_id, None);
     }
 

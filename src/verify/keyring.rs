@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use openpgp::cert::prelude::*;
 use openpgp::parse::Parse;
-use openpgp::{Cert, Fingerprint, KeyHandle};
+use openpgp::{Cert, Fingerprint};
 use sequoia_openpgp as openpgp;
 
 use crate::verify::armor;
@@ -135,17 +135,6 @@ impl Keyring {
     /// The file a certificate was loaded from.
     pub fn origin(&self, fp: &Fingerprint) -> Option<&Path> {
         self.origin.get(fp).map(PathBuf::as_path)
-    }
-
-    /// Whether any pinned certificate has a key (primary or subkey) matching one of
-    /// `handles`.
-    pub fn has_any(&self, handles: &[KeyHandle]) -> bool {
-        self.certs.iter().any(|c| {
-            c.keys()
-                .key_handles(handles.iter().cloned())
-                .next()
-                .is_some()
-        })
     }
 }
 

@@ -36,7 +36,6 @@ pub enum Fetched {
         bytes: Vec<u8>,
         etag: Option<String>,
         last_modified: Option<String>,
-        content_type: Option<String>,
     },
 }
 
@@ -48,7 +47,6 @@ pub struct FetchError {
     /// `redirect-refused`, `address-refused`.
     pub code: &'static str,
     pub message: String,
-    pub attempts: u32,
 }
 
 /// Conditional-GET validators to send.
@@ -144,13 +142,11 @@ impl Fetcher {
         let parsed = reqwest::Url::parse(url).map_err(|e| FetchError {
             code: "feed-unreachable",
             message: format!("bad URL {url}: {e}"),
-            attempts: 0,
         })?;
         if let Err(refused) = literal_address_allowed(&parsed) {
             return Err(FetchError {
                 code: "address-refused",
                 message: refused.to_string(),
-                attempts: 0,
             });
         }
         let host = self.host_semaphore(&parsed);
@@ -164,12 +160,8 @@ impl Fetcher {
             };
             match result {
                 Attempt::Done(f) => return Ok(f),
-                Attempt::Fatal(mut e) => {
-                    e.attempts = attempt;
-                    return Err(e);
-                }
-                Attempt::Retry { mut error, after } => {
-                    error.attempts = attempt;
+                Attempt::Fatal(e) => return Err(e),
+                Attempt::Retry { error, after } => {
                     if attempt >= self.backoff.attempts {
                         return Err(error);
                     }
@@ -207,7 +199,6 @@ impl Fetcher {
                     error: FetchError {
                         code: "http-error",
                         message: format!("{shown}: HTTP {status}"),
-                        attempts: 0,
                     },
                     after,
                 };
@@ -216,7 +207,6 @@ impl Fetcher {
                 return Attempt::Fatal(FetchError {
                     code: "http-error",
                     message: format!("{shown}: HTTP {status}"),
-                    attempts: 0,
                 });
             }
             let header = |name: reqwest::header::HeaderName| {
@@ -227,7 +217,6 @@ impl Fetcher {
             };
             let etag = header(reqwest::header::ETAG);
             let last_modified = header(reqwest::header::LAST_MODIFIED);
-            let content_type = header(reqwest::header::CONTENT_TYPE);
             if let Some(len) = resp.content_length() {
                 if len > self.max_body {
                     return Attempt::Fatal(too_large(&shown, self.max_body));
@@ -251,7 +240,6 @@ impl Fetcher {
                 bytes,
                 etag,
                 last_modified,
-                content_type,
             })
         };
         match tokio::time::timeout(self.timeout, work).await {
@@ -260,7 +248,6 @@ impl Fetcher {
                 error: FetchError {
                     code: "feed-timeout",
                     message: format!("{shown}: no complete answer within {:?}", self.timeout),
-                    attempts: 0,
                 },
                 after: None,
             },
@@ -286,7 +273,6 @@ fn too_large(url: &str, max: u64) -> FetchError {
         message: format!(
             "{url}: the body is larger than max_body ({max} bytes, counted after decompression)"
         ),
-        attempts: 0,
     }
 }
 
@@ -297,14 +283,12 @@ fn classify_send_error(url: &str, e: reqwest::Error) -> Attempt {
         return Attempt::Fatal(FetchError {
             code: "address-refused",
             message: refused.to_string(),
-            attempts: 0,
         });
     }
     if e.is_redirect() {
         return Attempt::Fatal(FetchError {
             code: "redirect-refused",
             message: format!("{url}: {chain}"),
-            attempts: 0,
         });
     }
     if e.is_timeout() {
@@ -312,7 +296,6 @@ fn classify_send_error(url: &str, e: reqwest::Error) -> Attempt {
             error: FetchError {
                 code: "feed-timeout",
                 message: format!("{url}: {chain}"),
-                attempts: 0,
             },
             after: None,
         };
@@ -322,14 +305,12 @@ fn classify_send_error(url: &str, e: reqwest::Error) -> Attempt {
         return Attempt::Fatal(FetchError {
             code: "http-error",
             message: format!("{url}: {chain}"),
-            attempts: 0,
         });
     }
     Attempt::Retry {
         error: FetchError {
             code: "feed-unreachable",
             message: format!("{url}: {chain}"),
-            attempts: 0,
         },
         after: None,
     }
