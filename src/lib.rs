@@ -10,6 +10,7 @@ pub mod cli;
 pub mod cmd;
 mod config;
 mod mutation;
+mod policy;
 mod robustness;
 mod store;
 mod text;

@@ -525,7 +525,7 @@ impl Visitor for InspectOnly<'_> {
             return Ok(());
         }
         let mut scanned = 0usize;
-        while scanned < crate::archive::inspect::SCAN_LIMIT {
+        while scanned < crate::policy::SCAN_LIMIT {
             let n = match data.read(&mut self.buf) {
                 Ok(0) => break,
                 Ok(n) => n,

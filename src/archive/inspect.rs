@@ -15,10 +15,9 @@ use std::collections::BTreeSet;
 use serde_json::{json, Value};
 
 use crate::archive::walk::{Kind, Meta};
+use crate::policy::SCAN_LIMIT;
 use crate::text::escape;
 
-/// Bytes of each file scanned for findings.
-pub const SCAN_LIMIT: usize = 8 << 20;
 const LINE_LIMIT: usize = 8192;
 const BINARY_PROBE: usize = 8192;
 

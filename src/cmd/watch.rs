@@ -531,7 +531,11 @@ pub fn raise_verify_events(config: Option<&Config>, report: &Report, no_alert: b
                 Event::new(
                     Kind::KeyExpiring,
                     &vendor,
-                    &format!("{fpr} expires {} within 30d", crate::text::time(exp)),
+                    &format!(
+                        "{fpr} expires {} within {}d",
+                        crate::text::time(exp),
+                        crate::policy::EXPIRY_WARNING_DAYS
+                    ),
                     Severity::Medium,
                     format!(
                         "{vendor}'s signing key {} expires at {}",

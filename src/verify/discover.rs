@@ -148,7 +148,7 @@ fn find_manifest(
 /// Whether a manifest file has a line naming `file_name`. This is a cheap look before
 /// verification; the verified manifest is parsed again from the signed bytes.
 fn lists(manifest: &Path, file_name: &str) -> bool {
-    let Ok(text) = read_prefix(manifest, crate::verify::MAX_MANIFEST) else {
+    let Ok(text) = read_prefix(manifest, crate::policy::MAX_MANIFEST) else {
         return false;
     };
     let text = String::from_utf8_lossy(&text);

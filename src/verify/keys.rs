@@ -2,7 +2,7 @@
 //!
 //! A certificate's health is judged as of `now` under the same policy the verifier
 //! uses: revoked or expired pinned certificates are findings that fail `keys check`,
-//! one expiring within 30 days is a warning. Loading is `keyring`'s job.
+//! one expiring within `policy::EXPIRY_WARNING_DAYS` is a warning. Loading is `keyring`'s job.
 
 use std::time::SystemTime;
 
@@ -13,14 +13,14 @@ use openpgp::Cert;
 use sequoia_openpgp as openpgp;
 use serde_json::{json, Value};
 
+use crate::policy::{EXPIRY_WARNING, EXPIRY_WARNING_DAYS};
 use crate::text::{escape, time};
-use crate::verify::EXPIRY_WARNING;
 
 /// The health of one certificate now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Health {
     Ok,
-    /// Expires within 30 days.
+    /// Expires within [`EXPIRY_WARNING_DAYS`].
     Expiring,
     /// No valid signing-capable key now.
     NoSigningKey,
@@ -150,7 +150,7 @@ pub fn describe(cert: &Cert, policy: &dyn Policy, now: SystemTime) -> CertInfo {
                     match exp {
                         Some(t) if t <= now + EXPIRY_WARNING => (
                             Health::Expiring,
-                            format!("expires at {}, within 30 days: ask the vendor for the renewed certificate", time(t)),
+                            format!("expires at {}, within {EXPIRY_WARNING_DAYS} days: ask the vendor for the renewed certificate", time(t)),
                         ),
                         Some(t) => (Health::Ok, format!("valid until {}", time(t))),
                         None => (Health::Ok, "valid, no expiry".into()),

@@ -35,7 +35,7 @@ use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use openpgp::cert::prelude::*;
 use openpgp::crypto::hash::Context;
@@ -45,17 +45,13 @@ use openpgp::types::{HashAlgorithm, RevocationStatus, SignatureType};
 use openpgp::{Fingerprint, KeyHandle};
 use sequoia_openpgp as openpgp;
 
+use crate::policy::{
+    self, CLOCK_SKEW, EXPIRY_WARNING, EXPIRY_WARNING_DAYS, MAX_MANIFEST, MAX_SIGNATURE_FILE,
+};
 use digest::Mode;
 use discover::Source;
 use keyring::{error_chain, Keyring};
 use sigfile::Malformed;
-
-/// How far in the future a signature may be dated before it is rejected.
-pub const CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
-/// A signer whose key expires within this is reported (and, with alerts, escalated).
-pub const EXPIRY_WARNING: Duration = Duration::from_secs(30 * 24 * 3600);
-/// Checksum manifests larger than this are refused.
-pub const MAX_MANIFEST: u64 = 16 << 20;
 
 /// What the operator gets to know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -378,12 +374,12 @@ fn read_signature_file(path: &Path) -> Result<Vec<u8>, VerifyError> {
     let mut f = File::open(path).map_err(err)?;
     let mut bytes = Vec::new();
     (&mut f)
-        .take(sigfile::MAX_SIGNATURE_FILE + 1)
+        .take(MAX_SIGNATURE_FILE + 1)
         .read_to_end(&mut bytes)
         .map_err(err)?;
-    if bytes.len() as u64 > sigfile::MAX_SIGNATURE_FILE {
+    if bytes.len() as u64 > MAX_SIGNATURE_FILE {
         // Too large to be a signature: keep the head so parsing reports what it is.
-        bytes.truncate(sigfile::MAX_SIGNATURE_FILE as usize);
+        bytes.truncate(MAX_SIGNATURE_FILE as usize);
     }
     Ok(bytes)
 }
@@ -474,7 +470,11 @@ fn check_manifest(
         .and_then(|f| f.take(MAX_MANIFEST + 1).read_to_end(&mut bytes))
         .map_err(manifest_err)?;
     if bytes.len() as u64 > MAX_MANIFEST {
-        acc.malformed(manifest, "larger than 16 MiB; not a checksum manifest");
+        let why = format!(
+            "larger than {} MiB; not a checksum manifest",
+            policy::mib(MAX_MANIFEST)
+        );
+        acc.malformed(manifest, &why);
         return Ok(());
     }
     let signed_text: Vec<u8> = match signature {
@@ -910,7 +910,7 @@ fn decide(
             warnings.push(Warning {
                 code: "key-expiring",
                 message: format!(
-                    "the signing key of {who} expires at {}, within 30 days; ask the vendor for the renewed key",
+                    "the signing key of {who} expires at {}, within {EXPIRY_WARNING_DAYS} days; ask the vendor for the renewed key",
                     crate::text::time(t)
                 ),
             });

@@ -17,9 +17,6 @@ use sequoia_openpgp as openpgp;
 use crate::verify::framing::{Layout, PacketFraming, TextFraming, UnsignedContent};
 use crate::verify::keyring::error_chain;
 
-/// Signature files larger than this are not signature files.
-pub const MAX_SIGNATURE_FILE: u64 = 1 << 20;
-
 /// Why a signature file or signed message could not be read as one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Malformed(pub String);

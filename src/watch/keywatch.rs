@@ -4,11 +4,12 @@
 //! medium severity when the pinned certificate vouches for it (a subkey bound by the
 //! pinned primary, or a new primary certified by a pinned key: a planned rotation),
 //! high when nothing pinned vouches for it. A revocation of a pinned key is
-//! `key-revoked`. A pinned key expiring within 30 (and again within 7) days is
+//! `key-revoked`. A pinned key expiring within `policy::EXPIRY_WARNING_DAYS` (and again
+//! within `policy::EXPIRY_URGENT_DAYS`) is
 //! `key-expiring`, once per key, expiry and threshold: the event id makes repeats
 //! no-ops. Fetching is `fetch`'s job, storing `state`'s.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use openpgp::cert::prelude::*;
 use openpgp::policy::StandardPolicy;
@@ -17,10 +18,12 @@ use openpgp::Cert;
 use sequoia_openpgp as openpgp;
 
 use crate::alert::event::{Event, Kind, Severity};
+use crate::policy::{self, EXPIRY_URGENT_DAYS, EXPIRY_WARNING_DAYS};
 use crate::text::{group4, time};
 use crate::verify::keyring::{parse_certs, Keyring};
 
-const THRESHOLDS: &[(u64, &str)] = &[(7, "7d"), (30, "30d")];
+/// Days before expiry at which a pinned key is reported, most urgent first.
+const THRESHOLDS: [u64; 2] = [EXPIRY_URGENT_DAYS, EXPIRY_WARNING_DAYS];
 
 /// Compares the certificates published at `url` with the pinned keyring.
 ///
@@ -214,16 +217,13 @@ fn changes_of_pinned(
     if let Some(exp) = vc.primary_key().key_expiration_time() {
         if exp > now {
             let left = exp.duration_since(now).unwrap_or_default();
-            if let Some((days, label)) = THRESHOLDS
-                .iter()
-                .find(|(d, _)| left <= Duration::from_secs(d * 86_400))
-            {
+            if let Some(days) = THRESHOLDS.into_iter().find(|d| left <= policy::days(*d)) {
                 events.push(
                     Event::new(
                         Kind::KeyExpiring,
                         vendor,
-                        &format!("{fpr} expires {} within {label}", time(exp)),
-                        if *days <= 7 {
+                        &format!("{fpr} expires {} within {days}d", time(exp)),
+                        if days <= EXPIRY_URGENT_DAYS {
                             Severity::High
                         } else {
                             Severity::Medium

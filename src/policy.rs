@@ -1,0 +1,39 @@
+//! The thresholds of vendorguard's policy, in one place: how far a signature may be
+//! dated in the future, when a key counts as expiring, and how large a signature file,
+//! a manifest or a scanned file may be.
+//!
+//! Only constants live here, so that a threshold is changed once and every message
+//! that names it follows. Applying them is the job of the modules that import them;
+//! this file decides nothing and imports nothing.
+
+use std::time::Duration;
+
+const DAY: u64 = 24 * 3600;
+
+/// How far in the future a signature may be dated before it is rejected.
+pub const CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
+
+/// A signer or pinned key expiring within this many days is reported (and, with
+/// alerts, escalated).
+pub const EXPIRY_WARNING_DAYS: u64 = 30;
+/// [`EXPIRY_WARNING_DAYS`] as a duration.
+pub const EXPIRY_WARNING: Duration = Duration::from_secs(EXPIRY_WARNING_DAYS * DAY);
+/// A watched key expiring within this many days is reported again, as urgent.
+pub const EXPIRY_URGENT_DAYS: u64 = 7;
+
+/// Signature files larger than this are not signature files.
+pub const MAX_SIGNATURE_FILE: u64 = 1 << 20;
+/// Checksum manifests larger than this are refused.
+pub const MAX_MANIFEST: u64 = 16 << 20;
+/// Bytes of each archived file the inspector scans for findings.
+pub const SCAN_LIMIT: usize = 8 << 20;
+
+/// `n` days.
+pub fn days(n: u64) -> Duration {
+    Duration::from_secs(n * DAY)
+}
+
+/// A byte count in whole MiB, for messages that name a cap.
+pub fn mib(bytes: u64) -> u64 {
+    bytes >> 20
+}
