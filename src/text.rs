@@ -74,7 +74,7 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// An error and its causes on one line, `outer: cause: root cause`.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(c) = src {

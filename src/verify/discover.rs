@@ -29,11 +29,44 @@ pub enum Source {
     },
     /// The bundle is a signed message itself.
     Inline,
-    /// Nothing found; `looked_at` says where we looked, `notes` what we skipped and why.
+    /// Nothing found; `looked_at` says where we looked, `skipped` what we passed over.
     None {
         looked_at: Vec<PathBuf>,
-        notes: Vec<String>,
+        skipped: Vec<Skipped>,
     },
+}
+
+/// A manifest that was found but passed over during discovery, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Skipped {
+    /// `SHA256SUMS` with no detached signature beside it that is not cleartext-signed.
+    Unsigned { manifest: PathBuf },
+    /// A signed manifest that does not list the bundle (`not-in-manifest`).
+    NotListed {
+        manifest: PathBuf,
+        file_name: String,
+    },
+}
+
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Skipped::Unsigned { manifest } => write!(
+                f,
+                "{} has no detached signature (.asc/.sig/.gpg) and is not cleartext-signed",
+                manifest.display()
+            ),
+            Skipped::NotListed {
+                manifest,
+                file_name,
+            } => write!(
+                f,
+                "{} does not list {}",
+                manifest.display(),
+                crate::text::escape(file_name)
+            ),
+        }
+    }
 }
 
 impl Source {
@@ -57,7 +90,7 @@ pub fn find(bundle: &Path, explicit: Option<&Path>, head: &[u8]) -> Source {
         };
     }
     let mut looked_at = Vec::new();
-    let mut notes = Vec::new();
+    let mut skipped = Vec::new();
     for ext in DETACHED_EXTENSIONS {
         let candidate = append_extension(bundle, ext);
         if candidate.is_file() {
@@ -77,7 +110,7 @@ pub fn find(bundle: &Path, explicit: Option<&Path>, head: &[u8]) -> Source {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     if file_name != "SHA256SUMS" && file_name != "SHA256SUMS.asc" {
-        if let Some(found) = find_manifest(&dir, &file_name, &mut looked_at, &mut notes) {
+        if let Some(found) = find_manifest(&dir, &file_name, &mut looked_at, &mut skipped) {
             return found;
         }
     }
@@ -94,7 +127,7 @@ pub fn find(bundle: &Path, explicit: Option<&Path>, head: &[u8]) -> Source {
         {
             Source::Inline
         }
-        _ => Source::None { looked_at, notes },
+        _ => Source::None { looked_at, skipped },
     }
 }
 
@@ -102,7 +135,7 @@ fn find_manifest(
     dir: &Path,
     file_name: &str,
     looked_at: &mut Vec<PathBuf>,
-    notes: &mut Vec<String>,
+    skipped: &mut Vec<Skipped>,
 ) -> Option<Source> {
     let sums = dir.join("SHA256SUMS");
     let sums_asc = dir.join("SHA256SUMS.asc");
@@ -118,10 +151,9 @@ fn find_manifest(
             None if sniff(&head_of(&sums)) == Sniff::Cleartext => {
                 candidates.push((sums.clone(), None))
             }
-            None => notes.push(format!(
-                "{} has no detached signature (.asc/.sig/.gpg) and is not cleartext-signed",
-                sums.display()
-            )),
+            None => skipped.push(Skipped::Unsigned {
+                manifest: sums.clone(),
+            }),
         }
     } else {
         looked_at.push(sums.clone());
@@ -136,11 +168,10 @@ fn find_manifest(
                 signature,
             });
         }
-        notes.push(format!(
-            "{} does not list {}",
-            manifest.display(),
-            crate::text::escape(file_name)
-        ));
+        skipped.push(Skipped::NotListed {
+            manifest,
+            file_name: file_name.to_string(),
+        });
     }
     None
 }

@@ -14,6 +14,7 @@ use openpgp::parse::Parse;
 use openpgp::{Cert, Fingerprint};
 use sequoia_openpgp as openpgp;
 
+use crate::text::error_chain;
 use crate::verify::armor;
 
 /// File extensions read from a keyring folder.
@@ -174,11 +175,11 @@ pub fn parse_certs(bytes: &[u8]) -> (Vec<Cert>, Vec<String>) {
                 for r in parser {
                     match r {
                         Ok(c) => certs.push(c),
-                        Err(e) => problems.push(error_chain(&e)),
+                        Err(e) => problems.push(error_chain(&*e)),
                     }
                 }
             }
-            Err(e) => problems.push(error_chain(&e)),
+            Err(e) => problems.push(error_chain(&*e)),
         }
     }
     if armor::is_armored(bytes) {
@@ -199,11 +200,6 @@ pub fn parse_certs(bytes: &[u8]) -> (Vec<Cert>, Vec<String>) {
         parse_one(bytes, &mut certs, &mut problems);
     }
     (certs, problems)
-}
-
-/// An anyhow error and its causes on one line (see [`crate::text::error_chain`]).
-pub fn error_chain(e: &anyhow::Error) -> String {
-    crate::text::error_chain(&**e)
 }
 
 /// The SHA-256 pins for `file_name` in `keyring_dir/pinned.sha256`; an absent file pins

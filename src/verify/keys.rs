@@ -110,7 +110,7 @@ pub fn describe(cert: &Cert, policy: &dyn Policy, now: SystemTime) -> CertInfo {
             Health::Invalid,
             format!(
                 "not valid under the policy: {}",
-                crate::verify::keyring::error_chain(e)
+                crate::text::error_chain(&**e)
             ),
         ),
         Ok(vc) => {

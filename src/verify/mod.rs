@@ -48,9 +48,10 @@ use sequoia_openpgp as openpgp;
 use crate::policy::{
     self, CLOCK_SKEW, EXPIRY_WARNING, EXPIRY_WARNING_DAYS, MAX_MANIFEST, MAX_SIGNATURE_FILE,
 };
+use crate::text::error_chain;
 use digest::Mode;
 use discover::Source;
-use keyring::{error_chain, Keyring};
+use keyring::Keyring;
 use sigfile::Malformed;
 
 /// What the operator gets to know.
@@ -289,7 +290,7 @@ pub fn verify_bundle(req: &Request<'_>) -> Result<Report, VerifyError> {
             let (size, sha256) = tee.finish();
             (size, sha256, Some(req.bundle.to_path_buf()))
         }
-        Source::None { looked_at, notes } => {
+        Source::None { looked_at, skipped } => {
             let digests = digest::hash_once(&mut reader, &digest::plan([]))
                 .map_err(|e| reader.error(req.bundle, e))?;
             let looked: Vec<String> = looked_at
@@ -301,8 +302,11 @@ pub fn verify_bundle(req: &Request<'_>) -> Result<Report, VerifyError> {
                 "no signature found: looked for {}, a signed SHA256SUMS, and an inline signature",
                 looked.join(", ")
             ));
-            acc.problems.extend(notes.iter().cloned());
-            if notes.iter().any(|n| n.contains("does not list")) {
+            acc.problems.extend(skipped.iter().map(ToString::to_string));
+            if skipped
+                .iter()
+                .any(|s| matches!(s, discover::Skipped::NotListed { .. }))
+            {
                 acc.codes.push("not-in-manifest");
             }
             (digests.size, digests.sha256(), None)
@@ -659,10 +663,10 @@ fn judge_with_key(
     let vka = match ka.clone().with_policy(req.policy, created) {
         Ok(v) => v,
         Err(e) => {
-            let why = error_chain(&e);
+            let why = error_chain(&*e);
             let hint = if created < ka.key().creation_time() {
                 "; the signature is older than the key"
-            } else if why.contains("No binding signature") {
+            } else if no_binding_signature(&e) {
                 "; the pinned certificate has no self-signature that old (re-exported with only its newest ones?): pin the vendor's full certificate, or ask for a fresh signature"
             } else {
                 ""
@@ -694,7 +698,7 @@ fn judge_with_key(
             Status::KeyExpired,
             format!(
                 "the certificate was not alive when it signed ({when}): {}",
-                error_chain(&e)
+                error_chain(&*e)
             ),
         );
     }
@@ -704,7 +708,7 @@ fn judge_with_key(
             Status::KeyExpired,
             format!(
                 "the signing key was not alive when it signed ({when}): {}",
-                error_chain(&e)
+                error_chain(&*e)
             ),
         );
     }
@@ -743,14 +747,17 @@ fn judge_with_key(
         return fail(
             c,
             Status::SignatureExpired,
-            format!("the signature has expired: {}", error_chain(&e)),
+            format!("the signature has expired: {}", error_chain(&*e)),
         );
     }
     if let Err(e) = crypto(vka.key().parts_as_public().role_as_unspecified()) {
         return fail(
             c,
             Status::BadSignature,
-            format!("the signature does not match the data: {}", error_chain(&e)),
+            format!(
+                "the signature does not match the data: {}",
+                error_chain(&*e)
+            ),
         );
     }
     if let Err(e) = req
@@ -769,7 +776,7 @@ fn judge_with_key(
         return fail(
             c,
             status,
-            format!("rejected by policy: {}", error_chain(&e)),
+            format!("rejected by policy: {}", error_chain(&*e)),
         );
     }
 
@@ -805,6 +812,17 @@ fn note_key_state_now(
     {
         c.revoked_since = true;
     }
+}
+
+/// Whether Sequoia refused the key because no binding signature existed at the time
+/// asked (found anywhere in the error's chain).
+fn no_binding_signature(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<openpgp::Error>(),
+            Some(openpgp::Error::NoBindingSignature(_))
+        )
+    })
 }
 
 fn reason(revs: &[&Signature]) -> String {

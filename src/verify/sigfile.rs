@@ -14,8 +14,8 @@ use openpgp::packet::{Packet, Signature, Tag};
 use openpgp::parse::{PacketParserBuilder, PacketParserResult, Parse};
 use sequoia_openpgp as openpgp;
 
+use crate::text::error_chain;
 use crate::verify::framing::{Layout, PacketFraming, TextFraming, UnsignedContent};
-use crate::verify::keyring::error_chain;
 
 /// Why a signature file or signed message could not be read as one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,11 +55,11 @@ fn parse_binary_signatures(bytes: &[u8]) -> Result<Vec<Signature>, Malformed> {
     let mut sigs = Vec::new();
     let mut ppr = PacketParserBuilder::from_bytes(bytes)
         .and_then(|b| b.dearmor(openpgp::parse::Dearmor::Disabled).build())
-        .map_err(|e| Malformed(format!("not an OpenPGP signature: {}", error_chain(&e))))?;
+        .map_err(|e| Malformed(format!("not an OpenPGP signature: {}", error_chain(&*e))))?;
     while let PacketParserResult::Some(pp) = ppr {
         let (packet, next) = pp
             .next()
-            .map_err(|e| Malformed(format!("truncated or corrupt packet: {}", error_chain(&e))))?;
+            .map_err(|e| Malformed(format!("truncated or corrupt packet: {}", error_chain(&*e))))?;
         match packet {
             Packet::Signature(sig) => sigs.push(sig),
             Packet::Unknown(u) => {
@@ -228,7 +228,7 @@ fn parse_packets<S: Read + Send + Sync>(
                 b.dearmor(openpgp::parse::Dearmor::Disabled).build()
             }
         })
-        .map_err(|e| format!("not a signed OpenPGP message: {}", error_chain(&e)))?;
+        .map_err(|e| format!("not a signed OpenPGP message: {}", error_chain(&*e)))?;
     let mut order = Order {
         csf,
         ..Order::default()
@@ -242,7 +242,7 @@ fn parse_packets<S: Read + Send + Sync>(
                     return Err("no signed content in the message".into());
                 }
                 if let Err(e) = eof.is_message() {
-                    return Err(format!("not one signed message: {}", error_chain(&e)));
+                    return Err(format!("not one signed message: {}", error_chain(&*e)));
                 }
                 return Ok(None);
             }
@@ -293,7 +293,7 @@ fn parse_packets<S: Read + Send + Sync>(
         // knows where they start; an error here is the message's own.
         let (packet, next) = pp
             .next()
-            .map_err(|e| format!("truncated or corrupt signed message: {}", error_chain(&e)))?;
+            .map_err(|e| format!("truncated or corrupt signed message: {}", error_chain(&*e)))?;
         if let Packet::Signature(sig) = packet {
             out.signatures.push(sig);
         }
