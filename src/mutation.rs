@@ -444,6 +444,7 @@ fn run(dir: &Path, f: &Fixture, case: &Case) -> Result<Outcome, String> {
         bundle: &bundle,
         keyring: &keyring,
         vendor: None,
+        contact: None,
         threshold: 1,
         pins: Vec::new(),
         signature: None,

@@ -85,6 +85,7 @@ struct VendorChoice {
     name: String,
     keyring_dir: PathBuf,
     signatures: usize,
+    contact: Option<String>,
 }
 
 fn choose_vendor(
@@ -100,6 +101,7 @@ fn choose_vendor(
         name: v.name.clone(),
         keyring_dir: v.keyring.clone(),
         signatures: v.signatures,
+        contact: v.contact.clone(),
     };
     match (explicit, config) {
         (Some(name), Some(c)) => match c.vendor(name) {
@@ -119,6 +121,7 @@ fn choose_vendor(
             name: name.to_string(),
             keyring_dir: config::default_keyring_dir(Path::new("."), name),
             signatures: config::DEFAULT_SIGNATURES,
+            contact: None,
         })),
         (None, Some(c)) => {
             let matches = c.vendors_for_bundle(&file_name);
@@ -230,6 +233,7 @@ fn verify_command(
         bundle,
         keyring: &keyring,
         vendor: vendor.as_ref().map(|v| v.name.as_str()),
+        contact: vendor.as_ref().and_then(|v| v.contact.as_deref()),
         threshold,
         pins,
         signature: args.signature.as_deref(),

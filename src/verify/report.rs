@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use serde_json::{json, Value};
 
 use crate::text::{escape, escape_os, group4, time};
-use crate::verify::{Report, SignatureCheck, Status, Verdict};
+use crate::verify::verdict::{Report, SignatureCheck, Status, Verdict};
 
 /// The human report.
 pub fn render_text(r: &Report) -> String {

@@ -30,6 +30,7 @@ use tokio::task::JoinSet;
 use crate::alert::event::{Event, Kind, Severity};
 use crate::store::sqlite::{EntryRow, EntryWrite, ProblemRow};
 use crate::text::group4;
+use crate::verify::judge::Judge;
 use crate::verify::keyring::Keyring;
 use crate::verify::{self, Status, Verdict};
 use crate::watch::fetch::{Fetched, Fetcher, Validators};
@@ -559,22 +560,14 @@ async fn check_advisory(ctx: &Ctx, l: Listed) -> Result<Checked, Problem> {
         .await
         .map_err(|e| rejected(ctx, &l, "no-signature", format!("no signature: {e}")))?;
     let policy = sequoia_openpgp::policy::StandardPolicy::new();
+    let judge = Judge {
+        keyring: &ctx.keyring,
+        vendor: Some(vendor),
+        policy: &policy,
+        now,
+    };
     let name = Path::new(file_name(&l.url));
-    let report = verify::verify_detached_bytes(
-        &verify::Request {
-            bundle: name,
-            keyring: &ctx.keyring,
-            vendor: Some(vendor),
-            threshold: ctx.threshold,
-            pins: Vec::new(),
-            signature: None,
-            policy: &policy,
-            now,
-            copy: None,
-        },
-        &data,
-        &sig,
-    );
+    let report = verify::verify_detached_bytes(name, &data, &sig, &judge, ctx.threshold);
     match report.verdict {
         Verdict::Verified => {}
         Verdict::UnexpectedSigner => {

@@ -1,0 +1,329 @@
+//! The verdict: every signature judged and every pin checked, turned into one
+//! [`Verdict`] with the stable codes of its reasons, and the warnings an operator must
+//! see even when the bundle verifies.
+//!
+//! [`decide`] is the one place the rules of the contract meet: at least `threshold`
+//! *distinct* pinned certificates made a good signature; no signature claiming a pinned
+//! certificate is bad; the bundle's SHA-256 equals every pin. It reads nothing and
+//! judges no signature itself (`judge` does); it only counts and names.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use openpgp::types::HashAlgorithm;
+use openpgp::Fingerprint;
+use sequoia_openpgp as openpgp;
+
+use crate::policy::EXPIRY_WARNING_DAYS;
+use crate::verify::framing::UnsignedContent;
+
+/// What the operator gets to know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Enough distinct pinned certificates signed, nothing bad, every pin matched.
+    Verified,
+    /// Tampered, bad or malformed signature, no signature, digest mismatch, expired,
+    /// revoked or weak, below threshold.
+    Rejected,
+    /// No pinned certificate signed, and some signature claims a key that is not pinned.
+    UnexpectedSigner,
+}
+
+impl Verdict {
+    /// Stable code: `verified`, `rejected`, `unexpected-signer`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Verdict::Verified => "verified",
+            Verdict::Rejected => "rejected",
+            Verdict::UnexpectedSigner => "unexpected-signer",
+        }
+    }
+}
+
+/// The outcome for one signature. Every status has a stable kebab-case code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Good,
+    BadSignature,
+    UnpinnedSigner,
+    KeyRevoked,
+    KeyExpired,
+    KeyInvalid,
+    KeyNotSigningCapable,
+    FutureSignature,
+    SignatureExpired,
+    WeakHash,
+    PolicyRejected,
+    UnsupportedHash,
+    WrongSignatureType,
+    MalformedSignature,
+}
+
+impl Status {
+    pub fn code(self) -> &'static str {
+        match self {
+            Status::Good => "good-signature",
+            Status::BadSignature => "bad-signature",
+            Status::UnpinnedSigner => "unpinned-signer",
+            Status::KeyRevoked => "key-revoked",
+            Status::KeyExpired => "key-expired",
+            Status::KeyInvalid => "key-invalid",
+            Status::KeyNotSigningCapable => "key-not-signing-capable",
+            Status::FutureSignature => "future-signature",
+            Status::SignatureExpired => "signature-expired",
+            Status::WeakHash => "weak-hash",
+            Status::PolicyRejected => "policy-rejected",
+            Status::UnsupportedHash => "unsupported-hash",
+            Status::WrongSignatureType => "wrong-signature-type",
+            Status::MalformedSignature => "malformed-signature",
+        }
+    }
+}
+
+/// One signature, judged.
+#[derive(Debug, Clone)]
+pub struct SignatureCheck {
+    pub status: Status,
+    /// Why, in words, when not good.
+    pub detail: Option<String>,
+    /// Uppercase hex of the issuer: a fingerprint when the signature names one, else a
+    /// 16-digit key ID.
+    pub issuer: Option<String>,
+    pub issuer_is_fingerprint: bool,
+    /// The pinned certificate the issuer belongs to, when there is one.
+    pub certificate: Option<Fingerprint>,
+    /// The (sub)key that made the signature, when pinned.
+    pub signing_key: Option<Fingerprint>,
+    pub created: Option<SystemTime>,
+    pub hash_algorithm: HashAlgorithm,
+    /// Set on good signatures whose key has expired since signing.
+    pub key_expired_at: Option<SystemTime>,
+    /// Set on good signatures whose key expires within `policy::EXPIRY_WARNING`.
+    pub key_expires_soon: Option<SystemTime>,
+    /// Set on good signatures whose certificate was soft-revoked after signing.
+    pub revoked_since: bool,
+}
+
+/// A SHA-256 the bundle must have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pin {
+    /// Where the pin came from: `--sha256`, a `pinned.sha256` path and line, or the
+    /// signed manifest.
+    pub source: String,
+    /// Lowercase hex.
+    pub expected: String,
+}
+
+/// A pin, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinCheck {
+    pub pin: Pin,
+    pub matched: bool,
+}
+
+/// A non-fatal finding with a stable code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// Everything the verifier found.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub verdict: Verdict,
+    /// Stable codes of every reason for the verdict (empty when verified).
+    pub codes: Vec<&'static str>,
+    pub bundle: PathBuf,
+    pub size: u64,
+    pub sha256: String,
+    pub vendor: Option<String>,
+    /// The vendor's `contact` from feeds.toml: whom to call about a bad bundle.
+    pub contact: Option<String>,
+    pub threshold: usize,
+    /// `detached`, `manifest`, `inline` or `none`.
+    pub source_kind: &'static str,
+    /// The signature (or manifest) file used.
+    pub source_path: Option<PathBuf>,
+    pub signatures: Vec<SignatureCheck>,
+    pub pins: Vec<PinCheck>,
+    /// Distinct pinned certificates with a good signature.
+    pub good_certificates: Vec<Fingerprint>,
+    pub warnings: Vec<Warning>,
+    /// Problems with the signature source itself (malformed file, manifest errors).
+    pub problems: Vec<String>,
+}
+
+/// What was verified: the bundle as read, and what it was checked against.
+#[derive(Debug, Clone)]
+pub struct Subject {
+    pub bundle: PathBuf,
+    pub size: u64,
+    /// Lowercase hex.
+    pub sha256: String,
+    pub vendor: Option<String>,
+    pub contact: Option<String>,
+    pub threshold: usize,
+    /// `detached`, `manifest`, `inline` or `none`.
+    pub source_kind: &'static str,
+    pub source_path: Option<PathBuf>,
+    /// The pins the caller gave (`--sha256`, `pinned.sha256`); a signed manifest's
+    /// line comes in the [`Findings`].
+    pub pins: Vec<Pin>,
+}
+
+/// What checking the signature source found.
+#[derive(Debug, Default)]
+pub struct Findings {
+    pub signatures: Vec<SignatureCheck>,
+    /// Codes of problems with the source itself (`malformed-signature`,
+    /// `unsigned-content`, `not-in-manifest`, `manifest-conflict`, `no-signature`).
+    pub codes: Vec<&'static str>,
+    pub problems: Vec<String>,
+    /// The signed manifest's lines for the bundle.
+    pub manifest_pins: Vec<Pin>,
+}
+
+impl Findings {
+    /// Bytes of a signed message that no signature covers: the whole file must be what
+    /// the signer signed, so this rejects whatever the signatures say.
+    pub fn unsigned_content(&mut self, path: &Path, found: &UnsignedContent) {
+        self.codes.push("unsigned-content");
+        self.problems.push(format!(
+            "{}: {}",
+            crate::text::escape_os(path.as_os_str()),
+            crate::text::escape(&found.to_string())
+        ));
+    }
+
+    /// Records a signature file or message that could not be read as one.
+    pub fn malformed(&mut self, path: &Path, message: &str) {
+        self.codes.push("malformed-signature");
+        self.problems.push(format!(
+            "{}: {}",
+            crate::text::escape_os(path.as_os_str()),
+            crate::text::escape(message)
+        ));
+    }
+}
+
+/// Turns the findings into a verdict.
+pub fn decide(subject: Subject, acc: Findings) -> Report {
+    let mut pins: Vec<PinCheck> = subject
+        .pins
+        .iter()
+        .chain(acc.manifest_pins.iter())
+        .map(|p| PinCheck {
+            matched: p.expected.eq_ignore_ascii_case(&subject.sha256),
+            pin: p.clone(),
+        })
+        .collect();
+    pins.dedup_by(|a, b| a.pin == b.pin);
+    let mut codes = acc.codes;
+    let good: BTreeSet<Fingerprint> = acc
+        .signatures
+        .iter()
+        .filter(|s| s.status == Status::Good)
+        .filter_map(|s| s.certificate.clone())
+        .collect();
+    let pinned_bad: Vec<&SignatureCheck> = acc
+        .signatures
+        .iter()
+        .filter(|s| s.status != Status::Good && s.certificate.is_some())
+        .collect();
+    let unpinned = acc
+        .signatures
+        .iter()
+        .any(|s| s.status == Status::UnpinnedSigner);
+
+    if pins.iter().any(|p| !p.matched) {
+        codes.push("digest-mismatch");
+    }
+    for s in &pinned_bad {
+        codes.push(s.status.code());
+    }
+    let below = good.len() < subject.threshold;
+    let verdict = if !codes.is_empty() {
+        Verdict::Rejected
+    } else if !below {
+        Verdict::Verified
+    } else if good.is_empty() && unpinned {
+        codes.push("unpinned-signer");
+        Verdict::UnexpectedSigner
+    } else {
+        if !good.is_empty() {
+            codes.push("below-threshold");
+        }
+        for s in &acc.signatures {
+            if s.status != Status::Good {
+                codes.push(s.status.code());
+            }
+        }
+        if codes.is_empty() {
+            codes.push("no-signature");
+        }
+        Verdict::Rejected
+    };
+    let mut seen = BTreeSet::new();
+    codes.retain(|c| seen.insert(*c));
+
+    let mut warnings = Vec::new();
+    for s in acc.signatures.iter().filter(|s| s.status == Status::Good) {
+        let who = s
+            .certificate
+            .as_ref()
+            .map(|f| f.to_hex())
+            .unwrap_or_default();
+        if let Some(t) = s.key_expired_at {
+            warnings.push(Warning {
+                code: "key-expired-since-signing",
+                message: format!(
+                    "the signing key of {who} expired at {}, after it made this signature; the signature is accepted, but the vendor must publish a renewed key",
+                    crate::text::time(t)
+                ),
+            });
+        }
+        if let Some(t) = s.key_expires_soon {
+            warnings.push(Warning {
+                code: "key-expiring",
+                message: format!(
+                    "the signing key of {who} expires at {}, within {EXPIRY_WARNING_DAYS} days; ask the vendor for the renewed key",
+                    crate::text::time(t)
+                ),
+            });
+        }
+        if s.revoked_since {
+            warnings.push(Warning {
+                code: "key-revoked-since-signing",
+                message: format!(
+                    "{who} was revoked (soft: superseded or retired) after this signature was made; the signature is accepted, later ones will not be"
+                ),
+            });
+        }
+    }
+    if verdict != Verdict::UnexpectedSigner && unpinned {
+        warnings.push(Warning {
+            code: "unpinned-signer",
+            message: "a key that is not pinned also signed this bundle".into(),
+        });
+    }
+
+    Report {
+        verdict,
+        codes,
+        bundle: subject.bundle,
+        size: subject.size,
+        sha256: subject.sha256,
+        vendor: subject.vendor,
+        contact: subject.contact,
+        threshold: subject.threshold,
+        source_kind: subject.source_kind,
+        source_path: subject.source_path,
+        signatures: acc.signatures,
+        pins,
+        good_certificates: good.into_iter().collect(),
+        warnings,
+        problems: acc.problems,
+    }
+}
