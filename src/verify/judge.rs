@@ -318,3 +318,276 @@ fn reason(revs: &[&Signature]) -> String {
         None => " (no reason given: treated as compromised, invalidates every signature)".into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The timeline every case is placed on (days before `NOW` unless noted):
+    //!
+    //! ```text
+    //!  -200  signature older than the key
+    //!  -100  certificates made (primary key certifies and signs)
+    //!   -80  signed while the 30-day certificate was alive
+    //!   -70  the 30-day certificate expires
+    //!   -60  signed after it expired; revocations "before signing" are dated -60
+    //!   -50  most signatures; revocations "after signing" are dated -10
+    //!    -5  signed by the certificate that expires in 10 days
+    //!    +5m / +4m  signatures dated past / within the clock skew
+    //! ```
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use openpgp::cert::CertRevocationBuilder;
+    use openpgp::packet::signature::SignatureBuilder;
+    use openpgp::packet::UserID;
+    use openpgp::policy::StandardPolicy;
+    use openpgp::types::{KeyFlags, ReasonForRevocation};
+    use openpgp::Cert;
+
+    use super::*;
+
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+    const DATA: &[u8] = b"the vendor's bundle";
+
+    fn now() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_750_000_000)
+    }
+
+    fn ago(days: u32) -> SystemTime {
+        now() - DAY * days
+    }
+
+    /// An Ed25519 certificate made 100 days ago, valid for `validity`.
+    fn cert(validity: Option<Duration>) -> Cert {
+        CertBuilder::new()
+            .set_cipher_suite(CipherSuite::Cv25519)
+            .set_creation_time(ago(100))
+            .set_primary_key_flags(KeyFlags::empty().set_certification().set_signing())
+            .set_validity_period(validity)
+            .add_userid("Vendor <release@vendor.example>")
+            .generate()
+            .expect("generate")
+            .0
+    }
+
+    fn signer(cert: &Cert) -> openpgp::crypto::KeyPair {
+        cert.primary_key()
+            .key()
+            .clone()
+            .parts_into_secret()
+            .unwrap()
+            .into_keypair()
+            .unwrap()
+    }
+
+    fn sign(cert: &Cert, data: &[u8], at: SystemTime, hash: HashAlgorithm) -> Signature {
+        SignatureBuilder::new(SignatureType::Binary)
+            .set_signature_creation_time(at)
+            .unwrap()
+            .set_hash_algo(hash)
+            .sign_message(&mut signer(cert), data)
+            .unwrap()
+    }
+
+    fn revoked(cert: &Cert, reason: ReasonForRevocation, at: SystemTime) -> Cert {
+        let rev = CertRevocationBuilder::new()
+            .set_signature_creation_time(at)
+            .unwrap()
+            .set_reason_for_revocation(reason, b"test")
+            .unwrap()
+            .build(&mut signer(cert), cert, None)
+            .unwrap();
+        cert.clone().insert_packets(rev).unwrap().0
+    }
+
+    /// `cert` with its user ID bound again at `at` and the original binding dropped:
+    /// a certificate re-exported with only its newest self-signature.
+    fn rebound(cert: &Cert, at: SystemTime) -> Cert {
+        let uid = UserID::from("Vendor <release@vendor.example>");
+        let binding = uid
+            .bind(
+                &mut signer(cert),
+                cert,
+                SignatureBuilder::new(SignatureType::PositiveCertification)
+                    .set_signature_creation_time(at)
+                    .unwrap()
+                    .set_key_flags(KeyFlags::empty().set_certification().set_signing())
+                    .unwrap(),
+            )
+            .unwrap();
+        let primary = cert.primary_key().key().clone().role_into_primary();
+        Cert::from_packets(
+            vec![openpgp::Packet::from(primary), uid.into(), binding.into()].into_iter(),
+        )
+        .unwrap()
+    }
+
+    /// Judges `sig` over `DATA` against `pinned` at `NOW`; checks the status and that
+    /// the detail (when not good) says `why`.
+    fn check(
+        name: &str,
+        pinned: &[&Cert],
+        sig: &Signature,
+        want: Status,
+        why: &str,
+    ) -> SignatureCheck {
+        let keyring = Keyring::from_certs(pinned.iter().map(|c| (*c).clone()));
+        let policy = StandardPolicy::new();
+        let judge = Judge {
+            keyring: &keyring,
+            vendor: Some("acme"),
+            policy: &policy,
+            now: now(),
+        };
+        let c = judge_signature(&judge, sig, &|key| sig.verify_message(key, DATA));
+        assert_eq!(c.status, want, "{name}: {:?}", c.detail);
+        let detail = c.detail.clone().unwrap_or_default();
+        assert!(detail.contains(why), "{name}: {detail:?} lacks {why:?}");
+        c
+    }
+
+    #[test]
+    fn pins_and_mathematics() {
+        let pinned = cert(None);
+        let stranger = cert(None);
+        let sha256 = |c: &Cert, at| sign(c, DATA, at, HashAlgorithm::SHA256);
+        check(
+            "good",
+            &[&pinned],
+            &sha256(&pinned, ago(50)),
+            Status::Good,
+            "",
+        );
+        check(
+            "not pinned",
+            &[&pinned],
+            &sha256(&stranger, ago(50)),
+            Status::UnpinnedSigner,
+            "not pinned for vendor \"acme\"",
+        );
+        check(
+            "other data",
+            &[&pinned],
+            &sign(&pinned, b"tampered", ago(50), HashAlgorithm::SHA256),
+            Status::BadSignature,
+            "does not match the data",
+        );
+        check(
+            "SHA-1",
+            &[&pinned],
+            &sign(&pinned, DATA, ago(50), HashAlgorithm::SHA1),
+            Status::WeakHash,
+            "rejected by policy",
+        );
+    }
+
+    #[test]
+    fn revocations_hard_at_any_time_soft_from_their_date() {
+        use ReasonForRevocation::*;
+        let c = cert(None);
+        let sig = sign(&c, DATA, ago(50), HashAlgorithm::SHA256);
+        for (name, reason, at, want, why) in [
+            (
+                "hard, after signing",
+                KeyCompromised,
+                ago(10),
+                Status::KeyRevoked,
+                "hard revocation",
+            ),
+            (
+                "hard, before signing",
+                KeyCompromised,
+                ago(60),
+                Status::KeyRevoked,
+                "hard revocation",
+            ),
+            (
+                "unspecified is hard",
+                Unspecified,
+                ago(10),
+                Status::KeyRevoked,
+                "hard revocation",
+            ),
+            (
+                "soft, before signing",
+                KeySuperseded,
+                ago(60),
+                Status::KeyRevoked,
+                "soft revocation",
+            ),
+            ("soft, after signing", KeyRetired, ago(10), Status::Good, ""),
+        ] {
+            let judged = check(name, &[&revoked(&c, reason, at)], &sig, want, why);
+            assert_eq!(judged.revoked_since, want == Status::Good, "{name}");
+        }
+    }
+
+    #[test]
+    fn expiry_at_and_since_signing() {
+        let month = cert(Some(DAY * 30));
+        let sig = |at| sign(&month, DATA, at, HashAlgorithm::SHA256);
+        let c = check(
+            "alive then, expired since",
+            &[&month],
+            &sig(ago(80)),
+            Status::Good,
+            "",
+        );
+        assert_eq!(c.key_expired_at, Some(ago(70)));
+        check(
+            "expired when it signed",
+            &[&month],
+            &sig(ago(60)),
+            Status::KeyExpired,
+            "not alive",
+        );
+        check(
+            "signed the instant it expired",
+            &[&month],
+            &sig(ago(70)),
+            Status::KeyExpired,
+            "not alive",
+        );
+        let short = cert(Some(DAY * 110));
+        let c = check(
+            "expiring soon",
+            &[&short],
+            &sign(&short, DATA, ago(5), HashAlgorithm::SHA256),
+            Status::Good,
+            "",
+        );
+        assert_eq!(c.key_expires_soon, Some(ago(100) + DAY * 110));
+    }
+
+    #[test]
+    fn signing_time_outside_the_key_or_the_clock() {
+        let c = cert(None);
+        let sig = |at| sign(&c, DATA, at, HashAlgorithm::SHA256);
+        check(
+            "within the skew",
+            &[&c],
+            &sig(now() + Duration::from_secs(240)),
+            Status::Good,
+            "",
+        );
+        check(
+            "past the skew",
+            &[&c],
+            &sig(now() + Duration::from_secs(360)),
+            Status::FutureSignature,
+            "in the future",
+        );
+        check(
+            "before the key",
+            &[&c],
+            &sig(ago(200)),
+            Status::KeyInvalid,
+            "older than the key",
+        );
+        check(
+            "binding newer than the signature",
+            &[&rebound(&c, ago(20))],
+            &sig(ago(50)),
+            Status::KeyInvalid,
+            "no self-signature that old",
+        );
+    }
+}

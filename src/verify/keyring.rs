@@ -111,6 +111,16 @@ impl Keyring {
         Ok(())
     }
 
+    /// A keyring of `certs`, as if loaded from one file (for tests).
+    #[cfg(test)]
+    pub fn from_certs(certs: impl IntoIterator<Item = Cert>) -> Keyring {
+        let mut kr = Keyring::default();
+        for c in certs {
+            kr.insert(c, Path::new("test"));
+        }
+        kr
+    }
+
     fn insert(&mut self, cert: Cert, path: &Path) {
         let fp = cert.fingerprint();
         if let Some(i) = self.certs.iter().position(|c| c.fingerprint() == fp) {

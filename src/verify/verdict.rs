@@ -327,3 +327,194 @@ pub fn decide(subject: Subject, acc: Findings) -> Report {
         problems: acc.problems,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHA: &str = "0af8fef8b939640ec81af2ca28559945ba410cb5350b3a1af176a606a9690e75";
+    const OTHER: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    /// A signature by pinned certificate `cert` (1, 2, ...) or, with 0, by a key that is
+    /// not pinned.
+    fn sig(status: Status, cert: u8) -> SignatureCheck {
+        SignatureCheck {
+            status,
+            detail: None,
+            issuer: Some(format!("{cert:040X}")),
+            issuer_is_fingerprint: true,
+            certificate: (cert > 0).then(|| format!("{cert:040X}").parse().unwrap()),
+            signing_key: None,
+            created: None,
+            hash_algorithm: HashAlgorithm::SHA256,
+            key_expired_at: None,
+            key_expires_soon: None,
+            revoked_since: false,
+        }
+    }
+
+    fn good(cert: u8) -> SignatureCheck {
+        sig(Status::Good, cert)
+    }
+
+    fn pin(expected: &str) -> Pin {
+        Pin {
+            source: format!("test {expected}"),
+            expected: expected.into(),
+        }
+    }
+
+    /// Decides `signatures` and `pins` at `threshold` and compares the verdict, the codes
+    /// and the warning codes.
+    fn check(
+        threshold: usize,
+        signatures: Vec<SignatureCheck>,
+        pins: Vec<Pin>,
+        want: (Verdict, &[&str], &[&str]),
+    ) {
+        let subject = Subject {
+            bundle: PathBuf::from("b.zip"),
+            size: 1,
+            sha256: SHA.into(),
+            vendor: Some("acme".into()),
+            contact: None,
+            threshold,
+            source_kind: "detached",
+            source_path: None,
+            pins,
+        };
+        let shown: Vec<_> = signatures.iter().map(|s| s.status.code()).collect();
+        let findings = Findings {
+            signatures,
+            ..Findings::default()
+        };
+        let r = decide(subject, findings);
+        let warnings: Vec<&str> = r.warnings.iter().map(|w| w.code).collect();
+        assert_eq!(
+            (r.verdict, r.codes.as_slice(), warnings.as_slice()),
+            want,
+            "threshold {threshold}, signatures {shown:?}"
+        );
+    }
+
+    #[test]
+    fn threshold_counts_distinct_pinned_certificates() {
+        use Verdict::*;
+        check(1, vec![good(1)], vec![], (Verified, &[], &[]));
+        check(
+            2,
+            vec![good(1)],
+            vec![],
+            (Rejected, &["below-threshold"], &[]),
+        );
+        check(
+            2,
+            vec![good(1), good(1)],
+            vec![],
+            (Rejected, &["below-threshold"], &[]),
+        );
+        check(2, vec![good(1), good(2)], vec![], (Verified, &[], &[]));
+        check(1, vec![], vec![], (Rejected, &["no-signature"], &[]));
+    }
+
+    #[test]
+    fn every_pin_must_match() {
+        use Verdict::*;
+        check(1, vec![good(1)], vec![pin(SHA)], (Verified, &[], &[]));
+        check(
+            1,
+            vec![good(1)],
+            vec![pin(SHA), pin(OTHER)],
+            (Rejected, &["digest-mismatch"], &[]),
+        );
+        // The bytes are wrong whoever signed them.
+        check(
+            1,
+            vec![sig(Status::UnpinnedSigner, 0)],
+            vec![pin(OTHER)],
+            (Rejected, &["digest-mismatch"], &["unpinned-signer"]),
+        );
+    }
+
+    #[test]
+    fn a_bad_pinned_signature_rejects_even_beside_good_ones() {
+        use Verdict::*;
+        check(
+            1,
+            vec![good(1), sig(Status::BadSignature, 2)],
+            vec![],
+            (Rejected, &["bad-signature"], &[]),
+        );
+        check(
+            1,
+            vec![sig(Status::KeyRevoked, 1)],
+            vec![],
+            (Rejected, &["key-revoked"], &[]),
+        );
+    }
+
+    #[test]
+    fn unpinned_signers() {
+        use Verdict::*;
+        let unpinned = || sig(Status::UnpinnedSigner, 0);
+        check(
+            1,
+            vec![unpinned()],
+            vec![],
+            (UnexpectedSigner, &["unpinned-signer"], &[]),
+        );
+        // One pinned good signature plus an unpinned one verifies, and says so.
+        check(
+            1,
+            vec![good(1), unpinned()],
+            vec![],
+            (Verified, &[], &["unpinned-signer"]),
+        );
+        check(
+            2,
+            vec![good(1), unpinned()],
+            vec![],
+            (
+                Rejected,
+                &["below-threshold", "unpinned-signer"],
+                &["unpinned-signer"],
+            ),
+        );
+    }
+
+    #[test]
+    fn key_state_now_is_a_warning_on_good_signatures() {
+        use Verdict::*;
+        let t = SystemTime::UNIX_EPOCH;
+        let expired = SignatureCheck {
+            key_expired_at: Some(t),
+            ..good(1)
+        };
+        let expiring = SignatureCheck {
+            key_expires_soon: Some(t),
+            ..good(1)
+        };
+        let revoked = SignatureCheck {
+            revoked_since: true,
+            ..good(1)
+        };
+        check(
+            1,
+            vec![expired],
+            vec![],
+            (Verified, &[], &["key-expired-since-signing"]),
+        );
+        check(
+            1,
+            vec![expiring],
+            vec![],
+            (Verified, &[], &["key-expiring"]),
+        );
+        check(
+            1,
+            vec![revoked],
+            vec![],
+            (Verified, &[], &["key-revoked-since-signing"]),
+        );
+    }
+}
