@@ -15,11 +15,12 @@
 //! so nothing is written through a link even if the checks were wrong. setuid/setgid
 //! bits are dropped unless asked for.
 //!
-//! `InspectOnly` is the other visitor: it feeds `inspect` and models the same tree, so
-//! that links which would be refused here are reported there.
+//! The inspector (`inspect`) is the other visitor: it models the same tree, so that
+//! links which would be refused here are reported there.
 //!
-//! Verification, the private copy of the verified bytes, and the final rename are
-//! `app.rs`'s job; this file only fills the staging folder.
+//! Verification, the private copy of the verified bytes, and the final rename are the
+//! `unpack` command's job (`cmd/verify.rs`); this file only fills the staging folder,
+//! and feeds each file's bytes to the inspector as it writes them.
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Write};
@@ -27,7 +28,10 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::archive::inspect::Inspector;
-use crate::archive::tree::{Added, Clash, Entry, NodeId, Tree, Unresolved};
+use crate::archive::tree::{
+    node_cap, normal_path, shown_target, where_to, Added, Clash, Entry, NodeId, Tree, Unresolved,
+    NODES_PER_ENTRY,
+};
 use crate::archive::walk::{Kind, Meta, Refusal, Visitor, WalkError};
 
 /// Limits on what an archive may expand to.
@@ -53,13 +57,6 @@ impl Default for Limits {
 /// Expansion ratios are only judged past this many bytes: tiny files compress absurdly
 /// well and harm nobody.
 const RATIO_FLOOR: u64 = 1 << 20;
-
-/// Names imply folders too: the tree holds this many nodes per entry allowed.
-const NODES_PER_ENTRY: u64 = 4;
-
-fn node_cap(max_entries: u64) -> usize {
-    usize::try_from(max_entries.saturating_mul(NODES_PER_ENTRY)).unwrap_or(usize::MAX)
-}
 
 /// Fills `root` (an empty staging folder) from an archive walk.
 pub struct Extractor<'a> {
@@ -308,45 +305,6 @@ fn libc_o_nofollow() -> i32 {
     }
 }
 
-/// The entry's path relative to the root, or the refusal's code and reason.
-fn normal_path(name: &[u8]) -> Result<PathBuf, (&'static str, &'static str)> {
-    use std::os::unix::ffi::OsStrExt;
-    if name.contains(&0) || name.contains(&b'\\') {
-        return Err(("bad-name", "the name holds a NUL or a backslash"));
-    }
-    if name.first() == Some(&b'/') {
-        return Err(("path-traversal", "absolute path"));
-    }
-    let mut rel = PathBuf::new();
-    for part in name.split(|&b| b == b'/') {
-        match part {
-            b"" | b"." => {}
-            b".." => return Err(("path-traversal", "the path contains \"..\"")),
-            p => rel.push(std::ffi::OsStr::from_bytes(p)),
-        }
-    }
-    if rel.as_os_str().is_empty() {
-        return Err(("bad-name", "empty path"));
-    }
-    Ok(rel)
-}
-
-fn shown_target(target: &[u8]) -> String {
-    crate::text::escape(&String::from_utf8_lossy(target))
-}
-
-/// "y/.., which resolves to .. (outside the target)", for a message.
-fn where_to(target: &[u8], why: &Unresolved, outside: &str) -> String {
-    if target.first() == Some(&b'/') {
-        format!(
-            "{} (an absolute path, outside {outside})",
-            shown_target(target)
-        )
-    } else {
-        format!("{}, which {}", shown_target(target), why.explain(outside))
-    }
-}
-
 /// Loops have their own code; escapes the one given.
 fn link_code(why: &Unresolved, escape: &'static str) -> &'static str {
     match why {
@@ -455,107 +413,5 @@ impl Visitor for Extractor<'_> {
 
     fn max_entries(&self) -> u64 {
         self.limits.max_entries
-    }
-}
-
-/// Walks an archive for `inspect`: every file's bytes go to the inspector, nothing is
-/// written. Links that `unpack` would refuse are findings.
-pub struct InspectOnly<'a> {
-    pub inspector: &'a mut Inspector,
-    buf: Vec<u8>,
-    /// The archive's tree, for its links; `None` once it outgrew its cap.
-    tree: Option<Tree>,
-    links: Vec<NodeId>,
-}
-
-impl<'a> InspectOnly<'a> {
-    pub fn new(inspector: &'a mut Inspector) -> Self {
-        InspectOnly {
-            inspector,
-            buf: vec![0u8; 256 * 1024],
-            tree: Some(Tree::new(node_cap(
-                crate::archive::walk::DEFAULT_MAX_ENTRIES,
-            ))),
-            links: Vec::new(),
-        }
-    }
-
-    /// Adds the entry to the tree, and reports a hard link that leaves it.
-    fn model(&mut self, meta: &Meta) {
-        let Some(tree) = &mut self.tree else {
-            return;
-        };
-        // Names `unpack` refuses outright are in no tree it would make.
-        let Ok(rel) = normal_path(&meta.name) else {
-            return;
-        };
-        if let Kind::Hardlink(target) = &meta.kind {
-            if let Err(why) = tree.hardlink_source(target) {
-                let detail = format!(
-                    "hard link to {}",
-                    where_to(target, &why, "the folder it unpacks into")
-                );
-                self.inspector.link_escape(&meta.display_name(), detail);
-            }
-        }
-        let entry = match &meta.kind {
-            Kind::Dir => Entry::Dir,
-            Kind::Symlink(target) => Entry::Symlink(target),
-            _ => Entry::File,
-        };
-        match (tree.insert(&rel, entry), &meta.kind) {
-            (Ok(Added::New(id)), Kind::Symlink(_)) => self.links.push(id),
-            (Err(Clash::Full(n)), _) => {
-                self.tree = None;
-                self.links = Vec::new();
-                let detail = format!(
-                    "links were not checked: the names make more than {n} files, folders and links"
-                );
-                self.inspector.link_escape(&meta.display_name(), detail);
-            }
-            _ => {}
-        }
-    }
-}
-
-impl Visitor for InspectOnly<'_> {
-    fn entry(&mut self, meta: &Meta, data: &mut dyn Read) -> Result<(), WalkError> {
-        self.model(meta);
-        if !self.inspector.begin(meta) {
-            return Ok(());
-        }
-        let mut scanned = 0usize;
-        while scanned < crate::policy::SCAN_LIMIT {
-            let n = match data.read(&mut self.buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(WalkError::Io(e)),
-            };
-            scanned += n;
-            self.inspector.data(&self.buf[..n]);
-        }
-        Ok(())
-    }
-
-    fn end(&mut self) -> Result<(), WalkError> {
-        let Some(tree) = &self.tree else {
-            return Ok(());
-        };
-        for &link in &self.links {
-            if let Err(why) = tree.check_symlink(link) {
-                let detail = format!(
-                    "symlink to {}",
-                    where_to(
-                        tree.symlink_target(link),
-                        &why,
-                        "the folder it unpacks into"
-                    )
-                );
-                let file = crate::text::escape_os(tree.path(link).as_os_str());
-                self.inspector.link_escape(&file, detail);
-            }
-        }
-        Ok(())
     }
 }

@@ -1,20 +1,24 @@
 //! What an upgrade will *do*: side effects an operator must review before the window.
 //!
-//! The [`Inspector`] is fed entries and their bytes as an archive streams by (from
-//! `inspect` without extracting, or from `unpack` while it writes), and collects
-//! findings: cron entries with their schedules, systemd units and timers, scripts that
-//! call sudo/su/systemctl/service/crontab, host names, IP addresses and URLs in text
-//! files, setuid/setgid files, maintainer scripts, and links that `unpack` would refuse
-//! for leaving the folder it unpacks into (judged on the whole tree by `unpack`'s
-//! `InspectOnly` and handed in). It keeps memory bounded: only the first [`SCAN_LIMIT`]
-//! bytes of each text file are scanned, lines are capped, and binary files are skipped
-//! after their first block. Findings are information, never a verdict.
+//! The [`Inspector`] is fed entries and their bytes as an archive streams by (as the
+//! walker's visitor for `inspect`, which extracts nothing, or by the extractor while
+//! `unpack` writes), and collects findings: cron entries with their schedules, systemd
+//! units and timers, scripts that call sudo/su/systemctl/service/crontab, host names,
+//! IP addresses and URLs in text files, setuid/setgid files, maintainer scripts, and
+//! links that `unpack` would refuse for leaving the folder it unpacks into or looping
+//! (judged on the whole tree, which the inspector models with `tree` when it walks an
+//! archive itself). It keeps memory bounded: only the first [`SCAN_LIMIT`] bytes of
+//! each text file are scanned, lines are capped, and binary files are skipped after
+//! their first block. Findings are information, never a verdict.
 
 use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
-use crate::archive::walk::{Kind, Meta};
+use std::io::Read;
+
+use crate::archive::tree::{node_cap, normal_path, where_to, Added, Clash, Entry, NodeId, Tree};
+use crate::archive::walk::{Kind, Meta, Visitor, WalkError, DEFAULT_MAX_ENTRIES};
 use crate::policy::SCAN_LIMIT;
 use crate::text::escape;
 
@@ -107,13 +111,32 @@ enum CronStyle {
     Periodic(&'static str),
 }
 
-/// Collects findings from a stream of entries.
+/// Collects findings from a stream of entries: fed by the extractor as it writes, or
+/// walking an archive itself as a [`Visitor`] (for `inspect`, which writes nothing).
 #[derive(Default)]
 pub struct Inspector {
     findings: BTreeSet<Finding>,
     current: Option<Scan>,
     /// Entries seen.
     pub entries: u64,
+    /// Read buffer when walking as a visitor; allocated on first use.
+    buf: Vec<u8>,
+    /// The archive's tree when walking as a visitor, for its links.
+    links: Links,
+}
+
+/// The links of the archive being walked, modelled as the extractor models them, so
+/// that links it would refuse are reported. Built on the first entry; given up (and
+/// said so) once the names outgrow the tree's cap.
+#[derive(Default)]
+enum Links {
+    #[default]
+    NotStarted,
+    Modelled {
+        tree: Tree,
+        symlinks: Vec<NodeId>,
+    },
+    GaveUp,
 }
 
 impl Inspector {
@@ -296,6 +319,97 @@ impl Inspector {
                 self.add(FindingKind::Host, &scan.file, Some(n), escape(&host));
             }
         }
+    }
+}
+
+impl Inspector {
+    /// Adds the entry to the tree, and reports a hard link that leaves it.
+    fn model(&mut self, meta: &Meta) {
+        if let Links::NotStarted = self.links {
+            self.links = Links::Modelled {
+                tree: Tree::new(node_cap(DEFAULT_MAX_ENTRIES)),
+                symlinks: Vec::new(),
+            };
+        }
+        let Links::Modelled { tree, .. } = &mut self.links else {
+            return;
+        };
+        // Names `unpack` refuses outright are in no tree it would make.
+        let Ok(rel) = normal_path(&meta.name) else {
+            return;
+        };
+        if let Kind::Hardlink(target) = &meta.kind {
+            if let Err(why) = tree.hardlink_source(target) {
+                let detail = format!("hard link to {}", where_to(target, &why, UNPACKED));
+                self.link_escape(&meta.display_name(), detail);
+            }
+        }
+        let Links::Modelled { tree, symlinks } = &mut self.links else {
+            return;
+        };
+        let entry = match &meta.kind {
+            Kind::Dir => Entry::Dir,
+            Kind::Symlink(target) => Entry::Symlink(target),
+            _ => Entry::File,
+        };
+        match (tree.insert(&rel, entry), &meta.kind) {
+            (Ok(Added::New(id)), Kind::Symlink(_)) => symlinks.push(id),
+            (Err(Clash::Full(n)), _) => {
+                self.links = Links::GaveUp;
+                let detail = format!(
+                    "links were not checked: the names make more than {n} files, folders and links"
+                );
+                self.link_escape(&meta.display_name(), detail);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// What an escaping link leaves, in findings.
+const UNPACKED: &str = "the folder it unpacks into";
+
+impl Visitor for Inspector {
+    /// Models the entry's links and scans the first [`SCAN_LIMIT`] bytes of each file;
+    /// extracts nothing.
+    fn entry(&mut self, meta: &Meta, data: &mut dyn Read) -> Result<(), WalkError> {
+        self.model(meta);
+        if !self.begin(meta) {
+            return Ok(());
+        }
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.resize(256 * 1024, 0);
+        let mut scanned = 0usize;
+        let result = loop {
+            if scanned >= SCAN_LIMIT {
+                break Ok(());
+            }
+            let n = match data.read(&mut buf) {
+                Ok(0) => break Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => break Err(WalkError::Io(e)),
+            };
+            scanned += n;
+            self.data(&buf[..n]);
+        };
+        self.buf = buf;
+        result
+    }
+
+    /// Reports the symlinks that leave the folder or loop, judged on the whole tree.
+    fn end(&mut self) -> Result<(), WalkError> {
+        let Links::Modelled { tree, symlinks } = std::mem::take(&mut self.links) else {
+            return Ok(());
+        };
+        for link in symlinks {
+            if let Err(why) = tree.check_symlink(link) {
+                let target = where_to(tree.symlink_target(link), &why, UNPACKED);
+                let file = crate::text::escape_os(tree.path(link).as_os_str());
+                self.link_escape(&file, format!("symlink to {target}"));
+            }
+        }
+        Ok(())
     }
 }
 

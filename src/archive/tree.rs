@@ -10,8 +10,9 @@
 //! Links may point at links that come later, so symlinks are judged once the whole
 //! archive is known; hard links, which need their file to exist already, when they come.
 //!
-//! This file touches no disk and decides nothing about names: `unpack` normalises them,
-//! refuses what does not resolve inside and creates the links; `inspect` reports them.
+//! This file touches no disk and refuses nothing: `normal_path` says what is wrong with
+//! a name, and the extractor refuses it, refuses links that do not resolve inside and
+//! creates the rest; the inspector reports them.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -351,6 +352,55 @@ fn shown(head: &[u8], pending: &[&[u8]]) -> String {
         out.extend_from_slice(c);
     }
     crate::text::escape(&String::from_utf8_lossy(&out))
+}
+
+// ---- names and messages shared by the extractor and the inspector ----------------
+
+/// Names imply folders too: the tree holds this many nodes per entry allowed.
+pub const NODES_PER_ENTRY: u64 = 4;
+
+/// The nodes a tree may hold for an archive of at most `max_entries` entries.
+pub fn node_cap(max_entries: u64) -> usize {
+    usize::try_from(max_entries.saturating_mul(NODES_PER_ENTRY)).unwrap_or(usize::MAX)
+}
+
+/// The entry's path relative to the root, or the refusal's code and reason.
+pub fn normal_path(name: &[u8]) -> Result<PathBuf, (&'static str, &'static str)> {
+    if name.contains(&0) || name.contains(&b'\\') {
+        return Err(("bad-name", "the name holds a NUL or a backslash"));
+    }
+    if name.first() == Some(&b'/') {
+        return Err(("path-traversal", "absolute path"));
+    }
+    let mut rel = PathBuf::new();
+    for part in name.split(|&b| b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => return Err(("path-traversal", "the path contains \"..\"")),
+            p => rel.push(OsStr::from_bytes(p)),
+        }
+    }
+    if rel.as_os_str().is_empty() {
+        return Err(("bad-name", "empty path"));
+    }
+    Ok(rel)
+}
+
+/// A link target from the archive, escaped for messages.
+pub fn shown_target(target: &[u8]) -> String {
+    crate::text::escape(&String::from_utf8_lossy(target))
+}
+
+/// "y/.., which resolves to .. (outside the target)", for a message.
+pub fn where_to(target: &[u8], why: &Unresolved, outside: &str) -> String {
+    if target.first() == Some(&b'/') {
+        format!(
+            "{} (an absolute path, outside {outside})",
+            shown_target(target)
+        )
+    } else {
+        format!("{}, which {}", shown_target(target), why.explain(outside))
+    }
 }
 
 #[cfg(test)]

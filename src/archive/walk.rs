@@ -3,13 +3,13 @@
 //!
 //! `walk` hands every entry's metadata and a reader over its bytes to a [`Visitor`],
 //! then calls its `end`. It decides nothing about entries' safety: refusing `..` paths,
-//! escaping links or bombs is the visitor's job (`unpack`), and so is reading content
-//! for findings (`inspect`). The one exception is a zip's central directory, which it
-//! reads itself first, as a stream in bounded memory, because the zip library would
-//! keep one of two same-named entries and holds the whole directory: duplicate names,
-//! end records whose claims do not fit the file, and more entries than the visitor's
-//! limit are refused there. A truncated archive, a bad checksum or bytes that are no
-//! archive come back as [`WalkError::Corrupt`] naming the entry.
+//! escaping links or bombs is the extractor's job (`extract`), and reading content for
+//! findings the inspector's (`inspect`). The one exception is a zip's central
+//! directory, which it reads itself first, as a stream in bounded memory, because the
+//! zip library would keep one of two same-named entries and holds the whole directory:
+//! duplicate names, end records whose claims do not fit the file, and more entries than
+//! the visitor's limit are refused there. A truncated archive, a bad checksum or bytes
+//! that are no archive come back as [`WalkError::Corrupt`] naming the entry.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};

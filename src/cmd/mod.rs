@@ -392,15 +392,12 @@ fn run_inspect(args: &InspectArgs) -> anyhow::Result<Outcome> {
     let mut file = std::fs::File::open(&args.bundle)
         .with_context(|| format!("{bundle}: cannot read bundle"))?;
     let mut inspector = Inspector::new();
-    let format = {
-        let mut visitor = crate::archive::extract::InspectOnly::new(&mut inspector);
-        match archive::walk(&mut file, &mut visitor) {
-            Ok(f) => f,
-            Err(WalkError::Io(e)) => {
-                return Err(anyhow::Error::new(e).context(format!("{bundle}: cannot read bundle")))
-            }
-            Err(e) => bail!("{bundle}: cannot read the archive: {e}"),
+    let format = match archive::walk(&mut file, &mut inspector) {
+        Ok(f) => f,
+        Err(WalkError::Io(e)) => {
+            return Err(anyhow::Error::new(e).context(format!("{bundle}: cannot read bundle")))
         }
+        Err(e) => bail!("{bundle}: cannot read the archive: {e}"),
     };
     let entries = inspector.entries;
     let findings = inspector.finish();
