@@ -85,6 +85,13 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// Seconds since the Unix epoch (0 before it), for identities that name a moment.
+pub fn unix_secs(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 /// RFC 3339 UTC timestamp to the second.
 pub fn time(t: std::time::SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()

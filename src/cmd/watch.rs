@@ -13,11 +13,12 @@ use std::time::{Duration, SystemTime};
 use anyhow::{bail, Context as _};
 use serde_json::json;
 
+use crate::alert::channel::Batch;
 use crate::alert::event::{Event, Kind, Severity};
-use crate::alert::{self, Channel, ChannelReport};
+use crate::alert::{self, ChannelReport, UnreadableEvent};
 use crate::cmd::Outcome;
 use crate::config::Config;
-use crate::store::sqlite::{State, UnreadableEvent};
+use crate::store::{self, Store};
 use crate::verify::keyring::Keyring;
 use crate::verify::{Report, Verdict};
 use crate::watch::fetch::Fetcher;
@@ -61,7 +62,7 @@ pub fn run_watch(
     let config =
         config.context("watch needs feeds.toml: pass --config FILE or run where feeds.toml is")?;
     let state_path = &config.watch.state;
-    let Some(_lock) = watch::try_lock(state_path)
+    let Some(_lock) = store::sqlite::try_lock(state_path)
         .with_context(|| format!("{}: cannot create the lock file", state_path.display()))?
     else {
         eprintln!(
@@ -70,30 +71,28 @@ pub fn run_watch(
         );
         return Ok(Outcome::Busy);
     };
-    let mut state = State::open(state_path)?;
+    let mut state = store::sqlite::open(state_path)?;
+    let state = &mut *state;
     let keyrings = keyrings(config);
     let fetcher = Arc::new(Fetcher::new(&config.watch)?);
-    let channels = alert::channels(&config.alerts, json);
     let rt = runtime()?;
     if once {
         rt.block_on(async {
+            let channels = alert::channels(&config.alerts, json);
             let now = SystemTime::now();
             // Retry what earlier runs left pending first, oldest first.
-            let mut reports = alert::deliver_pending(&mut state, &channels, now).await?;
-            let outcomes =
-                watch::run_pass(config, &mut state, fetcher, &keyrings, None, now).await?;
+            let mut reports = alert::deliver_pending(state, &channels, now).await?;
+            let outcomes = watch::run_pass(config, state, fetcher, &keyrings, None, now).await?;
             // -q keeps only the failures and the sources with open problems.
             for o in outcomes.iter().filter(|o| !quiet || !o.is_clean()) {
                 eprintln!("{}", watch::summary_line(o));
             }
-            let after = alert::deliver_pending(&mut state, &channels, SystemTime::now()).await?;
+            let after = alert::deliver_pending(state, &channels, SystemTime::now()).await?;
             merge_reports(&mut reports, after);
-            finish_pass(&state, &outcomes, &reports, json)
+            finish_pass(state, &outcomes, &reports, json)
         })
     } else {
-        rt.block_on(daemon(
-            config, &mut state, fetcher, &keyrings, &channels, quiet,
-        ))
+        rt.block_on(daemon(config, state, fetcher, &keyrings, json, quiet))
     }
 }
 
@@ -114,7 +113,7 @@ fn merge_reports(into: &mut Vec<ChannelReport>, more: Vec<ChannelReport>) {
 }
 
 fn finish_pass(
-    state: &State,
+    state: &dyn Store,
     outcomes: &[SourceOutcome],
     reports: &[ChannelReport],
     json: bool,
@@ -204,10 +203,10 @@ fn unreadable_json(list: &[UnreadableEvent]) -> serde_json::Value {
 
 async fn daemon(
     config: &Config,
-    state: &mut State,
+    state: &mut dyn Store,
     fetcher: Arc<Fetcher>,
     keyrings: &HashMap<String, Arc<Keyring>>,
-    channels: &[Channel],
+    json: bool,
     quiet: bool,
 ) -> anyhow::Result<Outcome> {
     use tokio::signal::unix::{signal, SignalKind};
@@ -221,7 +220,10 @@ async fn daemon(
         "vendorguard: watching {} sources (SIGTERM or SIGINT to stop)",
         sources.len()
     );
-    let names: Vec<&str> = channels.iter().map(Channel::name).collect();
+    let names: Vec<&str> = alert::channels(&config.alerts, json)
+        .iter()
+        .map(|c| c.name())
+        .collect();
     // Told again only when the set changes, not every pass.
     let mut unreadable_seen = Vec::new();
     loop {
@@ -234,14 +236,16 @@ async fn daemon(
             .collect();
         if !ready.is_empty() {
             let now = SystemTime::now();
-            alert::deliver_pending(state, channels, now).await?;
+            // A pass's channels (an SMTP transport included) serve its deliveries only.
+            let channels = alert::channels(&config.alerts, json);
+            alert::deliver_pending(state, &channels, now).await?;
             let outcomes =
                 watch::run_pass(config, state, fetcher.clone(), keyrings, Some(&ready), now)
                     .await?;
             for o in outcomes.iter().filter(|o| !quiet || !o.is_clean()) {
                 eprintln!("{}", watch::summary_line(o));
             }
-            alert::deliver_pending(state, channels, SystemTime::now()).await?;
+            alert::deliver_pending(state, &channels, SystemTime::now()).await?;
             let unreadable = state.unreadable_pending(&names)?;
             if unreadable != unreadable_seen {
                 for u in &unreadable {
@@ -283,7 +287,7 @@ pub fn run_status(config: Option<&Config>, json: bool) -> anyhow::Result<Outcome
             config.watch.state.display()
         );
     }
-    let state = State::open(&config.watch.state)?;
+    let state = store::sqlite::open(&config.watch.state)?;
     let sources = state.sources()?;
     let channels = alert::channels(&config.alerts, false);
     let mut pending = Vec::new();
@@ -291,7 +295,7 @@ pub fn run_status(config: Option<&Config>, json: bool) -> anyhow::Result<Outcome
         pending.push((c.name(), state.pending_count(c.name())?));
     }
     let problems = state.delivery_problems()?;
-    let names: Vec<&str> = channels.iter().map(Channel::name).collect();
+    let names: Vec<&str> = channels.iter().map(|c| c.name()).collect();
     let unreadable = state.unreadable_pending(&names)?;
     let open = state.open_problems()?;
     let open_of = |id: &str| -> (u64, Vec<(String, u64)>) {
@@ -409,36 +413,23 @@ pub fn run_alert_test(config: Option<&Config>, json: bool) -> anyhow::Result<Out
     let event = Event::new(
         Kind::Test,
         "vendorguard",
-        &format!("test {}", crate::store::sqlite::secs(now)),
+        &format!("test {}", crate::text::unix_secs(now)),
         Severity::Info,
         "vendorguard fire drill: if you read this, alerts reach you",
         "",
         now,
     );
-    let channels = alert::channels(&config.alerts, json);
     let rt = runtime()?;
     let mut all_ok = true;
     let mut results = Vec::new();
     rt.block_on(async {
+        // Built and dropped inside the runtime: an SMTP pool needs it for both. The
+        // stdout channel prints the drill as a text line even with --json, whose
+        // object comes last.
+        let channels = alert::channels(&config.alerts, false);
+        let drill = Batch::one(event.clone());
         for ch in &channels {
-            let r = match ch {
-                Channel::Escalation { program, timeout } => {
-                    alert::run_escalation(program, *timeout, &event)
-                        .await
-                        .map(|_| ())
-                }
-                Channel::Email(e) => match alert::Mailer::new(e) {
-                    Ok(m) => {
-                        let one = std::slice::from_ref(&event);
-                        m.send(one, &alert::message_id(one)).await
-                    }
-                    Err(f) => Err(f),
-                },
-                Channel::Stdout { .. } => {
-                    println!("event test info vendorguard: {}", event.title);
-                    Ok(())
-                }
-            };
+            let r = ch.send(&drill).await.map(|_| ());
             all_ok &= r.is_ok();
             results.push((ch.name(), r));
         }
@@ -469,7 +460,7 @@ pub fn run_alert_test(config: Option<&Config>, json: bool) -> anyhow::Result<Out
 /// alert are reported but never change the verdict's exit code.
 pub fn raise_verify_events(config: Option<&Config>, report: &Report, no_alert: bool) {
     let Some(config) = config else { return };
-    if no_alert || (config.alerts.escalation.is_none() && config.alerts.email.is_none()) {
+    if no_alert || !alert::any_configured(&config.alerts) {
         return;
     }
     let now = SystemTime::now();
@@ -553,18 +544,20 @@ pub fn raise_verify_events(config: Option<&Config>, report: &Report, no_alert: b
         return;
     }
     let result = (|| -> anyhow::Result<Vec<ChannelReport>> {
-        let mut state = State::open(&config.watch.state)?;
+        let mut state = store::sqlite::open(&config.watch.state)?;
         state.add_events(&events)?;
         // Deliver only while holding the watcher's lock: two processes delivering the
         // same pending event at once would send it twice. When a watcher holds it, the
         // events are in the outbox and it delivers them.
-        let Some(_lock) = watch::try_lock(&config.watch.state)? else {
+        let Some(_lock) = store::sqlite::try_lock(&config.watch.state)? else {
             eprintln!("vendorguard: alert stored; the running watcher will deliver it");
             return Ok(Vec::new());
         };
-        let channels = alert::channels(&config.alerts, false);
         let rt = runtime()?;
-        Ok(rt.block_on(alert::deliver_pending(&mut state, &channels, now))?)
+        Ok(rt.block_on(async {
+            let channels = alert::channels(&config.alerts, false);
+            alert::deliver_pending(&mut *state, &channels, now).await
+        })?)
     })();
     match result {
         Ok(reports) => {

@@ -1,2 +1,141 @@
-//! The watcher's durable state.
-pub mod sqlite;
+//! The watcher's durable state: per source its HTTP validators and health, per entry
+//! what was seen, the open problems of CSAF advisories, and the outbox of events with
+//! their per-channel deliveries.
+//!
+//! [`Store`] is the interface the watcher and the commands use (with
+//! [`alert::Outbox`](crate::alert::Outbox) for delivery); `sqlite` is the one
+//! implementation today (`sqlite::open`, and `sqlite::try_lock` for the watcher's
+//! lock). A backend must keep two promises: a poll's outcome (new validators, entries,
+//! open problems, and the events they cause) is written atomically, so an event is
+//! never in the outbox without the state that explains it; and a delivery is recorded
+//! only when delivery says so, after the channel acknowledged.
+//!
+//! The store must not fetch, decide what is new, or deliver: that is the watcher's and
+//! alerting's job.
+
+pub(crate) mod sqlite;
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use crate::alert::event::Event;
+use crate::alert::Outbox;
+
+/// Why the state could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state {path}: {message}")]
+    Open { path: String, message: String },
+    #[error("state: {0}")]
+    Backend(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// A source as stored.
+#[derive(Debug, Clone, Default)]
+pub struct SourceRow {
+    pub id: String,
+    pub vendor: String,
+    pub kind: String,
+    pub url: String,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    pub initialized: bool,
+    pub last_success: Option<SystemTime>,
+    pub last_attempt: Option<SystemTime>,
+    pub last_error: Option<String>,
+    pub last_error_code: Option<String>,
+    pub failures: u32,
+    pub failing_since: Option<SystemTime>,
+    pub failing_alerted: bool,
+    pub first_seen: Option<SystemTime>,
+    pub entries: u64,
+}
+
+/// What we knew of an entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryRow {
+    pub content_hash: String,
+    pub updated: Option<String>,
+}
+
+/// An entry to store after a poll.
+#[derive(Debug, Clone)]
+pub struct EntryWrite {
+    pub key: String,
+    pub content_hash: String,
+    pub updated: Option<String>,
+    pub title: String,
+    pub url: String,
+}
+
+/// An open problem of a CSAF advisory: it could not be fetched or failed a check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProblemRow {
+    pub advisory_url: String,
+    /// The problem's stable code (`advisory-unreachable`, `digest-mismatch`, ...).
+    pub code: String,
+    /// The poll that first found it.
+    pub first_seen: SystemTime,
+}
+
+/// The source a commit is about.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceRef<'a> {
+    pub id: &'a str,
+    pub vendor: &'a str,
+    pub kind: &'a str,
+    pub url: &'a str,
+}
+
+/// One successful poll, written in one transaction.
+pub struct PollCommit<'a> {
+    pub source: SourceRef<'a>,
+    /// `None` keeps the stored validators (a 304).
+    pub validators: Option<(Option<String>, Option<String>)>,
+    pub entries: &'a [EntryWrite],
+    /// `Some` replaces the source's open advisory problems (CSAF); `None` keeps them.
+    pub problems: Option<&'a [ProblemRow]>,
+    pub events: &'a [Event],
+    pub now: SystemTime,
+}
+
+/// One failed poll.
+pub struct FailureCommit<'a> {
+    pub source: SourceRef<'a>,
+    /// The failure's stable code.
+    pub code: &'a str,
+    /// The whole message, shown by `status`.
+    pub error: &'a str,
+    pub now: SystemTime,
+}
+
+/// The state the watcher and the commands read and write.
+pub trait Store: Outbox<Error = StoreError> {
+    fn source(&self, id: &str) -> Result<Option<SourceRow>, StoreError>;
+
+    /// Every source, by vendor and URL.
+    fn sources(&self) -> Result<Vec<SourceRow>, StoreError>;
+
+    /// The stored entries of a source, by key.
+    fn entries(&self, source: &str) -> Result<HashMap<String, EntryRow>, StoreError>;
+
+    /// The open advisory problems of a source.
+    fn problems(&self, source: &str) -> Result<Vec<ProblemRow>, StoreError>;
+
+    /// How many advisory problems are open, per source id and code.
+    fn open_problems(&self) -> Result<HashMap<String, Vec<(String, u64)>>, StoreError>;
+
+    /// Records a successful poll: validators, entries, open problems and events,
+    /// atomically; returns how many events were new. A source that had been reported
+    /// failing gets its `source-recovered` event from the caller in `events`.
+    fn commit_poll(&mut self, c: &PollCommit<'_>) -> Result<usize, StoreError>;
+
+    /// Records a failed poll and returns the source row after the update. `decide`
+    /// sees that row (unless `source-failing` was already raised) and may return the
+    /// event, which is stored in the same transaction and marks the source alerted.
+    fn commit_failure(
+        &mut self,
+        f: &FailureCommit<'_>,
+        decide: &dyn Fn(&SourceRow) -> Option<Event>,
+    ) -> Result<(SourceRow, Option<Event>), StoreError>;
+}

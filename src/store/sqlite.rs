@@ -1,14 +1,15 @@
-//! Durable state in SQLite: per source its HTTP validators and health, per entry its
-//! key and content hash, and the outbox of events with their per-channel deliveries.
+//! The state in SQLite: per source its HTTP validators and health, per entry its key
+//! and content hash, open advisory problems, and the outbox of events with their
+//! per-channel deliveries.
 //!
 //! A poll's outcome (new validators, entries, open advisory problems, and the events
-//! they cause) is written in one transaction, so a crash leaves either all of it or none: an event is never lost
-//! and never recorded without the state that explains it. Deliveries are recorded only
-//! after a channel acknowledged (see `alert`). WAL mode; `PRAGMA user_version` holds the
-//! schema version and [`MIGRATIONS`] bring older files forward. Only a missing file is a
-//! first run: an existing one without vendorguard's schema is refused, untouched. The
-//! files are private to their owner whatever the umask. This file does no network and
-//! no delivery.
+//! they cause) is written in one transaction (`BEGIN IMMEDIATE`), so a crash leaves
+//! either all of it or none. WAL mode; `PRAGMA user_version` holds the schema version
+//! and [`MIGRATIONS`] bring older files forward. Only a missing file is a first run: an
+//! existing one without vendorguard's schema is refused, untouched. The files (and the
+//! watcher's lock beside them) are private to their owner whatever the umask. This
+//! file implements `store::Store` and `alert::Outbox`; it does no network and no
+//! delivery.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -17,6 +18,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use crate::alert::event::Event;
+use crate::alert::{DeliveryFailure, DeliveryProblem, Outbox, PendingEvent, UnreadableEvent};
+use crate::store::{EntryRow, FailureCommit, PollCommit, ProblemRow, SourceRow, Store, StoreError};
 
 /// Each entry brings the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -87,134 +90,65 @@ const SOURCE_SELECT: &str = "SELECT id, vendor, kind, url, etag, last_modified, 
         (SELECT COUNT(*) FROM entries e WHERE e.source = s.id)
     FROM sources s";
 
-/// The open state database.
-pub struct State {
+/// Opens the state at `path` (see [`SqliteStore::open`]).
+///
+/// # Errors
+///
+/// [`StoreError`] naming the file when it cannot be created, is empty, is not a
+/// vendorguard database, or was written by a newer vendorguard.
+pub fn open(path: &Path) -> Result<Box<dyn Store>, StoreError> {
+    Ok(Box::new(SqliteStore::open(path)?))
+}
+
+/// The lock that keeps two runs from polling or delivering at once: `<state>.lock`,
+/// private to the owner, held with an exclusive advisory lock for the life of the
+/// returned file.
+///
+/// # Errors
+///
+/// `Ok(None)` when another run holds it; `Err` when the file cannot be opened.
+pub fn try_lock(state_path: &Path) -> std::io::Result<Option<std::fs::File>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let p = sidecar(state_path, ".lock");
+    if let Some(parent) = state_path.parent() {
+        create_private_dir_all(parent)?;
+    }
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&p)?;
+    make_private(&p);
+    match f.try_lock() {
+        Ok(()) => Ok(Some(f)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
+/// The state in one SQLite file.
+pub struct SqliteStore {
     conn: Connection,
 }
 
-/// Why the state could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum StateError {
-    #[error("state {path}: {message}")]
-    Open { path: String, message: String },
-    #[error("state: {0}")]
-    Sql(#[from] rusqlite::Error),
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        StoreError::Backend(Box::new(e))
+    }
 }
 
-/// A source as stored.
-#[derive(Debug, Clone, Default)]
-pub struct SourceRow {
-    pub id: String,
-    pub vendor: String,
-    pub kind: String,
-    pub url: String,
-    pub etag: Option<String>,
-    pub last_modified: Option<String>,
-    pub initialized: bool,
-    pub last_success: Option<SystemTime>,
-    pub last_attempt: Option<SystemTime>,
-    pub last_error: Option<String>,
-    pub last_error_code: Option<String>,
-    pub failures: u32,
-    pub failing_since: Option<SystemTime>,
-    pub failing_alerted: bool,
-    pub first_seen: Option<SystemTime>,
-    pub entries: u64,
-}
-
-/// What we knew of an entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EntryRow {
-    pub content_hash: String,
-    pub updated: Option<String>,
-}
-
-/// An entry to store after a poll.
-#[derive(Debug, Clone)]
-pub struct EntryWrite {
-    pub key: String,
-    pub content_hash: String,
-    pub updated: Option<String>,
-    pub title: String,
-    pub url: String,
-}
-
-/// An open problem of a CSAF advisory: it could not be fetched or failed a check.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProblemRow {
-    pub advisory_url: String,
-    /// The problem's stable code (`advisory-unreachable`, `digest-mismatch`, ...).
-    pub code: String,
-    /// The poll that first found it.
-    pub first_seen: SystemTime,
-}
-
-/// One successful poll, written in one transaction.
-pub struct PollCommit<'a> {
-    pub source_id: &'a str,
-    pub vendor: &'a str,
-    pub kind: &'a str,
-    pub url: &'a str,
-    /// `None` keeps the stored validators (a 304).
-    pub validators: Option<(Option<String>, Option<String>)>,
-    pub entries: &'a [EntryWrite],
-    /// `Some` replaces the source's open advisory problems (CSAF); `None` keeps them.
-    pub problems: Option<&'a [ProblemRow]>,
-    pub events: &'a [Event],
-    pub now: SystemTime,
-}
-
-/// A delivery attempt that failed.
-#[derive(Debug, Clone)]
-pub struct DeliveryFailure {
-    pub error: String,
-    /// `temporary`, `permanent`, `timeout`, `spawn`...
-    pub kind: String,
-    pub output: Option<String>,
-    pub retry_at: SystemTime,
-}
-
-/// Failed deliveries still pending on one channel, of one kind.
-#[derive(Debug, Clone)]
-pub struct DeliveryProblem {
-    pub channel: String,
-    /// `temporary`, `permanent`, `connection`, `exit`, `timeout`, `spawn`...
-    pub kind: String,
-    pub events: u64,
-    pub error: String,
-    /// What the escalation program printed on its latest failed run (bounded).
-    pub output: Option<String>,
-}
-
-/// A stored event whose JSON does not parse: it can never be delivered, so it stays
-/// pending until its row is fixed or deleted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnreadableEvent {
-    pub seq: i64,
-    pub id: String,
-    /// What is wrong with the stored JSON.
-    pub error: String,
-}
-
-/// An event's delivery state on one channel.
-#[derive(Debug, Clone)]
-pub struct PendingEvent {
-    pub event: Event,
-    /// The Message-ID of the digest this event was first tried in, if any.
-    pub message_id: Option<String>,
-}
-
-pub fn secs(t: SystemTime) -> i64 {
+fn secs(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
 }
 
-pub fn from_secs(s: i64) -> SystemTime {
+fn from_secs(s: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(s.max(0) as u64)
 }
 
-impl State {
+impl SqliteStore {
     /// Opens the state at `path`, creating it when absent, and brings its schema up to
     /// date.
     ///
@@ -228,10 +162,10 @@ impl State {
     ///
     /// # Errors
     ///
-    /// [`StateError`] naming the file when it cannot be created, is empty, is not a
+    /// [`StoreError`] naming the file when it cannot be created, is empty, is not a
     /// vendorguard database, or was written by a newer vendorguard.
-    pub fn open(path: &Path) -> Result<State, StateError> {
-        let open_err = |message: String| StateError::Open {
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let open_err = |message: String| StoreError::Open {
             path: path.display().to_string(),
             message,
         };
@@ -258,20 +192,20 @@ impl State {
         // Left behind, readable, by an older vendorguard: SQLite keeps their mode.
         make_private(&sidecar(path, "-wal"));
         make_private(&sidecar(path, "-shm"));
-        let mut state = State { conn };
+        let mut state = SqliteStore { conn };
         state.migrate().map_err(|e| match e {
-            StateError::Open { message, .. } => open_err(message),
+            StoreError::Open { message, .. } => open_err(message),
             e => open_err(e.to_string()),
         })?;
         Ok(state)
     }
 
-    fn migrate(&mut self) -> Result<(), StateError> {
+    fn migrate(&mut self) -> Result<(), StoreError> {
         let version: i64 = self
             .conn
             .pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version as usize > MIGRATIONS.len() {
-            return Err(StateError::Open {
+            return Err(StoreError::Open {
                 path: String::new(),
                 message: format!(
                     "schema version {version} is newer than this vendorguard knows ({}); upgrade vendorguard",
@@ -289,8 +223,10 @@ impl State {
         }
         Ok(())
     }
+}
 
-    pub fn source(&self, id: &str) -> Result<Option<SourceRow>, StateError> {
+impl Store for SqliteStore {
+    fn source(&self, id: &str) -> Result<Option<SourceRow>, StoreError> {
         Ok(self
             .conn
             .query_row(
@@ -301,7 +237,7 @@ impl State {
             .optional()?)
     }
 
-    pub fn sources(&self) -> Result<Vec<SourceRow>, StateError> {
+    fn sources(&self) -> Result<Vec<SourceRow>, StoreError> {
         let mut stmt = self
             .conn
             .prepare(&format!("{SOURCE_SELECT} ORDER BY vendor, url"))?;
@@ -309,8 +245,7 @@ impl State {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The stored entries of a source.
-    pub fn entries(&self, source: &str) -> Result<HashMap<String, EntryRow>, StateError> {
+    fn entries(&self, source: &str) -> Result<HashMap<String, EntryRow>, StoreError> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT key, content_hash, updated FROM entries WHERE source = ?1")?;
@@ -326,8 +261,7 @@ impl State {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The open advisory problems of a source.
-    pub fn problems(&self, source: &str) -> Result<Vec<ProblemRow>, StateError> {
+    fn problems(&self, source: &str) -> Result<Vec<ProblemRow>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT advisory_url, code, first_seen FROM advisory_problems WHERE source = ?1
              ORDER BY advisory_url, code",
@@ -342,8 +276,7 @@ impl State {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// How many advisory problems are open, per source id and code.
-    pub fn open_problems(&self) -> Result<HashMap<String, Vec<(String, u64)>>, StateError> {
+    fn open_problems(&self) -> Result<HashMap<String, Vec<(String, u64)>>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT source, code, COUNT(*) FROM advisory_problems GROUP BY source, code
              ORDER BY source, code",
@@ -363,10 +296,7 @@ impl State {
         Ok(out)
     }
 
-    /// Records a successful poll: validators, entries, open problems and events, atomically. A source
-    /// that had been reported failing gets its `source-recovered` event from the caller
-    /// in `events`.
-    pub fn commit_poll(&mut self, c: &PollCommit<'_>) -> Result<usize, StateError> {
+    fn commit_poll(&mut self, c: &PollCommit<'_>) -> Result<usize, StoreError> {
         let now = secs(c.now);
         let tx = self
             .conn
@@ -374,19 +304,19 @@ impl State {
         tx.execute(
             "INSERT INTO sources (id, vendor, kind, url, first_seen) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT(id) DO UPDATE SET vendor = excluded.vendor, kind = excluded.kind, url = excluded.url",
-            params![c.source_id, c.vendor, c.kind, c.url, now],
+            params![c.source.id, c.source.vendor, c.source.kind, c.source.url, now],
         )?;
         if let Some((etag, last_modified)) = &c.validators {
             tx.execute(
                 "UPDATE sources SET etag = ?2, last_modified = ?3 WHERE id = ?1",
-                params![c.source_id, etag, last_modified],
+                params![c.source.id, etag, last_modified],
             )?;
         }
         tx.execute(
             "UPDATE sources SET initialized = 1, last_success = ?2, last_attempt = ?2, last_error = NULL,
                     last_error_code = NULL, failures = 0, failing_since = NULL, failing_alerted = 0
              WHERE id = ?1",
-            params![c.source_id, now],
+            params![c.source.id, now],
         )?;
         {
             let mut up = tx.prepare_cached(
@@ -397,7 +327,7 @@ impl State {
             )?;
             for e in c.entries {
                 up.execute(params![
-                    c.source_id,
+                    c.source.id,
                     e.key,
                     e.content_hash,
                     e.updated,
@@ -410,7 +340,7 @@ impl State {
         if let Some(problems) = c.problems {
             tx.execute(
                 "DELETE FROM advisory_problems WHERE source = ?1",
-                [c.source_id],
+                [c.source.id],
             )?;
             let mut ins = tx.prepare_cached(
                 "INSERT OR REPLACE INTO advisory_problems (source, advisory_url, code, first_seen, last_seen)
@@ -418,7 +348,7 @@ impl State {
             )?;
             for p in problems {
                 ins.execute(params![
-                    c.source_id,
+                    c.source.id,
                     p.advisory_url,
                     p.code,
                     secs(p.first_seen),
@@ -431,18 +361,13 @@ impl State {
         Ok(inserted)
     }
 
-    /// Records a failed poll. Returns the source row after the update, so the caller
-    /// can decide on `source-failing`; `event`, when given, is stored in the same
-    /// transaction and marks the source as alerted.
-    pub fn commit_failure(
+    fn commit_failure(
         &mut self,
-        source: (&str, &str, &str, &str),
-        code: &str,
-        error: &str,
-        now: SystemTime,
-        decide: impl FnOnce(&SourceRow) -> Option<Event>,
-    ) -> Result<(SourceRow, Option<Event>), StateError> {
-        let (id, vendor, kind, url) = source;
+        f: &FailureCommit<'_>,
+        decide: &dyn Fn(&SourceRow) -> Option<Event>,
+    ) -> Result<(SourceRow, Option<Event>), StoreError> {
+        let (id, vendor, kind, url) = (f.source.id, f.source.vendor, f.source.kind, f.source.url);
+        let (code, error, now) = (f.code, f.error, f.now);
         let t = secs(now);
         let tx = self
             .conn
@@ -475,9 +400,12 @@ impl State {
         tx.commit()?;
         Ok((row, event))
     }
+}
 
-    /// Stores events outside a poll (from `verify`, `alert test`).
-    pub fn add_events(&mut self, events: &[Event]) -> Result<usize, StateError> {
+impl Outbox for SqliteStore {
+    type Error = StoreError;
+
+    fn add_events(&mut self, events: &[Event]) -> Result<usize, StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -486,8 +414,7 @@ impl State {
         Ok(n)
     }
 
-    /// Events not yet delivered on `channel`, oldest first.
-    pub fn pending(&self, channel: &str) -> Result<Vec<PendingEvent>, StateError> {
+    fn pending(&self, channel: &str) -> Result<Vec<PendingEvent>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT e.json, d.message_id FROM events e
              LEFT JOIN deliveries d ON d.event_id = e.id AND d.channel = ?1
@@ -508,12 +435,7 @@ impl State {
         Ok(out)
     }
 
-    /// Events pending on any of `channels` whose stored JSON does not parse, oldest
-    /// first: `pending` skips them, so they are reported here instead.
-    pub fn unreadable_pending(
-        &self,
-        channels: &[&str],
-    ) -> Result<Vec<UnreadableEvent>, StateError> {
+    fn unreadable_pending(&self, channels: &[&str]) -> Result<Vec<UnreadableEvent>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT e.seq, e.id, e.json FROM events e
              LEFT JOIN deliveries d ON d.event_id = e.id AND d.channel = ?1
@@ -538,8 +460,7 @@ impl State {
         Ok(out.into_values().collect())
     }
 
-    /// Counts of undelivered events per channel.
-    pub fn pending_count(&self, channel: &str) -> Result<u64, StateError> {
+    fn pending_count(&self, channel: &str) -> Result<u64, StoreError> {
         Ok(self.conn.query_row(
             "SELECT COUNT(*) FROM events e LEFT JOIN deliveries d ON d.event_id = e.id AND d.channel = ?1
              WHERE d.delivered_at IS NULL",
@@ -548,15 +469,12 @@ impl State {
         )?)
     }
 
-    /// Records, before a digest's first attempt on `channel`, the Message-ID it goes
-    /// under on each of its events, in one transaction: from then on the digest is
-    /// those events under that Message-ID, however often it is retried.
-    pub fn fix_message_id(
+    fn fix_message_id(
         &mut self,
         event_ids: &[&str],
         channel: &str,
         message_id: &str,
-    ) -> Result<(), StateError> {
+    ) -> Result<(), StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -573,14 +491,13 @@ impl State {
         Ok(())
     }
 
-    /// Records that `channel` acknowledged `event_id`.
-    pub fn mark_delivered(
+    fn mark_delivered(
         &mut self,
         event_id: &str,
         channel: &str,
         now: SystemTime,
         output: Option<&str>,
-    ) -> Result<(), StateError> {
+    ) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT INTO deliveries (event_id, channel, delivered_at, attempts, output) VALUES (?1, ?2, ?3, 1, ?4)
              ON CONFLICT(event_id, channel) DO UPDATE SET delivered_at = ?3, attempts = attempts + 1,
@@ -590,13 +507,12 @@ impl State {
         Ok(())
     }
 
-    /// Records a failed delivery attempt; the event stays pending.
-    pub fn mark_failed(
+    fn mark_failed(
         &mut self,
         event_id: &str,
         channel: &str,
         f: &DeliveryFailure,
-    ) -> Result<(), StateError> {
+    ) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT INTO deliveries (event_id, channel, attempts, last_error, last_error_kind, next_attempt_at, output)
              VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6)
@@ -607,9 +523,7 @@ impl State {
         Ok(())
     }
 
-    /// Failures among pending deliveries, per channel and kind: the count, and the
-    /// error and captured program output of the latest one.
-    pub fn delivery_problems(&self) -> Result<Vec<DeliveryProblem>, StateError> {
+    fn delivery_problems(&self) -> Result<Vec<DeliveryProblem>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT d.channel, COALESCE(d.last_error_kind, ''), COUNT(*),
                     (SELECT x.last_error FROM deliveries x WHERE x.channel = d.channel
@@ -642,7 +556,7 @@ advisory already published as backlog): restore it from a backup, or move it asi
 const TABLES: [&str; 4] = ["sources", "entries", "events", "deliveries"];
 
 /// `path` with `suffix` appended (`-wal`, `-shm`, `.lock`).
-pub fn sidecar(path: &Path, suffix: &str) -> std::path::PathBuf {
+fn sidecar(path: &Path, suffix: &str) -> std::path::PathBuf {
     let mut p = path.as_os_str().to_owned();
     p.push(suffix);
     p.into()
@@ -654,7 +568,7 @@ pub fn sidecar(path: &Path, suffix: &str) -> std::path::PathBuf {
 /// # Errors
 ///
 /// The I/O error of the folder that cannot be created.
-pub fn create_private_dir_all(dir: &Path) -> std::io::Result<()> {
+fn create_private_dir_all(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     if dir.as_os_str().is_empty() {
         return Ok(());
@@ -667,7 +581,7 @@ pub fn create_private_dir_all(dir: &Path) -> std::io::Result<()> {
 
 /// Takes the group and other bits off `path` when it has any, and says so; a file
 /// that is not ours to change gets a warning. A missing file is nothing.
-pub fn make_private(path: &Path) {
+fn make_private(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     let Ok(meta) = std::fs::metadata(path) else {
         return;
@@ -713,7 +627,7 @@ fn create(path: &Path) -> Result<(), String> {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| format!("cannot create it: {e}"))?;
-        let mut fresh = State { conn };
+        let mut fresh = SqliteStore { conn };
         fresh
             .migrate()
             .map_err(|e| format!("cannot create it: {e}"))?;
@@ -850,7 +764,7 @@ fn parse_event(json: &str) -> Result<Event, String> {
     })
 }
 
-fn insert_events(tx: &rusqlite::Transaction<'_>, events: &[Event]) -> Result<usize, StateError> {
+fn insert_events(tx: &rusqlite::Transaction<'_>, events: &[Event]) -> Result<usize, StoreError> {
     let mut stmt = tx.prepare_cached(
         "INSERT OR IGNORE INTO events (id, kind, vendor, json, detected_at) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
@@ -893,6 +807,7 @@ fn row_to_source(r: &rusqlite::Row<'_>) -> rusqlite::Result<SourceRow> {
 mod tests {
     use super::*;
     use crate::alert::event::{Kind, Severity};
+    use crate::store::{EntryWrite, SourceRef};
 
     fn ev(n: u32) -> Event {
         Event::new(
@@ -909,7 +824,7 @@ mod tests {
     #[test]
     fn poll_commit_is_idempotent_and_pending_is_ordered() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = State::open(&dir.path().join("s/state.sqlite")).unwrap();
+        let mut s = SqliteStore::open(&dir.path().join("s/state.sqlite")).unwrap();
         let entries = vec![EntryWrite {
             key: "k1".into(),
             content_hash: "h".into(),
@@ -919,10 +834,12 @@ mod tests {
         }];
         let events = vec![ev(1), ev(2)];
         let c = PollCommit {
-            source_id: "src",
-            vendor: "acme",
-            kind: "feed",
-            url: "http://x",
+            source: SourceRef {
+                id: "src",
+                vendor: "acme",
+                kind: "feed",
+                url: "http://x",
+            },
             validators: Some((Some("\"etag\"".into()), None)),
             entries: &entries,
             problems: None,
@@ -954,7 +871,7 @@ mod tests {
         assert_eq!(integrity, "ok");
         drop(s);
         // Reopening keeps everything and does not re-run migrations.
-        let s = State::open(&dir.path().join("s/state.sqlite")).unwrap();
+        let s = SqliteStore::open(&dir.path().join("s/state.sqlite")).unwrap();
         let events: u64 = s
             .conn
             .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
@@ -965,7 +882,7 @@ mod tests {
     #[test]
     fn an_unreadable_event_is_reported_not_delivered_and_the_others_go_on() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = State::open(&dir.path().join("state.sqlite")).unwrap();
+        let mut s = SqliteStore::open(&dir.path().join("state.sqlite")).unwrap();
         s.add_events(&[ev(1), ev(2), ev(3)]).unwrap();
         s.conn
             .execute(
@@ -1012,7 +929,7 @@ mod tests {
             c.execute_batch(MIGRATIONS[0]).unwrap();
             c.pragma_update(None, "user_version", 1).unwrap();
         }
-        let mut s = State::open(&p).unwrap();
+        let mut s = SqliteStore::open(&p).unwrap();
         s.add_events(&[ev(1), ev(2), ev(3)]).unwrap();
         s.fix_message_id(&[&ev(1).id, &ev(2).id], "email", "<digest-x@vendorguard>")
             .unwrap();
@@ -1028,7 +945,7 @@ mod tests {
         )
         .unwrap();
         drop(s);
-        let s = State::open(&p).unwrap();
+        let s = SqliteStore::open(&p).unwrap();
         let p = s.pending("email").unwrap();
         let ids: Vec<Option<&str>> = p.iter().map(|e| e.message_id.as_deref()).collect();
         assert_eq!(
@@ -1063,7 +980,7 @@ mod tests {
             c.execute_batch(setup).unwrap();
         }
         let before = std::fs::read(&p).unwrap();
-        let e = State::open(&p).err().expect("refused").to_string();
+        let e = SqliteStore::open(&p).err().expect("refused").to_string();
         assert!(e.contains(want), "{setup:?}: {e}");
         assert_eq!(
             std::fs::read(&p).unwrap(),
@@ -1104,7 +1021,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("new/folder/state.sqlite");
-        let s = State::open(&p).unwrap();
+        let s = SqliteStore::open(&p).unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&p), 0o600);
         assert_eq!(mode(&dir.path().join("new")), 0o700);
@@ -1136,19 +1053,21 @@ mod tests {
             )
             .unwrap();
         }
-        let mut s = State::open(&p).unwrap();
+        let mut s = SqliteStore::open(&p).unwrap();
         assert_eq!(s.entries("src").unwrap().len(), 1);
         let problem = |url: &str, code: &str, at: i64| ProblemRow {
             advisory_url: url.into(),
             code: code.into(),
             first_seen: from_secs(at),
         };
-        let commit = |s: &mut State, problems: Option<&[ProblemRow]>| {
+        let commit = |s: &mut SqliteStore, problems: Option<&[ProblemRow]>| {
             s.commit_poll(&PollCommit {
-                source_id: "src",
-                vendor: "acme",
-                kind: "csaf",
-                url: "http://x",
+                source: SourceRef {
+                    id: "src",
+                    vendor: "acme",
+                    kind: "csaf",
+                    url: "http://x",
+                },
                 validators: None,
                 entries: &[],
                 problems,
@@ -1183,7 +1102,7 @@ mod tests {
             "this is not sqlite, it is a text file of some length .......................",
         )
         .unwrap();
-        let e = State::open(&p).err().unwrap().to_string();
+        let e = SqliteStore::open(&p).err().unwrap().to_string();
         assert!(e.contains("state.sqlite"), "{e}");
     }
 }

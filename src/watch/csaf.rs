@@ -28,7 +28,7 @@ use sha2::Digest as _;
 use tokio::task::JoinSet;
 
 use crate::alert::event::{Event, Kind, Severity};
-use crate::store::sqlite::{EntryRow, EntryWrite, ProblemRow};
+use crate::store::{EntryRow, EntryWrite, ProblemRow};
 use crate::text::group4;
 use crate::verify::judge::Judge;
 use crate::verify::keyring::Keyring;
@@ -479,7 +479,7 @@ fn rejected(ctx: &Ctx, l: &Listed, code: &'static str, why: String) -> Problem {
                 "csaf {} {} {code} {}",
                 l.url,
                 l.updated,
-                crate::store::sqlite::secs(ctx.now)
+                crate::text::unix_secs(ctx.now)
             ),
             Severity::High,
             format!(
@@ -586,7 +586,7 @@ async fn check_advisory(ctx: &Ctx, l: Listed) -> Result<Checked, Problem> {
                         "csaf {} {} signer {fpr} {}",
                         l.url,
                         l.updated,
-                        crate::store::sqlite::secs(now)
+                        crate::text::unix_secs(now)
                     ),
                     Severity::High,
                     format!(

@@ -23,7 +23,9 @@ use tokio::task::JoinSet;
 
 use crate::alert::event::{Event, Kind, Severity};
 use crate::config::{Config, FeedFormat};
-use crate::store::sqlite::{EntryWrite, PollCommit, ProblemRow, SourceRow, State, StateError};
+use crate::store::{
+    EntryWrite, FailureCommit, PollCommit, ProblemRow, SourceRef, SourceRow, Store, StoreError,
+};
 use crate::verify::keyring::Keyring;
 use crate::watch::feeds::{self, Item};
 use crate::watch::fetch::{Fetched, Fetcher, Validators};
@@ -54,6 +56,18 @@ pub struct Source {
     pub kind: SourceKind,
     pub url: String,
     pub interval: Duration,
+}
+
+impl Source {
+    /// How the store names this source.
+    pub fn store_ref(&self) -> SourceRef<'_> {
+        SourceRef {
+            id: &self.id,
+            vendor: &self.vendor,
+            kind: self.kind.code(),
+            url: &self.url,
+        }
+    }
 }
 
 /// Every source in the configuration.
@@ -115,12 +129,12 @@ enum Polled {
 /// outcomes.
 pub async fn run_pass(
     config: &Config,
-    state: &mut State,
+    state: &mut dyn Store,
     fetcher: Arc<Fetcher>,
     keyrings: &HashMap<String, Arc<Keyring>>,
     only: Option<&[Source]>,
     now: SystemTime,
-) -> Result<Vec<SourceOutcome>, StateError> {
+) -> Result<Vec<SourceOutcome>, StoreError> {
     let all = sources(config);
     let list: Vec<Source> = only.map(<[Source]>::to_vec).unwrap_or(all);
     let mut set = JoinSet::new();
@@ -292,12 +306,12 @@ fn recovered(src: &Source, prior: Option<&SourceRow>, now: SystemTime) -> Option
 
 fn record_success(
     config: &Config,
-    state: &mut State,
+    state: &mut dyn Store,
     src: &Source,
     prior: Option<&SourceRow>,
     polled: Polled,
     now: SystemTime,
-) -> Result<SourceOutcome, StateError> {
+) -> Result<SourceOutcome, StoreError> {
     let first = !prior.is_some_and(|p| p.initialized);
     let mut events: Vec<Event> = recovered(src, prior, now).into_iter().collect();
     let mut entries: Vec<EntryWrite> = Vec::new();
@@ -397,10 +411,7 @@ fn record_success(
         }
     };
     let inserted = state.commit_poll(&PollCommit {
-        source_id: &src.id,
-        vendor: &src.vendor,
-        kind: src.kind.code(),
-        url: &src.url,
+        source: src.store_ref(),
         validators,
         entries: &entries,
         problems: problems.as_deref(),
@@ -502,7 +513,7 @@ fn problems_summary(
     let mut e = Event::new(
         kind,
         &src.vendor,
-        &format!("{} advisory problems {}", src.id, crate::store::sqlite::secs(now)),
+        &format!("{} advisory problems {}", src.id, crate::text::unix_secs(now)),
         Severity::High,
         format!(
             "{} CSAF provider: {n} more {what} ({codes}): {names}; each is checked again every poll (vendorguard status counts them)",
@@ -571,11 +582,11 @@ fn backlog_event(src: &Source, n: usize, now: SystemTime) -> Event {
 
 fn record_failure(
     config: &Config,
-    state: &mut State,
+    state: &mut dyn Store,
     src: &Source,
     message: &str,
     now: SystemTime,
-) -> Result<SourceOutcome, StateError> {
+) -> Result<SourceOutcome, StoreError> {
     let code = message
         .split(':')
         .next()
@@ -589,37 +600,37 @@ fn record_failure(
     };
     let threshold = config.watch.failures_before_alert;
     let stale_after = config.watch.stale_after;
-    let (row, event) = state.commit_failure(
-        (&src.id, &src.vendor, src.kind.code(), &src.url),
-        &code,
-        message,
+    let failure = FailureCommit {
+        source: src.store_ref(),
+        code: &code,
+        error: message,
         now,
-        |row| {
-            if !is_failing(row, threshold, stale_after, now) {
-                return None;
-            }
-            let since = row.failing_since.map(crate::text::time).unwrap_or_default();
-            Some(
-                Event::new(
-                    Kind::SourceFailing,
-                    &src.vendor,
-                    &format!("{} failing since {since}", src.id),
-                    Severity::Medium,
-                    format!(
-                        "{} {} has failed {} polls in a row: {message}",
-                        src.vendor,
-                        src.kind.code(),
-                        row.failures
-                    ),
-                    src.url.clone(),
-                    now,
-                )
-                .with("source", src.url.clone())
-                .with("code", code.clone())
-                .with("failures", row.failures.to_string()),
+    };
+    let (row, event) = state.commit_failure(&failure, &|row| {
+        if !is_failing(row, threshold, stale_after, now) {
+            return None;
+        }
+        let since = row.failing_since.map(crate::text::time).unwrap_or_default();
+        Some(
+            Event::new(
+                Kind::SourceFailing,
+                &src.vendor,
+                &format!("{} failing since {since}", src.id),
+                Severity::Medium,
+                format!(
+                    "{} {} has failed {} polls in a row: {message}",
+                    src.vendor,
+                    src.kind.code(),
+                    row.failures
+                ),
+                src.url.clone(),
+                now,
             )
-        },
-    )?;
+            .with("source", src.url.clone())
+            .with("code", code.clone())
+            .with("failures", row.failures.to_string()),
+        )
+    })?;
     Ok(SourceOutcome {
         source: src.clone(),
         status: code,
@@ -694,32 +705,6 @@ pub fn summary_line(o: &SourceOutcome) -> String {
                 ""
             }
         ),
-    }
-}
-
-/// The lock that keeps two runs from polling at once: `<state>.lock` (0600, like the
-/// state), held with an exclusive advisory lock for the life of the returned file.
-///
-/// # Errors
-///
-/// `Ok(None)` when another run holds it; `Err` when the file cannot be opened.
-pub fn try_lock(state_path: &std::path::Path) -> std::io::Result<Option<std::fs::File>> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let p = crate::store::sqlite::sidecar(state_path, ".lock");
-    if let Some(parent) = state_path.parent() {
-        crate::store::sqlite::create_private_dir_all(parent)?;
-    }
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&p)?;
-    crate::store::sqlite::make_private(&p);
-    match f.try_lock() {
-        Ok(()) => Ok(Some(f)),
-        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-        Err(std::fs::TryLockError::Error(e)) => Err(e),
     }
 }
 

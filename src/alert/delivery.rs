@@ -1,0 +1,97 @@
+//! Delivering events from the outbox, channel by channel.
+//!
+//! The rule is certspotter's: deliver first, record second. An event is marked
+//! delivered on a channel only after that channel acknowledged (the program exited 0,
+//! the SMTP server accepted the message). A crash between the two means at most one
+//! duplicate, which carries the same `Message-ID` so mail clients fold it. Channels are
+//! independent: email being down never holds back the escalation program.
+//!
+//! Retry policy: every run retries everything pending, oldest first.
+//! Within one run a channel that cannot be reached at all (connection refused, TLS
+//! failure) is not tried again for the remaining events; they wait for the next run
+//! (the cron interval, or the daemon's next pass), so a dead SMTP server is not
+//! hammered. A permanent rejection of one message (SMTP 5xx) is recorded as such and
+//! the next event is tried.
+
+use std::time::{Duration, SystemTime};
+
+use crate::alert::channel::Channel;
+use crate::alert::outbox::{DeliveryFailure, Outbox};
+
+/// What happened on one channel in one run.
+#[derive(Debug, Clone, Default)]
+pub struct ChannelReport {
+    pub channel: String,
+    pub delivered: usize,
+    pub failed: usize,
+    pub pending: usize,
+    pub last_error: Option<String>,
+}
+
+/// Delivers everything pending on every channel.
+///
+/// # Errors
+///
+/// Only outbox (state database) failures.
+pub async fn deliver_pending<O: Outbox + ?Sized>(
+    outbox: &mut O,
+    channels: &[Box<dyn Channel>],
+    now: SystemTime,
+) -> Result<Vec<ChannelReport>, O::Error> {
+    let mut reports = Vec::new();
+    for ch in channels {
+        let pending = outbox.pending(ch.name())?;
+        let mut rep = ChannelReport {
+            channel: ch.name().into(),
+            ..Default::default()
+        };
+        let mut down = false;
+        for batch in ch.batch(pending) {
+            let group = &batch.events;
+            if down {
+                rep.pending += group.len();
+                continue;
+            }
+            if let (true, Some(id)) = (batch.fix_id, &batch.message_id) {
+                let ids: Vec<&str> = group.iter().map(|e| e.id.as_str()).collect();
+                outbox.fix_message_id(&ids, ch.name(), id)?;
+            }
+            match ch.send(&batch).await {
+                Ok(output) => {
+                    for e in group {
+                        outbox.mark_delivered(&e.id, ch.name(), now, output.as_deref())?;
+                    }
+                    rep.delivered += group.len();
+                }
+                Err(f) => {
+                    let retry_at = now + Duration::from_secs(60);
+                    for e in group {
+                        outbox.mark_failed(
+                            &e.id,
+                            ch.name(),
+                            &DeliveryFailure {
+                                error: f.message.clone(),
+                                kind: f.kind.into(),
+                                output: f.output.clone(),
+                                retry_at,
+                            },
+                        )?;
+                    }
+                    tracing::warn!(
+                        "{}: event {}: {}: {}",
+                        ch.name(),
+                        group[0].id,
+                        f.kind,
+                        f.message
+                    );
+                    rep.failed += group.len();
+                    rep.pending += group.len();
+                    rep.last_error = Some(format!("{}: {}", f.kind, f.message));
+                    down = f.channel_down;
+                }
+            }
+        }
+        reports.push(rep);
+    }
+    Ok(reports)
+}

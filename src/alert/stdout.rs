@@ -1,0 +1,57 @@
+//! The stdout channel: with no channel configured, events are printed, one line each
+//! (or one JSON object with `--json`), and count as delivered, so cron mails them to
+//! `MAILTO`. Event text from feeds is escaped before it reaches the terminal.
+
+use std::io::Write as _;
+
+use crate::alert::channel::{Batch, Channel, Failure, Sending};
+use crate::alert::event::Event;
+
+/// Prints events on stdout.
+pub struct Stdout {
+    pub json: bool,
+}
+
+impl Channel for Stdout {
+    fn name(&self) -> &'static str {
+        "stdout"
+    }
+
+    fn send<'a>(&'a self, batch: &'a Batch) -> Sending<'a> {
+        let printed = batch
+            .events
+            .iter()
+            .try_for_each(|e| print_stdout(e, self.json));
+        Box::pin(async move { printed.map(|()| None) })
+    }
+}
+
+fn print_stdout(e: &Event, json: bool) -> Result<(), Failure> {
+    let line = if json {
+        e.to_json().to_string()
+    } else {
+        format!(
+            "event {} {} {}: {} {} {}",
+            e.kind.code(),
+            e.severity.code(),
+            e.vendor,
+            crate::text::escape(&e.title),
+            crate::text::escape(&e.url),
+            e.fields
+                .get("fingerprint")
+                .map(|f| format!("fingerprint {f}"))
+                .unwrap_or_default()
+        )
+        .trim_end()
+        .to_string()
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")
+        .and_then(|()| out.flush())
+        .map_err(|e| Failure {
+            kind: "stdout",
+            message: e.to_string(),
+            output: None,
+            channel_down: true,
+        })
+}
