@@ -6,7 +6,7 @@
 //! duplicate, which carries the same `Message-ID` so mail clients fold it. Channels are
 //! independent: email being down never holds back the escalation program.
 //!
-//! Retry policy: every run retries everything pending, oldest first.
+//! Retry policy: every run retries everything pending in its scope, oldest first.
 //! Within one run a channel that cannot be reached at all (connection refused, TLS
 //! failure) is not tried again for the remaining events; they wait for the next run
 //! (the cron interval, or the daemon's next pass), so a dead SMTP server is not
@@ -28,7 +28,17 @@ pub struct ChannelReport {
     pub last_error: Option<String>,
 }
 
-/// Delivers everything pending on every channel.
+/// Which pending events a run delivers.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    /// Everything pending, oldest first: the watcher's runs.
+    All,
+    /// Only the events with these ids: what `verify` or `unpack` just raised. The rest
+    /// of the outbox is the watcher's to deliver.
+    Only(&'a [String]),
+}
+
+/// Delivers what is pending in `scope` on every channel.
 ///
 /// # Errors
 ///
@@ -36,11 +46,15 @@ pub struct ChannelReport {
 pub async fn deliver_pending<O: Outbox + ?Sized>(
     outbox: &mut O,
     channels: &[Box<dyn Channel>],
+    scope: Scope<'_>,
     now: SystemTime,
 ) -> Result<Vec<ChannelReport>, O::Error> {
     let mut reports = Vec::new();
     for ch in channels {
-        let pending = outbox.pending(ch.name())?;
+        let mut pending = outbox.pending(ch.name())?;
+        if let Scope::Only(ids) = scope {
+            pending.retain(|p| ids.contains(&p.event.id));
+        }
         let mut rep = ChannelReport {
             channel: ch.name().into(),
             ..Default::default()

@@ -19,7 +19,7 @@ mod outbox;
 mod stdout;
 
 pub(crate) use channel::Channel;
-pub(crate) use delivery::{deliver_pending, ChannelReport};
+pub(crate) use delivery::{deliver_pending, ChannelReport, Scope};
 pub(crate) use outbox::{DeliveryFailure, DeliveryProblem, Outbox, PendingEvent, UnreadableEvent};
 
 use crate::config::Alerts;

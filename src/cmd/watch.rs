@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::alert::channel::Batch;
 use crate::alert::event::{Event, Kind, Severity};
-use crate::alert::{self, ChannelReport, UnreadableEvent};
+use crate::alert::{self, ChannelReport, Scope, UnreadableEvent};
 use crate::cmd::Outcome;
 use crate::config::Config;
 use crate::store::{self, Store};
@@ -81,13 +81,14 @@ pub fn run_watch(
             let channels = alert::channels(&config.alerts, json);
             let now = SystemTime::now();
             // Retry what earlier runs left pending first, oldest first.
-            let mut reports = alert::deliver_pending(state, &channels, now).await?;
+            let mut reports = alert::deliver_pending(state, &channels, Scope::All, now).await?;
             let outcomes = watch::run_pass(config, state, fetcher, &keyrings, None, now).await?;
             // -q keeps only the failures and the sources with open problems.
             for o in outcomes.iter().filter(|o| !quiet || !o.is_clean()) {
                 eprintln!("{}", watch::summary_line(o));
             }
-            let after = alert::deliver_pending(state, &channels, SystemTime::now()).await?;
+            let after =
+                alert::deliver_pending(state, &channels, Scope::All, SystemTime::now()).await?;
             merge_reports(&mut reports, after);
             finish_pass(state, &outcomes, &reports, json)
         })
@@ -238,14 +239,14 @@ async fn daemon(
             let now = SystemTime::now();
             // A pass's channels (an SMTP transport included) serve its deliveries only.
             let channels = alert::channels(&config.alerts, json);
-            alert::deliver_pending(state, &channels, now).await?;
+            alert::deliver_pending(state, &channels, Scope::All, now).await?;
             let outcomes =
                 watch::run_pass(config, state, fetcher.clone(), keyrings, Some(&ready), now)
                     .await?;
             for o in outcomes.iter().filter(|o| !quiet || !o.is_clean()) {
                 eprintln!("{}", watch::summary_line(o));
             }
-            alert::deliver_pending(state, &channels, SystemTime::now()).await?;
+            alert::deliver_pending(state, &channels, Scope::All, SystemTime::now()).await?;
             let unreadable = state.unreadable_pending(&names)?;
             if unreadable != unreadable_seen {
                 for u in &unreadable {
@@ -556,7 +557,9 @@ pub fn raise_verify_events(config: Option<&Config>, report: &Report, no_alert: b
         let rt = runtime()?;
         Ok(rt.block_on(async {
             let channels = alert::channels(&config.alerts, false);
-            alert::deliver_pending(&mut *state, &channels, now).await
+            // Only what this run raised: the rest of the outbox is the watcher's.
+            let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
+            alert::deliver_pending(&mut *state, &channels, Scope::Only(&ids), now).await
         })?)
     })();
     match result {

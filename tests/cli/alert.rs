@@ -641,6 +641,46 @@ fn verify_while_a_watcher_runs_stores_the_alert_for_the_watcher_to_deliver() {
     assert_eq!(calls[0].0["kind"], "unexpected-signer");
 }
 
+/// Issue: `verify` delivered the whole outbox, the watcher's backlog included, before
+/// printing its verdict. It now sends only the events it raised; the watcher's events
+/// wait for the watcher.
+#[test]
+fn verify_delivers_its_own_event_and_leaves_the_watchers_pending_ones() {
+    let a = A::new(Some(ESC_RECORDING), "10s");
+    a.feed(&[]);
+    a.once().code(0);
+    // An advisory the watcher could deliver nowhere: the script fails, SMTP is down.
+    a.feed(&[("A1", "Advisory one")]);
+    a.p.write("esc-exit", "1");
+    a.once().code(1);
+    assert_eq!(a.calls().len(), 1);
+    a.p.write("esc-exit", "0");
+    let smtp = a.smtp();
+    a.bundle_signed_by_a_stranger();
+    a.p.run(&["verify", "acme-1.zip"]).code(3);
+    let kinds = |a: &A| -> Vec<String> {
+        a.calls()
+            .iter()
+            .map(|c| c.0["kind"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(kinds(&a), ["advisory-new", "unexpected-signer"]);
+    let msgs = smtp.messages();
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    assert!(
+        msgs[0].contains("kind:        unexpected-signer"),
+        "{}",
+        msgs[0]
+    );
+    // The watcher's next run delivers its own event, once.
+    a.once().code(0);
+    assert_eq!(
+        kinds(&a),
+        ["advisory-new", "unexpected-signer", "advisory-new"]
+    );
+    assert_eq!(smtp.messages().len(), 2);
+}
+
 /// Issue: a feed title with a newline or an escape reached the script's environment
 /// as is, so a script logging `$VENDORGUARD_TITLE` wrote a forged second line.
 #[test]
