@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use anyhow::{bail, Context as _};
 use serde_json::json;
@@ -23,6 +23,9 @@ use crate::verify::keyring::Keyring;
 use crate::verify::{Report, Verdict};
 use crate::watch::fetch::Fetcher;
 use crate::watch::pass::{self as watch, SourceOutcome};
+use crate::watch::schedule::Schedule;
+use crate::watch::source::{sources, Source};
+use tokio::time::Instant;
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
@@ -78,23 +81,39 @@ pub fn run_watch(
     let rt = runtime()?;
     if once {
         rt.block_on(async {
-            let channels = alert::channels(&config.alerts, json);
-            let now = SystemTime::now();
-            // Retry what earlier runs left pending first, oldest first.
-            let mut reports = alert::deliver_pending(state, &channels, Scope::All, now).await?;
-            let outcomes = watch::run_pass(config, state, fetcher, &keyrings, None, now).await?;
-            // -q keeps only the failures and the sources with open problems.
-            for o in outcomes.iter().filter(|o| !quiet || !o.is_clean()) {
-                eprintln!("{}", watch::summary_line(o));
-            }
-            let after =
-                alert::deliver_pending(state, &channels, Scope::All, SystemTime::now()).await?;
-            merge_reports(&mut reports, after);
+            let (outcomes, reports) =
+                pass(config, state, fetcher, &keyrings, None, json, quiet).await?;
             finish_pass(state, &outcomes, &reports, json)
         })
     } else {
         rt.block_on(daemon(config, state, fetcher, &keyrings, json, quiet))
     }
+}
+
+/// One pass over `only` (or every source): retry what earlier runs left pending
+/// (oldest first), poll, print a summary line per source (`-q`: failures only), and
+/// deliver what the pass raised.
+async fn pass(
+    config: &Config,
+    state: &mut dyn Store,
+    fetcher: Arc<Fetcher>,
+    keyrings: &HashMap<String, Arc<Keyring>>,
+    only: Option<&[Source]>,
+    json: bool,
+    quiet: bool,
+) -> anyhow::Result<(Vec<SourceOutcome>, Vec<ChannelReport>)> {
+    // A pass's channels (an SMTP transport included) serve its deliveries only.
+    let channels = alert::channels(&config.alerts, json);
+    let now = SystemTime::now();
+    let mut reports = alert::deliver_pending(state, &channels, Scope::All, now).await?;
+    let outcomes = watch::run_pass(config, state, fetcher, keyrings, only, now).await?;
+    // -q keeps only the failures and the sources with open problems.
+    for o in outcomes.iter().filter(|o| !quiet || !o.is_clean()) {
+        eprintln!("{}", watch::summary_line(o));
+    }
+    let after = alert::deliver_pending(state, &channels, Scope::All, SystemTime::now()).await?;
+    merge_reports(&mut reports, after);
+    Ok((outcomes, reports))
 }
 
 fn merge_reports(into: &mut Vec<ChannelReport>, more: Vec<ChannelReport>) {
@@ -213,13 +232,10 @@ async fn daemon(
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    let sources = watch::sources(config);
-    let start = tokio::time::Instant::now();
-    // Everything is due at start; afterwards each source on its own interval.
-    let mut due: Vec<tokio::time::Instant> = sources.iter().map(|_| start).collect();
+    let mut schedule = Schedule::new(sources(config), Instant::now());
     eprintln!(
         "vendorguard: watching {} sources (SIGTERM or SIGINT to stop)",
-        sources.len()
+        schedule.len()
     );
     let names: Vec<&str> = alert::channels(&config.alerts, json)
         .iter()
@@ -228,25 +244,10 @@ async fn daemon(
     // Told again only when the set changes, not every pass.
     let mut unreadable_seen = Vec::new();
     loop {
-        let now_i = tokio::time::Instant::now();
-        let ready: Vec<watch::Source> = sources
-            .iter()
-            .zip(&due)
-            .filter(|(_, d)| **d <= now_i)
-            .map(|(s, _)| s.clone())
-            .collect();
+        let ready = schedule.ready(Instant::now());
         if !ready.is_empty() {
-            let now = SystemTime::now();
-            // A pass's channels (an SMTP transport included) serve its deliveries only.
-            let channels = alert::channels(&config.alerts, json);
-            alert::deliver_pending(state, &channels, Scope::All, now).await?;
-            let outcomes =
-                watch::run_pass(config, state, fetcher.clone(), keyrings, Some(&ready), now)
-                    .await?;
-            for o in outcomes.iter().filter(|o| !quiet || !o.is_clean()) {
-                eprintln!("{}", watch::summary_line(o));
-            }
-            alert::deliver_pending(state, &channels, Scope::All, SystemTime::now()).await?;
+            let only = Some(ready.as_slice());
+            pass(config, state, fetcher.clone(), keyrings, only, json, quiet).await?;
             let unreadable = state.unreadable_pending(&names)?;
             if unreadable != unreadable_seen {
                 for u in &unreadable {
@@ -254,22 +255,10 @@ async fn daemon(
                 }
                 unreadable_seen = unreadable;
             }
-            for (s, d) in sources.iter().zip(due.iter_mut()) {
-                if ready.iter().any(|r| r.id == s.id) {
-                    let jitter = Duration::from_millis(fastrand::u64(
-                        0..=(s.interval.as_millis() as u64 / 10).max(1),
-                    ));
-                    *d = tokio::time::Instant::now() + s.interval + jitter;
-                }
-            }
+            schedule.polled(&ready, Instant::now());
         }
-        let next = due
-            .iter()
-            .min()
-            .copied()
-            .unwrap_or_else(|| tokio::time::Instant::now() + config.watch.interval);
         tokio::select! {
-            _ = tokio::time::sleep_until(next) => {}
+            _ = tokio::time::sleep_until(schedule.next(Instant::now(), config.watch.interval)) => {}
             _ = term.recv() => break,
             _ = int.recv() => break,
         }

@@ -15,7 +15,8 @@
 //! `tracking.version` is an update. Real quirks handled: CISA's `"ref"` where ROLIE says
 //! `"rel"`, unsorted and duplicated `changes.csv` rows, hash files naming `2026/<file>`
 //! with no final newline. Fetching is `fetch`'s job; deciding which problems and
-//! advisories are new, and how many problem events go out, is `watch`'s.
+//! advisories are new, and how many problem events go out, is `pass`'s. The identity of
+//! a checked advisory is built by `document`.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -33,7 +34,9 @@ use crate::text::group4;
 use crate::verify::judge::Judge;
 use crate::verify::keyring::Keyring;
 use crate::verify::{self, Status, Verdict};
+use crate::watch::document::{Advisory, DocumentId};
 use crate::watch::fetch::{Fetched, Fetcher, Validators};
+use crate::watch::source::PollError;
 
 /// One advisory the provider lists.
 #[derive(Debug, Clone)]
@@ -75,8 +78,8 @@ pub struct CsafPoll {
     pub notices: Vec<Event>,
     /// The open problems after this poll, sorted by advisory URL.
     pub problems: Vec<Problem>,
-    /// Verified advisories: their `adv:` row and their new/updated event.
-    pub advisories: Vec<(EntryWrite, Event)>,
+    /// Verified advisories: their identity, `adv:` row and new-advisory event.
+    pub advisories: Vec<Advisory>,
     /// What the poll was decided against, handed back so the caller diffs against
     /// the same snapshot without reading the state again.
     pub known: Known,
@@ -94,17 +97,37 @@ struct Ctx {
 
 /// A verified advisory.
 struct Checked {
-    entry: EntryWrite,
-    event: Event,
+    advisory: Advisory,
     notices: Vec<Event>,
 }
 
-async fn get_bytes(fetcher: &Fetcher, url: &str) -> Result<Vec<u8>, String> {
-    match fetcher.get(url, &Validators::default()).await {
-        Ok(Fetched::Body { bytes, .. }) => Ok(bytes),
-        Ok(Fetched::NotModified) => Err(format!("{url}: unexpected 304")),
-        Err(e) => Err(e.to_string()),
+/// Why a download failed.
+#[derive(Debug, thiserror::Error)]
+enum Download {
+    #[error(transparent)]
+    Failed(#[from] PollError),
+    #[error("{0}: unexpected 304")]
+    NotModified(String),
+}
+
+async fn get_bytes(fetcher: &Fetcher, url: &str) -> Result<Vec<u8>, Download> {
+    match fetcher.get(url, &Validators::default()).await? {
+        Fetched::Body { bytes, .. } => Ok(bytes),
+        Fetched::NotModified => Err(Download::NotModified(url.to_string())),
     }
+}
+
+/// A provider's metadata, ROLIE feed or `changes.csv`: its download failing fails the
+/// poll as `csaf-unreachable`.
+async fn get_listing(fetcher: &Fetcher, url: &str) -> Result<Vec<u8>, PollError> {
+    get_bytes(fetcher, url)
+        .await
+        .map_err(|e| PollError::new("csaf-unreachable", e.to_string()))
+}
+
+/// `csaf-malformed` for a listing at `url` that is not JSON.
+fn not_json(url: &str, e: serde_json::Error) -> PollError {
+    PollError::new("csaf-malformed", format!("{url}: not JSON: {e}"))
 }
 
 fn resolve(base: &str, href: &str) -> String {
@@ -133,7 +156,7 @@ impl Base {
 ///
 /// # Errors
 ///
-/// A `csaf-*` message when the provider metadata or a feed cannot be fetched or parsed,
+/// A `csaf-*` [`PollError`] when the provider metadata or a feed cannot be fetched or parsed,
 /// or no key is pinned to check it with (checking nothing is not an option).
 pub async fn poll(
     fetcher: Arc<Fetcher>,
@@ -143,20 +166,20 @@ pub async fn poll(
     keyring: Option<Arc<Keyring>>,
     threshold: usize,
     now: SystemTime,
-) -> Result<CsafPoll, String> {
+) -> Result<CsafPoll, PollError> {
     let keyring = keyring.filter(|k| !k.is_empty()).ok_or_else(|| {
-        format!("csaf-no-pinned-key: no certificate is pinned for vendor {vendor}: advisories cannot be checked (pin the provider's key in keyring/{vendor}/)")
+        PollError::new("csaf-no-pinned-key", format!("no certificate is pinned for vendor {vendor}: advisories cannot be checked (pin the provider's key in keyring/{vendor}/)"))
     })?;
-    let body = get_bytes(&fetcher, &url)
-        .await
-        .map_err(|e| format!("csaf-unreachable: {e}"))?;
-    let meta: Value = serde_json::from_slice(&body)
-        .map_err(|e| format!("csaf-malformed: {url}: not JSON: {e}"))?;
+    let body = get_listing(&fetcher, &url).await?;
+    let meta: Value = serde_json::from_slice(&body).map_err(|e| not_json(&url, e))?;
     let dists = meta
         .get("distributions")
         .and_then(Value::as_array)
         .ok_or_else(|| {
-            format!("csaf-malformed: {url}: no \"distributions\" in provider metadata")
+            PollError::new(
+                "csaf-malformed",
+                format!("{url}: no \"distributions\" in provider metadata"),
+            )
         })?;
 
     let mut notices = Vec::new();
@@ -214,12 +237,9 @@ pub async fn poll(
                 continue;
             };
             let feed_url = resolve(&url, feed_url);
-            let bytes = get_bytes(&fetcher, &feed_url)
-                .await
-                .map_err(|e| format!("csaf-unreachable: {e}"))?;
+            let bytes = get_listing(&fetcher, &feed_url).await?;
             let base = Base::new(&feed_url);
-            let entries = rolie_entries(&bytes, &base)
-                .map_err(|e| format!("csaf-malformed: {feed_url}: not JSON: {e}"))?;
+            let entries = rolie_entries(&bytes, &base).map_err(|e| not_json(&feed_url, e))?;
             for l in entries {
                 merge_listed(&mut listed, l);
             }
@@ -232,9 +252,7 @@ pub async fn poll(
             };
             let dir = resolve(&url, &dir);
             let changes_url = format!("{dir}changes.csv");
-            let bytes = get_bytes(&fetcher, &changes_url)
-                .await
-                .map_err(|e| format!("csaf-unreachable: {e}"))?;
+            let bytes = get_listing(&fetcher, &changes_url).await?;
             let base = Base::new(&dir);
             for (path, date) in parse_changes_csv(&String::from_utf8_lossy(&bytes)) {
                 merge_listed(
@@ -292,7 +310,7 @@ pub async fn poll(
     let mut checked = Vec::new();
     let mut problems = Vec::new();
     while let Some(r) = set.join_next().await {
-        let (seen, result) = r.map_err(|e| format!("csaf-internal: {e}"))?;
+        let (seen, result) = r.map_err(|e| PollError::new("csaf-internal", e.to_string()))?;
         match result {
             Ok(c) => checked.push((seen, c)),
             // Not recorded as downloaded: it stays due until it verifies.
@@ -306,12 +324,12 @@ pub async fn poll(
     for (seen, c) in checked {
         entries.push(seen);
         notices.extend(c.notices);
-        advisories.push((c.entry, c.event));
+        advisories.push(c.advisory);
     }
     // Many advisories co-signed by the same key make one notice, naming the first.
     let mut ids = HashSet::new();
     notices.retain(|e| ids.insert(e.id.clone()));
-    advisories.sort_by(|a, b| a.0.key.cmp(&b.0.key));
+    advisories.sort_by(|a, b| a.entry.key.cmp(&b.entry.key));
     Ok(CsafPoll {
         entries,
         notices,
@@ -657,28 +675,25 @@ async fn check_advisory(ctx: &Ctx, l: Listed) -> Result<Checked, Problem> {
         .unwrap_or(tracking_id)
         .to_string();
     let severity = csaf_severity(&doc);
-    let advisory_id = format!("{namespace}#{tracking_id}");
-    let entry = EntryWrite {
-        key: format!("adv:{advisory_id}"),
-        content_hash: crate::text::hex(&sha2::Sha256::digest(&data)[..16]),
-        updated: Some(version.clone()),
-        title: title.clone(),
-        url: l.url.clone(),
+    let doc = DocumentId {
+        scheme: "csaf",
+        id: format!("{namespace}#{tracking_id}"),
+        version: version.clone(),
     };
     let event = Event::new(
         Kind::AdvisoryNew,
         vendor,
-        &format!("csaf {advisory_id} {version}"),
+        &doc.event_identity(Kind::AdvisoryNew),
         severity,
         format!("{tracking_id}: {title}"),
         l.url.clone(),
         now,
     )
-    .with("advisory_id", advisory_id)
+    .with("advisory_id", doc.id.clone())
     .with("tracking_version", version);
+    let content_hash = crate::text::hex(&sha2::Sha256::digest(&data)[..16]);
     Ok(Checked {
-        entry,
-        event,
+        advisory: Advisory::new(doc, content_hash, title, event),
         notices,
     })
 }

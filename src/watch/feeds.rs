@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use sha2::Digest as _;
 
 use crate::alert::event::Severity;
+use crate::watch::source::PollError;
 
 /// One advisory as a feed presents it.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,9 +32,15 @@ pub struct Item {
 }
 
 /// Why a body is not a feed.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("feed-malformed: {0}")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedError(pub String);
+
+impl FeedError {
+    /// The poll failure (`feed-malformed`) for the feed at `url`.
+    pub fn at(self, url: &str) -> PollError {
+        PollError::new("feed-malformed", format!("{} ({url})", self.0))
+    }
+}
 
 const NO_ID: &str = "\u{0}vendorguard:no-id";
 

@@ -27,6 +27,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::Semaphore;
 
 use crate::config::{Backoff, Jitter, Watch};
+use crate::watch::source::PollError;
 
 /// A fetched resource.
 #[derive(Debug, Clone)]
@@ -37,16 +38,6 @@ pub enum Fetched {
         etag: Option<String>,
         last_modified: Option<String>,
     },
-}
-
-/// Why a fetch failed, with a stable code.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{code}: {message}")]
-pub struct FetchError {
-    /// `feed-unreachable`, `feed-timeout`, `http-error`, `body-too-large`,
-    /// `redirect-refused`, `address-refused`.
-    pub code: &'static str,
-    pub message: String,
 }
 
 /// Conditional-GET validators to send.
@@ -70,10 +61,10 @@ pub struct Fetcher {
 enum Attempt {
     Done(Fetched),
     Retry {
-        error: FetchError,
+        error: PollError,
         after: Option<Duration>,
     },
-    Fatal(FetchError),
+    Fatal(PollError),
 }
 
 impl Fetcher {
@@ -137,17 +128,13 @@ impl Fetcher {
     ///
     /// # Errors
     ///
-    /// The last attempt's [`FetchError`].
-    pub async fn get(&self, url: &str, validators: &Validators) -> Result<Fetched, FetchError> {
-        let parsed = reqwest::Url::parse(url).map_err(|e| FetchError {
-            code: "feed-unreachable",
-            message: format!("bad URL {url}: {e}"),
-        })?;
+    /// The last attempt's [`PollError`]: `feed-unreachable`, `feed-timeout`, `http-error`,
+    /// `body-too-large`, `redirect-refused` or `address-refused`.
+    pub async fn get(&self, url: &str, validators: &Validators) -> Result<Fetched, PollError> {
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|e| PollError::new("feed-unreachable", format!("bad URL {url}: {e}")))?;
         if let Err(refused) = literal_address_allowed(&parsed) {
-            return Err(FetchError {
-                code: "address-refused",
-                message: refused.to_string(),
-            });
+            return Err(PollError::new("address-refused", refused.to_string()));
         }
         let host = self.host_semaphore(&parsed);
         let mut attempt = 0u32;
@@ -196,18 +183,15 @@ impl Fetcher {
             if status == reqwest::StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
                 let after = retry_after(resp.headers());
                 return Attempt::Retry {
-                    error: FetchError {
-                        code: "http-error",
-                        message: format!("{shown}: HTTP {status}"),
-                    },
+                    error: PollError::new("http-error", format!("{shown}: HTTP {status}")),
                     after,
                 };
             }
             if !status.is_success() {
-                return Attempt::Fatal(FetchError {
-                    code: "http-error",
-                    message: format!("{shown}: HTTP {status}"),
-                });
+                return Attempt::Fatal(PollError::new(
+                    "http-error",
+                    format!("{shown}: HTTP {status}"),
+                ));
             }
             let header = |name: reqwest::header::HeaderName| {
                 resp.headers()
@@ -245,10 +229,10 @@ impl Fetcher {
         match tokio::time::timeout(self.timeout, work).await {
             Ok(a) => a,
             Err(_) => Attempt::Retry {
-                error: FetchError {
-                    code: "feed-timeout",
-                    message: format!("{shown}: no complete answer within {:?}", self.timeout),
-                },
+                error: PollError::new(
+                    "feed-timeout",
+                    format!("{shown}: no complete answer within {:?}", self.timeout),
+                ),
                 after: None,
             },
         }
@@ -267,51 +251,39 @@ fn redirect_allowed(previous: &[reqwest::Url], next: &reqwest::Url) -> Result<()
     Ok(())
 }
 
-fn too_large(url: &str, max: u64) -> FetchError {
-    FetchError {
-        code: "body-too-large",
-        message: format!(
+fn too_large(url: &str, max: u64) -> PollError {
+    PollError::new(
+        "body-too-large",
+        format!(
             "{url}: the body is larger than max_body ({max} bytes, counted after decompression)"
         ),
-    }
+    )
 }
 
 fn classify_send_error(url: &str, e: reqwest::Error) -> Attempt {
     let chain = crate::text::error_chain(&e);
     if let Some(refused) = find_refused(&e) {
         // Asking again resolves to the same refused address.
-        return Attempt::Fatal(FetchError {
-            code: "address-refused",
-            message: refused.to_string(),
-        });
+        return Attempt::Fatal(PollError::new("address-refused", refused.to_string()));
     }
     if e.is_redirect() {
-        return Attempt::Fatal(FetchError {
-            code: "redirect-refused",
-            message: format!("{url}: {chain}"),
-        });
+        return Attempt::Fatal(PollError::new(
+            "redirect-refused",
+            format!("{url}: {chain}"),
+        ));
     }
     if e.is_timeout() {
         return Attempt::Retry {
-            error: FetchError {
-                code: "feed-timeout",
-                message: format!("{url}: {chain}"),
-            },
+            error: PollError::new("feed-timeout", format!("{url}: {chain}")),
             after: None,
         };
     }
     if e.is_decode() || e.is_body() {
         // A body that does not decode (bad gzip) will not get better by asking again.
-        return Attempt::Fatal(FetchError {
-            code: "http-error",
-            message: format!("{url}: {chain}"),
-        });
+        return Attempt::Fatal(PollError::new("http-error", format!("{url}: {chain}")));
     }
     Attempt::Retry {
-        error: FetchError {
-            code: "feed-unreachable",
-            message: format!("{url}: {chain}"),
-        },
+        error: PollError::new("feed-unreachable", format!("{url}: {chain}")),
         after: None,
     }
 }

@@ -21,6 +21,7 @@ use crate::alert::event::{Event, Kind, Severity};
 use crate::policy::{self, EXPIRY_URGENT_DAYS, EXPIRY_WARNING_DAYS};
 use crate::text::{group4, time};
 use crate::verify::keyring::{parse_certs, Keyring};
+use crate::watch::source::PollError;
 
 /// Days before expiry at which a pinned key is reported, most urgent first.
 const THRESHOLDS: [u64; 2] = [EXPIRY_URGENT_DAYS, EXPIRY_WARNING_DAYS];
@@ -29,19 +30,22 @@ const THRESHOLDS: [u64; 2] = [EXPIRY_URGENT_DAYS, EXPIRY_WARNING_DAYS];
 ///
 /// # Errors
 ///
-/// A message when the body holds no certificate.
+/// `key-malformed` when the body holds no certificate.
 pub fn compare(
     vendor: &str,
     url: &str,
     body: &[u8],
     pinned: &Keyring,
     now: SystemTime,
-) -> Result<Vec<Event>, String> {
+) -> Result<Vec<Event>, PollError> {
     let (published, problems) = parse_certs(body);
     if published.is_empty() {
-        return Err(format!(
-            "key-malformed: {url} holds no OpenPGP certificate ({})",
-            problems.first().map(String::as_str).unwrap_or("empty")
+        return Err(PollError::new(
+            "key-malformed",
+            format!(
+                "{url} holds no OpenPGP certificate ({})",
+                problems.first().map(String::as_str).unwrap_or("empty")
+            ),
         ));
     }
     let policy = StandardPolicy::new();

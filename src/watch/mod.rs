@@ -1,6 +1,9 @@
 //! The watcher.
 pub mod csaf;
+pub mod document;
 pub mod feeds;
 pub mod fetch;
 pub mod keywatch;
 pub mod pass;
+pub mod schedule;
+pub mod source;

@@ -24,85 +24,19 @@ use tokio::task::JoinSet;
 use crate::alert::event::{Event, Kind, Severity};
 use crate::config::{Config, FeedFormat};
 use crate::store::{
-    EntryWrite, FailureCommit, PollCommit, ProblemRow, SourceRef, SourceRow, Store, StoreError,
+    EntryWrite, FailureCommit, PollCommit, ProblemRow, SourceRow, Store, StoreError,
 };
 use crate::verify::keyring::Keyring;
-use crate::watch::feeds::{self, Item};
+use crate::watch::feeds::{self, FeedError, Item};
 use crate::watch::fetch::{Fetched, Fetcher, Validators};
-
-/// What a source is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SourceKind {
-    Feed(FeedFormat),
-    KeyUrl,
-}
-
-impl SourceKind {
-    pub fn code(self) -> &'static str {
-        match self {
-            SourceKind::Feed(FeedFormat::Auto) => "feed",
-            SourceKind::Feed(FeedFormat::Csaf) => "csaf",
-            SourceKind::Feed(FeedFormat::CisaKev) => "cisa-kev",
-            SourceKind::KeyUrl => "key-url",
-        }
-    }
-}
-
-/// One thing to poll.
-#[derive(Debug, Clone)]
-pub struct Source {
-    pub id: String,
-    pub vendor: String,
-    pub kind: SourceKind,
-    pub url: String,
-    pub interval: Duration,
-}
-
-impl Source {
-    /// How the store names this source.
-    pub fn store_ref(&self) -> SourceRef<'_> {
-        SourceRef {
-            id: &self.id,
-            vendor: &self.vendor,
-            kind: self.kind.code(),
-            url: &self.url,
-        }
-    }
-}
-
-/// Every source in the configuration.
-pub fn sources(config: &Config) -> Vec<Source> {
-    let mut out = Vec::new();
-    for v in &config.vendors {
-        let vendor_interval = v.interval.unwrap_or(config.watch.interval);
-        if let Some(k) = &v.key_url {
-            out.push(Source {
-                id: format!("{} key {}", v.name, k),
-                vendor: v.name.clone(),
-                kind: SourceKind::KeyUrl,
-                url: k.clone(),
-                interval: vendor_interval,
-            });
-        }
-        for f in &v.feeds {
-            out.push(Source {
-                id: format!("{} {} {}", v.name, SourceKind::Feed(f.format).code(), f.url),
-                vendor: v.name.clone(),
-                kind: SourceKind::Feed(f.format),
-                url: f.url.clone(),
-                interval: f.interval.unwrap_or(vendor_interval),
-            });
-        }
-    }
-    out
-}
+use crate::watch::source::{sources, PollError, Source, SourceKind};
 
 /// How one source's poll went, for the summary line.
 #[derive(Debug, Clone)]
 pub struct SourceOutcome {
     pub source: Source,
     /// `ok`, `not-modified`, or the failure code.
-    pub status: String,
+    pub status: &'static str,
     pub detail: String,
     pub items: usize,
     pub new_events: usize,
@@ -177,7 +111,7 @@ pub async fn run_pass(
         let prior = priors.remove(&src.id).flatten();
         let outcome = match result {
             Ok(polled) => record_success(config, state, &src, prior.as_ref(), polled, now)?,
-            Err(message) => record_failure(config, state, &src, &message, now)?,
+            Err(failure) => record_failure(config, state, &src, &failure, now)?,
         };
         outcomes.push(outcome);
     }
@@ -190,9 +124,9 @@ pub async fn run_pass(
 /// cancelled) is its source's `internal-error` failure: it is recorded and counted like
 /// any failure, never dropped. `None` only for a task this pass did not start.
 fn task_result<T>(
-    joined: Result<(tokio::task::Id, Result<T, String>), tokio::task::JoinError>,
+    joined: Result<(tokio::task::Id, Result<T, PollError>), tokio::task::JoinError>,
     tasks: &mut HashMap<tokio::task::Id, Source>,
-) -> Option<(Source, Result<T, String>)> {
+) -> Option<(Source, Result<T, PollError>)> {
     match joined {
         Ok((id, result)) => Some((tasks.remove(&id)?, result)),
         Err(e) => {
@@ -208,8 +142,9 @@ fn task_result<T>(
             } else {
                 "was cancelled".into()
             };
-            let message = format!("internal-error: the poll of {} {what}", src.url);
-            Some((src, Err(message)))
+            let failure =
+                PollError::new("internal-error", format!("the poll of {} {what}", src.url));
+            Some((src, Err(failure)))
         }
     }
 }
@@ -222,7 +157,8 @@ async fn poll_source(
     keyring: Option<Arc<Keyring>>,
     threshold: usize,
     now: SystemTime,
-) -> Result<Polled, String> {
+) -> Result<Polled, PollError> {
+    // Every kind named: a new feed format does not compile until it is polled here.
     match s.kind {
         SourceKind::Feed(FeedFormat::Csaf) => crate::watch::csaf::poll(
             fetcher.clone(),
@@ -237,16 +173,15 @@ async fn poll_source(
         .map(Polled::Csaf),
         SourceKind::KeyUrl => {
             let keyring = keyring.ok_or_else(|| {
-                format!(
-                    "key-no-pinned-key: nothing is pinned for vendor {} to compare {} with",
-                    s.vendor, s.url
+                PollError::new(
+                    "key-no-pinned-key",
+                    format!(
+                        "nothing is pinned for vendor {} to compare {} with",
+                        s.vendor, s.url
+                    ),
                 )
             })?;
-            match fetcher
-                .get(&s.url, &Validators::default())
-                .await
-                .map_err(|e| e.to_string())?
-            {
+            match fetcher.get(&s.url, &Validators::default()).await? {
                 Fetched::NotModified => Ok(Polled::NotModified),
                 Fetched::Body { bytes, .. } => {
                     crate::watch::keywatch::compare(&s.vendor, &s.url, &bytes, &keyring, now)
@@ -254,29 +189,32 @@ async fn poll_source(
                 }
             }
         }
-        SourceKind::Feed(format) => match fetcher
-            .get(&s.url, &validators)
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            Fetched::NotModified => Ok(Polled::NotModified),
-            Fetched::Body {
-                bytes,
-                etag,
-                last_modified,
-                ..
-            } => {
-                let items = match format {
-                    FeedFormat::CisaKev => feeds::parse_cisa_kev(&bytes),
-                    _ => feeds::parse_feed(&bytes, &s.url),
-                }
-                .map_err(|e| format!("{e} ({})", s.url))?;
-                Ok(Polled::Items {
-                    items,
-                    validators: (etag, last_modified),
-                })
-            }
-        },
+        SourceKind::Feed(FeedFormat::Auto) => {
+            poll_items(fetcher, s, &validators, |b| feeds::parse_feed(b, &s.url)).await
+        }
+        SourceKind::Feed(FeedFormat::CisaKev) => {
+            poll_items(fetcher, s, &validators, feeds::parse_cisa_kev).await
+        }
+    }
+}
+
+/// Fetches a feed of items and parses it with `parse`.
+async fn poll_items(
+    fetcher: &Fetcher,
+    s: &Source,
+    validators: &Validators,
+    parse: impl FnOnce(&[u8]) -> Result<Vec<Item>, FeedError>,
+) -> Result<Polled, PollError> {
+    match fetcher.get(&s.url, validators).await? {
+        Fetched::NotModified => Ok(Polled::NotModified),
+        Fetched::Body {
+            bytes,
+            etag,
+            last_modified,
+        } => Ok(Polled::Items {
+            items: parse(&bytes).map_err(|e| e.at(&s.url))?,
+            validators: (etag, last_modified),
+        }),
     }
 }
 
@@ -375,29 +313,23 @@ fn record_success(
             }
             let mut new_items = 0;
             let n = c.advisories.len();
-            for (entry, mut event) in c.advisories {
-                if let Some(codes) = resolved.get(event.url.as_str()) {
-                    event = event.with("resolved", codes.join(","));
+            for mut advisory in c.advisories {
+                if let Some(codes) = resolved.get(advisory.event.url.as_str()) {
+                    advisory.event = advisory.event.with("resolved", codes.join(","));
                 }
-                match known.entries.get(&entry.key) {
+                match known.entries.get(&advisory.entry.key) {
                     None => {
                         new_items += 1;
                         if !first {
-                            events.push(event);
+                            events.push(advisory.event);
                         }
                     }
-                    Some(k) if k.updated != entry.updated => {
-                        event.kind = Kind::AdvisoryUpdated;
-                        event.id = crate::alert::event::event_id(
-                            Kind::AdvisoryUpdated,
-                            &src.vendor,
-                            &format!("{} {:?}", entry.key, entry.updated),
-                        );
-                        events.push(event);
+                    Some(k) if k.updated != advisory.entry.updated => {
+                        events.push(advisory.updated_event());
                     }
                     Some(_) => {}
                 }
-                entries.push(entry);
+                entries.push(advisory.entry);
             }
             if first && new_items > 0 {
                 events.push(backlog_event(src, new_items, now));
@@ -424,7 +356,7 @@ fn record_success(
     }
     Ok(SourceOutcome {
         source: src.clone(),
-        status: status.into(),
+        status,
         detail: String::new(),
         items: items_n,
         new_events: inserted,
@@ -584,29 +516,19 @@ fn record_failure(
     config: &Config,
     state: &mut dyn Store,
     src: &Source,
-    message: &str,
+    failure: &PollError,
     now: SystemTime,
 ) -> Result<SourceOutcome, StoreError> {
-    let code = message
-        .split(':')
-        .next()
-        .unwrap_or("source-error")
-        .trim()
-        .to_string();
-    let code = if code.contains(' ') {
-        "source-error".to_string()
-    } else {
-        code
-    };
+    let (code, message) = (failure.code, failure.to_string());
     let threshold = config.watch.failures_before_alert;
     let stale_after = config.watch.stale_after;
-    let failure = FailureCommit {
+    let commit = FailureCommit {
         source: src.store_ref(),
-        code: &code,
-        error: message,
+        code,
+        error: &message,
         now,
     };
-    let (row, event) = state.commit_failure(&failure, &|row| {
+    let (row, event) = state.commit_failure(&commit, &|row| {
         if !is_failing(row, threshold, stale_after, now) {
             return None;
         }
@@ -627,7 +549,7 @@ fn record_failure(
                 now,
             )
             .with("source", src.url.clone())
-            .with("code", code.clone())
+            .with("code", code)
             .with("failures", row.failures.to_string()),
         )
     })?;
@@ -682,7 +604,7 @@ pub fn summary_line(o: &SourceOutcome) -> String {
         o.source.kind.code(),
         o.source.url
     );
-    match o.status.as_str() {
+    match o.status {
         "ok" if o.problem_count() > 0 => format!(
             "problems: {what}: {} advisories with open problems ({}), checked again next poll; {} items, {} new events",
             o.problem_count(),
@@ -755,7 +677,7 @@ mod tests {
                 if n == 1 {
                     panic!("poll {n} fell over");
                 }
-                Ok::<u32, String>(n)
+                Ok::<u32, PollError>(n)
             });
             tasks.insert(task.id(), source(n));
         }
@@ -768,8 +690,9 @@ mod tests {
         assert_eq!(got[0].1, Ok(0));
         assert_eq!(got[2].1, Ok(2));
         let err = got[1].1.clone().unwrap_err();
+        assert_eq!(err.code, "internal-error");
         assert!(
-            err.starts_with(
+            err.to_string().starts_with(
                 "internal-error: the poll of https://acme.example/1 panicked (poll 1 fell over)"
             ),
             "{err}"
