@@ -59,6 +59,9 @@ pub fn render_text(r: &Report) -> String {
             let _ = writeln!(out, "  source  none");
         }
     }
+    if let Some(c) = &r.contact {
+        let _ = writeln!(out, "  contact  {}", escape(c));
+    }
     for s in &r.signatures {
         let _ = writeln!(out, "  {}", signature_line(s));
         if let Some(d) = &s.detail {
@@ -152,10 +155,14 @@ fn next_steps(r: &Report) -> String {
                     let _ = writeln!(out, "  read aloud: {}", group4(i));
                 }
             }
+            let contact = match &r.contact {
+                Some(c) => format!("the vendor contact ({})", escape(c)),
+                None => "the vendor contact in feeds.toml".into(),
+            };
             let _ = writeln!(
                 out,
                 "next: do not install yet. 1. Compare the fingerprint above with one the vendor publishes out of band \
-                 (security advisory page, WKD, or a call to the vendor contact in feeds.toml). \
+                 (security advisory page, WKD, or a call to {contact}). \
                  2. Get the certificate and inspect it: `vendorguard keys show CERT.asc`. \
                  3. If genuine, pin it: copy CERT.asc into keyring/{vendor}/ and run `vendorguard verify {bundle}` again."
             );
@@ -178,7 +185,14 @@ fn next_steps(r: &Report) -> String {
             } else {
                 "do not install: the signature could not be accepted. Get a fresh signature file from the vendor and verify again."
             };
-            let _ = writeln!(out, "next: {advice}");
+            match &r.contact {
+                Some(c) => {
+                    let _ = writeln!(out, "next: {advice} The vendor contact: {}.", escape(c));
+                }
+                None => {
+                    let _ = writeln!(out, "next: {advice}");
+                }
+            }
         }
     }
     out
@@ -195,6 +209,7 @@ pub fn render_json(r: &Report) -> Value {
             "sha256": r.sha256,
         },
         "vendor": r.vendor,
+        "contact": r.contact,
         "threshold": r.threshold,
         "source": {
             "kind": r.source_kind,

@@ -277,6 +277,37 @@ fn unpinned_signer_only_is_exit_3_with_fingerprint_and_next_step() {
     assert!(j.json()["signatures"][0]["certificate"].is_null());
 }
 
+/// Issue: `contact` was read from feeds.toml but never shown, while the next step told
+/// operators to call "the vendor contact in feeds.toml".
+#[test]
+fn the_vendor_contact_is_in_the_report_and_the_next_step() {
+    let a = Acme::new();
+    let cfg = std::fs::read_to_string(a.p.path("feeds.toml")).unwrap();
+    a.p.write(
+        "feeds.toml",
+        cfg.replace(
+            "name = \"acme\"",
+            "name = \"acme\"\ncontact = \"Acme PSIRT, +1 555 0199\"",
+        ),
+    );
+    let stranger = Gpg::new();
+    let sfpr = stranger.key("Stranger <x@evil.example>", "ed25519", "0", None);
+    let sig = a.p.path(&format!("{BUNDLE}.asc"));
+    stranger.detach_sign(&sfpr, &a.bundle, &sig, "SHA256", None, true);
+    a.verify(&[])
+        .code(3)
+        .stdout_has("  contact  Acme PSIRT, +1 555 0199\n")
+        .stdout_has("or a call to the vendor contact (Acme PSIRT, +1 555 0199)");
+    let j = a.verify(&["--json"]);
+    assert_eq!(j.json()["contact"], "Acme PSIRT, +1 555 0199");
+    // Rejected: the advice says whom to tell.
+    a.sign();
+    std::fs::write(&a.bundle, b"tampered").unwrap();
+    a.verify(&[])
+        .code(1)
+        .stdout_has("vendor contact: Acme PSIRT, +1 555 0199");
+}
+
 /// Concatenates armored signatures into one file, as multi-signer releases ship them.
 fn two_signatures(a: &Acme, other: &Gpg, ofpr: &str, other_signs: &std::path::Path) -> PathBuf {
     let s1 = a.p.path("s1.asc");
