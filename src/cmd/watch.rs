@@ -1,6 +1,6 @@
-//! The commands that poll and alert: `watch [--once]`, `status`, `alert test`, and the
-//! events `verify`/`unpack` raise. Glue between the config, the lock, the state, the
-//! watcher and the delivery channels; each returns an `app::Outcome`.
+//! The commands that poll and alert: `watch [--once]`, `status` and `alert test`. Glue
+//! between the configuration, the lock, the state, the watcher and the delivery
+//! channels.
 //!
 //! The daemon gives each source its own schedule (its interval plus up to 10% jitter so
 //! sources do not poll in lockstep), retries pending deliveries every pass, and on
@@ -16,23 +16,16 @@ use serde_json::json;
 use crate::alert::channel::Batch;
 use crate::alert::event::{Event, Kind, Severity};
 use crate::alert::{self, ChannelReport, Scope, UnreadableEvent};
-use crate::cmd::Outcome;
+use crate::cmd::outcome::Outcome;
+use crate::cmd::setup::runtime;
 use crate::config::Config;
 use crate::store::{self, Store};
 use crate::verify::keyring::Keyring;
-use crate::verify::{Report, Verdict};
 use crate::watch::fetch::Fetcher;
 use crate::watch::pass::{self as watch, SourceOutcome};
 use crate::watch::schedule::Schedule;
 use crate::watch::source::{sources, Source};
 use tokio::time::Instant;
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?)
-}
 
 fn keyrings(config: &Config) -> HashMap<String, Arc<Keyring>> {
     let mut out = HashMap::new();
@@ -443,124 +436,4 @@ pub fn run_alert_test(config: Option<&Config>, json: bool) -> anyhow::Result<Out
     } else {
         Outcome::Findings
     })
-}
-
-/// After `verify` or `unpack`: an unexpected signer, a rejected bundle, or a signer
-/// expiring soon becomes an event when feeds.toml configures a channel. Failures to
-/// alert are reported but never change the verdict's exit code.
-pub fn raise_verify_events(config: Option<&Config>, report: &Report, no_alert: bool) {
-    let Some(config) = config else { return };
-    if no_alert || !alert::any_configured(&config.alerts) {
-        return;
-    }
-    let now = SystemTime::now();
-    let vendor = report.vendor.clone().unwrap_or_else(|| "unknown".into());
-    let bundle = crate::text::escape_os(report.bundle.as_os_str());
-    let mut events = Vec::new();
-    match report.verdict {
-        Verdict::UnexpectedSigner => {
-            for s in report
-                .signatures
-                .iter()
-                .filter(|s| s.status == crate::verify::Status::UnpinnedSigner)
-            {
-                let fpr = s.issuer.clone().unwrap_or_default();
-                events.push(
-                    Event::new(
-                        Kind::UnexpectedSigner,
-                        &vendor,
-                        &format!("bundle {} {} {fpr}", bundle, report.sha256),
-                        Severity::High,
-                        format!(
-                            "{bundle} is signed by key {} that is not pinned for {vendor}",
-                            crate::text::group4(&fpr)
-                        ),
-                        "",
-                        now,
-                    )
-                    .with("fingerprint", fpr)
-                    .with("bundle", bundle.clone())
-                    .with("sha256", report.sha256.clone()),
-                );
-            }
-        }
-        Verdict::Rejected => events.push(
-            Event::new(
-                Kind::BundleRejected,
-                &vendor,
-                &format!(
-                    "bundle {} {} {}",
-                    bundle,
-                    report.sha256,
-                    report.codes.join(",")
-                ),
-                Severity::High,
-                format!("{bundle} was rejected: {}", report.codes.join(", ")),
-                "",
-                now,
-            )
-            .with("bundle", bundle.clone())
-            .with("sha256", report.sha256.clone())
-            .with("code", report.codes.join(",")),
-        ),
-        Verdict::Verified => {}
-    }
-    for s in &report.signatures {
-        if let (Some(exp), Some(cert)) = (s.key_expires_soon, &s.certificate) {
-            let fpr = cert.to_hex();
-            events.push(
-                Event::new(
-                    Kind::KeyExpiring,
-                    &vendor,
-                    &format!(
-                        "{fpr} expires {} within {}d",
-                        crate::text::time(exp),
-                        crate::policy::EXPIRY_WARNING_DAYS
-                    ),
-                    Severity::Medium,
-                    format!(
-                        "{vendor}'s signing key {} expires at {}",
-                        crate::text::group4(&fpr),
-                        crate::text::time(exp)
-                    ),
-                    "",
-                    now,
-                )
-                .with("fingerprint", fpr),
-            );
-        }
-    }
-    if events.is_empty() {
-        return;
-    }
-    let result = (|| -> anyhow::Result<Vec<ChannelReport>> {
-        let mut state = store::sqlite::open(&config.watch.state)?;
-        state.add_events(&events)?;
-        // Deliver only while holding the watcher's lock: two processes delivering the
-        // same pending event at once would send it twice. When a watcher holds it, the
-        // events are in the outbox and it delivers them.
-        let Some(_lock) = store::sqlite::try_lock(&config.watch.state)? else {
-            eprintln!("vendorguard: alert stored; the running watcher will deliver it");
-            return Ok(Vec::new());
-        };
-        let rt = runtime()?;
-        Ok(rt.block_on(async {
-            let channels = alert::channels(&config.alerts, false);
-            // Only what this run raised: the rest of the outbox is the watcher's.
-            let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
-            alert::deliver_pending(&mut *state, &channels, Scope::Only(&ids), now).await
-        })?)
-    })();
-    match result {
-        Ok(reports) => {
-            for r in reports.iter().filter(|r| r.pending > 0) {
-                eprintln!(
-                    "vendorguard: alert pending on {}: {}",
-                    r.channel,
-                    r.last_error.clone().unwrap_or_default()
-                );
-            }
-        }
-        Err(e) => eprintln!("vendorguard: could not raise the alert: {e:#}"),
-    }
 }

@@ -1,0 +1,28 @@
+//! How a command ended, short of an error, and the one mapping from a verifier's
+//! verdict to it. `main.rs` turns an [`Outcome`] into the exit code; nothing here
+//! prints.
+
+use crate::verify::Verdict;
+
+/// How a command ended, short of an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Verified, or nothing to report.
+    Clean,
+    /// Rejected, or findings that fail a check.
+    Findings,
+    /// A signature by a key that is not pinned, and no pinned one.
+    UnexpectedSigner,
+    /// Another run holds the lock; nothing was done.
+    Busy,
+}
+
+impl From<Verdict> for Outcome {
+    fn from(v: Verdict) -> Outcome {
+        match v {
+            Verdict::Verified => Outcome::Clean,
+            Verdict::Rejected => Outcome::Findings,
+            Verdict::UnexpectedSigner => Outcome::UnexpectedSigner,
+        }
+    }
+}

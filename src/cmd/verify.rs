@@ -1,0 +1,409 @@
+//! `verify`, `unpack` and `inspect`: which keyring, pins and threshold apply, calling
+//! the verifier, extracting exactly the verified bytes, printing the report, and the
+//! events a verdict raises when `feeds.toml` configures an alert channel.
+//!
+//! Only here is a bundle opened by name for unpacking: the verifier writes the private
+//! copy that extraction reads. A failed alert never changes the verdict's outcome.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use anyhow::{bail, Context as _};
+use sequoia_openpgp::policy::StandardPolicy;
+
+use crate::alert::event::{Event, Kind, Severity};
+use crate::alert::{self, ChannelReport, Scope};
+use crate::cli::{CheckArgs, InspectArgs, UnpackArgs, VerifyArgs};
+use crate::cmd::outcome::Outcome;
+use crate::cmd::setup::{choose_vendor, runtime};
+use crate::config::{self, Config};
+use crate::store;
+use crate::text::escape_os;
+use crate::verify::keyring::{self, Keyring};
+use crate::verify::{self, report, Pin, Report, Verdict};
+
+pub fn run_verify(
+    config: Option<&Config>,
+    args: &VerifyArgs,
+    now: SystemTime,
+) -> anyhow::Result<Outcome> {
+    let result = verify_command(config, &args.bundle, &args.check, now, None);
+    match result {
+        Ok(report) => {
+            raise_verify_events(config, &report, args.check.no_alert);
+            let mut stdout = std::io::stdout().lock();
+            if args.json {
+                writeln!(stdout, "{}", report::render_json(&report))?;
+            } else {
+                write!(stdout, "{}", report::render_text(&report))?;
+            }
+            Ok(Outcome::from(report.verdict))
+        }
+        Err(e) => {
+            if args.json {
+                let msg = format!("{e:#}");
+                println!("{}", report::render_error_json(&msg));
+            }
+            Err(e)
+        }
+    }
+}
+
+fn verify_command(
+    config: Option<&Config>,
+    bundle: &Path,
+    args: &CheckArgs,
+    now: SystemTime,
+    copy: Option<&std::fs::File>,
+) -> anyhow::Result<verify::Report> {
+    let vendor = choose_vendor(config, args.vendor.as_deref(), bundle)?;
+    let keyring_paths: Vec<PathBuf> = if !args.keyring.is_empty() {
+        args.keyring.clone()
+    } else if let Some(v) = &vendor {
+        if !v.keyring_dir.is_dir() {
+            bail!(
+                "no keyring for vendor {:?}: {} does not exist; put the vendor's certificate there, or pass --keyring PATH",
+                v.name,
+                v.keyring_dir.display()
+            );
+        }
+        vec![v.keyring_dir.clone()]
+    } else {
+        bail!(
+            "{}: no keyring to check against: pass --keyring PATH or --vendor NAME, or add a [[vendor]] whose `bundles` patterns match this file name to feeds.toml (there is no fallback to any system keyring)",
+            escape_os(bundle.as_os_str())
+        );
+    };
+    let keyring = Keyring::load(&keyring_paths)?;
+    for w in &keyring.warnings {
+        tracing::warn!("{w}");
+    }
+
+    let file_name = bundle
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut pins = Vec::new();
+    if let Some(h) = &args.sha256 {
+        pins.push(Pin {
+            source: "--sha256".into(),
+            expected: h.clone(),
+        });
+    }
+    if let Some(v) = &vendor {
+        let pin_file = v.keyring_dir.join("pinned.sha256");
+        for e in keyring::pinned_hashes(&v.keyring_dir, &file_name).map_err(anyhow::Error::msg)? {
+            pins.push(Pin {
+                source: format!("{} line {}", pin_file.display(), e.line),
+                expected: e.hex,
+            });
+        }
+    }
+    let threshold = args
+        .signatures
+        .map(|n| n as usize)
+        .or(vendor.as_ref().map(|v| v.signatures))
+        .unwrap_or(config::DEFAULT_SIGNATURES);
+    let policy = StandardPolicy::new();
+    let req = verify::Request {
+        bundle,
+        keyring: &keyring,
+        vendor: vendor.as_ref().map(|v| v.name.as_str()),
+        contact: vendor.as_ref().and_then(|v| v.contact.as_deref()),
+        threshold,
+        pins,
+        signature: args.signature.as_deref(),
+        policy: &policy,
+        now,
+        copy,
+    };
+    Ok(verify::verify_bundle(&req)?)
+}
+
+pub fn run_unpack(
+    config: Option<&Config>,
+    args: &UnpackArgs,
+    now: SystemTime,
+) -> anyhow::Result<Outcome> {
+    use crate::archive::extract::{Extractor, Limits};
+    use crate::archive::inspect::{self, Inspector};
+    use crate::archive::walk::{self as archive, WalkError};
+
+    let into = &args.into;
+    let shown_into = escape_os(into.as_os_str());
+    match std::fs::read_dir(into) {
+        Ok(mut rd) => {
+            if rd.next().is_some() {
+                bail!(
+                    "{shown_into}: target-not-empty: the target folder must not exist or be empty"
+                );
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => bail!("{shown_into}: cannot use as the target: {e}"),
+    }
+    let parent = match into.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    // The private copy: unnamed, beside the target, gone when this process is.
+    let mut copy = tempfile::tempfile_in(&parent)
+        .with_context(|| format!("{}: cannot write beside the target", parent.display()))?;
+    let report = verify_command(config, &args.bundle, &args.check, now, Some(&copy))?;
+    raise_verify_events(config, &report, args.check.no_alert);
+    let mut stdout = std::io::stdout().lock();
+    if !args.json {
+        write!(stdout, "{}", report::render_text(&report))?;
+    }
+    match report.verdict {
+        Verdict::Verified => {}
+        Verdict::Rejected | Verdict::UnexpectedSigner => {
+            if args.json {
+                writeln!(
+                    stdout,
+                    "{}",
+                    serde_json::json!({"verify": report::render_json(&report), "unpacked": null})
+                )?;
+            }
+            writeln!(std::io::stderr(), "vendorguard: nothing was extracted")?;
+            return Ok(Outcome::from(report.verdict));
+        }
+    }
+
+    let staging = tempfile::Builder::new()
+        .prefix(".vendorguard-staging-")
+        .tempdir_in(&parent)
+        .with_context(|| {
+            format!(
+                "{}: cannot create a staging folder beside the target",
+                parent.display()
+            )
+        })?;
+    let limits = Limits {
+        max_size: args.max_size,
+        max_ratio: args.max_ratio,
+        max_entries: args.max_entries,
+        keep_setuid: args.keep_setuid,
+    };
+    let mut inspector = Inspector::new();
+    let mut extractor = Extractor::new(staging.path(), limits, report.size, &mut inspector);
+    let walked = archive::walk(&mut copy, &mut extractor);
+    let result = walked.and_then(|format| {
+        extractor
+            .finish()
+            .map(|bytes| (format, bytes))
+            .map_err(WalkError::Io)
+    });
+    let (format, bytes) = match result {
+        Ok(x) => x,
+        Err(e) => {
+            // Dropping `staging` removes it; the target was never touched.
+            drop(staging);
+            let bundle = escape_os(args.bundle.as_os_str());
+            if args.json {
+                writeln!(
+                    stdout,
+                    "{}",
+                    serde_json::json!({
+                        "verify": report::render_json(&report),
+                        "unpacked": null,
+                        "refused": {"code": e.code(), "message": e.to_string()},
+                    })
+                )?;
+            }
+            return match e {
+                WalkError::Io(io) => Err(anyhow::Error::new(io)
+                    .context(format!("{bundle}: could not write the extracted files beside {shown_into}; the target is untouched"))),
+                other => {
+                    writeln!(std::io::stderr(), "vendorguard: refused: {bundle}: {other}; nothing was extracted")?;
+                    Ok(Outcome::Findings)
+                }
+            };
+        }
+    };
+    let staged = staging.keep();
+    if let Err(e) = std::fs::rename(&staged, into) {
+        let _ = std::fs::remove_dir_all(&staged);
+        return Err(anyhow::Error::new(e).context(format!(
+            "{shown_into}: cannot move the extracted files into place; the target is untouched"
+        )));
+    }
+    let entries = inspector.entries;
+    let findings = inspector.finish();
+    if args.json {
+        writeln!(
+            stdout,
+            "{}",
+            serde_json::json!({
+                "verify": report::render_json(&report),
+                "unpacked": {"into": shown_into, "format": format.name(), "bytes": bytes},
+                "inspect": inspect::render_json(&escape_os(args.bundle.as_os_str()), format.name(), entries, &findings),
+            })
+        )?;
+    } else {
+        writeln!(
+            stdout,
+            "unpacked: {} into {shown_into} ({}, {bytes} bytes)",
+            escape_os(args.bundle.as_os_str()),
+            format.name()
+        )?;
+        write!(stdout, "{}", inspect::render_summary(&findings))?;
+        writeln!(
+            stdout,
+            "next: review the findings with `vendorguard inspect {}` before the upgrade window",
+            escape_os(args.bundle.as_os_str())
+        )?;
+    }
+    Ok(Outcome::Clean)
+}
+
+pub fn run_inspect(args: &InspectArgs) -> anyhow::Result<Outcome> {
+    use crate::archive::inspect::{self, Inspector};
+    use crate::archive::walk::{self as archive, WalkError};
+    let bundle = escape_os(args.bundle.as_os_str());
+    let mut file = std::fs::File::open(&args.bundle)
+        .with_context(|| format!("{bundle}: cannot read bundle"))?;
+    let mut inspector = Inspector::new();
+    let format = match archive::walk(&mut file, &mut inspector) {
+        Ok(f) => f,
+        Err(WalkError::Io(e)) => {
+            return Err(anyhow::Error::new(e).context(format!("{bundle}: cannot read bundle")))
+        }
+        Err(e) => bail!("{bundle}: cannot read the archive: {e}"),
+    };
+    let entries = inspector.entries;
+    let findings = inspector.finish();
+    if args.json {
+        println!(
+            "{}",
+            inspect::render_json(&bundle, format.name(), entries, &findings)
+        );
+    } else {
+        print!(
+            "{}",
+            inspect::render_text(&bundle, format.name(), entries, &findings)
+        );
+    }
+    Ok(Outcome::Clean)
+}
+
+/// After `verify` or `unpack`: an unexpected signer, a rejected bundle, or a signer
+/// expiring soon becomes an event when feeds.toml configures a channel. Failures to
+/// alert are reported but never change the verdict's exit code.
+fn raise_verify_events(config: Option<&Config>, report: &Report, no_alert: bool) {
+    let Some(config) = config else { return };
+    if no_alert || !alert::any_configured(&config.alerts) {
+        return;
+    }
+    let now = SystemTime::now();
+    let vendor = report.vendor.clone().unwrap_or_else(|| "unknown".into());
+    let bundle = crate::text::escape_os(report.bundle.as_os_str());
+    let mut events = Vec::new();
+    match report.verdict {
+        Verdict::UnexpectedSigner => {
+            for s in report
+                .signatures
+                .iter()
+                .filter(|s| s.status == crate::verify::Status::UnpinnedSigner)
+            {
+                let fpr = s.issuer.clone().unwrap_or_default();
+                events.push(
+                    Event::new(
+                        Kind::UnexpectedSigner,
+                        &vendor,
+                        &format!("bundle {} {} {fpr}", bundle, report.sha256),
+                        Severity::High,
+                        format!(
+                            "{bundle} is signed by key {} that is not pinned for {vendor}",
+                            crate::text::group4(&fpr)
+                        ),
+                        "",
+                        now,
+                    )
+                    .with("fingerprint", fpr)
+                    .with("bundle", bundle.clone())
+                    .with("sha256", report.sha256.clone()),
+                );
+            }
+        }
+        Verdict::Rejected => events.push(
+            Event::new(
+                Kind::BundleRejected,
+                &vendor,
+                &format!(
+                    "bundle {} {} {}",
+                    bundle,
+                    report.sha256,
+                    report.codes.join(",")
+                ),
+                Severity::High,
+                format!("{bundle} was rejected: {}", report.codes.join(", ")),
+                "",
+                now,
+            )
+            .with("bundle", bundle.clone())
+            .with("sha256", report.sha256.clone())
+            .with("code", report.codes.join(",")),
+        ),
+        Verdict::Verified => {}
+    }
+    for s in &report.signatures {
+        if let (Some(exp), Some(cert)) = (s.key_expires_soon, &s.certificate) {
+            let fpr = cert.to_hex();
+            events.push(
+                Event::new(
+                    Kind::KeyExpiring,
+                    &vendor,
+                    &format!(
+                        "{fpr} expires {} within {}d",
+                        crate::text::time(exp),
+                        crate::policy::EXPIRY_WARNING_DAYS
+                    ),
+                    Severity::Medium,
+                    format!(
+                        "{vendor}'s signing key {} expires at {}",
+                        crate::text::group4(&fpr),
+                        crate::text::time(exp)
+                    ),
+                    "",
+                    now,
+                )
+                .with("fingerprint", fpr),
+            );
+        }
+    }
+    if events.is_empty() {
+        return;
+    }
+    let result = (|| -> anyhow::Result<Vec<ChannelReport>> {
+        let mut state = store::sqlite::open(&config.watch.state)?;
+        state.add_events(&events)?;
+        // Deliver only while holding the watcher's lock: two processes delivering the
+        // same pending event at once would send it twice. When a watcher holds it, the
+        // events are in the outbox and it delivers them.
+        let Some(_lock) = store::sqlite::try_lock(&config.watch.state)? else {
+            eprintln!("vendorguard: alert stored; the running watcher will deliver it");
+            return Ok(Vec::new());
+        };
+        let rt = runtime()?;
+        Ok(rt.block_on(async {
+            let channels = alert::channels(&config.alerts, false);
+            // Only what this run raised: the rest of the outbox is the watcher's.
+            let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
+            alert::deliver_pending(&mut *state, &channels, Scope::Only(&ids), now).await
+        })?)
+    })();
+    match result {
+        Ok(reports) => {
+            for r in reports.iter().filter(|r| r.pending > 0) {
+                eprintln!(
+                    "vendorguard: alert pending on {}: {}",
+                    r.channel,
+                    r.last_error.clone().unwrap_or_default()
+                );
+            }
+        }
+        Err(e) => eprintln!("vendorguard: could not raise the alert: {e:#}"),
+    }
+}
