@@ -11,52 +11,46 @@ use std::time::SystemTime;
 use serde_json::{json, Value};
 use sha2::Digest as _;
 
-/// Event kinds, as the contract names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Kind {
-    AdvisoryNew,
-    AdvisoryUpdated,
-    UnexpectedSigner,
-    KeyChanged,
-    KeyExpiring,
-    KeyRevoked,
-    BundleRejected,
-    SourceFailing,
-    SourceRecovered,
-    Test,
+/// Declares [`Kind`] with each variant's stable code, once: `code`, `from_code` and
+/// `ALL` are generated from the same list, so a new kind cannot miss one of them.
+macro_rules! kinds {
+    ($($variant:ident => $code:literal,)*) => {
+        /// Event kinds, as the contract names them.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Kind {
+            $($variant,)*
+        }
+
+        impl Kind {
+            /// Every kind, in declaration order.
+            pub const ALL: &[Kind] = &[$(Kind::$variant,)*];
+
+            /// The stable kebab-case code.
+            pub fn code(self) -> &'static str {
+                match self {
+                    $(Kind::$variant => $code,)*
+                }
+            }
+        }
+    };
+}
+
+kinds! {
+    AdvisoryNew => "advisory-new",
+    AdvisoryUpdated => "advisory-updated",
+    UnexpectedSigner => "unexpected-signer",
+    KeyChanged => "key-changed",
+    KeyExpiring => "key-expiring",
+    KeyRevoked => "key-revoked",
+    BundleRejected => "bundle-rejected",
+    SourceFailing => "source-failing",
+    SourceRecovered => "source-recovered",
+    Test => "test",
 }
 
 impl Kind {
-    pub fn code(self) -> &'static str {
-        match self {
-            Kind::AdvisoryNew => "advisory-new",
-            Kind::AdvisoryUpdated => "advisory-updated",
-            Kind::UnexpectedSigner => "unexpected-signer",
-            Kind::KeyChanged => "key-changed",
-            Kind::KeyExpiring => "key-expiring",
-            Kind::KeyRevoked => "key-revoked",
-            Kind::BundleRejected => "bundle-rejected",
-            Kind::SourceFailing => "source-failing",
-            Kind::SourceRecovered => "source-recovered",
-            Kind::Test => "test",
-        }
-    }
-
     pub fn from_code(s: &str) -> Option<Kind> {
-        [
-            Kind::AdvisoryNew,
-            Kind::AdvisoryUpdated,
-            Kind::UnexpectedSigner,
-            Kind::KeyChanged,
-            Kind::KeyExpiring,
-            Kind::KeyRevoked,
-            Kind::BundleRejected,
-            Kind::SourceFailing,
-            Kind::SourceRecovered,
-            Kind::Test,
-        ]
-        .into_iter()
-        .find(|k| k.code() == s)
+        Kind::ALL.iter().copied().find(|k| k.code() == s)
     }
 
     /// Key and signer events are never held back in a digest.
@@ -249,6 +243,15 @@ mod tests {
         .with("fingerprint", "ABCD");
         let back = Event::from_json(&e.to_json()).unwrap();
         assert_eq!(back, e);
+    }
+
+    #[test]
+    fn every_kind_reads_back_from_its_code() {
+        for k in Kind::ALL {
+            assert_eq!(Kind::from_code(k.code()), Some(*k));
+        }
+        assert_eq!(Kind::ALL.len(), 10);
+        assert_eq!(Kind::from_code("no-such-kind"), None);
     }
 
     #[test]
