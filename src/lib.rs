@@ -3,6 +3,12 @@
 //!
 //! The library holds every capability; `main.rs` only parses the command line, calls
 //! into here, prints, and chooses the exit code. See `ARCHITECTURE.md` for the map.
+//!
+//! `unsafe_code` is denied, not forbidden: one function, `die_with_parent` in
+//! `alert/escalation.rs`, sets `PR_SET_PDEATHSIG` in the escalation program's child
+//! before exec, and `pre_exec` is unsafe by nature. `forbid` cannot be lifted for it.
+
+#![deny(unsafe_code)]
 
 mod alert;
 mod archive;

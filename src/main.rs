@@ -2,6 +2,8 @@
 //! and turn the outcome into the documented exit code, printing an error once with its
 //! whole cause chain.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use rustix::io::Errno;
+use rustix::process::{self, Signal};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::alert::channel::{Batch, Channel, Failure, Sending};
@@ -114,7 +116,7 @@ pub async fn run_escalation(
         }
         Err(_) => {
             if let Some(pid) = pgid {
-                kill_group(pid);
+                kill_group(program, pid);
             }
             Err(Failure {
                 kind: "timeout",
@@ -181,29 +183,40 @@ pub fn escalation_env(e: &Event) -> Vec<(&'static str, String)> {
 /// Asks the kernel to kill the escalation program when the thread that started it
 /// dies, so a watcher killed with SIGKILL leaves no program running on its behalf
 /// (the event stays pending and is delivered again: at-least-once).
+///
+/// The one `unsafe` block of the crate (see `lib.rs`): the crate denies `unsafe_code`
+/// instead of forbidding it because this function must be allowed it.
+#[allow(unsafe_code)]
 fn die_with_parent(cmd: &mut tokio::process::Command) {
-    // SAFETY: the closure runs in the forked child before exec and calls only
-    // async-signal-safe functions (prctl, getppid, _exit); it allocates nothing.
-    let parent = std::process::id() as libc::pid_t;
+    let parent = process::getpid();
+    // SAFETY: `pre_exec` is unsafe because its closure runs in the forked child before
+    // exec, where only async-signal-safe work is sound. This closure makes two system
+    // calls through rustix (prctl, getppid) and builds its error from an errno; it
+    // allocates nothing and takes no lock.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The parent may have died between fork and prctl: then nobody would
-            // send the signal.
-            if libc::getppid() != parent {
-                libc::_exit(1);
+            process::set_parent_process_death_signal(Some(Signal::KILL))?;
+            // The parent may have died between fork and prctl: then nobody would send
+            // the signal, so the program is not started at all.
+            if process::getppid() != Some(parent) {
+                return Err(Errno::SRCH.into());
             }
             Ok(())
         });
     }
 }
 
-fn kill_group(pgid: u32) {
-    // SAFETY: kill(2) with a negative pid signals the process group we created with
-    // process_group(0); it touches no memory of ours.
-    unsafe {
-        libc::kill(-(pgid as i32), libc::SIGKILL);
+/// Kills the process group the program leads (`process_group(0)` made its pid the
+/// group id). A group already gone is no failure.
+fn kill_group(program: &Path, pgid: u32) {
+    let Some(pid) = i32::try_from(pgid).ok().and_then(process::Pid::from_raw) else {
+        return;
+    };
+    match process::kill_process_group(pid, Signal::KILL) {
+        Ok(()) | Err(Errno::SRCH) => {}
+        Err(e) => tracing::warn!(
+            "escalation program {}: cannot kill its process group {pgid}: {e}",
+            program.display()
+        ),
     }
 }

@@ -138,7 +138,7 @@ fn run_within_deadline(dir: &Path, args: &[&str], label: &str) -> Run {
         .stderr(Stdio::piped())
         .spawn()
         .expect("run vendorguard");
-    let pid = child.id() as libc::pid_t;
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("a child's pid");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(child.wait_with_output());
@@ -146,8 +146,8 @@ fn run_within_deadline(dir: &Path, args: &[&str], label: &str) -> Run {
     let out = match rx.recv_timeout(DEADLINE) {
         Ok(out) => out.expect("wait for vendorguard"),
         Err(_) => {
-            // SAFETY: the pid is our own child's, not yet reaped by the waiting thread.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+            // Our own child's pid, not yet reaped by the waiting thread.
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
             panic!("{label}: vendorguard {args:?} ran past {DEADLINE:?}");
         }
     };

@@ -807,11 +807,8 @@ fn daemon_polls_each_source_on_its_interval_and_stops_cleanly_on_sigterm() {
     });
     // A second run cannot start while the daemon holds the lock.
     w.once().code(75);
-    let pid = child.id() as i32;
-    // SAFETY: signalling our own child process.
-    unsafe {
-        libc::kill(pid, libc::SIGTERM);
-    }
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(
         out.status.code(),
@@ -1428,10 +1425,8 @@ fn state_files_are_private_whatever_the_umask() {
     .into_iter()
     .map(|f| (f, mode(f)))
     .collect();
-    // SAFETY: signalling our own child process.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(
