@@ -2,8 +2,8 @@
 //!
 //! Every event has a stable `id` derived from what it is about (the same advisory
 //! version, the same key change, found twice, has the same id), so that storing it is
-//! idempotent and a delivery channel can deduplicate. Storing and delivering events is
-//! `state` and `alert`'s job.
+//! idempotent and a delivery channel can deduplicate. Storing events is the store's
+//! job, delivering them `delivery`'s.
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;

@@ -3,7 +3,7 @@
 //! Lines are `HEX  NAME` (text mode) or `HEX *NAME` (binary mode); a line starting with
 //! `\` has `\\`, `\n` and `\r` escapes in its name, as GNU coreutils writes names with
 //! newlines. Blank lines and `#` comments are skipped. This file parses and looks up;
-//! deciding what a mismatch means is `verify`'s job.
+//! deciding what a mismatch means is `verdict`'s job.
 
 /// One `HEX NAME` line.
 #[derive(Debug, Clone, PartialEq, Eq)]

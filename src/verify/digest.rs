@@ -10,7 +10,7 @@
 //! hash state: the result keeps the unfinished context, and callers finish *clones* of
 //! it, one for the pin and one per signature. Bytes already in memory (CSAF advisories)
 //! are hashed on the calling thread instead: no workers, no pool. This file knows
-//! nothing about signatures' meaning; `verify` decides which context a signature needs.
+//! nothing about signatures' meaning; `bundle` decides which context a signature needs.
 
 use std::io::{self, Read};
 use std::sync::mpsc::{sync_channel, Receiver};

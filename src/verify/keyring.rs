@@ -4,7 +4,7 @@
 //! loaded from `keyring/<vendor>/` or from `--keyring` paths, and from nowhere else:
 //! there is no fallback to a system or user keyring. Files may be armored or binary and
 //! hold several certificates (Debian's `debian-archive-keyring.gpg` holds many).
-//! Certificates found twice are merged. Judging signatures is `verify`'s job.
+//! Certificates found twice are merged. Judging signatures is `judge`'s job.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

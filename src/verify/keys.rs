@@ -2,7 +2,8 @@
 //!
 //! A certificate's health is judged as of `now` under the same policy the verifier
 //! uses: revoked or expired pinned certificates are findings that fail `keys check`,
-//! one expiring within `policy::EXPIRY_WARNING_DAYS` is a warning. Loading is `keyring`'s job.
+//! one expiring within `policy::EXPIRY_WARNING_DAYS` is a warning. Loading is
+//! `keyring`'s job.
 
 use std::time::SystemTime;
 

@@ -1,7 +1,8 @@
 //! Rendering a verification [`Report`] for people (text) and for programs (JSON).
 //!
-//! Text output: a verdict line first, one line per signature, one per pin, warnings,
-//! then what to do next. Everything that came from outside (file names, user IDs,
+//! Text output: a verdict line first, the bundle, its signature source and the
+//! vendor's contact, one line per signature, one per pin, warnings, then what to do
+//! next. Everything that came from outside (file names, user IDs,
 //! error details quoting signatures) is escaped. The JSON object is the contract's
 //! shape; the same stable codes appear in both.
 

@@ -5,7 +5,7 @@
 //! is not an error here but a [`Malformed`] value with a reason, because for the
 //! operator it is a rejected bundle, not a tool failure. A signed message is read
 //! through `framing`'s checks, and packets that are no part of its one signed message
-//! are reported as unsigned content. Judging the signatures found is `verify`'s job.
+//! are reported as unsigned content. Judging the signatures found is `judge`'s job.
 
 use std::io::{self, Read};
 

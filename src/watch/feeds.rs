@@ -8,7 +8,7 @@
 //! invents ids for entries without one; we give it an id generator that marks such
 //! entries instead. The content hash covers the body and links but not the title, so a
 //! title edit changes nothing, while a changed body or `updated` date is an update.
-//! Comparing with what was seen before is `watch`'s job.
+//! Comparing with what was seen before is `pass`'s job.
 
 use std::collections::HashMap;
 

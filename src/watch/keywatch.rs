@@ -4,10 +4,10 @@
 //! medium severity when the pinned certificate vouches for it (a subkey bound by the
 //! pinned primary, or a new primary certified by a pinned key: a planned rotation),
 //! high when nothing pinned vouches for it. A revocation of a pinned key is
-//! `key-revoked`. A pinned key expiring within `policy::EXPIRY_WARNING_DAYS` (and again
-//! within `policy::EXPIRY_URGENT_DAYS`) is
-//! `key-expiring`, once per key, expiry and threshold: the event id makes repeats
-//! no-ops. Fetching is `fetch`'s job, storing `state`'s.
+//! `key-revoked`. A pinned key expiring within `policy::EXPIRY_WARNING_DAYS` (and
+//! again within `policy::EXPIRY_URGENT_DAYS`) is `key-expiring`, once per key, expiry
+//! and threshold: the event id makes repeats no-ops. Fetching is `fetch`'s job,
+//! storing the store's.
 
 use std::time::SystemTime;
 

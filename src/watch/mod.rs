@@ -1,9 +1,21 @@
-//! The watcher.
-pub mod csaf;
-pub mod document;
-pub mod feeds;
-pub mod fetch;
-pub mod keywatch;
-pub mod pass;
-pub mod schedule;
-pub mod source;
+//! The watcher: vendors' feeds, CSAF providers and key URLs polled into events.
+//!
+//! `source` names what is polled and how a poll fails; `schedule` says when (the
+//! daemon); `pass` polls, compares with the store and commits; `fetch` is the one HTTP
+//! client (politeness, bounds, retries, refused addresses); `feeds`, `csaf` and
+//! `keywatch` turn bodies into items or events; `document` builds the identity of a
+//! checked advisory.
+//!
+//! The watcher must not deliver events (that is alerting's job), decide whether a
+//! document is authentic by itself (`csaf` asks the verifier), read the wall clock
+//! (`now` comes from the command; the schedule uses tokio's clock), or fetch anything
+//! except through `fetch::Fetcher`.
+
+pub(crate) mod csaf;
+pub(crate) mod document;
+pub(crate) mod feeds;
+pub(crate) mod fetch;
+pub(crate) mod keywatch;
+pub(crate) mod pass;
+pub(crate) mod schedule;
+pub(crate) mod source;

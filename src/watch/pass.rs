@@ -1,8 +1,8 @@
-//! The watcher: one pass (`watch --once`) or a daemon over every vendor's feeds, CSAF
-//! providers and key URLs.
+//! One pass over the sources (all of them for `watch --once`, the due ones for each of
+//! the daemon's passes): poll, compare with what was seen, record.
 //!
 //! Each source is polled on its own task; the HTTP politeness limits live in `fetch`.
-//! Results come back to this task, which alone touches SQLite: it compares items with
+//! Results come back to this task, which alone touches the store: it compares items with
 //! what was seen, turns differences into events, and commits the source's new state and
 //! its events in one transaction. One failing source is recorded and reported; it never
 //! stops the others. After `failures_before_alert` failed polls in a row (or no success
