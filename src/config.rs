@@ -62,37 +62,22 @@ pub enum Jitter {
     None,
 }
 
-/// `[alerts]`: where events go.
-#[derive(Debug, Clone, Default)]
-pub struct Alerts {
-    pub escalation: Option<PathBuf>,
-    pub escalation_timeout: Duration,
-    pub email: Option<Email>,
-}
-
-/// `[alerts.email]`.
-#[derive(Debug, Clone)]
-pub struct Email {
-    pub url: String,
-    pub from: String,
-    pub to: Vec<String>,
-    pub user_env: Option<String>,
-    pub password_env: Option<String>,
-    pub require_tls: bool,
-    /// Lets credentials go over `smtp://` without TLS (the default refuses).
-    pub insecure_auth: bool,
-    pub digest: bool,
-}
-
 /// One `[[vendor]]`.
 #[derive(Debug, Clone)]
 pub struct Vendor {
+    /// Also the folder `keyring/<name>/`.
     pub name: String,
+    /// File-name patterns (`*`, `?`) of the vendor's bundles.
     pub bundles: Vec<String>,
-    pub signatures: usize,
-    pub keyring: PathBuf,
-    pub key_url: Option<String>,
+    /// Whom to call to confirm a fingerprint or report a bad bundle.
     pub contact: Option<String>,
+    /// Where it publishes its signing key; watched for changes.
+    pub key_url: Option<String>,
+    /// Distinct pinned certificates that must sign.
+    pub signatures: usize,
+    /// The folder of its pinned certificates and `pinned.sha256`.
+    pub keyring: PathBuf,
+    /// Overrides `[watch] interval` for its sources.
     pub interval: Option<Duration>,
     pub feeds: Vec<Feed>,
 }
@@ -102,6 +87,7 @@ pub struct Vendor {
 pub struct Feed {
     pub url: String,
     pub format: FeedFormat,
+    /// Overrides the vendor's interval for this feed.
     pub interval: Option<Duration>,
 }
 
@@ -115,6 +101,33 @@ pub enum FeedFormat {
     Csaf,
     /// CISA's Known Exploited Vulnerabilities JSON catalogue.
     CisaKev,
+}
+
+/// `[alerts.email]`.
+#[derive(Debug, Clone)]
+pub struct Email {
+    pub from: String,
+    pub to: Vec<String>,
+    /// `smtp://HOST[:PORT]`, `smtps://HOST[:PORT]`, `sendmail` or `sendmail:PATH`.
+    pub url: String,
+    /// Names of the environment variables holding the credentials (never the file).
+    pub user_env: Option<String>,
+    pub password_env: Option<String>,
+    /// Refuse to send over `smtp://` without STARTTLS.
+    pub require_tls: bool,
+    /// Lets credentials go over `smtp://` without TLS (the default refuses).
+    pub insecure_auth: bool,
+    /// One message per run for advisory events.
+    pub digest: bool,
+}
+
+/// `[alerts]`: where events go.
+#[derive(Debug, Clone, Default)]
+pub struct Alerts {
+    /// The program run for every event, and how long it may take.
+    pub escalation: Option<PathBuf>,
+    pub escalation_timeout: Duration,
+    pub email: Option<Email>,
 }
 
 /// A configuration problem: where it is and what was expected.
@@ -316,14 +329,10 @@ impl Validator {
         });
     }
 
-    fn duration(&mut self, key: &str, value: Option<&str>, default: Duration) -> Duration {
-        match value {
-            None => default,
-            Some(s) => parse_duration(s).unwrap_or_else(|m| {
-                self.problem(key, m);
-                default
-            }),
-        }
+    /// `value` parsed as a duration, or `default_secs` when absent or wrong (a problem).
+    fn duration(&mut self, key: &str, value: Option<&str>, default_secs: u64) -> Duration {
+        self.opt_duration(key, value)
+            .unwrap_or(Duration::from_secs(default_secs))
     }
 
     fn opt_duration(&mut self, key: &str, value: Option<&str>) -> Option<Duration> {
@@ -372,16 +381,8 @@ impl Validator {
         let rb = raw.backoff.unwrap_or_default();
         let backoff = Backoff {
             attempts: rb.attempts.unwrap_or(4),
-            initial: self.duration(
-                "watch.backoff.initial",
-                rb.initial.as_deref(),
-                Duration::from_secs(1),
-            ),
-            max: self.duration(
-                "watch.backoff.max",
-                rb.max.as_deref(),
-                Duration::from_secs(120),
-            ),
+            initial: self.duration("watch.backoff.initial", rb.initial.as_deref(), 1),
+            max: self.duration("watch.backoff.max", rb.max.as_deref(), 120),
             jitter: rb.jitter.unwrap_or(Jitter::Full),
         };
         if backoff.attempts == 0 {
@@ -401,16 +402,8 @@ impl Validator {
                 raw.state
                     .unwrap_or_else(|| PathBuf::from("state/vendorguard.sqlite")),
             ),
-            interval: self.duration(
-                "watch.interval",
-                raw.interval.as_deref(),
-                Duration::from_secs(3600),
-            ),
-            timeout: self.duration(
-                "watch.timeout",
-                raw.timeout.as_deref(),
-                Duration::from_secs(30),
-            ),
+            interval: self.duration("watch.interval", raw.interval.as_deref(), 3600),
+            timeout: self.duration("watch.timeout", raw.timeout.as_deref(), 30),
             max_body,
             concurrency: concurrency.max(1),
             per_host: per_host.max(1),
@@ -471,7 +464,7 @@ impl Validator {
             escalation_timeout: self.duration(
                 "alerts.escalation_timeout",
                 raw.escalation_timeout.as_deref(),
-                Duration::from_secs(60),
+                60,
             ),
             email,
         }

@@ -37,6 +37,7 @@ use openpgp::serialize::stream::{Armorer, Compressor, LiteralWriter, Message, Si
 use openpgp::serialize::SerializeInto;
 use openpgp::{Cert, Fingerprint};
 
+use crate::verify::judge::Judge;
 use crate::verify::keyring::Keyring;
 use crate::verify::{self, Verdict};
 
@@ -236,13 +237,19 @@ fn tar_gz() -> Vec<u8> {
 }
 
 fn sign_detached(cert: &Cert, data: &[u8]) -> Vec<u8> {
+    sign_outside(cert, data, false)
+}
+
+/// A detached signature, or (`cleartext`) the cleartext-signed `data`.
+fn sign_outside(cert: &Cert, data: &[u8], cleartext: bool) -> Vec<u8> {
     let mut out = Vec::new();
-    let m = Message::new(&mut out);
-    let mut s = Signer::new(m, signer(cert))
-        .unwrap()
-        .detached()
-        .build()
-        .unwrap();
+    let s = Signer::new(Message::new(&mut out), signer(cert)).unwrap();
+    let s = if cleartext {
+        s.cleartext()
+    } else {
+        s.detached()
+    };
+    let mut s = s.build().unwrap();
     s.write_all(data).unwrap();
     s.finalize().unwrap();
     out
@@ -265,16 +272,7 @@ fn sign_inline(cert: &Cert, data: &[u8], compress: bool, armor: bool) -> Vec<u8>
 }
 
 fn clearsign(cert: &Cert, text: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let m = Message::new(&mut out);
-    let mut s = Signer::new(m, signer(cert))
-        .unwrap()
-        .cleartext()
-        .build()
-        .unwrap();
-    s.write_all(text).unwrap();
-    s.finalize().unwrap();
-    out
+    sign_outside(cert, text, true)
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> usize {
@@ -442,14 +440,16 @@ fn run(dir: &Path, f: &Fixture, case: &Case) -> Result<Outcome, String> {
     let policy = StandardPolicy::new();
     let req = verify::Request {
         bundle: &bundle,
-        keyring: &keyring,
-        vendor: None,
+        judge: Judge {
+            keyring: &keyring,
+            vendor: None,
+            policy: &policy,
+            now: SystemTime::now(),
+        },
         contact: None,
         threshold: 1,
         pins: Vec::new(),
         signature: None,
-        policy: &policy,
-        now: SystemTime::now(),
         copy: None,
     };
     match verify::verify_bundle(&req) {

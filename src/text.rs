@@ -92,6 +92,15 @@ pub fn unix_secs(t: std::time::SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
+/// `"s"` unless `n` is one: `format!("{n} event{}", plural(n))`.
+pub fn plural(n: u64) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
 /// RFC 3339 UTC timestamp to the second.
 pub fn time(t: std::time::SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()

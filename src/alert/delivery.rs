@@ -16,7 +16,7 @@
 use std::time::{Duration, SystemTime};
 
 use crate::alert::channel::Channel;
-use crate::alert::outbox::{DeliveryFailure, Outbox};
+use crate::alert::outbox::{Attempt, DeliveryFailure, Outbox};
 
 /// What happened on one channel in one run.
 #[derive(Debug, Clone, Default)]
@@ -72,24 +72,22 @@ pub async fn deliver_pending<O: Outbox + ?Sized>(
             }
             match ch.send(&batch).await {
                 Ok(output) => {
+                    let output = output.as_deref();
                     for e in group {
-                        outbox.mark_delivered(&e.id, ch.name(), now, output.as_deref())?;
+                        let delivered = Attempt::Delivered { at: now, output };
+                        outbox.record(&e.id, ch.name(), delivered)?;
                     }
                     rep.delivered += group.len();
                 }
                 Err(f) => {
-                    let retry_at = now + Duration::from_secs(60);
+                    let failure = DeliveryFailure {
+                        error: f.message.clone(),
+                        kind: f.kind.into(),
+                        output: f.output.clone(),
+                        retry_at: now + Duration::from_secs(60),
+                    };
                     for e in group {
-                        outbox.mark_failed(
-                            &e.id,
-                            ch.name(),
-                            &DeliveryFailure {
-                                error: f.message.clone(),
-                                kind: f.kind.into(),
-                                output: f.output.clone(),
-                                retry_at,
-                            },
-                        )?;
+                        outbox.record(&e.id, ch.name(), Attempt::Failed(&failure))?;
                     }
                     tracing::warn!(
                         "{}: event {}: {}: {}",

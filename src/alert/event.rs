@@ -11,6 +11,8 @@ use std::time::SystemTime;
 use serde_json::{json, Value};
 use sha2::Digest as _;
 
+use crate::policy::EXPIRY_WARNING_DAYS;
+
 /// Declares [`Kind`] with each variant's stable code, once: `code`, `from_code` and
 /// `ALL` are generated from the same list, so a new kind cannot miss one of them.
 macro_rules! kinds {
@@ -202,6 +204,44 @@ impl Event {
             detected_at,
             fields,
         })
+    }
+}
+
+/// The identity of a `key-expiring` event: the same key, expiry and threshold make
+/// the same event, whichever check noticed it (`verify`, a CSAF advisory, the key URL),
+/// so it is raised once.
+pub fn key_expiring_identity(fingerprint: &str, expires: SystemTime, within_days: u64) -> String {
+    format!(
+        "{fingerprint} expires {} within {within_days}d",
+        crate::text::time(expires)
+    )
+}
+
+impl Event {
+    /// A good signature's pinned key that expires within `policy::EXPIRY_WARNING_DAYS`.
+    pub fn signer_expiring(
+        vendor: &str,
+        fingerprint: String,
+        expires: SystemTime,
+        url: impl Into<String>,
+        now: SystemTime,
+    ) -> Event {
+        let identity = key_expiring_identity(&fingerprint, expires, EXPIRY_WARNING_DAYS);
+        let title = format!(
+            "{vendor}'s signing key {} expires at {}",
+            crate::text::group4(&fingerprint),
+            crate::text::time(expires)
+        );
+        Event::new(
+            Kind::KeyExpiring,
+            vendor,
+            &identity,
+            Severity::Medium,
+            title,
+            url,
+            now,
+        )
+        .with("fingerprint", fingerprint)
     }
 }
 

@@ -15,12 +15,12 @@ mod delivery;
 mod email;
 mod escalation;
 pub(crate) mod event;
-mod outbox;
+pub(crate) mod outbox;
 mod stdout;
 
 pub(crate) use channel::Channel;
 pub(crate) use delivery::{deliver_pending, ChannelReport, Scope};
-pub(crate) use outbox::{DeliveryFailure, DeliveryProblem, Outbox, PendingEvent, UnreadableEvent};
+pub(crate) use outbox::{Attempt, DeliveryProblem, Outbox, PendingEvent, UnreadableEvent};
 
 use crate::config::Alerts;
 

@@ -6,6 +6,18 @@ use std::time::SystemTime;
 
 use crate::alert::event::Event;
 
+/// How one delivery attempt of one event on one channel ended.
+#[derive(Debug, Clone, Copy)]
+pub enum Attempt<'a> {
+    /// The channel acknowledged at `at`; `output` is what it printed.
+    Delivered {
+        at: SystemTime,
+        output: Option<&'a str>,
+    },
+    /// It failed; the event stays pending.
+    Failed(&'a DeliveryFailure),
+}
+
 /// A delivery attempt that failed.
 #[derive(Debug, Clone)]
 pub struct DeliveryFailure {
@@ -74,22 +86,9 @@ pub trait Outbox {
         message_id: &str,
     ) -> Result<(), Self::Error>;
 
-    /// Records that `channel` acknowledged `event_id`.
-    fn mark_delivered(
-        &mut self,
-        event_id: &str,
-        channel: &str,
-        now: SystemTime,
-        output: Option<&str>,
-    ) -> Result<(), Self::Error>;
-
-    /// Records a failed delivery attempt; the event stays pending.
-    fn mark_failed(
-        &mut self,
-        event_id: &str,
-        channel: &str,
-        f: &DeliveryFailure,
-    ) -> Result<(), Self::Error>;
+    /// Records how an attempt to deliver `event` (an id) on `channel` ended; called
+    /// only after the channel answered.
+    fn record(&mut self, event: &str, channel: &str, a: Attempt<'_>) -> Result<(), Self::Error>;
 
     /// Failures among pending deliveries, per channel and kind: the count, and the
     /// error and captured program output of the latest one.

@@ -110,43 +110,35 @@ impl<'a> Extractor<'a> {
         Ok(self.written)
     }
 
-    fn refuse(meta: &Meta, code: &'static str, message: impl Into<String>) -> WalkError {
-        WalkError::Refused(Refusal {
-            entry: meta.display_name(),
-            code,
-            message: message.into(),
-        })
-    }
-
     /// The entry's path relative to the root, or a refusal.
     fn relative_path(&self, meta: &Meta) -> Result<PathBuf, WalkError> {
-        normal_path(&meta.name).map_err(|(code, why)| Self::refuse(meta, code, why))
+        normal_path(&meta.name).map_err(|(code, why)| refuse(meta, code, why))
     }
 
     fn clash(meta: &Meta, clash: Clash) -> WalkError {
         let shown = |p: PathBuf| crate::text::escape_os(p.as_os_str());
         match clash {
-            Clash::ParentSymlink(p) => Self::refuse(
+            Clash::ParentSymlink(p) => refuse(
                 meta,
                 "path-through-symlink",
                 format!("a parent, {}, is a symlink in this archive", shown(p)),
             ),
-            Clash::ParentFile(p) => Self::refuse(
+            Clash::ParentFile(p) => refuse(
                 meta,
                 "duplicate-entry",
                 format!("a parent, {}, is a file in this archive", shown(p)),
             ),
-            Clash::Exists => Self::refuse(
+            Clash::Exists => refuse(
                 meta,
                 "duplicate-entry",
                 "the name appears twice in the archive",
             ),
-            Clash::ImpliedDir => Self::refuse(
+            Clash::ImpliedDir => refuse(
                 meta,
                 "duplicate-entry",
                 "the name is a folder that earlier entries went into",
             ),
-            Clash::Full(n) => Self::refuse(
+            Clash::Full(n) => refuse(
                 meta,
                 "too-many-entries",
                 format!(
@@ -161,7 +153,7 @@ impl<'a> Extractor<'a> {
     fn hardlink_source(&self, meta: &Meta, target: &[u8]) -> Result<PathBuf, WalkError> {
         match self.tree.hardlink_source(target) {
             Ok(Some(p)) => Ok(p),
-            Ok(None) => Err(Self::refuse(
+            Ok(None) => Err(refuse(
                 meta,
                 "hardlink-escape",
                 format!(
@@ -169,7 +161,7 @@ impl<'a> Extractor<'a> {
                     shown_target(target)
                 ),
             )),
-            Err(why) => Err(Self::refuse(
+            Err(why) => Err(refuse(
                 meta,
                 link_code(&why, "hardlink-escape"),
                 format!("links to {}", where_to(target, &why, "the target")),
@@ -203,14 +195,11 @@ impl<'a> Extractor<'a> {
     ) -> Result<(), WalkError> {
         let budget = self.limits.max_size.saturating_sub(self.written);
         if meta.size > budget {
-            return Err(Self::refuse(
-                meta,
-                "too-large",
-                format!(
-                    "declares {} bytes; the archive may expand to at most {} (--max-size)",
-                    meta.size, self.limits.max_size
-                ),
-            ));
+            let why = format!(
+                "declares {} bytes; the archive may expand to at most {} (--max-size)",
+                meta.size, self.limits.max_size
+            );
+            return Err(refuse(meta, "too-large", why));
         }
         let path = self.root.join(rel);
         let mut out = OpenOptions::new()
@@ -232,40 +221,31 @@ impl<'a> Extractor<'a> {
             entry_written += n as u64;
             self.written += n as u64;
             if self.written > self.limits.max_size {
-                return Err(Self::refuse(
-                    meta,
-                    "too-large",
-                    format!(
-                        "the archive expands past {} bytes (--max-size)",
-                        self.limits.max_size
-                    ),
-                ));
+                let why = format!(
+                    "the archive expands past {} bytes (--max-size)",
+                    self.limits.max_size
+                );
+                return Err(refuse(meta, "too-large", why));
             }
             if let Some(c) = meta.compressed_size {
                 if entry_written > RATIO_FLOOR
                     && entry_written > c.max(1).saturating_mul(self.limits.max_ratio)
                 {
-                    return Err(Self::refuse(
-                        meta,
-                        "ratio-exceeded",
-                        format!(
-                            "expands more than {}x its compressed size (--max-ratio)",
-                            self.limits.max_ratio
-                        ),
-                    ));
+                    let why = format!(
+                        "expands more than {}x its compressed size (--max-ratio)",
+                        self.limits.max_ratio
+                    );
+                    return Err(refuse(meta, "ratio-exceeded", why));
                 }
             }
             if self.written > RATIO_FLOOR
                 && self.written > self.archive_size.saturating_mul(self.limits.max_ratio)
             {
-                return Err(Self::refuse(
-                    meta,
-                    "ratio-exceeded",
-                    format!(
-                        "the archive expands more than {}x its size (--max-ratio)",
-                        self.limits.max_ratio
-                    ),
-                ));
+                let why = format!(
+                    "the archive expands more than {}x its size (--max-ratio)",
+                    self.limits.max_ratio
+                );
+                return Err(refuse(meta, "ratio-exceeded", why));
             }
             out.write_all(&self.buf[..n]).map_err(WalkError::Io)?;
             if scan {
@@ -276,6 +256,15 @@ impl<'a> Extractor<'a> {
             .map_err(WalkError::Io)?;
         Ok(())
     }
+}
+
+/// Refuses `meta`'s entry with a stable `code` and why.
+fn refuse(meta: &Meta, code: &'static str, message: impl Into<String>) -> WalkError {
+    WalkError::Refused(Refusal {
+        entry: meta.display_name(),
+        code,
+        message: message.into(),
+    })
 }
 
 /// `O_NOFOLLOW` on Linux and the BSDs; refuse to open through a final symlink.
@@ -317,14 +306,11 @@ impl Visitor for Extractor<'_> {
     fn entry(&mut self, meta: &Meta, data: &mut dyn Read) -> Result<(), WalkError> {
         self.entries += 1;
         if self.entries > self.limits.max_entries {
-            return Err(Self::refuse(
-                meta,
-                "too-many-entries",
-                format!(
-                    "more than {} entries (--max-entries)",
-                    self.limits.max_entries
-                ),
-            ));
+            let why = format!(
+                "more than {} entries (--max-entries)",
+                self.limits.max_entries
+            );
+            return Err(refuse(meta, "too-many-entries", why));
         }
         let rel = self.relative_path(meta)?;
         // Before the tree records the entry: a hard link to itself names nothing.
@@ -334,11 +320,7 @@ impl Visitor for Extractor<'_> {
         };
         if let Kind::Symlink(target) = &meta.kind {
             if target.is_empty() || target.contains(&0) {
-                return Err(Self::refuse(
-                    meta,
-                    "bad-name",
-                    "empty or NUL symlink target",
-                ));
+                return Err(refuse(meta, "bad-name", "empty or NUL symlink target"));
             }
         }
         let node = match &meta.kind {
@@ -377,11 +359,8 @@ impl Visitor for Extractor<'_> {
                 self.inspector.begin(meta);
             }
             Kind::Special(what) => {
-                return Err(Self::refuse(
-                    meta,
-                    "special-file",
-                    format!("a {what} is never extracted"),
-                ));
+                let why = format!("a {what} is never extracted");
+                return Err(refuse(meta, "special-file", why));
             }
         }
         Ok(())

@@ -5,6 +5,7 @@ use anyhow::{bail, Context as _};
 
 use crate::cmd::outcome::Outcome;
 use crate::config::Config;
+use crate::text::plural;
 use crate::verify::keyring::{self, Keyring};
 
 pub fn run_check_config(config: Option<&Config>) -> anyhow::Result<Outcome> {
@@ -60,11 +61,11 @@ pub fn run_check_config(config: Option<&Config>) -> anyhow::Result<Outcome> {
             "ok: {}: {} vendor{}, {} feed{}, {} pinned certificate{}",
             config.path.display(),
             config.vendors.len(),
-            if config.vendors.len() == 1 { "" } else { "s" },
+            plural(config.vendors.len() as u64),
             feeds,
-            if feeds == 1 { "" } else { "s" },
+            plural(feeds as u64),
             cert_count,
-            if cert_count == 1 { "" } else { "s" }
+            plural(cert_count as u64)
         );
         Ok(Outcome::Clean)
     } else {
@@ -73,7 +74,7 @@ pub fn run_check_config(config: Option<&Config>) -> anyhow::Result<Outcome> {
             "{}\n{}: {n} problem{}",
             problems.join("\n"),
             config.path.display(),
-            if n == 1 { "" } else { "s" }
+            plural(n as u64)
         )
     }
 }

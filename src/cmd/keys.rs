@@ -15,6 +15,7 @@ use crate::cmd::outcome::Outcome;
 use crate::cmd::setup::{choose_vendor, write_atomic};
 use crate::config::Config;
 use crate::text::escape_os;
+use crate::text::plural;
 use crate::verify::keyring::{self, Keyring};
 use crate::verify::{checksums, keys};
 
@@ -214,7 +215,7 @@ fn keys_list(
                 "vendor {} ({} certificate{}, {})",
                 v.name,
                 kr.certs().len(),
-                if kr.certs().len() == 1 { "" } else { "s" },
+                plural(kr.certs().len() as u64),
                 v.keyring.display()
             );
         }

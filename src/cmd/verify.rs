@@ -11,6 +11,7 @@ use std::time::SystemTime;
 
 use anyhow::{bail, Context as _};
 use sequoia_openpgp::policy::StandardPolicy;
+use serde_json::{json, Value};
 
 use crate::alert::event::{Event, Kind, Severity};
 use crate::alert::{self, ChannelReport, Scope};
@@ -20,6 +21,7 @@ use crate::cmd::setup::{choose_vendor, runtime};
 use crate::config::{self, Config};
 use crate::store;
 use crate::text::escape_os;
+use crate::verify::judge::Judge;
 use crate::verify::keyring::{self, Keyring};
 use crate::verify::{self, report, Pin, Report, Verdict};
 
@@ -108,14 +110,16 @@ fn verify_command(
     let policy = StandardPolicy::new();
     let req = verify::Request {
         bundle,
-        keyring: &keyring,
-        vendor: vendor.as_ref().map(|v| v.name.as_str()),
+        judge: Judge {
+            keyring: &keyring,
+            vendor: vendor.as_ref().map(|v| v.name.as_str()),
+            policy: &policy,
+            now,
+        },
         contact: vendor.as_ref().and_then(|v| v.contact.as_deref()),
         threshold,
         pins,
         signature: args.signature.as_deref(),
-        policy: &policy,
-        now,
         copy,
     };
     Ok(verify::verify_bundle(&req)?)
@@ -160,11 +164,7 @@ pub fn run_unpack(
         Verdict::Verified => {}
         Verdict::Rejected | Verdict::UnexpectedSigner => {
             if args.json {
-                writeln!(
-                    stdout,
-                    "{}",
-                    serde_json::json!({"verify": report::render_json(&report), "unpacked": null})
-                )?;
+                writeln!(stdout, "{}", unpack_json(&report, Value::Null, None))?;
             }
             writeln!(std::io::stderr(), "vendorguard: nothing was extracted")?;
             return Ok(Outcome::from(report.verdict));
@@ -187,7 +187,7 @@ pub fn run_unpack(
         keep_setuid: args.keep_setuid,
     };
     let mut inspector = Inspector::new();
-    let mut extractor = Extractor::new(staging.path(), limits, report.size, &mut inspector);
+    let mut extractor = Extractor::new(staging.path(), limits, report.subject.size, &mut inspector);
     let walked = archive::walk(&mut copy, &mut extractor);
     let result = walked.and_then(|format| {
         extractor
@@ -202,15 +202,9 @@ pub fn run_unpack(
             drop(staging);
             let bundle = escape_os(args.bundle.as_os_str());
             if args.json {
-                writeln!(
-                    stdout,
-                    "{}",
-                    serde_json::json!({
-                        "verify": report::render_json(&report),
-                        "unpacked": null,
-                        "refused": {"code": e.code(), "message": e.to_string()},
-                    })
-                )?;
+                let refused = json!({"code": e.code(), "message": e.to_string()});
+                let out = unpack_json(&report, Value::Null, Some(("refused", refused)));
+                writeln!(stdout, "{out}")?;
             }
             return match e {
                 WalkError::Io(io) => Err(anyhow::Error::new(io)
@@ -232,15 +226,11 @@ pub fn run_unpack(
     let entries = inspector.entries;
     let findings = inspector.finish();
     if args.json {
-        writeln!(
-            stdout,
-            "{}",
-            serde_json::json!({
-                "verify": report::render_json(&report),
-                "unpacked": {"into": shown_into, "format": format.name(), "bytes": bytes},
-                "inspect": inspect::render_json(&escape_os(args.bundle.as_os_str()), format.name(), entries, &findings),
-            })
-        )?;
+        let unpacked = json!({"into": shown_into, "format": format.name(), "bytes": bytes});
+        let bundle = escape_os(args.bundle.as_os_str());
+        let inspected = inspect::render_json(&bundle, format.name(), entries, &findings);
+        let out = unpack_json(&report, unpacked, Some(("inspect", inspected)));
+        writeln!(stdout, "{out}")?;
     } else {
         writeln!(
             stdout,
@@ -256,6 +246,16 @@ pub fn run_unpack(
         )?;
     }
     Ok(Outcome::Clean)
+}
+
+/// `unpack --json`'s one object: the verify report, what was unpacked (null when
+/// nothing was), and one more member (`refused` or `inspect`).
+fn unpack_json(report: &Report, unpacked: Value, more: Option<(&str, Value)>) -> Value {
+    let mut out = json!({"verify": report::render_json(report), "unpacked": unpacked});
+    if let Some((key, value)) = more {
+        out[key] = value;
+    }
+    out
 }
 
 pub fn run_inspect(args: &InspectArgs) -> anyhow::Result<Outcome> {
@@ -297,8 +297,12 @@ fn raise_verify_events(config: Option<&Config>, report: &Report, no_alert: bool)
         return;
     }
     let now = SystemTime::now();
-    let vendor = report.vendor.clone().unwrap_or_else(|| "unknown".into());
-    let bundle = crate::text::escape_os(report.bundle.as_os_str());
+    let vendor = report
+        .subject
+        .vendor
+        .clone()
+        .unwrap_or_else(|| "unknown".into());
+    let bundle = crate::text::escape_os(report.subject.bundle.as_os_str());
     let mut events = Vec::new();
     match report.verdict {
         Verdict::UnexpectedSigner => {
@@ -312,7 +316,7 @@ fn raise_verify_events(config: Option<&Config>, report: &Report, no_alert: bool)
                     Event::new(
                         Kind::UnexpectedSigner,
                         &vendor,
-                        &format!("bundle {} {} {fpr}", bundle, report.sha256),
+                        &format!("bundle {} {} {fpr}", bundle, report.subject.sha256),
                         Severity::High,
                         format!(
                             "{bundle} is signed by key {} that is not pinned for {vendor}",
@@ -323,7 +327,7 @@ fn raise_verify_events(config: Option<&Config>, report: &Report, no_alert: bool)
                     )
                     .with("fingerprint", fpr)
                     .with("bundle", bundle.clone())
-                    .with("sha256", report.sha256.clone()),
+                    .with("sha256", report.subject.sha256.clone()),
                 );
             }
         }
@@ -334,7 +338,7 @@ fn raise_verify_events(config: Option<&Config>, report: &Report, no_alert: bool)
                 &format!(
                     "bundle {} {} {}",
                     bundle,
-                    report.sha256,
+                    report.subject.sha256,
                     report.codes.join(",")
                 ),
                 Severity::High,
@@ -343,7 +347,7 @@ fn raise_verify_events(config: Option<&Config>, report: &Report, no_alert: bool)
                 now,
             )
             .with("bundle", bundle.clone())
-            .with("sha256", report.sha256.clone())
+            .with("sha256", report.subject.sha256.clone())
             .with("code", report.codes.join(",")),
         ),
         Verdict::Verified => {}
@@ -351,26 +355,7 @@ fn raise_verify_events(config: Option<&Config>, report: &Report, no_alert: bool)
     for s in &report.signatures {
         if let (Some(exp), Some(cert)) = (s.key_expires_soon, &s.certificate) {
             let fpr = cert.to_hex();
-            events.push(
-                Event::new(
-                    Kind::KeyExpiring,
-                    &vendor,
-                    &format!(
-                        "{fpr} expires {} within {}d",
-                        crate::text::time(exp),
-                        crate::policy::EXPIRY_WARNING_DAYS
-                    ),
-                    Severity::Medium,
-                    format!(
-                        "{vendor}'s signing key {} expires at {}",
-                        crate::text::group4(&fpr),
-                        crate::text::time(exp)
-                    ),
-                    "",
-                    now,
-                )
-                .with("fingerprint", fpr),
-            );
+            events.push(Event::signer_expiring(&vendor, fpr, exp, "", now));
         }
     }
     if events.is_empty() {

@@ -6,8 +6,6 @@
 //! sources do not poll in lockstep), retries pending deliveries every pass, and on
 //! SIGTERM or SIGINT stops starting new polls, lets the open pass commit, and exits.
 
-use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::{bail, Context as _};
@@ -20,33 +18,11 @@ use crate::cmd::outcome::Outcome;
 use crate::cmd::setup::runtime;
 use crate::config::Config;
 use crate::store::{self, Store};
-use crate::verify::keyring::Keyring;
-use crate::watch::fetch::Fetcher;
-use crate::watch::pass::{self as watch, SourceOutcome};
+use crate::text::plural;
+use crate::watch::pass::{self as watch, SourceOutcome, Watcher};
 use crate::watch::schedule::Schedule;
 use crate::watch::source::{sources, Source};
 use tokio::time::Instant;
-
-fn keyrings(config: &Config) -> HashMap<String, Arc<Keyring>> {
-    let mut out = HashMap::new();
-    for v in &config.vendors {
-        match Keyring::load(std::slice::from_ref(&v.keyring)) {
-            Ok(k) => {
-                out.insert(v.name.clone(), Arc::new(k));
-            }
-            Err(e)
-                if v.key_url.is_some()
-                    || v.feeds
-                        .iter()
-                        .any(|f| f.format == crate::config::FeedFormat::Csaf) =>
-            {
-                tracing::warn!("vendor {}: {e}", v.name);
-            }
-            Err(_) => {}
-        }
-    }
-    out
-}
 
 /// `watch --once` and `watch`.
 pub fn run_watch(
@@ -69,17 +45,15 @@ pub fn run_watch(
     };
     let mut state = store::sqlite::open(state_path)?;
     let state = &mut *state;
-    let keyrings = keyrings(config);
-    let fetcher = Arc::new(Fetcher::new(&config.watch)?);
+    let watcher = Watcher::new(config)?;
     let rt = runtime()?;
     if once {
         rt.block_on(async {
-            let (outcomes, reports) =
-                pass(config, state, fetcher, &keyrings, None, json, quiet).await?;
+            let (outcomes, reports) = pass(&watcher, state, None, json, quiet).await?;
             finish_pass(state, &outcomes, &reports, json)
         })
     } else {
-        rt.block_on(daemon(config, state, fetcher, &keyrings, json, quiet))
+        rt.block_on(daemon(&watcher, state, json, quiet))
     }
 }
 
@@ -87,19 +61,17 @@ pub fn run_watch(
 /// (oldest first), poll, print a summary line per source (`-q`: failures only), and
 /// deliver what the pass raised.
 async fn pass(
-    config: &Config,
+    watcher: &Watcher<'_>,
     state: &mut dyn Store,
-    fetcher: Arc<Fetcher>,
-    keyrings: &HashMap<String, Arc<Keyring>>,
     only: Option<&[Source]>,
     json: bool,
     quiet: bool,
 ) -> anyhow::Result<(Vec<SourceOutcome>, Vec<ChannelReport>)> {
     // A pass's channels (an SMTP transport included) serve its deliveries only.
-    let channels = alert::channels(&config.alerts, json);
+    let channels = alert::channels(&watcher.config.alerts, json);
     let now = SystemTime::now();
     let mut reports = alert::deliver_pending(state, &channels, Scope::All, now).await?;
-    let outcomes = watch::run_pass(config, state, fetcher, keyrings, only, now).await?;
+    let outcomes = watcher.run_pass(state, only, now).await?;
     // -q keeps only the failures and the sources with open problems.
     for o in outcomes.iter().filter(|o| !quiet || !o.is_clean()) {
         eprintln!("{}", watch::summary_line(o));
@@ -148,7 +120,7 @@ fn finish_pass(
             eprintln!(
                 "pending: {} event{} on {}{}",
                 p,
-                if p == 1 { "" } else { "s" },
+                plural(p),
                 r.channel,
                 r.last_error
                     .as_ref()
@@ -215,13 +187,12 @@ fn unreadable_json(list: &[UnreadableEvent]) -> serde_json::Value {
 }
 
 async fn daemon(
-    config: &Config,
+    watcher: &Watcher<'_>,
     state: &mut dyn Store,
-    fetcher: Arc<Fetcher>,
-    keyrings: &HashMap<String, Arc<Keyring>>,
     json: bool,
     quiet: bool,
 ) -> anyhow::Result<Outcome> {
+    let config = watcher.config;
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -240,7 +211,7 @@ async fn daemon(
         let ready = schedule.ready(Instant::now());
         if !ready.is_empty() {
             let only = Some(ready.as_slice());
-            pass(config, state, fetcher.clone(), keyrings, only, json, quiet).await?;
+            pass(watcher, state, only, json, quiet).await?;
             let unreadable = state.unreadable_pending(&names)?;
             if unreadable != unreadable_seen {
                 for u in &unreadable {
@@ -295,11 +266,11 @@ pub fn run_status(config: Option<&Config>, json: bool) -> anyhow::Result<Outcome
                     "kind": s.kind,
                     "url": s.url,
                     "insecure_http": s.url.starts_with("http://"),
-                    "last_success": t(s.last_success),
-                    "last_attempt": t(s.last_attempt),
-                    "last_error": s.last_error,
-                    "last_error_code": s.last_error_code,
-                    "failures_in_a_row": s.failures,
+                    "last_success": t(s.health.last_success),
+                    "last_attempt": t(s.health.last_attempt),
+                    "last_error": s.health.last_error,
+                    "last_error_code": s.health.last_error_code,
+                    "failures_in_a_row": s.health.failures,
                     "entries_seen": s.entries,
                     "open_problems": open_of(&s.id).0,
                     "open_problem_codes": open_of(&s.id).1.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
@@ -311,24 +282,18 @@ pub fn run_status(config: Option<&Config>, json: bool) -> anyhow::Result<Outcome
         );
     } else {
         for s in &sources {
+            let url = crate::text::escape(&s.url);
+            let plain = match s.url.starts_with("http://") {
+                true => "  (plain http: can be tampered with in transit)",
+                false => "",
+            };
+            println!("{} {} {url}{plain}", s.vendor, s.kind);
+            let success = t(s.health.last_success).unwrap_or_else(|| "never".into());
+            let (failures, entries) = (s.health.failures, s.entries);
             println!(
-                "{} {} {}{}",
-                s.vendor,
-                s.kind,
-                crate::text::escape(&s.url),
-                if s.url.starts_with("http://") {
-                    "  (plain http: can be tampered with in transit)"
-                } else {
-                    ""
-                }
+                "  last success {success}  failures in a row {failures}  entries seen {entries}"
             );
-            println!(
-                "  last success {}  failures in a row {}  entries seen {}",
-                t(s.last_success).unwrap_or_else(|| "never".into()),
-                s.failures,
-                s.entries
-            );
-            if let Some(e) = &s.last_error {
+            if let Some(e) = &s.health.last_error {
                 println!("  last error {}", crate::text::escape(e));
             }
             let (n, codes) = open_of(&s.id);
@@ -344,19 +309,14 @@ pub fn run_status(config: Option<&Config>, json: bool) -> anyhow::Result<Outcome
             }
         }
         for (c, n) in &pending {
-            println!(
-                "pending: {n} event{} on {c}",
-                if *n == 1 { "" } else { "s" }
-            );
+            println!("pending: {n} event{} on {c}", plural(*n));
         }
         for p in &problems {
+            let (error, n) = (crate::text::escape(&p.error), p.events);
+            let events = format!("{n} event{}", plural(n));
             println!(
-                "delivery error: {}: {}: {} ({} event{})",
-                p.channel,
-                p.kind,
-                crate::text::escape(&p.error),
-                p.events,
-                if p.events == 1 { "" } else { "s" }
+                "delivery error: {}: {}: {error} ({events})",
+                p.channel, p.kind
             );
             if let Some(out) = p.output.as_deref().filter(|o| !o.trim().is_empty()) {
                 for line in out.lines().take(20) {
@@ -373,7 +333,7 @@ pub fn run_status(config: Option<&Config>, json: bool) -> anyhow::Result<Outcome
                 "unreadable: {} event{} cannot be parsed and will never be delivered \
                  (fix or delete their rows in the state's events table): {}",
                 unreadable.len(),
-                if unreadable.len() == 1 { "" } else { "s" },
+                plural(unreadable.len() as u64),
                 ids.join(", ")
             );
             for u in &unreadable {

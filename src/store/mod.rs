@@ -37,18 +37,30 @@ pub struct SourceRow {
     pub vendor: String,
     pub kind: String,
     pub url: String,
+    /// Entries seen so far.
+    pub entries: u64,
+    /// Whether a first poll succeeded (its entries are the baseline, not news).
+    pub initialized: bool,
+    /// HTTP validators of the last answer, for a conditional request.
     pub etag: Option<String>,
     pub last_modified: Option<String>,
-    pub initialized: bool,
-    pub last_success: Option<SystemTime>,
-    pub last_attempt: Option<SystemTime>,
-    pub last_error: Option<String>,
-    pub last_error_code: Option<String>,
+    pub health: SourceHealth,
+}
+
+/// How a source's polls have gone: what `status` shows and the failing alert decides on.
+#[derive(Debug, Clone, Default)]
+pub struct SourceHealth {
+    /// Failed polls in a row.
     pub failures: u32,
-    pub failing_since: Option<SystemTime>,
+    /// Whether a `source-failing` event was raised for the current run of failures.
     pub failing_alerted: bool,
+    pub failing_since: Option<SystemTime>,
     pub first_seen: Option<SystemTime>,
-    pub entries: u64,
+    pub last_attempt: Option<SystemTime>,
+    pub last_success: Option<SystemTime>,
+    pub last_error: Option<String>,
+    /// The stable code of the last failure.
+    pub last_error_code: Option<String>,
 }
 
 /// What we knew of an entry.
@@ -62,8 +74,9 @@ pub struct EntryRow {
 #[derive(Debug, Clone)]
 pub struct EntryWrite {
     pub key: String,
-    pub content_hash: String,
+    /// The entry's date or version: a change is an update.
     pub updated: Option<String>,
+    pub content_hash: String,
     pub title: String,
     pub url: String,
 }

@@ -18,8 +18,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use crate::alert::event::Event;
-use crate::alert::{DeliveryFailure, DeliveryProblem, Outbox, PendingEvent, UnreadableEvent};
-use crate::store::{EntryRow, FailureCommit, PollCommit, ProblemRow, SourceRow, Store, StoreError};
+use crate::alert::{Attempt, DeliveryProblem, Outbox, PendingEvent, UnreadableEvent};
+use crate::store::{
+    EntryRow, FailureCommit, PollCommit, ProblemRow, SourceHealth, SourceRow, Store, StoreError,
+};
 
 /// Each entry brings the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -388,7 +390,7 @@ impl Store for SqliteStore {
             [id],
             row_to_source,
         )?;
-        let event = if row.failing_alerted {
+        let event = if row.health.failing_alerted {
             None
         } else {
             decide(&row)
@@ -491,35 +493,22 @@ impl Outbox for SqliteStore {
         Ok(())
     }
 
-    fn mark_delivered(
-        &mut self,
-        event_id: &str,
-        channel: &str,
-        now: SystemTime,
-        output: Option<&str>,
-    ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT INTO deliveries (event_id, channel, delivered_at, attempts, output) VALUES (?1, ?2, ?3, 1, ?4)
-             ON CONFLICT(event_id, channel) DO UPDATE SET delivered_at = ?3, attempts = attempts + 1,
-                output = COALESCE(?4, output), last_error = NULL, last_error_kind = NULL, next_attempt_at = NULL",
-            params![event_id, channel, secs(now), output],
-        )?;
-        Ok(())
-    }
-
-    fn mark_failed(
-        &mut self,
-        event_id: &str,
-        channel: &str,
-        f: &DeliveryFailure,
-    ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT INTO deliveries (event_id, channel, attempts, last_error, last_error_kind, next_attempt_at, output)
-             VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6)
-             ON CONFLICT(event_id, channel) DO UPDATE SET attempts = attempts + 1, last_error = ?3,
-                last_error_kind = ?4, next_attempt_at = ?5, output = COALESCE(?6, output)",
-            params![event_id, channel, f.error, f.kind, secs(f.retry_at), f.output],
-        )?;
+    fn record(&mut self, event: &str, channel: &str, a: Attempt<'_>) -> Result<(), StoreError> {
+        match a {
+            Attempt::Delivered { at, output } => self.conn.execute(
+                "INSERT INTO deliveries (event_id, channel, delivered_at, attempts, output) VALUES (?1, ?2, ?3, 1, ?4)
+                 ON CONFLICT(event_id, channel) DO UPDATE SET delivered_at = ?3, attempts = attempts + 1,
+                    output = COALESCE(?4, output), last_error = NULL, last_error_kind = NULL, next_attempt_at = NULL",
+                params![event, channel, secs(at), output],
+            )?,
+            Attempt::Failed(f) => self.conn.execute(
+                "INSERT INTO deliveries (event_id, channel, attempts, last_error, last_error_kind, next_attempt_at, output)
+                 VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(event_id, channel) DO UPDATE SET attempts = attempts + 1, last_error = ?3,
+                    last_error_kind = ?4, next_attempt_at = ?5, output = COALESCE(?6, output)",
+                params![event, channel, f.error, f.kind, secs(f.retry_at), f.output],
+            )?,
+        };
         Ok(())
     }
 
@@ -791,14 +780,16 @@ fn row_to_source(r: &rusqlite::Row<'_>) -> rusqlite::Result<SourceRow> {
         etag: r.get(4)?,
         last_modified: r.get(5)?,
         initialized: r.get::<_, i64>(6)? != 0,
-        last_success: t(r.get(7)?),
-        last_attempt: t(r.get(8)?),
-        last_error: r.get(9)?,
-        last_error_code: r.get(10)?,
-        failures: r.get(11)?,
-        failing_since: t(r.get(12)?),
-        failing_alerted: r.get::<_, i64>(13)? != 0,
-        first_seen: t(r.get(14)?),
+        health: SourceHealth {
+            last_success: t(r.get(7)?),
+            last_attempt: t(r.get(8)?),
+            last_error: r.get(9)?,
+            last_error_code: r.get(10)?,
+            failures: r.get(11)?,
+            failing_since: t(r.get(12)?),
+            failing_alerted: r.get::<_, i64>(13)? != 0,
+            first_seen: t(r.get(14)?),
+        },
         entries: r.get::<_, i64>(15)? as u64,
     })
 }
@@ -807,6 +798,7 @@ fn row_to_source(r: &rusqlite::Row<'_>) -> rusqlite::Result<SourceRow> {
 mod tests {
     use super::*;
     use crate::alert::event::{Kind, Severity};
+    use crate::alert::outbox::DeliveryFailure;
     use crate::store::{EntryWrite, SourceRef};
 
     fn ev(n: u32) -> Event {
@@ -857,8 +849,11 @@ mod tests {
             p.iter().map(|e| e.event.title.as_str()).collect::<Vec<_>>(),
             ["t1", "t2"]
         );
-        s.mark_delivered(&p[0].event.id, "email", from_secs(1), None)
-            .unwrap();
+        let delivered = Attempt::Delivered {
+            at: from_secs(1),
+            output: None,
+        };
+        s.record(&p[0].event.id, "email", delivered).unwrap();
         assert_eq!(s.pending("email").unwrap().len(), 1);
         assert_eq!(s.pending("escalation").unwrap().len(), 2);
         let row = s.source("src").unwrap().unwrap();
@@ -914,36 +909,40 @@ mod tests {
             "{:?}",
             bad[1]
         );
-        s.mark_delivered(&ev(2).id, "email", from_secs(1), None)
-            .unwrap();
+        let delivered = Attempt::Delivered {
+            at: from_secs(1),
+            output: None,
+        };
+        s.record(&ev(2).id, "email", delivered).unwrap();
         assert_eq!(s.unreadable_pending(&["email"]).unwrap().len(), 1);
         assert_eq!(s.unreadable_pending(&["escalation"]).unwrap().len(), 2);
+    }
+
+    /// A state file as vendorguard's first schema left it.
+    fn version_1(p: &Path) -> Connection {
+        let conn = Connection::open(p).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn
     }
 
     #[test]
     fn a_version_1_state_is_brought_forward_and_digest_ids_stick() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("state.sqlite");
-        {
-            let c = Connection::open(&p).unwrap();
-            c.execute_batch(MIGRATIONS[0]).unwrap();
-            c.pragma_update(None, "user_version", 1).unwrap();
-        }
+        drop(version_1(&p));
         let mut s = SqliteStore::open(&p).unwrap();
         s.add_events(&[ev(1), ev(2), ev(3)]).unwrap();
         s.fix_message_id(&[&ev(1).id, &ev(2).id], "email", "<digest-x@vendorguard>")
             .unwrap();
-        s.mark_failed(
-            &ev(1).id,
-            "email",
-            &DeliveryFailure {
-                error: "down".into(),
-                kind: "connection".into(),
-                output: None,
-                retry_at: from_secs(1),
-            },
-        )
-        .unwrap();
+        let failure = DeliveryFailure {
+            error: "down".into(),
+            kind: "connection".into(),
+            output: None,
+            retry_at: from_secs(1),
+        };
+        s.record(&ev(1).id, "email", Attempt::Failed(&failure))
+            .unwrap();
         drop(s);
         let s = SqliteStore::open(&p).unwrap();
         let p = s.pending("email").unwrap();
@@ -1044,9 +1043,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("state.sqlite");
         {
-            let conn = Connection::open(&p).unwrap();
-            conn.execute_batch(MIGRATIONS[0]).unwrap();
-            conn.pragma_update(None, "user_version", 1).unwrap();
+            let conn = version_1(&p);
             conn.execute(
                 "INSERT INTO entries (source, key, content_hash, first_seen, last_seen) VALUES ('src', 'k', 'h', 1, 1)",
                 [],

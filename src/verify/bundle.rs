@@ -15,11 +15,9 @@ use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use openpgp::crypto::hash::Context;
 use openpgp::packet::Signature;
-use openpgp::policy::Policy;
 use openpgp::types::SignatureType;
 use sequoia_openpgp as openpgp;
 
@@ -28,22 +26,20 @@ use crate::verify::checksums;
 use crate::verify::digest::{self, Mode};
 use crate::verify::discover::{self, Source};
 use crate::verify::judge::{judge_signature, Judge};
-use crate::verify::keyring::Keyring;
 use crate::verify::sigfile::{self, Malformed};
 use crate::verify::verdict::{decide, Findings, Pin, Report, Subject};
 
 /// What to verify, and against what.
 pub struct Request<'a> {
     pub bundle: &'a Path,
-    pub keyring: &'a Keyring,
-    pub vendor: Option<&'a str>,
+    /// The pinned keyring, the vendor, the policy and `now` every signature is judged
+    /// against.
+    pub judge: Judge<'a>,
     /// The vendor's contact, shown in the report.
     pub contact: Option<&'a str>,
     pub threshold: usize,
     pub pins: Vec<Pin>,
     pub signature: Option<&'a Path>,
-    pub policy: &'a dyn Policy,
-    pub now: SystemTime,
     /// When set, every byte read from the bundle is also written here, in the same
     /// pass: `unpack` extracts from this private copy, so the bytes written are exactly
     /// the bytes verified.
@@ -88,12 +84,7 @@ pub fn verify_bundle(req: &Request<'_>) -> Result<Report, VerifyError> {
     file.seek(SeekFrom::Start(0)).map_err(bundle_err)?;
 
     let source = discover::find(req.bundle, req.signature, &head);
-    let judge = Judge {
-        keyring: req.keyring,
-        vendor: req.vendor,
-        policy: req.policy,
-        now: req.now,
-    };
+    let judge = &req.judge;
     let mut acc = Findings::default();
     let mut reader = Tee {
         inner: &file,
@@ -107,7 +98,7 @@ pub fn verify_bundle(req: &Request<'_>) -> Result<Report, VerifyError> {
             let digests = hash_with_signatures(&mut reader, sigs.as_deref().unwrap_or(&[]))
                 .map_err(|e| reader.error(req.bundle, e))?;
             match sigs {
-                Ok(sigs) => judge_detached(&judge, &sigs, &digests, &mut acc),
+                Ok(sigs) => judge_detached(judge, &sigs, &digests, &mut acc),
                 Err(Malformed(m)) => acc.malformed(signature, &m),
             }
             (digests.size, digests.sha256(), Some(signature.clone()))
@@ -118,7 +109,7 @@ pub fn verify_bundle(req: &Request<'_>) -> Result<Report, VerifyError> {
         } => {
             let digests = digest::hash_once(&mut reader, &digest::plan([]))
                 .map_err(|e| reader.error(req.bundle, e))?;
-            check_manifest(&judge, req.bundle, manifest, signature.as_deref(), &mut acc)?;
+            check_manifest(judge, req.bundle, manifest, signature.as_deref(), &mut acc)?;
             (digests.size, digests.sha256(), Some(manifest.clone()))
         }
         Source::Inline => {
@@ -127,7 +118,7 @@ pub fn verify_bundle(req: &Request<'_>) -> Result<Report, VerifyError> {
                 .map_err(|e| tee.inner.error(req.bundle, e))?;
             match parsed {
                 Ok(msg) => {
-                    judge_message(&judge, &msg.signatures, &mut acc);
+                    judge_message(judge, &msg.signatures, &mut acc);
                     if let Some(u) = &msg.unsigned {
                         acc.unsigned_content(req.bundle, u);
                     }
@@ -168,14 +159,13 @@ pub fn verify_bundle(req: &Request<'_>) -> Result<Report, VerifyError> {
         bundle: req.bundle.to_path_buf(),
         size,
         sha256: crate::text::hex(&sha256),
-        vendor: req.vendor.map(str::to_string),
+        vendor: judge.vendor.map(str::to_string),
         contact: req.contact.map(str::to_string),
         threshold: req.threshold,
         source_kind: source.kind(),
         source_path,
-        pins: req.pins.clone(),
     };
-    Ok(decide(subject, acc))
+    Ok(decide(subject, &req.pins, acc))
 }
 
 fn read_signature_file(path: &Path) -> Result<Vec<u8>, VerifyError> {
@@ -434,7 +424,6 @@ pub fn verify_detached_bytes(
         threshold,
         source_kind: "detached",
         source_path: None,
-        pins: Vec::new(),
     };
-    decide(subject, acc)
+    decide(subject, &[], acc)
 }

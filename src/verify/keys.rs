@@ -67,10 +67,11 @@ pub struct KeyInfo {
 #[derive(Debug, Clone)]
 pub struct CertInfo {
     pub fingerprint: String,
+    pub health: Health,
+    /// The health in words, with the date that matters.
+    pub health_detail: String,
     pub user_ids: Vec<String>,
     pub keys: Vec<KeyInfo>,
-    pub health: Health,
-    pub health_detail: String,
 }
 
 /// Describes `cert` as of `now`.

@@ -10,14 +10,15 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
-use crate::text::{escape, escape_os, group4, time};
+use crate::text::{escape, escape_os, group4, plural, time};
 use crate::verify::verdict::{Report, SignatureCheck, Status, Verdict};
 
 /// The human report.
 pub fn render_text(r: &Report) -> String {
     let mut out = String::new();
-    let bundle = escape_os(r.bundle.as_os_str());
+    let bundle = escape_os(r.subject.bundle.as_os_str());
     let vendor = r
+        .subject
         .vendor
         .as_deref()
         .map(|v| format!("vendor {v}"))
@@ -28,15 +29,15 @@ pub fn render_text(r: &Report) -> String {
             let _ = writeln!(
                 out,
                 "verified: {bundle}: {good} pinned certificate{} signed, {} required ({vendor})",
-                plural(good),
-                r.threshold,
+                plural(good as u64),
+                r.subject.threshold,
             );
         }
         Verdict::Rejected => {
             let _ = writeln!(out, "rejected: {bundle}: {} ({vendor})", r.codes.join(", "));
         }
         Verdict::UnexpectedSigner => {
-            let whose = match &r.vendor {
+            let whose = match &r.subject.vendor {
                 Some(v) => format!("not pinned for vendor {v}"),
                 None => "not in the given keyring".into(),
             };
@@ -46,13 +47,17 @@ pub fn render_text(r: &Report) -> String {
             );
         }
     }
-    let _ = writeln!(out, "  bundle  size {}  sha256 {}", r.size, r.sha256);
-    match &r.source_path {
+    let _ = writeln!(
+        out,
+        "  bundle  size {}  sha256 {}",
+        r.subject.size, r.subject.sha256
+    );
+    match &r.subject.source_path {
         Some(p) => {
             let _ = writeln!(
                 out,
                 "  source  {} {}",
-                r.source_kind,
+                r.subject.source_kind,
                 escape_os(p.as_os_str())
             );
         }
@@ -60,7 +65,7 @@ pub fn render_text(r: &Report) -> String {
             let _ = writeln!(out, "  source  none");
         }
     }
-    if let Some(c) = &r.contact {
+    if let Some(c) = &r.subject.contact {
         let _ = writeln!(out, "  contact  {}", escape(c));
     }
     for s in &r.signatures {
@@ -92,14 +97,6 @@ pub fn render_text(r: &Report) -> String {
     out
 }
 
-fn plural(n: usize) -> &'static str {
-    if n == 1 {
-        ""
-    } else {
-        "s"
-    }
-}
-
 fn signature_line(s: &SignatureCheck) -> String {
     let issuer = match (&s.issuer, s.issuer_is_fingerprint) {
         (Some(i), true) => i.clone(),
@@ -122,8 +119,8 @@ fn signature_line(s: &SignatureCheck) -> String {
 /// What the operator should do now.
 fn next_steps(r: &Report) -> String {
     let mut out = String::new();
-    let bundle = escape_os(r.bundle.as_os_str());
-    let vendor = r.vendor.as_deref().unwrap_or("VENDOR");
+    let bundle = escape_os(r.subject.bundle.as_os_str());
+    let vendor = r.subject.vendor.as_deref().unwrap_or("VENDOR");
     match r.verdict {
         Verdict::Verified => {
             let _ = writeln!(
@@ -140,7 +137,8 @@ fn next_steps(r: &Report) -> String {
             let _ = writeln!(
                 out,
                 "checked against the pinned certificates of {}",
-                r.vendor
+                r.subject
+                    .vendor
                     .as_deref()
                     .map(|v| format!("vendor {v:?}"))
                     .unwrap_or_else(|| "the --keyring given (no vendor)".into())
@@ -156,7 +154,7 @@ fn next_steps(r: &Report) -> String {
                     let _ = writeln!(out, "  read aloud: {}", group4(i));
                 }
             }
-            let contact = match &r.contact {
+            let contact = match &r.subject.contact {
                 Some(c) => format!("the vendor contact ({})", escape(c)),
                 None => "the vendor contact in feeds.toml".into(),
             };
@@ -186,7 +184,7 @@ fn next_steps(r: &Report) -> String {
             } else {
                 "do not install: the signature could not be accepted. Get a fresh signature file from the vendor and verify again."
             };
-            match &r.contact {
+            match &r.subject.contact {
                 Some(c) => {
                     let _ = writeln!(out, "next: {advice} The vendor contact: {}.", escape(c));
                 }
@@ -205,16 +203,16 @@ pub fn render_json(r: &Report) -> Value {
         "verdict": r.verdict.code(),
         "codes": r.codes,
         "bundle": {
-            "path": escape_os(r.bundle.as_os_str()),
-            "size": r.size,
-            "sha256": r.sha256,
+            "path": escape_os(r.subject.bundle.as_os_str()),
+            "size": r.subject.size,
+            "sha256": r.subject.sha256,
         },
-        "vendor": r.vendor,
-        "contact": r.contact,
-        "threshold": r.threshold,
+        "vendor": r.subject.vendor,
+        "contact": r.subject.contact,
+        "threshold": r.subject.threshold,
         "source": {
-            "kind": r.source_kind,
-            "path": r.source_path.as_ref().map(|p| escape_os(p.as_os_str())),
+            "kind": r.subject.source_kind,
+            "path": r.subject.source_path.as_ref().map(|p| escape_os(p.as_os_str())),
         },
         "signatures": r.signatures.iter().map(|s| json!({
             "status": s.status.code(),

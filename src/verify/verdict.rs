@@ -129,32 +129,6 @@ pub struct Warning {
     pub message: String,
 }
 
-/// Everything the verifier found.
-#[derive(Debug, Clone)]
-pub struct Report {
-    pub verdict: Verdict,
-    /// Stable codes of every reason for the verdict (empty when verified).
-    pub codes: Vec<&'static str>,
-    pub bundle: PathBuf,
-    pub size: u64,
-    pub sha256: String,
-    pub vendor: Option<String>,
-    /// The vendor's `contact` from feeds.toml: whom to call about a bad bundle.
-    pub contact: Option<String>,
-    pub threshold: usize,
-    /// `detached`, `manifest`, `inline` or `none`.
-    pub source_kind: &'static str,
-    /// The signature (or manifest) file used.
-    pub source_path: Option<PathBuf>,
-    pub signatures: Vec<SignatureCheck>,
-    pub pins: Vec<PinCheck>,
-    /// Distinct pinned certificates with a good signature.
-    pub good_certificates: Vec<Fingerprint>,
-    pub warnings: Vec<Warning>,
-    /// Problems with the signature source itself (malformed file, manifest errors).
-    pub problems: Vec<String>,
-}
-
 /// What was verified: the bundle as read, and what it was checked against.
 #[derive(Debug, Clone)]
 pub struct Subject {
@@ -162,15 +136,32 @@ pub struct Subject {
     pub size: u64,
     /// Lowercase hex.
     pub sha256: String,
-    pub vendor: Option<String>,
-    pub contact: Option<String>,
-    pub threshold: usize,
     /// `detached`, `manifest`, `inline` or `none`.
     pub source_kind: &'static str,
+    /// The signature (or manifest) file used.
     pub source_path: Option<PathBuf>,
-    /// The pins the caller gave (`--sha256`, `pinned.sha256`); a signed manifest's
-    /// line comes in the [`Findings`].
-    pub pins: Vec<Pin>,
+    pub vendor: Option<String>,
+    /// Distinct pinned certificates that must sign.
+    pub threshold: usize,
+    /// The vendor's `contact` from feeds.toml: whom to call about a bad bundle.
+    pub contact: Option<String>,
+}
+
+/// Everything the verifier found.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub verdict: Verdict,
+    /// Stable codes of every reason for the verdict (empty when verified).
+    pub codes: Vec<&'static str>,
+    pub signatures: Vec<SignatureCheck>,
+    /// What was verified.
+    pub subject: Subject,
+    pub pins: Vec<PinCheck>,
+    /// Distinct pinned certificates with a good signature.
+    pub good_certificates: Vec<Fingerprint>,
+    pub warnings: Vec<Warning>,
+    /// Problems with the signature source itself (malformed file, manifest errors).
+    pub problems: Vec<String>,
 }
 
 /// What checking the signature source found.
@@ -208,10 +199,10 @@ impl Findings {
     }
 }
 
-/// Turns the findings into a verdict.
-pub fn decide(subject: Subject, acc: Findings) -> Report {
-    let mut pins: Vec<PinCheck> = subject
-        .pins
+/// Turns the findings into a verdict. `pins` are the caller's (`--sha256`,
+/// `pinned.sha256`); a signed manifest's line comes in the findings.
+pub fn decide(subject: Subject, pins: &[Pin], acc: Findings) -> Report {
+    let mut pins: Vec<PinCheck> = pins
         .iter()
         .chain(acc.manifest_pins.iter())
         .map(|p| PinCheck {
@@ -269,57 +260,34 @@ pub fn decide(subject: Subject, acc: Findings) -> Report {
     codes.retain(|c| seen.insert(*c));
 
     let mut warnings = Vec::new();
+    let mut warn = |code, message| warnings.push(Warning { code, message });
     for s in acc.signatures.iter().filter(|s| s.status == Status::Good) {
         let who = s
             .certificate
             .as_ref()
             .map(|f| f.to_hex())
             .unwrap_or_default();
-        if let Some(t) = s.key_expired_at {
-            warnings.push(Warning {
-                code: "key-expired-since-signing",
-                message: format!(
-                    "the signing key of {who} expired at {}, after it made this signature; the signature is accepted, but the vendor must publish a renewed key",
-                    crate::text::time(t)
-                ),
-            });
+        if let Some(at) = s.key_expired_at.map(crate::text::time) {
+            warn("key-expired-since-signing", format!("the signing key of {who} expired at {at}, after it made this signature; the signature is accepted, but the vendor must publish a renewed key"));
         }
-        if let Some(t) = s.key_expires_soon {
-            warnings.push(Warning {
-                code: "key-expiring",
-                message: format!(
-                    "the signing key of {who} expires at {}, within {EXPIRY_WARNING_DAYS} days; ask the vendor for the renewed key",
-                    crate::text::time(t)
-                ),
-            });
+        if let Some(at) = s.key_expires_soon.map(crate::text::time) {
+            warn("key-expiring", format!("the signing key of {who} expires at {at}, within {EXPIRY_WARNING_DAYS} days; ask the vendor for the renewed key"));
         }
         if s.revoked_since {
-            warnings.push(Warning {
-                code: "key-revoked-since-signing",
-                message: format!(
-                    "{who} was revoked (soft: superseded or retired) after this signature was made; the signature is accepted, later ones will not be"
-                ),
-            });
+            warn("key-revoked-since-signing", format!("{who} was revoked (soft: superseded or retired) after this signature was made; the signature is accepted, later ones will not be"));
         }
     }
     if verdict != Verdict::UnexpectedSigner && unpinned {
-        warnings.push(Warning {
-            code: "unpinned-signer",
-            message: "a key that is not pinned also signed this bundle".into(),
-        });
+        warn(
+            "unpinned-signer",
+            "a key that is not pinned also signed this bundle".into(),
+        );
     }
 
     Report {
         verdict,
         codes,
-        bundle: subject.bundle,
-        size: subject.size,
-        sha256: subject.sha256,
-        vendor: subject.vendor,
-        contact: subject.contact,
-        threshold: subject.threshold,
-        source_kind: subject.source_kind,
-        source_path: subject.source_path,
+        subject,
         signatures: acc.signatures,
         pins,
         good_certificates: good.into_iter().collect(),
@@ -381,14 +349,13 @@ mod tests {
             threshold,
             source_kind: "detached",
             source_path: None,
-            pins,
         };
         let shown: Vec<_> = signatures.iter().map(|s| s.status.code()).collect();
         let findings = Findings {
             signatures,
             ..Findings::default()
         };
-        let r = decide(subject, findings);
+        let r = decide(subject, &pins, findings);
         let warnings: Vec<&str> = r.warnings.iter().map(|w| w.code).collect();
         assert_eq!(
             (r.verdict, r.codes.as_slice(), warnings.as_slice()),

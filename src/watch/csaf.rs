@@ -10,7 +10,7 @@
 //! `unexpected-signer`. An advisory with an open problem is checked again on every poll,
 //! so a fix is noticed. The verifier's warnings on a verified advisory are notices: an
 //! unpinned co-signer is `unexpected-signer` (once per provider and key), a signing key
-//! expiring within 30 days `key-expiring`; so is a provider key that is not pinned.
+//! expiring soon `key-expiring`; so is a provider key that is not pinned.
 //! An advisory's identity is the publisher namespace plus `tracking.id`; a new
 //! `tracking.version` is an update. Real quirks handled: CISA's `"ref"` where ROLIE says
 //! `"rel"`, unsorted and duplicated `changes.csv` rows, hash files naming `2026/<file>`
@@ -597,8 +597,7 @@ async fn check_advisory(ctx: &Ctx, l: Listed) -> Result<Checked, Problem> {
             return Err(Problem {
                 advisory_url: l.url.clone(),
                 code: "unpinned-signer",
-                event: Event::new(
-                    Kind::UnexpectedSigner,
+                event: unpinned_signer(
                     vendor,
                     &format!(
                         "csaf {} {} signer {fpr} {}",
@@ -606,18 +605,11 @@ async fn check_advisory(ctx: &Ctx, l: Listed) -> Result<Checked, Problem> {
                         l.updated,
                         crate::text::unix_secs(now)
                     ),
-                    Severity::High,
-                    format!(
-                        "{vendor} CSAF advisory {} is signed by key {} that is not pinned",
-                        file_name(&l.url),
-                        group4(&fpr)
-                    ),
-                    l.url.clone(),
+                    &l.url,
+                    fpr,
+                    false,
                     now,
-                )
-                .with("fingerprint", fpr)
-                .with("advisory_url", l.url.clone())
-                .with("code", "unpinned-signer"),
+                ),
             });
         }
         Verdict::Rejected => {
@@ -630,7 +622,7 @@ async fn check_advisory(ctx: &Ctx, l: Listed) -> Result<Checked, Problem> {
                     } else {
                         "s"
                     },
-                    report.threshold
+                    report.subject.threshold
                 )
             } else {
                 format!("signature {}", report.codes.join(", "))
@@ -698,10 +690,40 @@ async fn check_advisory(ctx: &Ctx, l: Listed) -> Result<Checked, Problem> {
     })
 }
 
+/// An advisory at `url` signed by key `fpr` that is not pinned: alone, or (`also`)
+/// beside pinned signatures that verify.
+fn unpinned_signer(
+    vendor: &str,
+    identity: &str,
+    url: &str,
+    fpr: String,
+    also: bool,
+    now: SystemTime,
+) -> Event {
+    let (name, key) = (file_name(url), group4(&fpr));
+    let title = if also {
+        format!("{vendor} CSAF advisory {name} is also signed by key {key} that is not pinned (the pinned signatures verify)")
+    } else {
+        format!("{vendor} CSAF advisory {name} is signed by key {key} that is not pinned")
+    };
+    Event::new(
+        Kind::UnexpectedSigner,
+        vendor,
+        identity,
+        Severity::High,
+        title,
+        url,
+        now,
+    )
+    .with("fingerprint", fpr)
+    .with("advisory_url", url)
+    .with("code", "unpinned-signer")
+}
+
 /// The verifier's warnings on a verified advisory, as events: a co-signer that is not
 /// pinned (`unexpected-signer`, once per provider and key) and a pinned signing key
-/// expiring within 30 days (`key-expiring`, with the identity `verify` gives it, so a
-/// bundle and an advisory signed by the same key raise it once).
+/// expiring soon (`key-expiring`, with the identity `verify` gives it, so a bundle and
+/// an advisory signed by the same key raise it once).
 fn signer_notices(ctx: &Ctx, l: &Listed, report: &verify::Report) -> Vec<Event> {
     let vendor = ctx.vendor.as_str();
     let mut out = Vec::new();
@@ -711,45 +733,16 @@ fn signer_notices(ctx: &Ctx, l: &Listed, report: &verify::Report) -> Vec<Event> 
         .filter(|s| s.status == Status::UnpinnedSigner)
     {
         let fpr = s.issuer.clone().unwrap_or_default();
-        out.push(
-            Event::new(
-                Kind::UnexpectedSigner,
-                vendor,
-                &format!("csaf-co-signer {} {fpr}", ctx.provider),
-                Severity::High,
-                format!(
-                    "{vendor} CSAF advisory {} is also signed by key {} that is not pinned (the pinned signatures verify)",
-                    file_name(&l.url),
-                    group4(&fpr)
-                ),
-                l.url.clone(),
-                ctx.now,
-            )
-            .with("fingerprint", fpr)
-            .with("advisory_url", l.url.clone())
-            .with("code", "unpinned-signer"),
-        );
+        let identity = format!("csaf-co-signer {} {fpr}", ctx.provider);
+        out.push(unpinned_signer(
+            vendor, &identity, &l.url, fpr, true, ctx.now,
+        ));
     }
     for s in &report.signatures {
         if let (Some(exp), Some(cert)) = (s.key_expires_soon, &s.certificate) {
             let fpr = cert.to_hex();
-            out.push(
-                Event::new(
-                    Kind::KeyExpiring,
-                    vendor,
-                    &format!("{fpr} expires {} within 30d", crate::text::time(exp)),
-                    Severity::Medium,
-                    format!(
-                        "{vendor}'s signing key {} expires at {}",
-                        group4(&fpr),
-                        crate::text::time(exp)
-                    ),
-                    l.url.clone(),
-                    ctx.now,
-                )
-                .with("fingerprint", fpr)
-                .with("advisory_url", l.url.clone()),
-            );
+            let event = Event::signer_expiring(vendor, fpr, exp, l.url.clone(), ctx.now);
+            out.push(event.with("advisory_url", l.url.clone()));
         }
     }
     out

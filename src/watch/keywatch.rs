@@ -17,7 +17,7 @@ use openpgp::types::RevocationStatus;
 use openpgp::Cert;
 use sequoia_openpgp as openpgp;
 
-use crate::alert::event::{Event, Kind, Severity};
+use crate::alert::event::{key_expiring_identity, Event, Kind, Severity};
 use crate::policy::{self, EXPIRY_URGENT_DAYS, EXPIRY_WARNING_DAYS};
 use crate::text::{group4, time};
 use crate::verify::keyring::{parse_certs, Keyring};
@@ -226,7 +226,7 @@ fn changes_of_pinned(
                     Event::new(
                         Kind::KeyExpiring,
                         vendor,
-                        &format!("{fpr} expires {} within {days}d", time(exp)),
+                        &key_expiring_identity(&fpr, exp, days),
                         if days <= EXPIRY_URGENT_DAYS {
                             Severity::High
                         } else {

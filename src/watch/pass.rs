@@ -24,7 +24,7 @@ use tokio::task::JoinSet;
 use crate::alert::event::{Event, Kind, Severity};
 use crate::config::{Config, FeedFormat};
 use crate::store::{
-    EntryWrite, FailureCommit, PollCommit, ProblemRow, SourceRow, Store, StoreError,
+    EntryWrite, FailureCommit, PollCommit, ProblemRow, SourceHealth, SourceRow, Store, StoreError,
 };
 use crate::verify::keyring::Keyring;
 use crate::watch::feeds::{self, FeedError, Item};
@@ -55,69 +55,107 @@ enum Polled {
     Key(Vec<Event>),
 }
 
-/// Polls every source once and records the results.
-///
-/// # Errors
-///
-/// Only a state database failure; source failures are recorded and reported in the
-/// outcomes.
-pub async fn run_pass(
-    config: &Config,
-    state: &mut dyn Store,
+/// What every pass needs besides the state: the configuration, the one HTTP client
+/// (its politeness limits span all sources), and each vendor's pinned keyring.
+pub struct Watcher<'a> {
+    pub config: &'a Config,
     fetcher: Arc<Fetcher>,
-    keyrings: &HashMap<String, Arc<Keyring>>,
-    only: Option<&[Source]>,
-    now: SystemTime,
-) -> Result<Vec<SourceOutcome>, StoreError> {
-    let all = sources(config);
-    let list: Vec<Source> = only.map(<[Source]>::to_vec).unwrap_or(all);
-    let mut set = JoinSet::new();
-    let mut tasks: HashMap<tokio::task::Id, Source> = HashMap::new();
-    let mut priors: HashMap<String, Option<SourceRow>> = HashMap::new();
-    for s in &list {
-        let row = state.source(&s.id)?;
-        let validators = row
-            .as_ref()
-            .filter(|r| r.initialized)
-            .map(|r| Validators {
-                etag: r.etag.clone(),
-                last_modified: r.last_modified.clone(),
-            })
-            .unwrap_or_default();
-        let known = if s.kind == SourceKind::Feed(FeedFormat::Csaf) {
-            crate::watch::csaf::Known {
-                entries: state.entries(&s.id)?,
-                problems: state.problems(&s.id)?,
+    keyrings: HashMap<String, Arc<Keyring>>,
+}
+
+impl<'a> Watcher<'a> {
+    /// Loads each vendor's keyring (a broken one is logged when the vendor has sources
+    /// that need it, and those sources fail) and builds the HTTP client.
+    ///
+    /// # Errors
+    ///
+    /// When the HTTP client cannot be set up.
+    pub fn new(config: &'a Config) -> anyhow::Result<Watcher<'a>> {
+        let mut keyrings = HashMap::new();
+        for v in &config.vendors {
+            match Keyring::load(std::slice::from_ref(&v.keyring)) {
+                Ok(k) => {
+                    keyrings.insert(v.name.clone(), Arc::new(k));
+                }
+                Err(e)
+                    if v.key_url.is_some()
+                        || v.feeds.iter().any(|f| f.format == FeedFormat::Csaf) =>
+                {
+                    tracing::warn!("vendor {}: {e}", v.name);
+                }
+                Err(_) => {}
             }
-        } else {
-            crate::watch::csaf::Known::default()
-        };
-        priors.insert(s.id.clone(), row);
-        let threshold = config
-            .vendor(&s.vendor)
-            .map_or(crate::config::DEFAULT_SIGNATURES, |v| v.signatures);
-        let (f, src, kr) = (fetcher.clone(), s.clone(), keyrings.get(&s.vendor).cloned());
-        let task =
-            set.spawn(
-                async move { poll_source(&f, &src, validators, known, kr, threshold, now).await },
-            );
-        tasks.insert(task.id(), s.clone());
+        }
+        Ok(Watcher {
+            config,
+            fetcher: Arc::new(Fetcher::new(&config.watch)?),
+            keyrings,
+        })
     }
-    let mut outcomes = Vec::new();
-    while let Some(joined) = set.join_next_with_id().await {
-        let Some((src, result)) = task_result(joined, &mut tasks) else {
-            continue;
-        };
-        let prior = priors.remove(&src.id).flatten();
-        let outcome = match result {
-            Ok(polled) => record_success(config, state, &src, prior.as_ref(), polled, now)?,
-            Err(failure) => record_failure(config, state, &src, &failure, now)?,
-        };
-        outcomes.push(outcome);
+
+    /// Polls `only` (or every source) once and records the results.
+    ///
+    /// # Errors
+    ///
+    /// Only a state database failure; source failures are recorded and reported in
+    /// the outcomes.
+    pub async fn run_pass(
+        &self,
+        state: &mut dyn Store,
+        only: Option<&[Source]>,
+        now: SystemTime,
+    ) -> Result<Vec<SourceOutcome>, StoreError> {
+        let (config, fetcher, keyrings) = (self.config, &self.fetcher, &self.keyrings);
+        let all = sources(config);
+        let list: Vec<Source> = only.map(<[Source]>::to_vec).unwrap_or(all);
+        let mut set = JoinSet::new();
+        let mut tasks: HashMap<tokio::task::Id, Source> = HashMap::new();
+        let mut priors: HashMap<String, Option<SourceRow>> = HashMap::new();
+        for s in &list {
+            let row = state.source(&s.id)?;
+            let validators = row
+                .as_ref()
+                .filter(|r| r.initialized)
+                .map(|r| Validators {
+                    etag: r.etag.clone(),
+                    last_modified: r.last_modified.clone(),
+                })
+                .unwrap_or_default();
+            let known = if s.kind == SourceKind::Feed(FeedFormat::Csaf) {
+                crate::watch::csaf::Known {
+                    entries: state.entries(&s.id)?,
+                    problems: state.problems(&s.id)?,
+                }
+            } else {
+                crate::watch::csaf::Known::default()
+            };
+            priors.insert(s.id.clone(), row);
+            let threshold = config
+                .vendor(&s.vendor)
+                .map_or(crate::config::DEFAULT_SIGNATURES, |v| v.signatures);
+            let (f, src, kr) = (fetcher.clone(), s.clone(), keyrings.get(&s.vendor).cloned());
+            let task = set.spawn(async move {
+                poll_source(&f, &src, validators, known, kr, threshold, now).await
+            });
+            tasks.insert(task.id(), s.clone());
+        }
+        let mut outcomes = Vec::new();
+        while let Some(joined) = set.join_next_with_id().await {
+            let Some((src, result)) = task_result(joined, &mut tasks) else {
+                continue;
+            };
+            let prior = priors.remove(&src.id).flatten();
+            let outcome = match result {
+                Ok(polled) => record_success(config, state, &src, prior.as_ref(), polled, now)?,
+                Err(failure) => record_failure(config, state, &src, &failure, now)?,
+            };
+            outcomes.push(outcome);
+        }
+        outcomes.sort_by(|a, b| {
+            (&a.source.vendor, &a.source.url).cmp(&(&b.source.vendor, &b.source.url))
+        });
+        Ok(outcomes)
     }
-    outcomes
-        .sort_by(|a, b| (&a.source.vendor, &a.source.url).cmp(&(&b.source.vendor, &b.source.url)));
-    Ok(outcomes)
 }
 
 /// The source and result of a finished poll task. A task that panicked (or was
@@ -219,27 +257,25 @@ async fn poll_items(
 }
 
 fn recovered(src: &Source, prior: Option<&SourceRow>, now: SystemTime) -> Option<Event> {
-    let p = prior?;
+    let p = &prior?.health;
     if !p.failing_alerted {
         return None;
     }
-    let since = p.failing_since.map(crate::text::time).unwrap_or_default();
-    Some(
-        Event::new(
-            Kind::SourceRecovered,
-            &src.vendor,
-            &format!("{} recovered after failing since {since}", src.id),
-            Severity::Info,
-            format!(
-                "{} {} answers again (failing since {since})",
-                src.vendor,
-                src.kind.code()
-            ),
-            src.url.clone(),
-            now,
-        )
-        .with("source", src.url.clone()),
-    )
+    let since = failing_since(p);
+    let title = format!(
+        "{} {} answers again (failing since {since})",
+        src.vendor,
+        src.kind.code()
+    );
+    let what = format!("recovered after failing since {since}");
+    Some(src.event(
+        Kind::SourceRecovered,
+        &what,
+        Severity::Info,
+        title,
+        src.url.clone(),
+        now,
+    ))
 }
 
 fn record_success(
@@ -442,23 +478,17 @@ fn problems_summary(
         (_, 1) => "advisory failed its checks",
         _ => "advisories failed their checks",
     };
-    let mut e = Event::new(
-        kind,
-        &src.vendor,
-        &format!("{} advisory problems {}", src.id, crate::text::unix_secs(now)),
-        Severity::High,
-        format!(
-            "{} CSAF provider: {n} more {what} ({codes}): {names}; each is checked again every poll (vendorguard status counts them)",
-            src.vendor
-        ),
-        src.url.clone(),
-        now,
-    )
-    .with("source", src.url.clone())
-    .with("code", "advisories-failing")
-    .with("count", n.to_string())
-    .with("codes", codes)
-    .with("advisories", first);
+    let title = format!(
+        "{} CSAF provider: {n} more {what} ({codes}): {names}; each is checked again every poll (vendorguard status counts them)",
+        src.vendor
+    );
+    let at = format!("advisory problems {}", crate::text::unix_secs(now));
+    let mut e = src
+        .event(kind, &at, Severity::High, title, src.url.clone(), now)
+        .with("code", "advisories-failing")
+        .with("count", n.to_string())
+        .with("codes", codes)
+        .with("advisories", first);
     let mut fprs: Vec<&str> = folded
         .iter()
         .filter_map(|p| p.event.fields.get("fingerprint").map(String::as_str))
@@ -474,21 +504,14 @@ fn problems_summary(
 }
 
 fn advisory_event(kind: Kind, src: &Source, it: &Item, now: SystemTime) -> Event {
-    let identity = match kind {
-        Kind::AdvisoryNew => format!("{} {}", src.id, it.key),
-        _ => format!("{} {} {} {:?}", src.id, it.key, it.content_hash, it.updated),
+    let what = match kind {
+        Kind::AdvisoryNew => it.key.clone(),
+        _ => format!("{} {} {:?}", it.key, it.content_hash, it.updated),
     };
-    let mut e = Event::new(
-        kind,
-        &src.vendor,
-        &identity,
-        it.severity.unwrap_or(Severity::Medium),
-        it.title.clone(),
-        it.url.clone(),
-        now,
-    )
-    .with("source", src.url.clone())
-    .with("entry_key", it.key.clone());
+    let severity = it.severity.unwrap_or(Severity::Medium);
+    let mut e = src
+        .event(kind, &what, severity, it.title.clone(), it.url.clone(), now)
+        .with("entry_key", it.key.clone());
     if let Some(a) = &it.advisory_id {
         e = e.with("advisory_id", a.clone());
     }
@@ -499,16 +522,15 @@ fn advisory_event(kind: Kind, src: &Source, it: &Item, now: SystemTime) -> Event
 }
 
 fn backlog_event(src: &Source, n: usize, now: SystemTime) -> Event {
-    Event::new(
+    let title = format!("{n} advisories already published by {} recorded on the first poll; new ones will be alerted one by one", src.vendor);
+    src.event(
         Kind::AdvisoryNew,
-        &src.vendor,
-        &format!("{} backlog", src.id),
+        "backlog",
         Severity::Info,
-        format!("{n} advisories already published by {} recorded on the first poll; new ones will be alerted one by one", src.vendor),
+        title,
         src.url.clone(),
         now,
     )
-    .with("source", src.url.clone())
     .with("backlog", n.to_string())
 }
 
@@ -529,34 +551,35 @@ fn record_failure(
         now,
     };
     let (row, event) = state.commit_failure(&commit, &|row| {
+        let row = &row.health;
         if !is_failing(row, threshold, stale_after, now) {
             return None;
         }
-        let since = row.failing_since.map(crate::text::time).unwrap_or_default();
+        let title = format!(
+            "{} {} has failed {} polls in a row: {message}",
+            src.vendor,
+            src.kind.code(),
+            row.failures
+        );
+        let what = format!("failing since {}", failing_since(row));
+        let event = src.event(
+            Kind::SourceFailing,
+            &what,
+            Severity::Medium,
+            title,
+            src.url.clone(),
+            now,
+        );
         Some(
-            Event::new(
-                Kind::SourceFailing,
-                &src.vendor,
-                &format!("{} failing since {since}", src.id),
-                Severity::Medium,
-                format!(
-                    "{} {} has failed {} polls in a row: {message}",
-                    src.vendor,
-                    src.kind.code(),
-                    row.failures
-                ),
-                src.url.clone(),
-                now,
-            )
-            .with("source", src.url.clone())
-            .with("code", code)
-            .with("failures", row.failures.to_string()),
+            event
+                .with("code", code)
+                .with("failures", row.failures.to_string()),
         )
     })?;
     Ok(SourceOutcome {
         source: src.clone(),
         status: code,
-        detail: format!("{message} ({} in a row)", row.failures),
+        detail: format!("{message} ({} in a row)", row.health.failures),
         items: 0,
         new_events: usize::from(event.is_some()),
         open_problems: BTreeMap::new(),
@@ -580,11 +603,16 @@ impl SourceOutcome {
     }
 }
 
+/// When the source started failing, for event identities and titles.
+fn failing_since(row: &SourceHealth) -> String {
+    row.failing_since.map(crate::text::time).unwrap_or_default()
+}
+
 /// Whether a source that just failed counts as failing: `threshold` failures in a row,
 /// or no success for `stale_after` (counted from its first poll when it never
 /// succeeded).
 fn is_failing(
-    row: &SourceRow,
+    row: &SourceHealth,
     threshold: u32,
     stale_after: Option<Duration>,
     now: SystemTime,
@@ -643,7 +671,7 @@ mod tests {
     ) {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
         let ago = |s: u64| now - Duration::from_secs(s);
-        let row = SourceRow {
+        let row = SourceHealth {
             failures,
             last_success: last_success_ago.map(ago),
             first_seen: Some(ago(first_seen_ago)),

@@ -6,7 +6,9 @@
 //! (`feed-unreachable`, `csaf-malformed`, ...); nothing reads a code back out of a
 //! message. This file polls nothing.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+use crate::alert::event::{Event, Kind, Severity};
 
 use crate::config::{Config, FeedFormat};
 use crate::store::SourceRef;
@@ -58,6 +60,22 @@ pub struct Source {
 }
 
 impl Source {
+    /// An event raised by polling this source: its identity is the source's id and
+    /// `what`, and it names the source's URL in its `source` field.
+    pub fn event(
+        &self,
+        kind: Kind,
+        what: &str,
+        severity: Severity,
+        title: String,
+        url: String,
+        now: SystemTime,
+    ) -> Event {
+        let identity = format!("{} {what}", self.id);
+        Event::new(kind, &self.vendor, &identity, severity, title, url, now)
+            .with("source", self.url.clone())
+    }
+
     /// How the store names this source.
     pub fn store_ref(&self) -> SourceRef<'_> {
         SourceRef {
