@@ -6,7 +6,7 @@
 //! at most 5, and an https URL may not redirect to http; a hop to another host is
 //! logged. Addresses: no request, first or redirected, goes to a link-local address
 //! (169.254.0.0/16, fe80::/10) or a well-known cloud metadata address
-//! (`fd00:ec2::254`, `100.100.100.200`), checked on the URL's literal address and on
+//! (`fd00:ec2::254`, `100.100.100.200`, `168.63.129.16`, `192.0.0.192`), checked on the URL's literal address and on
 //! every address a name resolves to (`address-refused`); private ranges stay allowed,
 //! since internal vendor mirrors are real. Conditional GET: ETag and Last-Modified
 //! are kept exactly as the server sent them and sent back; 304 is success.
@@ -309,6 +309,9 @@ pub fn refused_address(ip: IpAddr) -> Option<&'static str> {
             if let Some(v4) = embedded_v4(v6) {
                 return refused_v4(v4);
             }
+            if let Some(v4) = local_nat64_v4(v6) {
+                return refused_v4(v4);
+            }
             if v6.segments()[0] & 0xffc0 == 0xfe80 {
                 Some("link-local")
             } else if v6 == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254) {
@@ -323,7 +326,13 @@ pub fn refused_address(ip: IpAddr) -> Option<&'static str> {
 fn refused_v4(v4: Ipv4Addr) -> Option<&'static str> {
     if v4.is_link_local() {
         Some("link-local")
-    } else if v4 == Ipv4Addr::new(100, 100, 100, 200) {
+    } else if [
+        Ipv4Addr::new(100, 100, 100, 200), // Alibaba Cloud
+        Ipv4Addr::new(168, 63, 129, 16),   // Azure WireServer
+        Ipv4Addr::new(192, 0, 0, 192),     // Oracle Cloud (classic)
+    ]
+    .contains(&v4)
+    {
         Some("cloud metadata")
     } else {
         None
@@ -334,10 +343,19 @@ fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
     let s = v6.segments();
     let tail = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
     let mapped = s[..5] == [0; 5] && s[5] == 0xffff;
+    // ::ffff:0:a.b.c.d (SIIT "translated").
+    let translated = s[..4] == [0; 4] && s[4] == 0xffff && s[5] == 0;
     // ::a.b.c.d (deprecated "compatible"), but not :: and ::1.
     let compatible = s[..6] == [0; 6] && (s[6] != 0 || s[7] > 1);
     let nat64 = s[..6] == [0x64, 0xff9b, 0, 0, 0, 0];
-    (mapped || compatible || nat64).then_some(tail)
+    (mapped || translated || compatible || nat64).then_some(tail)
+}
+
+/// The local-use NAT64 prefix 64:ff9b:1::/48 (RFC 8215) carries the IPv4 address in
+/// bytes 6, 7, 9 and 10 (RFC 6052's /48 layout); it is judged by that address.
+fn local_nat64_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    let o = v6.octets();
+    (o[..6] == [0, 0x64, 0xff, 0x9b, 0, 1]).then(|| Ipv4Addr::new(o[6], o[7], o[9], o[10]))
 }
 
 /// Checks a URL whose host is an address literal (names are checked as they resolve).
@@ -486,6 +504,11 @@ mod tests {
         check("169.255.0.1", None);
         check("100.100.100.200", Some("cloud metadata"));
         check("100.100.100.201", None);
+        check("168.63.129.16", Some("cloud metadata"));
+        check("192.0.0.192", Some("cloud metadata"));
+        check("::ffff:0:a9fe:a9fe", Some("link-local"));
+        check("64:ff9b:1:a9fe:a9:fe00::", Some("link-local"));
+        check("64:ff9b:1:a00:1:200::", None);
         check("fe80::1", Some("link-local"));
         check("febf::1", Some("link-local"));
         check("fec0::1", None);
