@@ -144,6 +144,11 @@ pub struct WatchArgs {
     /// One pass over every source, then exit (for cron).
     #[arg(long)]
     pub once: bool,
+    /// With --once: download and check every CSAF advisory of VENDOR again, changed
+    /// or not, and announce those that verify and were never announced (after pinning
+    /// a vendor's new key).
+    #[arg(long, value_name = "VENDOR", requires = "once")]
+    pub recheck: Option<String>,
     /// Events as JSON lines and a JSON summary on stdout.
     #[arg(long)]
     pub json: bool,

@@ -34,7 +34,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Verify(args) => verify::run_verify(config, &args, now),
         Command::Unpack(args) => verify::run_unpack(config, &args, now),
         Command::Inspect(args) => verify::run_inspect(&args),
-        Command::Watch(args) => watch::run_watch(config, args.once, args.json, quiet),
+        Command::Watch(args) => {
+            watch::run_watch(config, args.once, args.recheck.as_deref(), args.json, quiet)
+        }
         Command::Status { json } => watch::run_status(config, json),
         Command::Alert {
             command: AlertCommand::Test { json },

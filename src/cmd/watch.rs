@@ -28,11 +28,25 @@ use tokio::time::Instant;
 pub fn run_watch(
     config: Option<&Config>,
     once: bool,
+    recheck: Option<&str>,
     json: bool,
     quiet: bool,
 ) -> anyhow::Result<Outcome> {
     let config =
         config.context("watch needs feeds.toml: pass --config FILE or run where feeds.toml is")?;
+    if let Some(name) = recheck.filter(|n| config.vendor(n).is_none()) {
+        bail!(
+            "--recheck {:?}: no such vendor in {}; known vendors: {}",
+            name,
+            config.path.display(),
+            config
+                .vendors
+                .iter()
+                .map(|v| v.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let state_path = &config.watch.state;
     let Some(_lock) = store::sqlite::try_lock(state_path)
         .with_context(|| format!("{}: cannot create the lock file", state_path.display()))?
@@ -49,7 +63,7 @@ pub fn run_watch(
     let rt = runtime()?;
     if once {
         rt.block_on(async {
-            let (outcomes, reports) = pass(&watcher, state, None, json, quiet).await?;
+            let (outcomes, reports) = pass(&watcher, state, None, recheck, json, quiet).await?;
             finish_pass(state, &outcomes, &reports, json)
         })
     } else {
@@ -64,6 +78,7 @@ async fn pass(
     watcher: &Watcher<'_>,
     state: &mut dyn Store,
     only: Option<&[Source]>,
+    recheck: Option<&str>,
     json: bool,
     quiet: bool,
 ) -> anyhow::Result<(Vec<SourceOutcome>, Vec<ChannelReport>)> {
@@ -71,7 +86,7 @@ async fn pass(
     let channels = alert::channels(&watcher.config.alerts, json);
     let now = SystemTime::now();
     let mut reports = alert::deliver_pending(state, &channels, Scope::All, now).await?;
-    let outcomes = watcher.run_pass(state, only, now).await?;
+    let outcomes = watcher.run_pass(state, only, recheck, now).await?;
     // -q keeps only the failures and the sources with open problems.
     for o in outcomes.iter().filter(|o| !quiet || !o.is_clean()) {
         eprintln!("{}", watch::summary_line(o));
@@ -211,7 +226,7 @@ async fn daemon(
         let ready = schedule.ready(Instant::now());
         if !ready.is_empty() {
             let only = Some(ready.as_slice());
-            pass(watcher, state, only, json, quiet).await?;
+            pass(watcher, state, only, None, json, quiet).await?;
             let unreadable = state.unreadable_pending(&names)?;
             if unreadable != unreadable_seen {
                 for u in &unreadable {

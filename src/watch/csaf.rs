@@ -6,11 +6,16 @@
 //! pinned in `keyring/<vendor>/` (the vendor's `signatures` threshold), judged by the
 //! verifier. An advisory that cannot be fetched or fails a check is a [`Problem`] with
 //! a stable code, never a silent skip: a missing or bad hash or signature, or a document
-//! that is not CSAF JSON, is `bundle-rejected`; one signed only by an unpinned key is
-//! `unexpected-signer`. An advisory with an open problem is checked again on every poll,
-//! so a fix is noticed. The verifier's warnings on a verified advisory are notices: an
-//! unpinned co-signer is `unexpected-signer` (once per provider and key), a signing key
-//! expiring soon `key-expiring`; so is a provider key that is not pinned.
+//! that is not CSAF JSON, is `bundle-rejected`. A key rotation is one incident: the
+//! keys the provider lists that are not pinned and the advisories signed only by such
+//! a key make one `key-changed` event per new key (its fingerprint, whether a pinned key
+//! certifies it, how many advisories it signed and their first names); those advisories
+//! are held back as `unpinned-signer` problems without an event each. An advisory with
+//! an open problem is checked again on every poll, so a fix (or the new key pinned) is
+//! noticed; `watch --recheck` checks every listed advisory again. The verifier's
+//! warnings on a verified advisory are notices: an unpinned co-signer is
+//! `unexpected-signer` (once per provider and key), a signing key expiring soon
+//! `key-expiring`.
 //! An advisory's identity is the publisher namespace plus `tracking.id`; a new
 //! `tracking.version` is an update. Real quirks handled: CISA's `"ref"` where ROLIE says
 //! `"rel"`, unsorted and duplicated `changes.csv` rows, hash files naming `2026/<file>`
@@ -32,10 +37,11 @@ use crate::alert::event::{Event, Kind, Severity};
 use crate::store::{EntryRow, EntryWrite, ProblemRow};
 use crate::text::group4;
 use crate::verify::judge::Judge;
-use crate::verify::keyring::Keyring;
+use crate::verify::keyring::{parse_certs, Keyring};
 use crate::verify::{self, Status, Verdict};
 use crate::watch::document::{Advisory, DocumentId};
 use crate::watch::fetch::{Fetched, Fetcher, Validators};
+use crate::watch::keywatch::certified_by_pinned;
 use crate::watch::source::PollError;
 
 /// One advisory the provider lists.
@@ -55,6 +61,8 @@ pub struct Known {
     pub entries: HashMap<String, EntryRow>,
     /// Problems still open from earlier polls.
     pub problems: Vec<ProblemRow>,
+    /// Download and check every listed advisory, changed or not (`watch --recheck`).
+    pub recheck: bool,
 }
 
 /// A listed advisory that could not be fetched or did not pass its checks.
@@ -65,16 +73,20 @@ pub struct Problem {
     /// `unpinned-signer`, `csaf-malformed`, or the verifier's first code
     /// (`bad-signature`, `below-threshold`, ...).
     pub code: &'static str,
-    /// The event to raise when the problem is new.
-    pub event: Event,
+    /// The event to raise when the problem is new; `None` when the poll's key rotation
+    /// incident names the advisory instead.
+    pub event: Option<Event>,
+    /// For `unpinned-signer`: the fingerprint of the key that signed it.
+    pub signer: Option<String>,
 }
 
 /// What a poll of a provider produced.
 pub struct CsafPoll {
     /// `url:` rows of the advisories that were downloaded and verified.
     pub entries: Vec<EntryWrite>,
-    /// Provider and key events (an unpinned provider key or co-signer, a signing key
-    /// expiring soon): their ids are stable per key, so raising one again adds nothing.
+    /// Provider and key events (a key rotation incident, an unpinned co-signer, a
+    /// signing key expiring soon): their ids are stable per key, so raising one again
+    /// adds nothing.
     pub notices: Vec<Event>,
     /// The open problems after this poll, sorted by advisory URL.
     pub problems: Vec<Problem>,
@@ -183,7 +195,8 @@ pub async fn poll(
         })?;
 
     let mut notices = Vec::new();
-    // Keys the provider lists that are not pinned.
+    // Keys the provider lists that are not pinned, with where their certificate is.
+    let mut unpinned_keys: Vec<(String, Option<String>)> = Vec::new();
     for k in meta
         .get("public_openpgp_keys")
         .and_then(Value::as_array)
@@ -206,22 +219,11 @@ pub async fn poll(
             .iter()
             .any(|c| c.keys().any(|ka| ka.key().fingerprint().to_hex() == fpr));
         if !pinned {
-            notices.push(
-                Event::new(
-                    Kind::UnexpectedSigner,
-                    &vendor,
-                    &format!("csaf-metadata-key {url} {fpr}"),
-                    Severity::High,
-                    format!(
-                        "{vendor}'s CSAF provider lists key {} that is not pinned",
-                        group4(&fpr)
-                    ),
-                    url.clone(),
-                    now,
-                )
-                .with("fingerprint", fpr.clone())
-                .with("code", "unpinned-provider-key"),
-            );
+            let cert_url = k
+                .get("url")
+                .and_then(Value::as_str)
+                .map(|u| resolve(&url, u));
+            unpinned_keys.push((fpr, cert_url));
         }
     }
 
@@ -294,7 +296,7 @@ pub async fn poll(
             .entries
             .get(&key)
             .is_some_and(|p| p.updated.as_deref() == Some(l.updated.as_str()));
-        if unchanged && !open.contains(l.url.as_str()) {
+        if unchanged && !known.recheck && !open.contains(l.url.as_str()) {
             continue;
         }
         let seen = EntryWrite {
@@ -319,6 +321,7 @@ pub async fn poll(
     }
     checked.sort_by(|a, b| a.0.key.cmp(&b.0.key));
     problems.sort_by(|a, b| a.advisory_url.cmp(&b.advisory_url));
+    notices.extend(rotation_incidents(&ctx, &unpinned_keys, &mut problems).await);
     let mut entries = Vec::new();
     let mut advisories = Vec::new();
     for (seen, c) in checked {
@@ -490,31 +493,172 @@ fn rejected(ctx: &Ctx, l: &Listed, code: &'static str, why: String) -> Problem {
     Problem {
         advisory_url: l.url.clone(),
         code,
-        event: Event::new(
-            Kind::BundleRejected,
-            vendor,
-            &format!(
-                "csaf {} {} {code} {}",
-                l.url,
-                l.updated,
-                crate::text::unix_secs(ctx.now)
-            ),
-            Severity::High,
-            format!(
-                "{vendor} CSAF advisory {} rejected: {why}",
-                file_name(&l.url)
-            ),
-            l.url.clone(),
-            ctx.now,
-        )
-        .with("code", code)
-        .with("advisory_url", l.url.clone()),
+        signer: None,
+        event: Some(
+            Event::new(
+                Kind::BundleRejected,
+                vendor,
+                &format!(
+                    "csaf {} {} {code} {}",
+                    l.url,
+                    l.updated,
+                    crate::text::unix_secs(ctx.now)
+                ),
+                Severity::High,
+                format!(
+                    "{vendor} CSAF advisory {} rejected: {why}",
+                    file_name(&l.url)
+                ),
+                l.url.clone(),
+                ctx.now,
+            )
+            .with("code", code)
+            .with("advisory_url", l.url.clone()),
+        ),
     }
 }
 
 /// The last path segment of `url`: how advisories are named in events.
 pub fn file_name(url: &str) -> &str {
     url.rsplit('/').next().unwrap_or(url)
+}
+
+/// How many advisory names an event lists.
+pub const SUMMARY_NAMES: usize = 10;
+
+/// The first [`SUMMARY_NAMES`] names joined (an event's `advisories` field), and the
+/// same with "and N more" for a title.
+pub fn name_list<'a>(names: impl ExactSizeIterator<Item = &'a str>) -> (String, String) {
+    let n = names.len();
+    let first = names.take(SUMMARY_NAMES).collect::<Vec<_>>().join(", ");
+    let shown = if n > SUMMARY_NAMES {
+        format!("{first} and {} more", n - SUMMARY_NAMES)
+    } else {
+        first.clone()
+    };
+    (first, shown)
+}
+
+/// A key the provider uses or lists that is not pinned.
+struct NewKey {
+    /// The primary key's fingerprint when its certificate was found, else the key's.
+    primary: String,
+    /// The pinned certificate that certifies it.
+    vouched_by: Option<String>,
+    /// The advisories signed by it alone, held back.
+    advisories: Vec<String>,
+}
+
+/// What one key rotation caused in one poll, as one `key-changed` incident per new key:
+/// the keys the provider lists that are not pinned and the advisories signed only by
+/// them. The held advisories stay open problems (checked again every poll, announced
+/// once the key is pinned) but raise no event of their own. The certificate the
+/// provider publishes for a key tells its primary key (so a signing subkey and the key
+/// listed are one incident) and whether a pinned key certified it. The id names the
+/// vendor and primary key, as the key URL watcher's does: one rotation is one event.
+async fn rotation_incidents(
+    ctx: &Ctx,
+    listed: &[(String, Option<String>)],
+    problems: &mut [Problem],
+) -> Vec<Event> {
+    let mut keys: Vec<NewKey> = Vec::new();
+    let mut owner: HashMap<String, usize> = HashMap::new();
+    for (fpr, cert_url) in listed {
+        if owner.contains_key(fpr) {
+            continue;
+        }
+        let cert = match cert_url {
+            Some(u) => get_bytes(&ctx.fetcher, u)
+                .await
+                .map(|b| parse_certs(&b).0)
+                .unwrap_or_default(),
+            None => Vec::new(),
+        }
+        .into_iter()
+        .find(|c| c.keys().any(|k| k.key().fingerprint().to_hex() == *fpr));
+        let idx = keys.len();
+        owner.insert(fpr.clone(), idx);
+        let (primary, vouched_by) = match &cert {
+            Some(c) => {
+                for k in c.keys() {
+                    owner.insert(k.key().fingerprint().to_hex(), idx);
+                }
+                (
+                    c.fingerprint().to_hex(),
+                    certified_by_pinned(c, &ctx.keyring),
+                )
+            }
+            None => (fpr.clone(), None),
+        };
+        keys.push(NewKey {
+            primary,
+            vouched_by,
+            advisories: Vec::new(),
+        });
+    }
+    for p in problems.iter_mut().filter(|p| p.code == "unpinned-signer") {
+        let Some(fpr) = p.signer.clone() else {
+            continue;
+        };
+        let idx = *owner.entry(fpr.clone()).or_insert_with(|| {
+            keys.push(NewKey {
+                primary: fpr,
+                vouched_by: None,
+                advisories: Vec::new(),
+            });
+            keys.len() - 1
+        });
+        keys[idx]
+            .advisories
+            .push(file_name(&p.advisory_url).to_string());
+        p.event = None;
+    }
+    keys.iter().map(|k| incident(ctx, k)).collect()
+}
+
+/// The `key-changed` incident for one new key: high unless a pinned key vouches for it.
+fn incident(ctx: &Ctx, k: &NewKey) -> Event {
+    let vendor = &ctx.vendor;
+    let n = k.advisories.len();
+    let (severity, how) = match &k.vouched_by {
+        Some(by) => (
+            Severity::Medium,
+            format!(
+                "certified by pinned key {}: looks like a planned rotation",
+                group4(by)
+            ),
+        ),
+        None => (Severity::High, "no pinned key vouches for it".to_string()),
+    };
+    let (first, shown) = name_list(k.advisories.iter().map(String::as_str));
+    let held = match n {
+        0 => "no advisory is signed by it yet".to_string(),
+        1 => format!("1 advisory signed by it is held back until it is pinned: {shown}"),
+        _ => format!("{n} advisories signed by it are held back until it is pinned: {shown}"),
+    };
+    let mut e = Event::new(
+        Kind::KeyChanged,
+        vendor,
+        &format!("primary {}", k.primary),
+        severity,
+        format!(
+            "{vendor}'s CSAF provider uses a new key {} that is not pinned ({how}); {held}",
+            group4(&k.primary)
+        ),
+        ctx.provider.clone(),
+        ctx.now,
+    )
+    .with("fingerprint", k.primary.clone())
+    .with("change", "csaf-signing-key")
+    .with("code", "key-rotation")
+    .with("source", ctx.provider.clone())
+    .with("vouched", if k.vouched_by.is_some() { "yes" } else { "no" })
+    .with("count", n.to_string())
+    .with("advisories", first);
+    if let Some(by) = &k.vouched_by {
+        e = e.with("vouched_by", by.clone());
+    }
+    e
 }
 
 /// Downloads and checks one advisory.
@@ -597,7 +741,8 @@ async fn check_advisory(ctx: &Ctx, l: Listed) -> Result<Checked, Problem> {
             return Err(Problem {
                 advisory_url: l.url.clone(),
                 code: "unpinned-signer",
-                event: unpinned_signer(
+                signer: Some(fpr.clone()).filter(|f| !f.is_empty()),
+                event: Some(unpinned_signer(
                     vendor,
                     &format!(
                         "csaf {} {} signer {fpr} {}",
@@ -609,7 +754,7 @@ async fn check_advisory(ctx: &Ctx, l: Listed) -> Result<Checked, Problem> {
                     fpr,
                     false,
                     now,
-                ),
+                )),
             });
         }
         Verdict::Rejected => {

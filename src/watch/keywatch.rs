@@ -102,7 +102,8 @@ pub fn compare(
     Ok(events)
 }
 
-fn certified_by_pinned(cert: &Cert, pinned: &Keyring) -> Option<String> {
+/// The pinned certificate whose key certified one of `cert`'s user IDs, if any.
+pub fn certified_by_pinned(cert: &Cert, pinned: &Keyring) -> Option<String> {
     for ua in cert.userids() {
         for sig in ua.certifications() {
             for issuer in sig.get_issuers() {

@@ -12,7 +12,11 @@
 //! advisory problems are remembered per advisory and code: a new one is raised once (the
 //! first `problem_events` of a poll one by one, the rest folded into one summary event
 //! per kind), a persisting one never again, and a fixed one is cleared when its advisory
-//! verifies; while any is open the source counts as degraded. Delivering events is
+//! verifies; while any is open the source counts as degraded. Advisories held back for
+//! their signer that verify once the key is pinned are announced the same way (the
+//! first `problem_events` one by one, the rest in one `advisories-released` summary).
+//! Key URL results are recorded after the pass's other sources, so a vendor's key
+//! rotation seen by both is the CSAF provider's one incident. Delivering events is
 //! `alert`'s job.
 
 use std::collections::{BTreeMap, HashMap};
@@ -93,7 +97,9 @@ impl<'a> Watcher<'a> {
         })
     }
 
-    /// Polls `only` (or every source) once and records the results.
+    /// Polls `only` (or every source) once and records the results. The CSAF
+    /// providers of vendor `recheck` download and check every listed advisory again,
+    /// changed or not (`watch --recheck`).
     ///
     /// # Errors
     ///
@@ -103,6 +109,7 @@ impl<'a> Watcher<'a> {
         &self,
         state: &mut dyn Store,
         only: Option<&[Source]>,
+        recheck: Option<&str>,
         now: SystemTime,
     ) -> Result<Vec<SourceOutcome>, StoreError> {
         let (config, fetcher, keyrings) = (self.config, &self.fetcher, &self.keyrings);
@@ -125,6 +132,7 @@ impl<'a> Watcher<'a> {
                 crate::watch::csaf::Known {
                     entries: state.entries(&s.id)?,
                     problems: state.problems(&s.id)?,
+                    recheck: recheck == Some(s.vendor.as_str()),
                 }
             } else {
                 crate::watch::csaf::Known::default()
@@ -140,16 +148,22 @@ impl<'a> Watcher<'a> {
             tasks.insert(task.id(), s.clone());
         }
         let mut outcomes = Vec::new();
+        // Key URL results are recorded last: a new key that a CSAF provider of the same
+        // vendor already signs with is then one incident, the one naming its advisories
+        // (both events have the same id, and the first stored wins).
+        let mut key_results = Vec::new();
         while let Some(joined) = set.join_next_with_id().await {
             let Some((src, result)) = task_result(joined, &mut tasks) else {
                 continue;
             };
-            let prior = priors.remove(&src.id).flatten();
-            let outcome = match result {
-                Ok(polled) => record_success(config, state, &src, prior.as_ref(), polled, now)?,
-                Err(failure) => record_failure(config, state, &src, &failure, now)?,
-            };
-            outcomes.push(outcome);
+            if src.kind == SourceKind::KeyUrl {
+                key_results.push((src, result));
+                continue;
+            }
+            outcomes.push(record(config, state, &mut priors, &src, result, now)?);
+        }
+        for (src, result) in key_results {
+            outcomes.push(record(config, state, &mut priors, &src, result, now)?);
         }
         outcomes.sort_by(|a, b| {
             (&a.source.vendor, &a.source.url).cmp(&(&b.source.vendor, &b.source.url))
@@ -256,6 +270,21 @@ async fn poll_items(
     }
 }
 
+fn record(
+    config: &Config,
+    state: &mut dyn Store,
+    priors: &mut HashMap<String, Option<SourceRow>>,
+    src: &Source,
+    result: Result<Polled, PollError>,
+    now: SystemTime,
+) -> Result<SourceOutcome, StoreError> {
+    let prior = priors.remove(&src.id).flatten();
+    match result {
+        Ok(polled) => record_success(config, state, src, prior.as_ref(), polled, now),
+        Err(failure) => record_failure(config, state, src, &failure, now),
+    }
+}
+
 fn recovered(src: &Source, prior: Option<&SourceRow>, now: SystemTime) -> Option<Event> {
     let p = &prior?.health;
     if !p.failing_alerted {
@@ -349,15 +378,21 @@ fn record_success(
             }
             let mut new_items = 0;
             let n = c.advisories.len();
+            let mut released = Vec::new();
             for mut advisory in c.advisories {
-                if let Some(codes) = resolved.get(advisory.event.url.as_str()) {
+                let codes = resolved.get(advisory.event.url.as_str());
+                if let Some(codes) = codes {
                     advisory.event = advisory.event.with("resolved", codes.join(","));
                 }
                 match known.entries.get(&advisory.entry.key) {
                     None => {
                         new_items += 1;
                         if !first {
-                            events.push(advisory.event);
+                            if codes.is_some_and(|c| c.contains(&"unpinned-signer")) {
+                                released.push(advisory.event);
+                            } else {
+                                events.push(advisory.event);
+                            }
                         }
                     }
                     Some(k) if k.updated != advisory.entry.updated => {
@@ -370,6 +405,12 @@ fn record_success(
             if first && new_items > 0 {
                 events.push(backlog_event(src, new_items, now));
             }
+            events.extend(fold_released(
+                src,
+                config.watch.problem_events,
+                released,
+                now,
+            ));
             ("ok", n)
         }
         Polled::Key(key_events) => {
@@ -425,15 +466,16 @@ fn fold_problems(
             code: p.code.to_string(),
             first_seen: first_seen.unwrap_or(now),
         });
-        if first_seen.is_none() {
-            fresh.push(p);
+        // A problem named by a key rotation incident raises nothing of its own.
+        if let (None, Some(event)) = (first_seen, p.event.clone()) {
+            fresh.push((p, event));
         }
     }
     let folded = fresh.split_off(one_by_one.min(fresh.len()));
-    let mut events: Vec<Event> = fresh.into_iter().map(|p| p.event).collect();
-    let mut by_kind: BTreeMap<Kind, Vec<crate::watch::csaf::Problem>> = BTreeMap::new();
-    for p in folded {
-        by_kind.entry(p.event.kind).or_default().push(p);
+    let mut events: Vec<Event> = fresh.into_iter().map(|(_, e)| e).collect();
+    let mut by_kind: BTreeMap<Kind, Vec<(crate::watch::csaf::Problem, Event)>> = BTreeMap::new();
+    for (p, e) in folded {
+        by_kind.entry(e.kind).or_default().push((p, e));
     }
     for (kind, group) in by_kind {
         events.push(problems_summary(src, kind, &group, now));
@@ -441,19 +483,16 @@ fn fold_problems(
     (events, rows)
 }
 
-/// How many advisory names a summary event lists.
-const SUMMARY_NAMES: usize = 10;
-
 /// One event for the new problems of one kind beyond the one-by-one quota.
 fn problems_summary(
     src: &Source,
     kind: Kind,
-    folded: &[crate::watch::csaf::Problem],
+    folded: &[(crate::watch::csaf::Problem, Event)],
     now: SystemTime,
 ) -> Event {
     let n = folded.len();
     let mut codes: BTreeMap<&str, usize> = BTreeMap::new();
-    for p in folded {
+    for (p, _) in folded {
         *codes.entry(p.code).or_insert(0) += 1;
     }
     let codes = codes
@@ -461,17 +500,11 @@ fn problems_summary(
         .map(|(c, k)| format!("{c} {k}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let first = folded
-        .iter()
-        .take(SUMMARY_NAMES)
-        .map(|p| crate::watch::csaf::file_name(&p.advisory_url))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let names = if n > SUMMARY_NAMES {
-        format!("{first} and {} more", n - SUMMARY_NAMES)
-    } else {
-        first.clone()
-    };
+    let (first, names) = crate::watch::csaf::name_list(
+        folded
+            .iter()
+            .map(|(p, _)| crate::watch::csaf::file_name(&p.advisory_url)),
+    );
     let what = match (kind, n) {
         (Kind::UnexpectedSigner, 1) => "advisory is signed only by keys that are not pinned",
         (Kind::UnexpectedSigner, _) => "advisories are signed only by keys that are not pinned",
@@ -491,7 +524,7 @@ fn problems_summary(
         .with("advisories", first);
     let mut fprs: Vec<&str> = folded
         .iter()
-        .filter_map(|p| p.event.fields.get("fingerprint").map(String::as_str))
+        .filter_map(|(_, e)| e.fields.get("fingerprint").map(String::as_str))
         .collect();
     fprs.sort_unstable();
     fprs.dedup();
@@ -501,6 +534,50 @@ fn problems_summary(
         many => e = e.with("fingerprints", many.join(", ")),
     }
     e
+}
+
+/// The advisories of one poll that were held back for their signer and verify now
+/// (their key was pinned): the first `one_by_one` announced as they are, the rest in
+/// one `advisory-new` summary (code `advisories-released`) at the highest severity.
+fn fold_released(
+    src: &Source,
+    one_by_one: usize,
+    mut released: Vec<Event>,
+    now: SystemTime,
+) -> Vec<Event> {
+    let folded = released.split_off(one_by_one.min(released.len()));
+    if folded.is_empty() {
+        return released;
+    }
+    let n = folded.len();
+    let (first, names) =
+        crate::watch::csaf::name_list(folded.iter().map(|e| crate::watch::csaf::file_name(&e.url)));
+    let severity = folded
+        .iter()
+        .map(|e| e.severity)
+        .max()
+        .unwrap_or(Severity::Info);
+    let what = if n == 1 {
+        "advisory held back for its signer verifies"
+    } else {
+        "advisories held back for their signer verify"
+    };
+    released.push(
+        Event::new(
+            Kind::AdvisoryNew,
+            &src.vendor,
+            &format!("{} released {}", src.id, crate::text::unix_secs(now)),
+            severity,
+            format!("{} CSAF provider: {n} more {what} now: {names}", src.vendor),
+            src.url.clone(),
+            now,
+        )
+        .with("source", src.url.clone())
+        .with("code", "advisories-released")
+        .with("count", n.to_string())
+        .with("advisories", first),
+    );
+    released
 }
 
 fn advisory_event(kind: Kind, src: &Source, it: &Item, now: SystemTime) -> Event {
@@ -756,7 +833,8 @@ mod tests {
             .map(|(u, code, kind)| crate::watch::csaf::Problem {
                 advisory_url: format!("https://acme.example/{u}"),
                 code,
-                event: Event::new(
+                signer: None,
+                event: Some(Event::new(
                     *kind,
                     "acme",
                     u,
@@ -764,7 +842,7 @@ mod tests {
                     format!("{u} {code}"),
                     "",
                     at(2),
-                ),
+                )),
             })
             .collect();
         let (events, rows) = fold_problems(&src, limit, &open, problems, at(2));

@@ -655,15 +655,19 @@ fn csaf_bad_hash_and_bad_signature_are_rejected_by_name() {
     c.w.once().code(1).stdout_has("rejected: no signature");
 }
 
+/// Issue 14: the provider's unpinned key and the advisory it signed were two events;
+/// now one `key-changed` incident names the key and the advisory held back.
 #[test]
-fn csaf_unpinned_provider_key_and_signer_are_unexpected_signers() {
+fn csaf_unpinned_provider_key_and_its_advisory_are_one_key_changed_incident() {
     let Some(c) = Csaf::new("simple-rolie-provider", false) else {
         return;
     };
     let r = c.w.once();
     r.code(1)
-        .stdout_has("event unexpected-signer high acme: acme's CSAF provider lists key A891 4CA2 F111 39C6 A69A  0018 FB3C D9B1 5DE6 1596 that is not pinned")
-        .stdout_has("acme CSAF advisory avendor-advisory-0004.json is signed by key");
+        .stdout_has("event key-changed high acme: acme's CSAF provider uses a new key A891 4CA2 F111 39C6 A69A  0018 FB3C D9B1 5DE6 1596 that is not pinned (no pinned key vouches for it); 1 advisory signed by it is held back until it is pinned: avendor-advisory-0004.json")
+        .stdout_lacks("event unexpected-signer")
+        .stderr_has("1 advisories with open problems (unpinned-signer 1)");
+    assert_eq!(event_lines(&r, "key-changed").len(), 1, "{}", r.stdout);
 }
 
 #[test]
@@ -705,22 +709,23 @@ fn csaf_cisa_ref_quirk_and_unknown_signer() {
     w.p.pin_cert("acme", "other.asc", &armored(&other));
     let r = w.once();
     r.code(1);
-    // Four advisories by one unknown key: three one by one, the fourth in a summary.
-    let unknown = r
-        .stdout
-        .lines()
-        .filter(|l| {
-            l.contains("is signed by key 144A ED0A 57BE 7D4A E835  D9D8 CAC5 AC4F 7416 4B17")
-        })
-        .count();
-    assert_eq!(unknown, 3, "{}", r.stdout);
-    r.stdout_has("1 more advisory is signed only by keys that are not pinned (unpinned-signer 1)");
-    let signer_lines = r
-        .stdout
-        .lines()
-        .filter(|l| l.ends_with("fingerprint 144AED0A57BE7D4AE835D9D8CAC5AC4F74164B17"))
-        .count();
-    assert_eq!(signer_lines, 4, "{}", r.stdout);
+    // Four advisories by one unknown key: one incident naming the four (issue 14: it
+    // was three events one by one and a summary).
+    assert_eq!(event_lines(&r, "key-changed").len(), 1, "{}", r.stdout);
+    r.stdout_lacks("event unexpected-signer")
+        .stdout_has("acme's CSAF provider uses a new key 144A ED0A 57BE 7D4A E835  D9D8 CAC5 AC4F 7416 4B17 that is not pinned (no pinned key vouches for it); 4 advisories signed by it are held back until it is pinned");
+    let ev = w
+        .events()
+        .into_iter()
+        .find(|(k, _)| k == "key-changed")
+        .unwrap()
+        .1;
+    assert_eq!(
+        ev["fingerprint"],
+        "144AED0A57BE7D4AE835D9D8CAC5AC4F74164B17"
+    );
+    assert_eq!(ev["count"], "4");
+    assert_eq!(ev["vouched"], "no");
 }
 
 #[test]
@@ -1191,18 +1196,20 @@ fn csaf_signing_key_expiring_soon_raises_key_expiring() {
     p.w.once().code(0).stdout_lacks("key-expiring");
 }
 
-/// Stackable's real provider, which rotated its signing key in 2025: pinning the old
-/// key shows every advisory as signed by an unexpected key; pinning the new one
-/// verifies all of them (including the 2026 hash files that name `2026/<file>` and end
-/// without a newline).
+/// Stackable's real provider, which rotated its signing key in 2025 (the new key is
+/// not certified by the old one). Pinning the new key verifies every advisory
+/// (including the 2026 hash files that name `2026/<file>` and end without a newline).
+/// Issue 14: with the old key pinned the rotation was 23 separate high events; now it
+/// is one `key-changed` incident naming the new key and the advisories it signed, which
+/// are held back, not marked seen: once the operator pins the new key with `keys add`
+/// they are announced (the first three one by one, the rest in one summary), and
+/// `--recheck` downloads and checks them all again.
 #[test]
 fn csaf_stackable_key_rotation() {
     let Some(c) = corpus() else { return };
     let dir = c.join("csaf/stackabletech-advisories/csaf/v2");
-    for (pinned_file, expect_ok) in [
-        ("A2A781A51BC3B8C6.txt", false),
-        ("4005788070EAA8A5.txt", true),
-    ] {
+    let new_key = std::fs::read(dir.join("openpgp/4005788070EAA8A5.txt")).unwrap();
+    let provider = |pinned: &[u8]| {
         let w = W::new(&[("/stk/provider-metadata.json", "csaf")]);
         serve_tree(&w.srv, "/stk/", &dir, &|b| b);
         let meta = std::fs::read_to_string(dir.join("provider-metadata.json"))
@@ -1213,35 +1220,225 @@ fn csaf_stackable_key_rotation() {
             );
         w.srv
             .route("/stk/provider-metadata.json", vec![Resp::ok(meta)]);
-        w.p.pin_cert(
-            "acme",
-            "stackable.asc",
-            &std::fs::read(dir.join("openpgp").join(pinned_file)).unwrap(),
+        w.p.pin_cert("acme", "stackable.asc", pinned);
+        w
+    };
+
+    let w = provider(&new_key);
+    let r = w.once();
+    r.code(0)
+        .stdout_lacks("event unexpected-signer")
+        .stdout_lacks("event key-changed")
+        .stdout_has("event advisory-new info acme: 23 advisories already published");
+
+    let w = provider(&std::fs::read(dir.join("openpgp/A2A781A51BC3B8C6.txt")).unwrap());
+    let r = w.once();
+    r.code(1)
+        .stderr_has("23 advisories with open problems (unpinned-signer 23)")
+        .stdout_has("event key-changed high acme: acme's CSAF provider uses a new key 218E 0347 9FE8 0022 3105  FEA6 3190 5DED 3EFD 610A that is not pinned (no pinned key vouches for it); 23 advisories signed by it are held back until it is pinned: ")
+        .stdout_has(" and 13 more");
+    assert_eq!(all_events(&r), 1, "one incident: {}", r.stdout);
+    let incident = w
+        .events()
+        .into_iter()
+        .find(|(k, _)| k == "key-changed")
+        .unwrap()
+        .1;
+    assert_eq!(
+        incident["fingerprint"],
+        "218E03479FE800223105FEA631905DED3EFD610A"
+    );
+    assert_eq!(incident["vouched"], "no");
+    assert_eq!(incident["count"], "23");
+    assert_eq!(incident["severity"], "high");
+    // Held back, not seen: checked again, nothing raised twice.
+    w.once().code(1).stdout_lacks("event ");
+
+    // The operator compares the fingerprint and pins the new key: the next poll
+    // announces what was held back.
+    w.p.write("new.asc", &new_key);
+    w.p.run(&[
+        "keys",
+        "add",
+        "new.asc",
+        "--vendor",
+        "acme",
+        "--fingerprint",
+        "218E 0347 9FE8 0022 3105  FEA6 3190 5DED 3EFD 610A",
+    ])
+    .code(0);
+    let r = w.once();
+    r.code(0).stdout_has(
+        "acme CSAF provider: 20 more advisories held back for their signer verify now: ",
+    );
+    assert_eq!(event_lines(&r, "advisory-new").len(), 4, "{}", r.stdout);
+    assert_eq!(all_events(&r), 4, "{}", r.stdout);
+    let released: Vec<serde_json::Value> = w
+        .events()
+        .into_iter()
+        .filter(|(_, e)| e["code"] == "advisories-released")
+        .map(|(_, e)| e)
+        .collect();
+    assert_eq!(released.len(), 1);
+    assert_eq!(released[0]["count"], "20");
+    assert_eq!(open_problems(&w), 0);
+    w.once().code(0).stdout_lacks("event ");
+
+    // --recheck downloads and checks every advisory again; nothing is new.
+    let before = w.srv.request_count();
+    w.p.run(&["watch", "--once", "--recheck", "acme"])
+        .code(0)
+        .stdout_lacks("event ");
+    assert!(
+        w.srv.request_count() - before >= 3 * 23,
+        "{} requests",
+        w.srv.request_count() - before
+    );
+}
+
+/// Issue 14, a rotation made with GnuPG: the provider signs with key A (pinned), then
+/// rotates to key B, certified by A or not. One `key-changed` incident names B, says
+/// whether A vouches for it and counts the advisories B signed; after `keys add` the
+/// advisories published in the gap are announced.
+#[test]
+fn csaf_key_rotation_is_one_incident_and_the_gap_is_announced_once_pinned() {
+    for certified in [true, false] {
+        let p = OwnProvider::new();
+        p.publish("ACME-2026-001", "1", 5.3, "2026-11-01T00:00:00Z");
+        p.w.once()
+            .code(0)
+            .stdout_has("1 advisories already published");
+        let b = p.gpg.key(
+            "Acme PSIRT 2027 <psirt2027@acme.example>",
+            "ed25519",
+            "0",
+            None,
         );
-        let r = w.once();
-        r.code(if expect_ok { 0 } else { 1 });
-        let unexpected = r
-            .stdout
-            .lines()
-            .filter(|l| l.starts_with("event unexpected-signer"))
-            .count();
-        let rejected = r
-            .stdout
-            .lines()
-            .filter(|l| l.starts_with("event bundle-rejected"))
-            .count();
-        assert_eq!(rejected, 0, "{}", r.stdout);
-        if expect_ok {
-            assert_eq!(unexpected, 0, "{}", r.stdout);
-            r.stdout_has("event advisory-new info acme: 23 advisories already published");
-        } else {
-            // The provider key itself, three advisories one by one, the other 20 in
-            // one summary.
-            assert_eq!(unexpected, 5, "{}", r.stdout);
-            r.stdout_has("20 more advisories are signed only by keys that are not pinned");
-            r.stdout_has("fingerprint 218E03479FE800223105FEA631905DED3EFD610A");
+        if certified {
+            p.gpg
+                .gpg(&["--default-key", &p.fpr, "--quick-sign-key", &b]);
         }
+        p.w.srv
+            .route("/prov/keys/b.asc", vec![Resp::ok(p.gpg.export(&b))]);
+        if certified {
+            // The vendor's key URL shows the rotation too: still one incident.
+            p.w.config(
+                &[("/prov/provider-metadata.json", "csaf")],
+                &format!("key_url = \"{}\"", p.w.srv.url("/prov/keys/b.asc")),
+            );
+        }
+        p.w.srv.route(
+            "/prov/provider-metadata.json",
+            vec![Resp::ok(format!(
+                r#"{{"canonical_url": "{0}", "distributions": [{{"directory_url": "{1}"}}],
+                   "publisher": {{"namespace": "https://acme.example", "name": "Acme", "category": "vendor"}},
+                   "public_openpgp_keys": [{{"fingerprint": "{a}", "url": "{0}"}}, {{"fingerprint": "{b}", "url": "{2}"}}],
+                   "role": "csaf_trusted_provider"}}"#,
+                p.w.srv.url("/prov/provider-metadata.json"),
+                p.w.srv.url("/prov/white"),
+                p.w.srv.url("/prov/keys/b.asc"),
+                a = p.fpr,
+            ))],
+        );
+        *p.signers.borrow_mut() = vec![b.clone()];
+        for i in 2..=6 {
+            p.publish(
+                &format!("ACME-2026-{i:03}"),
+                "1",
+                5.3,
+                &format!("2026-11-{:02}T00:00:00Z", i + 10),
+            );
+        }
+        let r = p.w.once();
+        r.code(1);
+        assert_eq!(all_events(&r), 1, "{}", r.stdout);
+        let how = if certified {
+            format!(
+                "medium acme: acme's CSAF provider uses a new key {} that is not pinned (certified by pinned key ",
+                group(&b)
+            )
+        } else {
+            format!(
+                "high acme: acme's CSAF provider uses a new key {} that is not pinned (no pinned key vouches for it)",
+                group(&b)
+            )
+        };
+        r.stdout_has(&format!("event key-changed {how}"))
+            .stdout_has("5 advisories signed by it are held back until it is pinned: acme-2026-002.json, acme-2026-003.json");
+        let incident =
+            p.w.events()
+                .into_iter()
+                .find(|(k, _)| k == "key-changed")
+                .unwrap()
+                .1;
+        assert_eq!(incident["fingerprint"], b.as_str());
+        assert_eq!(incident["vouched"], if certified { "yes" } else { "no" });
+        assert_eq!(incident["count"], "5");
+        let stored =
+            p.w.events()
+                .iter()
+                .filter(|(k, _)| k == "key-changed")
+                .count();
+        assert_eq!(stored, 1, "{:?}", p.w.events());
+        if certified {
+            // Fetched by the CSAF check and by the key URL watcher.
+            assert_eq!(p.w.srv.requests("/prov/keys/b.asc").len(), 2);
+        }
+        p.w.once().code(1).stdout_lacks("event ");
+
+        let file = p.w.p.write("b.asc", p.gpg.export(&b));
+        p.w.p
+            .run(&[
+                "keys",
+                "add",
+                file.to_str().unwrap(),
+                "--vendor",
+                "acme",
+                "--fingerprint",
+                &b,
+            ])
+            .code(0);
+        let r = p.w.once();
+        r.code(0)
+            .stdout_has("event advisory-new medium acme: ACME-2026-002: ACME-2026-002 in acme agent")
+            .stdout_has("acme CSAF provider: 2 more advisories held back for their signer verify now: acme-2026-005.json, acme-2026-006.json");
+        assert_eq!(event_lines(&r, "advisory-new").len(), 4, "{}", r.stdout);
+        assert_eq!(open_problems(&p.w), 0);
+        p.w.once().code(0).stdout_lacks("event ");
     }
+}
+
+fn all_events(r: &Run) -> usize {
+    r.stdout.lines().filter(|l| l.starts_with("event ")).count()
+}
+
+/// `B2B1 ...`: a fingerprint as titles show it.
+fn group(fpr: &str) -> String {
+    let quads: Vec<&str> = (0..fpr.len() / 4).map(|i| &fpr[i * 4..i * 4 + 4]).collect();
+    format!("{}  {}", quads[..5].join(" "), quads[5..].join(" "))
+}
+
+/// Issue 14: `--recheck VENDOR` downloads every advisory again, so one changed in place
+/// without a new date in changes.csv is noticed; a vendor that is not configured is a
+/// usage error.
+#[test]
+fn csaf_recheck_downloads_every_advisory_again() {
+    let p = OwnProvider::new();
+    p.publish("ACME-2026-001", "1", 5.3, "2026-11-01T00:00:00Z");
+    p.w.once().code(0);
+    // Changed in place, same listing date: a normal poll does not download it.
+    p.publish("ACME-2026-001", "2", 7.5, "2026-11-01T00:00:00Z");
+    p.w.once().code(0).stdout_lacks("event ");
+    p.w.p
+        .run(&["watch", "--once", "--recheck", "acme"])
+        .code(0)
+        .stdout_has("event advisory-updated high acme: ACME-2026-001");
+    p.w.p
+        .run(&["watch", "--once", "--recheck", "nosuch"])
+        .code(2)
+        .stderr_has("--recheck \"nosuch\": no such vendor in ")
+        .stderr_has("known vendors: acme");
+    p.w.p.run(&["watch", "--recheck", "acme"]).code(2);
 }
 
 /// Issue: redirects and feed URLs could aim the watcher at the cloud metadata service.
