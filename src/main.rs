@@ -33,7 +33,11 @@ fn main() -> ExitCode {
     }
 }
 
+/// Logs go to stderr. On a terminal they are coloured and untimed, for a person
+/// watching; anywhere else (a pipe, a file, journald, cron's mail) they carry no ANSI
+/// escapes, and every line has a timestamp and a level, so a saved log can be read.
 fn init_logging(verbose: u8, quiet: bool) {
+    use std::io::IsTerminal as _;
     let default = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
@@ -42,10 +46,13 @@ fn init_logging(verbose: u8, quiet: bool) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .without_time()
-        .init();
+        .with_target(false);
+    if std::io::stderr().is_terminal() {
+        builder.with_ansi(true).without_time().init();
+    } else {
+        builder.with_ansi(false).init();
+    }
 }
