@@ -203,6 +203,20 @@ pub enum KeysCommand {
         #[arg(long, value_name = "HEX")]
         fingerprint: String,
     },
+    /// Unpin the certificate with exactly this primary fingerprint from
+    /// keyring/VENDOR/: a file holding only it is removed, a file holding others too is
+    /// rewritten without it.
+    ///
+    /// Exit codes: 0 removed; 1 not pinned, or the vendor's last pinned certificate
+    /// (nothing is removed unless --force); 2 could not read or write the keyring.
+    Remove {
+        vendor: String,
+        /// The certificate's primary fingerprint (spaces allowed).
+        fingerprint: String,
+        /// Remove it even when it is the vendor's last pinned certificate.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 fn parse_size_arg(s: &str) -> Result<u64, String> {

@@ -80,6 +80,40 @@ pub struct Vendor {
     /// Overrides `[watch] interval` for its sources.
     pub interval: Option<Duration>,
     pub feeds: Vec<Feed>,
+    /// What this vendor does with a good signature whose key has expired since.
+    pub expired_signer: ExpiredSigner,
+    /// Good signatures older than this are refused (`signature-too-old`).
+    pub max_signature_age: Option<Duration>,
+}
+
+/// `expired_signer` in `[[vendor]]`: the same for bundles, CSAF advisories and the
+/// pinned-key checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExpiredSigner {
+    /// Accept, with the warning `key-expired-since-signing` (as GnuPG's `gpgv`).
+    #[default]
+    Warn,
+    /// Refuse (`key-expired-since-signing`), as apt refuses `EXPKEYSIG`.
+    Reject,
+}
+
+impl Vendor {
+    /// What this vendor checks signatures for, in words: the bundles it names, a CSAF
+    /// provider, a key URL compared with the pinned key. Empty for a vendor of plain
+    /// feeds (RSS, Atom, JSON Feed, CISA KEV), which needs no keyring.
+    pub fn signature_uses(&self) -> Vec<&'static str> {
+        let mut uses = Vec::new();
+        if !self.bundles.is_empty() {
+            uses.push("bundles");
+        }
+        if self.feeds.iter().any(|f| f.format == FeedFormat::Csaf) {
+            uses.push("a CSAF feed");
+        }
+        if self.key_url.is_some() {
+            uses.push("key_url");
+        }
+        uses
+    }
 }
 
 /// One `[[vendor.feed]]`.
@@ -518,6 +552,21 @@ impl Validator {
             Some(p) => base.join(p),
             None => default_keyring_dir(base, &raw.name),
         };
+        let expired_signer = match raw.expired_signer.as_deref() {
+            None | Some("warn") => ExpiredSigner::Warn,
+            Some("reject") => ExpiredSigner::Reject,
+            Some(other) => {
+                self.problem(
+                    format!("{key}.expired_signer"),
+                    format!("expected \"warn\" or \"reject\", got {other:?}"),
+                );
+                ExpiredSigner::Warn
+            }
+        };
+        let max_signature_age = self.opt_duration(
+            &format!("{key}.max_signature_age"),
+            raw.max_signature_age.as_deref(),
+        );
         Some(Vendor {
             interval: self.opt_duration(&format!("{key}.interval"), raw.interval.as_deref()),
             name: raw.name,
@@ -527,6 +576,8 @@ impl Validator {
             key_url: raw.key_url,
             contact: raw.contact,
             feeds,
+            expired_signer,
+            max_signature_age,
         })
     }
 }
@@ -643,6 +694,8 @@ struct RawVendor {
     key_url: Option<String>,
     contact: Option<String>,
     interval: Option<String>,
+    expired_signer: Option<String>,
+    max_signature_age: Option<String>,
     #[serde(default)]
     feed: Vec<RawFeed>,
 }

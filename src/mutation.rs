@@ -444,6 +444,7 @@ fn run(dir: &Path, f: &Fixture, case: &Case) -> Result<Outcome, String> {
             keyring: &keyring,
             vendor: None,
             policy: &policy,
+            signers: crate::verify::SignerPolicy::default(),
             now: SystemTime::now(),
         },
         contact: None,

@@ -1,5 +1,6 @@
 //! `pin` and `keys`: recording a bundle's SHA-256, pinning a certificate whose
-//! fingerprint was checked out of band, and describing pinned certificates.
+//! fingerprint was checked out of band, and describing and grading pinned certificates
+//! (under each vendor's `expired_signer`). Unpinning is `unpin`'s.
 //!
 //! Both writes go through `setup::write_atomic`, so a crash leaves the old pins or
 //! keyring whole. Judging certificate health is `verify::keys`' job.
@@ -12,8 +13,8 @@ use sequoia_openpgp::policy::StandardPolicy;
 
 use crate::cli::{KeysCommand, PinArgs};
 use crate::cmd::outcome::Outcome;
-use crate::cmd::setup::{choose_vendor, write_atomic};
-use crate::config::Config;
+use crate::cmd::setup::{choose_vendor, write_atomic, NO_CONFIG};
+use crate::config::{Config, ExpiredSigner};
 use crate::text::escape_os;
 use crate::text::plural;
 use crate::verify::keyring::{self, Keyring};
@@ -110,6 +111,41 @@ pub fn run_keys(
         KeysCommand::Show { file, json } => keys_show(&file, json, now),
         KeysCommand::List { json } => keys_list(config, json, false, now),
         KeysCommand::Check { json } => keys_list(config, json, true, now),
+        KeysCommand::Remove {
+            vendor,
+            fingerprint,
+            force,
+        } => {
+            let want = full_fingerprint("FINGERPRINT", &fingerprint)?;
+            let choice =
+                choose_vendor(config, Some(&vendor), Path::new(""))?.expect("explicit vendor");
+            crate::cmd::unpin::remove_pinned(&choice.name, &choice.keyring_dir, &want, force)
+        }
+    }
+}
+
+/// A full fingerprint in uppercase hex, from what an operator typed (spaces allowed).
+fn full_fingerprint(what: &str, typed: &str) -> anyhow::Result<String> {
+    let hex: String = typed
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    if !(hex.len() == 40 || hex.len() == 64) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!("{what}: expected a full 40 or 64 hex digit fingerprint (a key ID is not enough), got {typed:?}");
+    }
+    Ok(hex)
+}
+
+/// What the vendor's `expired_signer` makes of an expired pinned key, for a message.
+pub(super) fn expired_signer_note(
+    info: &keys::CertInfo,
+    expired_signer: ExpiredSigner,
+) -> &'static str {
+    match (info.health, expired_signer) {
+        (keys::Health::Expired, ExpiredSigner::Warn) => " (expired_signer = \"warn\": what it signed before then still verifies, with a warning; ask the vendor for its renewed key)",
+        (keys::Health::Expired, ExpiredSigner::Reject) => " (expired_signer = \"reject\": every signature it made is refused)",
+        _ => "",
     }
 }
 
@@ -122,14 +158,7 @@ fn keys_add(
     fingerprint: &str,
 ) -> anyhow::Result<Outcome> {
     use sequoia_openpgp::serialize::SerializeInto;
-    let want: String = fingerprint
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect::<String>()
-        .to_ascii_uppercase();
-    if !(want.len() == 40 || want.len() == 64) || !want.bytes().all(|b| b.is_ascii_hexdigit()) {
-        bail!("--fingerprint: expected a full 40 or 64 hex digit fingerprint (a key ID is not enough), got {fingerprint:?}");
-    }
+    let want = full_fingerprint("--fingerprint", fingerprint)?;
     let choice = choose_vendor(config, Some(vendor), file)?.expect("explicit vendor");
     let bytes = std::fs::read(file).with_context(|| format!("{}: cannot read", file.display()))?;
     let (certs, _) = keyring::parse_certs(&bytes);
@@ -196,10 +225,19 @@ fn keys_list(
     now: SystemTime,
 ) -> anyhow::Result<Outcome> {
     let policy = StandardPolicy::new();
-    let config = config.context("keys list and keys check read the vendors from feeds.toml: pass --config FILE or run where feeds.toml is")?;
+    let config = config.context(NO_CONFIG)?;
     let mut failed = false;
     let mut out_json = Vec::new();
     for v in &config.vendors {
+        if v.signature_uses().is_empty() && !v.keyring.exists() {
+            // Plain feeds only: nothing is verified, so no keyring is missing.
+            if !json {
+                println!("vendor {} (no keyring: feeds only)", v.name);
+            }
+            out_json
+                .push(serde_json::json!({"vendor": v.name, "keyring": null, "certificates": []}));
+            continue;
+        }
         let kr = match Keyring::load(std::slice::from_ref(&v.keyring)) {
             Ok(k) => k,
             Err(e) => {
@@ -225,24 +263,22 @@ fn keys_list(
             let origin = kr
                 .origin(&cert.fingerprint())
                 .map(|p| p.display().to_string());
-            if info.health.is_failure() {
+            let level = info.health.level(v.expired_signer == ExpiredSigner::Reject);
+            if level == keys::Level::Error {
                 failed = true;
             }
             if json {
-                certs_json.push(keys::render_json(&info, origin.as_deref()));
+                let mut j = keys::render_json(&info, origin.as_deref());
+                j["level"] = level.word().into();
+                certs_json.push(j);
             } else if check {
-                let level = if info.health.is_failure() {
-                    "error"
-                } else if info.health == keys::Health::Ok {
-                    "ok"
-                } else {
-                    "warning"
-                };
                 println!(
-                    "  {level}: {}: {} {}",
+                    "  {}: {}: {} {}{}",
+                    level.word(),
                     info.health.code(),
                     info.fingerprint,
-                    info.health_detail
+                    info.health_detail,
+                    expired_signer_note(&info, v.expired_signer)
                 );
             } else {
                 for line in keys::render_text(&info, origin.as_deref()).lines() {

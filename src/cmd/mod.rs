@@ -1,7 +1,7 @@
 //! The commands: parsed flags in, validated settings (which vendor, keyring, pins,
 //! threshold), a call into the capability modules, the result printed, an [`Outcome`]
-//! out. One file per family: `verify` (verify, unpack, inspect), `keys` (keys, pin),
-//! `watch` (watch, status, alert test), `check_config`.
+//! out. One file per family: `verify` (verify, unpack, inspect), `keys` (keys, pin;
+//! `unpin` for `keys remove`), `watch` (watch, status, alert test), `check_config`.
 //!
 //! Errors returned from here mean "could not check" (exit 2); `main.rs` chooses every
 //! exit code. The commands read the clock and pass `now` down: nothing below them reads
@@ -11,6 +11,7 @@ mod check_config;
 mod keys;
 mod outcome;
 mod setup;
+mod unpin;
 mod verify;
 mod watch;
 
@@ -43,6 +44,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         } => watch::run_alert_test(config, json),
         Command::Pin(args) => keys::run_pin(config, &args),
         Command::Keys { command } => keys::run_keys(config, command, now),
-        Command::CheckConfig => check_config::run_check_config(config),
+        Command::CheckConfig => check_config::run_check_config(config, now),
     }
 }

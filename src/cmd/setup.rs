@@ -1,5 +1,5 @@
-//! What the commands share before they do their job: the configuration, the vendor a
-//! run is about, a tokio runtime, and writing a file so that a crash leaves the old one
+//! What the commands share before they do their job: the configuration (and where it is
+//! looked for), the vendor a run is about, a tokio runtime, and writing a file so that a crash leaves the old one
 //! whole. Nothing here prints or chooses an outcome.
 
 use std::io::Write as _;
@@ -9,22 +9,74 @@ use anyhow::{bail, Context as _};
 
 use crate::config::{self, Config};
 use crate::text::escape_os;
+use crate::verify::SignerPolicy;
 
-/// The configuration: `--config FILE` (which must load), else `./feeds.toml` when it
-/// exists, else none.
+/// The configuration file looked for last, when nothing names one and the current
+/// folder has no `feeds.toml`.
+pub const SYSTEM_CONFIG: &str = "/etc/vendorguard/feeds.toml";
+
+/// The environment variable that names the configuration when `--config` does not.
+pub const CONFIG_ENV: &str = "VENDORGUARD_CONFIG";
+
+/// Where the configuration comes from, and whether someone named it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ConfigSource {
+    /// Named by `--config` or `$VENDORGUARD_CONFIG`: it must exist and load.
+    Named { path: PathBuf, by: &'static str },
+    /// Found in the search (`./feeds.toml`, then [`SYSTEM_CONFIG`]).
+    Found(PathBuf),
+    /// None anywhere: commands that need one say so.
+    Nothing,
+}
+
+/// The search order: `--config`, else `$VENDORGUARD_CONFIG` (when set and not empty),
+/// else `./feeds.toml`, else [`SYSTEM_CONFIG`]. `exists` is the file check, injected so
+/// the order can be tested without touching `/etc`.
+fn choose_config(
+    explicit: Option<&Path>,
+    env: Option<std::ffi::OsString>,
+    exists: impl Fn(&Path) -> bool,
+) -> ConfigSource {
+    if let Some(p) = explicit {
+        return ConfigSource::Named {
+            path: p.to_path_buf(),
+            by: "--config",
+        };
+    }
+    if let Some(v) = env.filter(|v| !v.is_empty()) {
+        return ConfigSource::Named {
+            path: PathBuf::from(v),
+            by: "$VENDORGUARD_CONFIG",
+        };
+    }
+    [Path::new("feeds.toml"), Path::new(SYSTEM_CONFIG)]
+        .into_iter()
+        .find(|p| exists(p))
+        .map_or(ConfigSource::Nothing, |p| {
+            ConfigSource::Found(p.to_path_buf())
+        })
+}
+
+/// Loads the configuration [`choose_config`] picks. A file that was named but is
+/// missing is an error naming it and who named it, never a silent run without one.
 pub fn load_config(explicit: Option<&Path>) -> anyhow::Result<Option<Config>> {
-    match explicit {
-        Some(p) => Ok(Some(Config::load(p)?)),
-        None => {
-            let p = Path::new("feeds.toml");
-            if p.is_file() {
-                Ok(Some(Config::load(p)?))
-            } else {
-                Ok(None)
+    match choose_config(explicit, std::env::var_os(CONFIG_ENV), Path::is_file) {
+        ConfigSource::Named { path, by } => {
+            if !path.exists() {
+                bail!(
+                    "{}: no such configuration file (named by {by})",
+                    escape_os(path.as_os_str())
+                );
             }
+            Ok(Some(Config::load(&path)?))
         }
+        ConfigSource::Found(path) => Ok(Some(Config::load(&path)?)),
+        ConfigSource::Nothing => Ok(None),
     }
 }
+
+/// What a command that needs the configuration says when there is none.
+pub const NO_CONFIG: &str = "no configuration: pass --config FILE, set $VENDORGUARD_CONFIG, or put feeds.toml in the current folder or at /etc/vendorguard/feeds.toml";
 
 /// The vendor settings a run uses, config or not.
 pub struct VendorChoice {
@@ -32,6 +84,8 @@ pub struct VendorChoice {
     pub keyring_dir: PathBuf,
     pub signatures: usize,
     pub contact: Option<String>,
+    /// The vendor's rules on good signatures.
+    pub signers: SignerPolicy,
 }
 
 /// The vendor `explicit` names, else the one whose `bundles` patterns match the
@@ -54,6 +108,7 @@ pub fn choose_vendor(
         keyring_dir: v.keyring.clone(),
         signatures: v.signatures,
         contact: v.contact.clone(),
+        signers: signer_policy(v),
     };
     match (explicit, config) {
         (Some(name), Some(c)) => match c.vendor(name) {
@@ -74,6 +129,7 @@ pub fn choose_vendor(
             keyring_dir: config::default_keyring_dir(Path::new("."), name),
             signatures: config::DEFAULT_SIGNATURES,
             contact: None,
+            signers: SignerPolicy::default(),
         })),
         (None, Some(c)) => {
             let matches = c.vendors_for_bundle(&file_name);
@@ -91,6 +147,15 @@ pub fn choose_vendor(
             }
         }
         (None, None) => Ok(None),
+    }
+}
+
+/// The verifier's signer policy from the vendor's `expired_signer` and
+/// `max_signature_age`.
+pub fn signer_policy(v: &config::Vendor) -> SignerPolicy {
+    SignerPolicy {
+        reject_expired_signer: v.expired_signer == config::ExpiredSigner::Reject,
+        max_signature_age: v.max_signature_age,
     }
 }
 
@@ -126,4 +191,44 @@ pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<Path
     }
     std::fs::rename(&tmp, &path).with_context(|| format!("{}: cannot replace", path.display()))?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The source chosen when only the files in `present` exist.
+    fn check(explicit: Option<&str>, env: Option<&str>, present: &[&str], want: ConfigSource) {
+        let got = choose_config(explicit.map(Path::new), env.map(Into::into), |p| {
+            present.iter().any(|f| Path::new(f) == p)
+        });
+        assert_eq!(
+            got, want,
+            "--config {explicit:?}, env {env:?}, present {present:?}"
+        );
+    }
+
+    #[test]
+    fn config_search_order() {
+        let named = |p: &str, by| ConfigSource::Named { path: p.into(), by };
+        let found = |p: &str| ConfigSource::Found(p.into());
+        let all = &["feeds.toml", SYSTEM_CONFIG];
+        check(
+            Some("a.toml"),
+            Some("b.toml"),
+            all,
+            named("a.toml", "--config"),
+        );
+        check(Some("gone.toml"), None, &[], named("gone.toml", "--config"));
+        check(
+            None,
+            Some("b.toml"),
+            all,
+            named("b.toml", "$VENDORGUARD_CONFIG"),
+        );
+        check(None, Some(""), all, found("feeds.toml"));
+        check(None, None, all, found("feeds.toml"));
+        check(None, None, &[SYSTEM_CONFIG], found(SYSTEM_CONFIG));
+        check(None, None, &[], ConfigSource::Nothing);
+    }
 }

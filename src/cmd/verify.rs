@@ -114,6 +114,7 @@ fn verify_command(
             keyring: &keyring,
             vendor: vendor.as_ref().map(|v| v.name.as_str()),
             policy: &policy,
+            signers: vendor.as_ref().map(|v| v.signers).unwrap_or_default(),
             now,
         },
         contact: vendor.as_ref().and_then(|v| v.contact.as_deref()),

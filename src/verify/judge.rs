@@ -6,14 +6,17 @@
 //!   and alive (not expired) then; a hard revocation (compromised, or no reason) counts
 //!   at every time, a soft one (superseded, retired) from its own date on.
 //! * A signature dated in the future beyond `policy::CLOCK_SKEW` is rejected.
-//! * A good signature by a key that has expired since is accepted with a warning.
+//! * A good signature by a key that has expired since is accepted with a warning, or
+//!   refused (`key-expired-since-signing`) when the vendor's `expired_signer` says
+//!   `reject`; one older than the vendor's `max_signature_age` is refused
+//!   (`signature-too-old`). A refused signature does not count toward the threshold.
 //!
 //! The checks are the ones Sequoia's stock verifier makes, in its order (see
 //! ARCHITECTURE.md for why we do not use it). This file never reads the bundle: the
 //! caller's `crypto` closure checks the mathematics against the digest it computed.
 //! Counting signatures into a verdict is `verdict`'s job.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use openpgp::cert::prelude::*;
 use openpgp::packet::key::{PublicParts, UnspecifiedRole};
@@ -36,7 +39,31 @@ pub struct Judge<'a> {
     /// Named in the detail of an unpinned signer.
     pub vendor: Option<&'a str>,
     pub policy: &'a dyn Policy,
+    /// The vendor's own rules on good signatures.
+    pub signers: SignerPolicy,
     pub now: SystemTime,
+}
+
+/// What a vendor accepts of a signature the standard policy finds good: whether one by
+/// a key that has expired since still counts, and how old one may be. `verify`,
+/// `unpack` and CSAF checks judge with it; `keys check` and `check-config` grade
+/// expired pinned keys by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SignerPolicy {
+    /// Refuse a signature whose key has expired since it was made
+    /// (`key-expired-since-signing`), as apt refuses an `EXPKEYSIG` signature; when
+    /// false it is accepted with that warning, as GnuPG's `gpgv` does.
+    pub reject_expired_signer: bool,
+    /// A signature made longer ago than this is refused (`signature-too-old`).
+    pub max_signature_age: Option<Duration>,
+}
+
+/// What a vendor requires of a signed document: `threshold` distinct pinned
+/// certificates whose signatures `signers` accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Acceptance {
+    pub threshold: usize,
+    pub signers: SignerPolicy,
 }
 
 /// Checks a signature's mathematics against one candidate key.
@@ -74,6 +101,7 @@ pub fn judge_signature(judge: &Judge<'_>, sig: &Signature, crypto: &Crypto<'_>) 
         key_expired_at: None,
         key_expires_soon: None,
         revoked_since: false,
+        user_id: None,
     };
     if issuers.is_empty() {
         return fail(
@@ -115,6 +143,7 @@ pub fn judge_signature(judge: &Judge<'_>, sig: &Signature, crypto: &Crypto<'_>) 
         let mut c = check.clone();
         c.certificate = Some(ka.cert().fingerprint());
         c.signing_key = Some(ka.key().fingerprint());
+        c.user_id = primary_user_id(ka.cert(), judge);
         let judged = judge_with_key(judge, sig, created, &ka, crypto, c);
         if judged.status == Status::Good {
             return judged;
@@ -255,7 +284,37 @@ fn judge_with_key(
 
     c.status = Status::Good;
     note_key_state_now(judge, ka, &mut c);
-    c
+    apply_signer_policy(&judge.signers, judge.now, created, c)
+}
+
+/// The vendor's rules on a signature that is otherwise good.
+fn apply_signer_policy(
+    signers: &SignerPolicy,
+    now: SystemTime,
+    created: SystemTime,
+    c: SignatureCheck,
+) -> SignatureCheck {
+    if let Some(max) = signers.max_signature_age {
+        let age = now.duration_since(created).unwrap_or_default();
+        if age > max {
+            let detail = format!(
+                "made {} ago, longer than the vendor's max_signature_age of {}",
+                in_days(age),
+                in_days(max)
+            );
+            return fail(c, Status::SignatureTooOld, detail);
+        }
+    }
+    match (signers.reject_expired_signer, c.key_expired_at) {
+        (true, Some(t)) => {
+            let detail = format!(
+                "the signing key expired at {}, after it made this signature, and the vendor's expired_signer is \"reject\"",
+                crate::text::time(t)
+            );
+            fail(c, Status::KeyExpiredSinceSigning, detail)
+        }
+        _ => c,
+    }
 }
 
 /// Warnings about a good signer's key as of `now`: expired since signing, expiring
@@ -280,6 +339,27 @@ fn note_key_state_now(judge: &Judge<'_>, ka: &Amalgamation<'_>, c: &mut Signatur
     ) || matches!(now_ka.revocation_status(), RevocationStatus::Revoked(_))
     {
         c.revoked_since = true;
+    }
+}
+
+/// The certificate's primary user ID now under the policy, else its first one (an
+/// expired or damaged certificate still has a name worth showing).
+fn primary_user_id(cert: &Cert, judge: &Judge<'_>) -> Option<String> {
+    let valid = cert
+        .with_policy(judge.policy, judge.now)
+        .ok()
+        .and_then(|v| v.primary_userid().ok().map(|u| u.userid().clone()));
+    let uid = valid.or_else(|| cert.userids().next().map(|u| u.userid().clone()))?;
+    Some(String::from_utf8_lossy(uid.value()).into_owned())
+}
+
+/// `d` in whole days ("400 days"), or as `1h 5m` when shorter than a day, for a
+/// message.
+fn in_days(d: Duration) -> String {
+    match d.as_secs() / 86400 {
+        0 => humantime::format_duration(Duration::from_secs(d.as_secs())).to_string(),
+        1 => "1 day".into(),
+        n => format!("{n} days"),
     }
 }
 
@@ -429,12 +509,25 @@ mod tests {
         want: Status,
         why: &str,
     ) -> SignatureCheck {
+        check_under(SignerPolicy::default(), name, pinned, sig, want, why)
+    }
+
+    /// [`check`] under the vendor's `signers` policy.
+    fn check_under(
+        signers: SignerPolicy,
+        name: &str,
+        pinned: &[&Cert],
+        sig: &Signature,
+        want: Status,
+        why: &str,
+    ) -> SignatureCheck {
         let keyring = Keyring::from_certs(pinned.iter().map(|c| (*c).clone()));
         let policy = StandardPolicy::new();
         let judge = Judge {
             keyring: &keyring,
             vendor: Some("acme"),
             policy: &policy,
+            signers,
             now: now(),
         };
         let c = judge_signature(&judge, sig, &|key| sig.verify_message(key, DATA));
@@ -555,6 +648,47 @@ mod tests {
             "",
         );
         assert_eq!(c.key_expires_soon, Some(ago(100) + DAY * 110));
+    }
+
+    #[test]
+    fn the_vendor_policy_refuses_old_signatures_and_expired_signers() {
+        let month = cert(Some(DAY * 30));
+        let since = sign(&month, DATA, ago(80), HashAlgorithm::SHA256);
+        let expired = |reject_expired_signer| SignerPolicy {
+            reject_expired_signer,
+            max_signature_age: None,
+        };
+        check_under(
+            expired(true),
+            "expired since, reject",
+            &[&month],
+            &since,
+            Status::KeyExpiredSinceSigning,
+            "expired_signer is \"reject\"",
+        );
+        check_under(
+            expired(false),
+            "expired since, warn",
+            &[&month],
+            &since,
+            Status::Good,
+            "",
+        );
+        let c = cert(None);
+        let old = sign(&c, DATA, ago(50), HashAlgorithm::SHA256);
+        let max_age = |days| SignerPolicy {
+            reject_expired_signer: false,
+            max_signature_age: Some(DAY * days),
+        };
+        check_under(
+            max_age(40),
+            "older than max_signature_age",
+            &[&c],
+            &old,
+            Status::SignatureTooOld,
+            "made 50 days ago, longer than the vendor's max_signature_age of 40 days",
+        );
+        check_under(max_age(60), "younger", &[&c], &old, Status::Good, "");
     }
 
     #[test]

@@ -150,7 +150,7 @@ impl Keyring {
 }
 
 /// The certificate files in a keyring folder, sorted by name for a stable order.
-fn cert_files(dir: &Path) -> Result<Vec<PathBuf>, KeyringError> {
+pub(crate) fn cert_files(dir: &Path) -> Result<Vec<PathBuf>, KeyringError> {
     let rd = std::fs::read_dir(dir).map_err(|source| KeyringError::Unreadable {
         path: dir.to_path_buf(),
         source,

@@ -43,9 +43,36 @@ impl Health {
         }
     }
 
-    /// Whether this fails `keys check`.
-    pub fn is_failure(self) -> bool {
-        matches!(self, Health::Expired | Health::Revoked | Health::Invalid)
+    /// How `keys check` and `check-config` grade a pinned certificate, under the
+    /// vendor's `expired_signer`: revoked and invalid are errors; expired is an error
+    /// only when the vendor refuses signatures by expired keys (`reject_expired`),
+    /// since otherwise what it signed before it expired still verifies.
+    pub fn level(self, reject_expired: bool) -> Level {
+        match self {
+            Health::Ok => Level::Ok,
+            Health::Revoked | Health::Invalid => Level::Error,
+            Health::Expired if reject_expired => Level::Error,
+            Health::Expiring | Health::NoSigningKey | Health::Expired => Level::Warning,
+        }
+    }
+}
+
+/// How a pinned certificate is graded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Ok,
+    Warning,
+    /// Fails `keys check` (exit 1) and `check-config` (exit 2).
+    Error,
+}
+
+impl Level {
+    pub fn word(self) -> &'static str {
+        match self {
+            Level::Ok => "ok",
+            Level::Warning => "warning",
+            Level::Error => "error",
+        }
     }
 }
 

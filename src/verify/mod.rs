@@ -26,4 +26,5 @@ pub(crate) mod sigfile;
 pub(crate) mod verdict;
 
 pub(crate) use bundle::{verify_bundle, verify_detached_bytes, Request};
+pub(crate) use judge::{Acceptance, SignerPolicy};
 pub(crate) use verdict::{Pin, Report, Status, Verdict};

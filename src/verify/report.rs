@@ -33,6 +33,14 @@ pub fn render_text(r: &Report) -> String {
                 r.subject.threshold,
             );
         }
+        Verdict::Rejected if r.codes.contains(&"below-threshold") => {
+            let _ = writeln!(
+                out,
+                "rejected: {bundle}: {good} of {} required pinned certificates signed: {} ({vendor})",
+                r.subject.threshold,
+                r.codes.join(", ")
+            );
+        }
         Verdict::Rejected => {
             let _ = writeln!(out, "rejected: {bundle}: {} ({vendor})", r.codes.join(", "));
         }
@@ -103,11 +111,11 @@ fn signature_line(s: &SignatureCheck) -> String {
         (Some(i), false) => format!("{i} (key ID only)"),
         (None, _) => "-".into(),
     };
-    let cert = s
-        .certificate
-        .as_ref()
-        .map(|f| f.to_hex())
-        .unwrap_or_else(|| "-".into());
+    let cert = match (&s.certificate, &s.user_id) {
+        (Some(f), Some(uid)) => format!("{} ({})", f.to_hex(), escape(uid)),
+        (Some(f), None) => f.to_hex(),
+        (None, _) => "-".into(),
+    };
     let created = s.created.map(time).unwrap_or_else(|| "-".into());
     format!(
         "{}  issuer {issuer}  certificate {cert}  created {created}  hash {}",
@@ -123,10 +131,7 @@ fn next_steps(r: &Report) -> String {
     let vendor = r.subject.vendor.as_deref().unwrap_or("VENDOR");
     match r.verdict {
         Verdict::Verified => {
-            let _ = writeln!(
-                out,
-                "next: the bytes are the vendor's and match every pin; extract this same file now (a copy fetched again is a different file and needs its own check)"
-            );
+            let _ = writeln!(out, "next: {}", verified_advice(r, &bundle));
         }
         Verdict::UnexpectedSigner => {
             let unpinned: Vec<&SignatureCheck> = r
@@ -197,6 +202,41 @@ fn next_steps(r: &Report) -> String {
     out
 }
 
+/// What to do with what verified, which depends on what it was: an inline-signed file
+/// is used for its signed text, a manifest vouches for the bundle through its line, and
+/// only an archive is for `unpack`.
+fn verified_advice(r: &Report, bundle: &str) -> String {
+    const AGAIN: &str = "a copy fetched again is a different file and needs its own check";
+    match r.subject.source_kind {
+        "inline" => format!(
+            "the signed text in {bundle} is the vendor's (an apt InRelease, a cleartext-signed file or an inline-signed message): use the text from this same file; for an InRelease, the files it lists are trusted only through the checksums it gives for them ({AGAIN})"
+        ),
+        "manifest" => format!(
+            "{bundle} matches its line in the signed checksum manifest, and the manifest's signature is the vendor's; {} ({AGAIN})",
+            archive_step(bundle)
+        ),
+        _ => format!(
+            "the bytes are the vendor's and match every pin; {} ({AGAIN})",
+            archive_step(bundle)
+        ),
+    }
+}
+
+/// The next step for a verified file: `unpack` for an archive, else use it as it is.
+fn archive_step(bundle: &str) -> String {
+    const ARCHIVES: [&str; 8] = [
+        ".zip", ".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.zst", ".tzst",
+    ];
+    if ARCHIVES
+        .iter()
+        .any(|e| bundle.to_ascii_lowercase().ends_with(e))
+    {
+        format!("extract this same file with `vendorguard unpack {bundle} --into DIR`")
+    } else {
+        "use this same file now".into()
+    }
+}
+
 /// The JSON object of the contract.
 pub fn render_json(r: &Report) -> Value {
     json!({
@@ -219,6 +259,7 @@ pub fn render_json(r: &Report) -> Value {
             "issuer": s.issuer,
             "issuer_is_fingerprint": s.issuer_is_fingerprint,
             "certificate": s.certificate.as_ref().map(|f| f.to_hex()),
+            "user_id": s.user_id.as_deref().map(escape),
             "signing_key": s.signing_key.as_ref().map(|f| f.to_hex()),
             "created": s.created.map(time),
             "hash_algorithm": s.hash_algorithm.to_string(),

@@ -58,6 +58,11 @@ pub enum Status {
     UnsupportedHash,
     WrongSignatureType,
     MalformedSignature,
+    /// Good, but older than the vendor's `max_signature_age`.
+    SignatureTooOld,
+    /// Good, but its key has expired since and the vendor's `expired_signer` is
+    /// `reject`.
+    KeyExpiredSinceSigning,
 }
 
 impl Status {
@@ -77,7 +82,18 @@ impl Status {
             Status::UnsupportedHash => "unsupported-hash",
             Status::WrongSignatureType => "wrong-signature-type",
             Status::MalformedSignature => "malformed-signature",
+            Status::SignatureTooOld => "signature-too-old",
+            Status::KeyExpiredSinceSigning => "key-expired-since-signing",
         }
+    }
+
+    /// A genuine signature the vendor's policy does not accept: it does not count
+    /// toward the threshold, but it does not reject the others either.
+    pub fn is_refused_by_vendor_policy(self) -> bool {
+        matches!(
+            self,
+            Status::SignatureTooOld | Status::KeyExpiredSinceSigning
+        )
     }
 }
 
@@ -93,6 +109,9 @@ pub struct SignatureCheck {
     pub issuer_is_fingerprint: bool,
     /// The pinned certificate the issuer belongs to, when there is one.
     pub certificate: Option<Fingerprint>,
+    /// That certificate's primary user ID, as the certificate says it (unescaped), so
+    /// that signers are told apart by name as well as fingerprint.
+    pub user_id: Option<String>,
     /// The (sub)key that made the signature, when pinned.
     pub signing_key: Option<Fingerprint>,
     pub created: Option<SystemTime>,
@@ -221,7 +240,11 @@ pub fn decide(subject: Subject, pins: &[Pin], acc: Findings) -> Report {
     let pinned_bad: Vec<&SignatureCheck> = acc
         .signatures
         .iter()
-        .filter(|s| s.status != Status::Good && s.certificate.is_some())
+        .filter(|s| {
+            s.status != Status::Good
+                && s.certificate.is_some()
+                && !s.status.is_refused_by_vendor_policy()
+        })
         .collect();
     let unpinned = acc
         .signatures
@@ -246,8 +269,9 @@ pub fn decide(subject: Subject, pins: &[Pin], acc: Findings) -> Report {
         if !good.is_empty() {
             codes.push("below-threshold");
         }
+        // A co-signer that is not pinned is a warning, not a reason.
         for s in &acc.signatures {
-            if s.status != Status::Good {
+            if !matches!(s.status, Status::Good | Status::UnpinnedSigner) {
                 codes.push(s.status.code());
             }
         }
@@ -275,6 +299,24 @@ pub fn decide(subject: Subject, pins: &[Pin], acc: Findings) -> Report {
         }
         if s.revoked_since {
             warn("key-revoked-since-signing", format!("{who} was revoked (soft: superseded or retired) after this signature was made; the signature is accepted, later ones will not be"));
+        }
+    }
+    if verdict == Verdict::Verified {
+        for s in acc
+            .signatures
+            .iter()
+            .filter(|s| s.status.is_refused_by_vendor_policy())
+        {
+            let who = s
+                .certificate
+                .as_ref()
+                .map(|f| f.to_hex())
+                .unwrap_or_default();
+            let why = s.detail.as_deref().unwrap_or_default();
+            warn(
+                s.status.code(),
+                format!("the signature of {who} was not counted: {why}"),
+            );
         }
     }
     if verdict != Verdict::UnexpectedSigner && unpinned {
@@ -318,6 +360,7 @@ mod tests {
             key_expired_at: None,
             key_expires_soon: None,
             revoked_since: false,
+            user_id: None,
         }
     }
 
@@ -441,10 +484,34 @@ mod tests {
             2,
             vec![good(1), unpinned()],
             vec![],
+            (Rejected, &["below-threshold"], &["unpinned-signer"]),
+        );
+    }
+
+    #[test]
+    fn a_signature_the_vendor_policy_refuses_does_not_count() {
+        use Verdict::*;
+        let old = |n| sig(Status::SignatureTooOld, n);
+        check(
+            1,
+            vec![old(1)],
+            vec![],
+            (Rejected, &["signature-too-old"], &[]),
+        );
+        check(
+            1,
+            vec![good(1), old(2)],
+            vec![],
+            (Verified, &[], &["signature-too-old"]),
+        );
+        check(
+            2,
+            vec![good(1), sig(Status::KeyExpiredSinceSigning, 2)],
+            vec![],
             (
                 Rejected,
-                &["below-threshold", "unpinned-signer"],
-                &["unpinned-signer"],
+                &["below-threshold", "key-expired-since-signing"],
+                &[],
             ),
         );
     }

@@ -38,7 +38,7 @@ use crate::store::{EntryRow, EntryWrite, ProblemRow};
 use crate::text::group4;
 use crate::verify::judge::Judge;
 use crate::verify::keyring::{parse_certs, Keyring};
-use crate::verify::{self, Status, Verdict};
+use crate::verify::{self, Acceptance, Status, Verdict};
 use crate::watch::document::{Advisory, DocumentId};
 use crate::watch::fetch::{Fetched, Fetcher, Validators};
 use crate::watch::keywatch::certified_by_pinned;
@@ -103,7 +103,7 @@ struct Ctx {
     vendor: String,
     provider: String,
     keyring: Arc<Keyring>,
-    threshold: usize,
+    acceptance: Acceptance,
     now: SystemTime,
 }
 
@@ -163,8 +163,9 @@ impl Base {
     }
 }
 
-/// Polls the provider at `url`; `threshold` distinct pinned certificates must sign
-/// each advisory.
+/// Polls the provider at `url`; each advisory must be signed as the vendor's
+/// `acceptance` says (threshold, `expired_signer`, `max_signature_age`), exactly as a
+/// bundle.
 ///
 /// # Errors
 ///
@@ -176,7 +177,7 @@ pub async fn poll(
     url: String,
     known: Known,
     keyring: Option<Arc<Keyring>>,
-    threshold: usize,
+    acceptance: Acceptance,
     now: SystemTime,
 ) -> Result<CsafPoll, PollError> {
     let keyring = keyring.filter(|k| !k.is_empty()).ok_or_else(|| {
@@ -279,7 +280,7 @@ pub async fn poll(
         vendor,
         provider: url,
         keyring,
-        threshold,
+        acceptance,
         now,
     });
     let open: HashSet<&str> = known
@@ -726,10 +727,11 @@ async fn check_advisory(ctx: &Ctx, l: Listed) -> Result<Checked, Problem> {
         keyring: &ctx.keyring,
         vendor: Some(vendor),
         policy: &policy,
+        signers: ctx.acceptance.signers,
         now,
     };
     let name = Path::new(file_name(&l.url));
-    let report = verify::verify_detached_bytes(name, &data, &sig, &judge, ctx.threshold);
+    let report = verify::verify_detached_bytes(name, &data, &sig, &judge, ctx.acceptance.threshold);
     match report.verdict {
         Verdict::Verified => {}
         Verdict::UnexpectedSigner => {

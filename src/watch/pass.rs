@@ -26,11 +26,12 @@ use std::time::{Duration, SystemTime};
 use tokio::task::JoinSet;
 
 use crate::alert::event::{Event, Kind, Severity};
-use crate::config::{Config, FeedFormat};
+use crate::config::{Config, ExpiredSigner, FeedFormat};
 use crate::store::{
     EntryWrite, FailureCommit, PollCommit, ProblemRow, SourceHealth, SourceRow, Store, StoreError,
 };
 use crate::verify::keyring::Keyring;
+use crate::verify::{Acceptance, SignerPolicy};
 use crate::watch::feeds::{self, FeedError, Item};
 use crate::watch::fetch::{Fetched, Fetcher, Validators};
 use crate::watch::source::{sources, PollError, Source, SourceKind};
@@ -138,12 +139,22 @@ impl<'a> Watcher<'a> {
                 crate::watch::csaf::Known::default()
             };
             priors.insert(s.id.clone(), row);
-            let threshold = config
-                .vendor(&s.vendor)
-                .map_or(crate::config::DEFAULT_SIGNATURES, |v| v.signatures);
+            let acceptance = config.vendor(&s.vendor).map_or(
+                Acceptance {
+                    threshold: crate::config::DEFAULT_SIGNATURES,
+                    signers: SignerPolicy::default(),
+                },
+                |v| Acceptance {
+                    threshold: v.signatures,
+                    signers: SignerPolicy {
+                        reject_expired_signer: v.expired_signer == ExpiredSigner::Reject,
+                        max_signature_age: v.max_signature_age,
+                    },
+                },
+            );
             let (f, src, kr) = (fetcher.clone(), s.clone(), keyrings.get(&s.vendor).cloned());
             let task = set.spawn(async move {
-                poll_source(&f, &src, validators, known, kr, threshold, now).await
+                poll_source(&f, &src, validators, known, kr, acceptance, now).await
             });
             tasks.insert(task.id(), s.clone());
         }
@@ -207,7 +218,7 @@ async fn poll_source(
     validators: Validators,
     known: crate::watch::csaf::Known,
     keyring: Option<Arc<Keyring>>,
-    threshold: usize,
+    acceptance: Acceptance,
     now: SystemTime,
 ) -> Result<Polled, PollError> {
     // Every kind named: a new feed format does not compile until it is polled here.
@@ -218,7 +229,7 @@ async fn poll_source(
             s.url.clone(),
             known,
             keyring,
-            threshold,
+            acceptance,
             now,
         )
         .await

@@ -151,6 +151,8 @@ impl Project {
         cmd.args(args)
             .current_dir(cwd)
             .env_remove("RUST_LOG")
+            // The configuration is the project's, whatever the caller's environment says.
+            .env_remove("VENDORGUARD_CONFIG")
             // The tests talk to 127.0.0.1 only: no proxy from the environment.
             .env_remove("http_proxy")
             .env_remove("HTTP_PROXY")

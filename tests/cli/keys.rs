@@ -61,9 +61,22 @@ fn keys_check_warns_for_expiring_and_fails_for_revoked_or_expired() {
     std::fs::remove_file(p.path("keyring/globex/old.asc")).unwrap();
     let expired = sq_cert("Gone <gone@globex.example>", days_ago(100), Some(DAY * 10));
     p.pin_cert("globex", "gone.asc", &armored(&expired));
+    // An expired pinned key is graded by the vendor's expired_signer: a warning under
+    // the default "warn" (what it signed before still verifies), an error under
+    // "reject" (every signature it made is refused).
+    let r = p.run(&["keys", "check", "--json"]);
+    r.code(0);
+    assert_eq!(r.json()[1]["certificates"][0]["status"], "key-expired");
+    assert_eq!(r.json()[1]["certificates"][0]["level"], "warning");
+    p.write(
+        "feeds.toml",
+        "[[vendor]]\nname = \"acme\"\nbundles = [\"acme-*.zip\"]\n\n\
+         [[vendor]]\nname = \"globex\"\nbundles = [\"globex-*.zip\"]\nexpired_signer = \"reject\"\n",
+    );
     let r = p.run(&["keys", "check", "--json"]);
     r.code(1);
     assert_eq!(r.json()[1]["certificates"][0]["status"], "key-expired");
+    assert_eq!(r.json()[1]["certificates"][0]["level"], "error");
 
     let l = p.run(&["keys", "list"]);
     l.code(0)
@@ -109,4 +122,68 @@ fn check_config_accepts_the_shipped_example_shape_and_reports_every_problem() {
     p.run(&["--config", "typo.toml", "verify", "x.zip"])
         .code(2)
         .stderr_has("typo.toml");
+}
+
+#[test]
+fn keys_remove_unpins_exactly_that_certificate_and_keeps_the_last_unless_forced() {
+    let p = Project::new();
+    p.vendors(&[("acme", "acme-*.zip")]);
+    let old = sq_cert("Old <old@acme.example>", days_ago(10), None);
+    let new = sq_cert("New <new@acme.example>", days_ago(1), None);
+    let other = sq_cert("Other <other@acme.example>", days_ago(1), None);
+    let [old_fpr, new_fpr, other_fpr] = [&old, &new, &other].map(|c| c.fingerprint().to_hex());
+    p.pin_cert("acme", "old.asc", &armored(&old));
+    // One file holding two certificates: only the one named goes.
+    let mut both = armored(&new);
+    both.extend(armored(&other));
+    p.pin_cert("acme", "both.asc", &both);
+
+    let stranger = sq_cert("Stranger <s@evil.example>", days_ago(1), None).fingerprint();
+    p.run(&["keys", "remove", "acme", &stranger.to_hex()])
+        .code(1)
+        .stderr_has(&format!(
+            "{} is not pinned for vendor acme",
+            stranger.to_hex()
+        ))
+        .stderr_has("nothing was removed");
+    p.run(&["keys", "remove", "acme", "0123ABCD"])
+        .code(2)
+        .stderr_has("a key ID is not enough");
+
+    p.run(&["keys", "remove", "acme", &old_fpr])
+        .code(0)
+        .stdout_has(&format!(
+            "removed: {old_fpr} from vendor acme (removed the file"
+        ));
+    assert!(!p.path("keyring/acme/old.asc").exists());
+
+    // Spaces as read aloud are fine.
+    let spaced: String = new_fpr
+        .as_bytes()
+        .chunks(4)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join(" ");
+    p.run(&["keys", "remove", "acme", &spaced])
+        .code(0)
+        .stdout_has("rewrote the file without it");
+    p.run(&["keys", "list"])
+        .code(0)
+        .stdout_has("vendor acme (1 certificate")
+        .stdout_has(&other_fpr)
+        .stdout_lacks(&new_fpr);
+
+    p.run(&["keys", "remove", "acme", &other_fpr])
+        .code(1)
+        .stderr_has(&format!(
+            "refused: {other_fpr} is the last pinned certificate of vendor acme"
+        ))
+        .stderr_has("--force");
+    assert!(p.path("keyring/acme/both.asc").exists());
+    p.run(&["keys", "remove", "acme", &other_fpr, "--force"])
+        .code(0)
+        .stdout_has("warning: vendor acme has no pinned certificate left");
+    assert!(!p.path("keyring/acme/both.asc").exists());
+    let left: Vec<_> = std::fs::read_dir(p.path("keyring/acme")).unwrap().collect();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
 }

@@ -2,6 +2,7 @@
 //! projects. See `harness.rs` for how fixtures are made.
 
 mod alert;
+mod config;
 mod corpus;
 mod harness;
 mod http;

@@ -1169,3 +1169,72 @@ fn cleartext_signed_manifest_with_unsigned_lines_is_rejected() {
     let r = a.verify(&["--json"]);
     unsigned(&r, "SHA256SUMS: unsigned content at line");
 }
+
+#[test]
+fn each_signature_names_its_signer_and_a_threshold_failure_counts_signers() {
+    let a = Acme::new();
+    let other = Gpg::new();
+    let ofpr = other.key("Unpinned <u@example.org>", "ed25519", "0", None);
+    two_signatures(&a, &other, &ofpr, &a.bundle);
+    a.verify(&["--signature", "both.asc", "--signatures", "2"])
+        .code(1)
+        .stdout_has(&format!(
+            "rejected: {BUNDLE}: 1 of 2 required pinned certificates signed: below-threshold (vendor acme)"
+        ))
+        .stdout_has(&format!(
+            "certificate {} (Acme Release <release@acme.example>)",
+            a.fpr
+        ))
+        .stdout_has("warning: unpinned-signer");
+    let r = a.verify(&["--signature", "both.asc", "--signatures", "2", "--json"]);
+    // The unpinned co-signer is a warning, not a reason.
+    assert_eq!(r.codes(), ["below-threshold"]);
+    assert_eq!(r.json()["warnings"][0]["code"], "unpinned-signer");
+    assert_eq!(
+        r.json()["signatures"][0]["user_id"],
+        "Acme Release <release@acme.example>"
+    );
+
+    // A user ID is outside text: escaped, it cannot forge a line.
+    let p = Project::new();
+    p.vendors(&[("acme", "acme-*.zip")]);
+    let c = sq_cert("Acme\n\x1b[2Jverified: <x@acme.example>", days_ago(1), None);
+    p.pin_cert("acme", "c.asc", &armored(&c));
+    p.write("acme-1.zip", b"data");
+    p.write(
+        "acme-1.zip.asc",
+        sq_sign(&c, b"data", days_ago(0), HashAlgorithm::SHA256),
+    );
+    let r = p.run(&["verify", "acme-1.zip"]);
+    r.code(0)
+        .stdout_has("(Acme\\n\\x1b[2Jverified: <x@acme.example>)");
+    assert!(!r.stdout.contains('\x1b'), "{:?}", r.stdout);
+}
+
+#[test]
+fn next_advice_fits_what_was_verified() {
+    let a = Acme::new();
+    a.sign();
+    a.verify(&[]).code(0).stdout_has(&format!(
+        "next: the bytes are the vendor's and match every pin; extract this same file with `vendorguard unpack {BUNDLE} --into DIR`"
+    ));
+
+    // A file listed in a signed checksum manifest, not an archive.
+    let tool = a.p.write("tool.bin", b"a tool");
+    let hex = sha256_hex(&std::fs::read(&tool).unwrap());
+    manifest(&a, &format!("{hex}  tool.bin\n"), false);
+    a.p.run(&["verify", "--vendor", "acme", "tool.bin"])
+        .code(0)
+        .stdout_has("next: tool.bin matches its line in the signed checksum manifest")
+        .stdout_has("use this same file now")
+        .stdout_lacks("unpack");
+
+    // An apt InRelease: cleartext-signed, used for its text.
+    let release = a.p.write("Release", "Origin: Acme\nSuite: stable\n");
+    a.gpg
+        .sign_inline(&a.fpr, &release, &a.p.path("InRelease"), "--clearsign");
+    a.p.run(&["verify", "--vendor", "acme", "InRelease"])
+        .code(0)
+        .stdout_has("next: the signed text in InRelease is the vendor's (an apt InRelease")
+        .stdout_lacks("unpack");
+}

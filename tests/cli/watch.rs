@@ -1646,3 +1646,51 @@ fn state_files_are_private_whatever_the_umask() {
     assert_eq!(mode("state/vg.sqlite"), 0o600);
     assert_eq!(mode("state/vg.sqlite.lock"), 0o600);
 }
+
+#[test]
+fn csaf_max_signature_age_refuses_an_old_advisory_signature() {
+    // Days before now:  900 a second provider key is made   500 it signs the advisory
+    let p = OwnProvider::new();
+    let old = p.gpg.key(
+        "Acme PSIRT 2024 <psirt-2024@acme.example>",
+        "ed25519",
+        "0",
+        Some(&gpg_time(days_ago(900))),
+    );
+    p.w.p
+        .pin_cert("acme", "psirt-2024.asc", &p.gpg.export(&old));
+    p.publish("ACME-2026-001", "1", 5.3, "2026-11-01T00:00:00Z");
+    let doc = p.w.p.path("prov/2026/acme-2026-001.json");
+    let asc = p.w.p.path("old-signature.asc");
+    p.gpg.detach_sign(
+        &old,
+        &doc,
+        &asc,
+        "SHA512",
+        Some(&gpg_time(days_ago(500))),
+        true,
+    );
+    p.w.srv.route(
+        "/prov/white/2026/acme-2026-001.json.asc",
+        vec![Resp::ok(std::fs::read(&asc).unwrap())],
+    );
+    p.w.config(
+        &[("/prov/provider-metadata.json", "csaf")],
+        "max_signature_age = \"400d\"",
+    );
+    p.w.once()
+        .code(1)
+        .stdout_has("acme-2026-001.json rejected")
+        .stdout_has("signature-too-old")
+        .stdout_lacks("event advisory-new");
+    p.w.p
+        .run(&["status"])
+        .code(0)
+        .stdout_has("open problems 1 (signature-too-old 1)");
+
+    // Without the limit the same signature verifies on the next poll.
+    p.w.config(&[("/prov/provider-metadata.json", "csaf")], "");
+    p.w.once()
+        .code(0)
+        .stdout_has("event advisory-new medium acme: ACME-2026-001");
+}
