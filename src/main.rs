@@ -27,7 +27,7 @@ fn main() -> ExitCode {
         Ok(Outcome::UnexpectedSigner) => ExitCode::from(3),
         Ok(Outcome::Busy) => ExitCode::from(75),
         Err(e) => {
-            eprintln!("vendorguard: error: {e:#}");
+            eprintln!("vendorguard: error: {}", cmd::error_line(&e));
             ExitCode::from(2)
         }
     }

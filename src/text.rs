@@ -73,13 +73,18 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// An error and its causes on one line, `outer: cause: root cause`.
+/// An error and its causes on one line, `outer: cause: root cause`, each cause once:
+/// many errors (io, hyper, lettre) already print their source in their own message, so
+/// a cause whose text is already on the line is not repeated.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
+        let text = c.to_string();
+        if !text.is_empty() && !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
         src = c.source();
     }
     s
@@ -130,6 +135,46 @@ mod tests {
     fn escapes_non_utf8() {
         use std::os::unix::ffi::OsStrExt;
         assert_eq!(escape_os(OsStr::from_bytes(b"a\xffb\n")), "a\\xffb\\n");
+    }
+
+    /// An error with a message and an optional cause.
+    #[derive(Debug)]
+    struct E(&'static str, Option<Box<E>>);
+
+    impl std::fmt::Display for E {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for E {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|e| e as _)
+        }
+    }
+
+    fn check_chain(messages: &[&'static str], want: &str) {
+        let mut e: Option<Box<E>> = None;
+        for m in messages.iter().rev() {
+            e = Some(Box::new(E(m, e)));
+        }
+        assert_eq!(error_chain(&*e.unwrap()), want);
+    }
+
+    #[test]
+    fn chains_print_each_cause_once() {
+        let refused = "Connection refused (os error 111)";
+        check_chain(&["a", "b", "c"], "a: b: c");
+        check_chain(&[refused, refused], refused);
+        check_chain(
+            &[
+                "connection error: Connection refused (os error 111)",
+                refused,
+            ],
+            "connection error: Connection refused (os error 111)",
+        );
+        check_chain(&["outer", refused, refused], &format!("outer: {refused}"));
+        check_chain(&["outer", ""], "outer");
     }
 
     #[test]

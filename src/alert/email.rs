@@ -390,6 +390,9 @@ pub fn body_for(e: &Event) -> String {
         crate::text::time(e.detected_at)
     ));
     s.push_str(&format!("event id:    {}\n", e.id));
+    if !e.cves.is_empty() {
+        s.push_str(&format!("{:<12} {}\n", "cves:", e.cves.join(", ")));
+    }
     for (k, v) in &e.fields {
         s.push_str(&format!("{:<12} {}\n", format!("{k}:"), v));
         if k == "fingerprint" && v.len() >= 16 {
@@ -400,27 +403,67 @@ pub fn body_for(e: &Event) -> String {
             ));
         }
     }
-    s.push_str(&format!("\nnext: {}\n", next_step(e)));
+    match key_checklist(e) {
+        Some(steps) => {
+            s.push_str("\nnext:\n");
+            for step in steps {
+                s.push_str(&format!("  {step}\n"));
+            }
+        }
+        None => s.push_str(&format!("\nnext: {}\n", next_step(e))),
+    }
     s
+}
+
+/// The numbered checklist for a key or signer event, word for word the one the shipped
+/// `escalation/escalate` prints (a test holds the two together): validate the
+/// fingerprint out of band, call the vendor, inspect, and only then the exact command
+/// that pins it, which refuses a file without that fingerprint.
+pub fn key_checklist(e: &Event) -> Option<Vec<String>> {
+    use crate::alert::event::Kind as K;
+    if !matches!(e.kind, K::UnexpectedSigner | K::KeyChanged | K::KeyRevoked) {
+        return None;
+    }
+    let fpr = e
+        .fields
+        .get("fingerprint")
+        .map(String::as_str)
+        .unwrap_or("");
+    let vendor = &e.vendor;
+    let contact = match e.fields.get("contact") {
+        Some(c) => c.clone(),
+        None => format!("none in feeds.toml: set contact in the [[vendor]] named {vendor}"),
+    };
+    let mut steps = vec![
+        format!(
+            "1. Compare fingerprint {} out of band with the one {vendor} publishes on its security advisory page and in WKD; do not trust a page linked from the bundle or the feed.",
+            crate::text::group4(fpr)
+        ),
+        format!("2. Call the vendor contact ({contact}) and read the fingerprint aloud, four characters at a time."),
+        "3. Save the certificate as CERT.asc and inspect it: vendorguard keys show CERT.asc".to_string(),
+    ];
+    steps.push(if e.kind == K::KeyRevoked {
+        "4. The key is revoked: stop installing bundles it signed, and confirm the replacement key the same way before pinning it.".to_string()
+    } else {
+        format!("4. If, and only if, it is genuine, pin it: vendorguard keys add CERT.asc --vendor {vendor} --fingerprint {fpr}")
+    });
+    Some(steps)
 }
 
 fn next_step(e: &Event) -> String {
     use crate::alert::event::Kind as K;
     let fpr = e.fields.get("fingerprint").cloned().unwrap_or_default();
     match e.kind {
-        K::UnexpectedSigner | K::KeyChanged => format!(
-            "validate fingerprint {fpr} out of band (the vendor's advisory page, WKD, or a call to the vendor contact in feeds.toml); inspect it with `vendorguard keys show CERT.asc`; if genuine, copy the certificate into keyring/{}/",
-            e.vendor
-        ),
-        K::KeyRevoked => format!(
-            "stop installing bundles signed by {fpr}; ask {} for its new key and confirm it out of band before pinning it",
-            e.vendor
-        ),
+        // `body_for` gives these kinds `key_checklist` instead; kept for completeness.
+        K::UnexpectedSigner | K::KeyChanged | K::KeyRevoked => {
+            format!("validate fingerprint {fpr} out of band before pinning anything")
+        }
         K::KeyExpiring => format!("ask {} for the renewed certificate and pin it before it expires", e.vendor),
         K::BundleRejected => "do not install or trust this item; fetch it again and verify; tell the vendor if it persists".into(),
         K::SourceFailing => "check the URL, the network and the vendor's site; `vendorguard status` shows the last error".into(),
         K::SourceRecovered => "nothing: the source answers again".into(),
         K::AdvisoryNew | K::AdvisoryUpdated => "read the advisory and decide whether the upgrade window must move".into(),
+        K::BacklogRecorded => "nothing: what the source had already published was recorded; new advisories are alerted one by one".into(),
         K::Test => "nothing: this is a fire drill".into(),
     }
 }

@@ -102,7 +102,11 @@ pub async fn run_escalation(
                 Ok(s) if s.success() => Ok(output),
                 Ok(s) => Err(Failure {
                     kind: "exit",
-                    message: format!("escalation program {} exited with {s}", program.display()),
+                    message: format!(
+                        "escalation program {} {}",
+                        program.display(),
+                        exit_status(s)
+                    ),
                     output: Some(output),
                     channel_down: false,
                 }),
@@ -128,6 +132,16 @@ pub async fn run_escalation(
                 channel_down: false,
             })
         }
+    }
+}
+
+/// "exited with status 3" or "was killed by signal 9".
+fn exit_status(s: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (s.code(), s.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(sig)) => format!("was killed by signal {sig}"),
+        (None, None) => format!("ended with {s}"),
     }
 }
 
@@ -161,11 +175,8 @@ fn captured(out: &[u8], err: &[u8]) -> String {
 /// second line into a script that logs `$VENDORGUARD_TITLE`. The JSON on stdin carries
 /// the exact text.
 pub fn escalation_env(e: &Event) -> Vec<(&'static str, String)> {
-    let fingerprint = e
-        .fields
-        .get("fingerprint")
-        .map(String::as_str)
-        .unwrap_or("");
+    let field = |k: &str| e.fields.get(k).map(String::as_str).unwrap_or("");
+    let cves = e.cves.join(" ");
     [
         ("VENDORGUARD_EVENT_ID", e.id.as_str()),
         ("VENDORGUARD_KIND", e.kind.code()),
@@ -173,7 +184,11 @@ pub fn escalation_env(e: &Event) -> Vec<(&'static str, String)> {
         ("VENDORGUARD_SEVERITY", e.severity.code()),
         ("VENDORGUARD_TITLE", e.title.as_str()),
         ("VENDORGUARD_URL", e.url.as_str()),
-        ("VENDORGUARD_FINGERPRINT", fingerprint),
+        ("VENDORGUARD_FINGERPRINT", field("fingerprint")),
+        ("VENDORGUARD_CONTACT", field("contact")),
+        ("VENDORGUARD_CVES", cves.as_str()),
+        ("VENDORGUARD_DUE_DATE", field("dueDate")),
+        ("VENDORGUARD_REQUIRED_ACTION", field("requiredAction")),
     ]
     .into_iter()
     .map(|(k, v)| (k, crate::text::escape(v)))

@@ -40,6 +40,7 @@ macro_rules! kinds {
 kinds! {
     AdvisoryNew => "advisory-new",
     AdvisoryUpdated => "advisory-updated",
+    BacklogRecorded => "backlog-recorded",
     UnexpectedSigner => "unexpected-signer",
     KeyChanged => "key-changed",
     KeyExpiring => "key-expiring",
@@ -57,13 +58,19 @@ impl Kind {
 
     /// Key and signer events are never held back in a digest.
     pub fn is_advisory(self) -> bool {
-        matches!(self, Kind::AdvisoryNew | Kind::AdvisoryUpdated)
+        matches!(
+            self,
+            Kind::AdvisoryNew | Kind::AdvisoryUpdated | Kind::BacklogRecorded
+        )
     }
 }
 
-/// Severity, lowest first.
+/// Severity, lowest first. `Unknown` is what a source that says nothing gets (a plain
+/// RSS entry, a CISA KEV entry): we do not invent one. It sorts lowest because it
+/// claims nothing, not because it is harmless.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
+    Unknown,
     Info,
     Low,
     Medium,
@@ -74,6 +81,7 @@ pub enum Severity {
 impl Severity {
     pub fn code(self) -> &'static str {
         match self {
+            Severity::Unknown => "unknown",
             Severity::Info => "info",
             Severity::Low => "low",
             Severity::Medium => "medium",
@@ -83,8 +91,10 @@ impl Severity {
     }
 
     /// Parses a severity word as vendors write it ("Important" is Red Hat's high).
+    /// `unknown` reads back as [`Severity::Unknown`] but is never taken from a source.
     pub fn parse(s: &str) -> Option<Severity> {
         match s.trim().to_ascii_lowercase().as_str() {
+            "unknown" => Some(Severity::Unknown),
             "critical" => Some(Severity::Critical),
             "high" | "important" => Some(Severity::High),
             "medium" | "moderate" => Some(Severity::Medium),
@@ -120,8 +130,11 @@ pub struct Event {
     pub title: String,
     pub url: String,
     pub detected_at: SystemTime,
-    /// Kind-specific fields: `fingerprint`, `advisory_id`, `source`, `code`, ...
+    /// Kind-specific fields: `fingerprint`, `advisory_id`, `source`, `code`, `contact`,
+    /// CISA KEV's `dueDate`, `requiredAction`, ...
     pub fields: BTreeMap<String, String>,
+    /// CVE ids the advisory names (a list in the JSON), in the order first named.
+    pub cves: Vec<String>,
 }
 
 impl Event {
@@ -145,12 +158,20 @@ impl Event {
             url: url.into(),
             detected_at,
             fields: BTreeMap::new(),
+            cves: Vec::new(),
         }
     }
 
     pub fn with(mut self, key: &str, value: impl Into<String>) -> Event {
         self.fields.insert(key.to_string(), value.into());
         self
+    }
+
+    /// Adds the vendor's `contact` from feeds.toml (whom to call), when it has one.
+    pub fn set_contact(&mut self, contact: Option<&str>) {
+        if let Some(c) = contact {
+            self.fields.insert("contact".into(), c.to_string());
+        }
     }
 
     /// The event as JSON (the escalation script's stdin).
@@ -165,6 +186,9 @@ impl Event {
             "detected_at": crate::text::time(self.detected_at),
         });
         let obj = v.as_object_mut().expect("object");
+        if !self.cves.is_empty() {
+            obj.insert("cves".into(), json!(self.cves));
+        }
         for (k, val) in &self.fields {
             obj.entry(k.clone())
                 .or_insert_with(|| Value::String(val.clone()));
@@ -186,6 +210,7 @@ impl Event {
                 "title",
                 "url",
                 "detected_at",
+                "cves",
             ]
             .contains(&k.as_str())
             {
@@ -194,6 +219,16 @@ impl Event {
                 }
             }
         }
+        let cves = v
+            .get("cves")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
         Some(Event {
             id: s("id")?,
             kind: Kind::from_code(&s("kind")?)?,
@@ -203,6 +238,7 @@ impl Event {
             url: s("url").unwrap_or_default(),
             detected_at,
             fields,
+            cves,
         })
     }
 }
@@ -271,7 +307,7 @@ mod tests {
 
     #[test]
     fn json_round_trip() {
-        let e = Event::new(
+        let mut e = Event::new(
             Kind::KeyChanged,
             "acme",
             "x",
@@ -280,7 +316,9 @@ mod tests {
             "u",
             SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000),
         )
-        .with("fingerprint", "ABCD");
+        .with("fingerprint", "ABCD")
+        .with("contact", "psirt@acme.example");
+        e.cves = vec!["CVE-2024-1".into(), "CVE-2024-2".into()];
         let back = Event::from_json(&e.to_json()).unwrap();
         assert_eq!(back, e);
     }
@@ -290,13 +328,15 @@ mod tests {
         for k in Kind::ALL {
             assert_eq!(Kind::from_code(k.code()), Some(*k));
         }
-        assert_eq!(Kind::ALL.len(), 10);
+        assert_eq!(Kind::ALL.len(), 11);
         assert_eq!(Kind::from_code("no-such-kind"), None);
     }
 
     #[test]
     fn severities() {
         assert_eq!(Severity::parse("Important"), Some(Severity::High));
+        assert_eq!(Severity::parse("unknown"), Some(Severity::Unknown));
+        assert_eq!(Severity::parse("whatever"), None);
         assert_eq!(Severity::from_cvss(9.8), Severity::Critical);
         assert_eq!(Severity::from_cvss(5.0), Severity::Medium);
     }

@@ -18,7 +18,7 @@ mod watch;
 use std::time::SystemTime;
 
 use crate::cli::{AlertCommand, Cli, Command};
-pub use outcome::Outcome;
+pub use outcome::{error_line, Outcome};
 
 /// Runs the command in `cli`.
 ///

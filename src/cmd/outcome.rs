@@ -26,3 +26,10 @@ impl From<Verdict> for Outcome {
         }
     }
 }
+
+/// A top-level error as `main.rs` prints it: the message and each cause once
+/// (`text::error_chain`), where anyhow's `{:#}` repeats causes that already print
+/// their source.
+pub fn error_line(e: &anyhow::Error) -> String {
+    crate::text::error_chain(e.as_ref())
+}

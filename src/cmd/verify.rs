@@ -362,6 +362,9 @@ fn raise_verify_events(config: Option<&Config>, report: &Report, no_alert: bool)
     if events.is_empty() {
         return;
     }
+    for e in &mut events {
+        e.set_contact(report.subject.contact.as_deref());
+    }
     let result = (|| -> anyhow::Result<Vec<ChannelReport>> {
         let mut state = store::sqlite::open(&config.watch.state)?;
         state.add_events(&events)?;

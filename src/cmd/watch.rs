@@ -395,7 +395,13 @@ pub fn run_alert_test(config: Option<&Config>, json: bool) -> anyhow::Result<Out
     for (name, r) in &results {
         match r {
             Ok(()) => eprintln!("ok: {name}: acknowledged"),
-            Err(f) => eprintln!("failed: {name}: {}: {}", f.kind, f.message),
+            Err(f) => {
+                eprintln!("failed: {name}: {}: {}", f.kind, f.message);
+                // What the program said is why it failed: show it, escaped.
+                for line in f.output.as_deref().unwrap_or("").lines() {
+                    eprintln!("  {name} output: {}", crate::text::escape(line));
+                }
+            }
         }
     }
     if json {
@@ -403,6 +409,7 @@ pub fn run_alert_test(config: Option<&Config>, json: bool) -> anyhow::Result<Out
             "{}",
             json!({"event": event.to_json(), "channels": results.iter().map(|(n, r)| json!({
                 "channel": n, "ok": r.is_ok(), "error": r.as_ref().err().map(|f| format!("{}: {}", f.kind, f.message)),
+                "output": r.as_ref().err().and_then(|f| f.output.clone()),
             })).collect::<Vec<_>>()})
         );
     }

@@ -814,12 +814,13 @@ async fn check_advisory(ctx: &Ctx, l: Listed) -> Result<Checked, Problem> {
         .unwrap_or(tracking_id)
         .to_string();
     let severity = csaf_severity(&doc);
+    let cves = csaf_cves(&doc);
     let doc = DocumentId {
         scheme: "csaf",
         id: format!("{namespace}#{tracking_id}"),
         version: version.clone(),
     };
-    let event = Event::new(
+    let mut event = Event::new(
         Kind::AdvisoryNew,
         vendor,
         &doc.event_identity(Kind::AdvisoryNew),
@@ -830,6 +831,7 @@ async fn check_advisory(ctx: &Ctx, l: Listed) -> Result<Checked, Problem> {
     )
     .with("advisory_id", doc.id.clone())
     .with("tracking_version", version);
+    event.cves = cves;
     let content_hash = crate::text::hex(&sha2::Sha256::digest(&data)[..16]);
     Ok(Checked {
         advisory: Advisory::new(doc, content_hash, title, event),
@@ -895,7 +897,8 @@ fn signer_notices(ctx: &Ctx, l: &Listed, report: &verify::Report) -> Vec<Event> 
     out
 }
 
-/// `document.aggregate_severity.text`, else the highest CVSS v3 (or v2) base score.
+/// `document.aggregate_severity.text`, else the highest CVSS v3 (or v2) base score,
+/// else `unknown`: a document that states no severity gets none invented.
 pub fn csaf_severity(doc: &Value) -> Severity {
     let mut best = doc
         .pointer("/document/aggregate_severity/text")
@@ -925,7 +928,25 @@ pub fn csaf_severity(doc: &Value) -> Severity {
             }
         }
     }
-    best.unwrap_or(Severity::Medium)
+    best.unwrap_or(Severity::Unknown)
+}
+
+/// The CVE ids of `vulnerabilities[].cve`, each once, in document order.
+fn csaf_cves(doc: &Value) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for v in doc
+        .get("vulnerabilities")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(c) = v.get("cve").and_then(Value::as_str) {
+            if !out.iter().any(|o| o == c) {
+                out.push(c.to_string());
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -1006,5 +1027,13 @@ mod tests {
         let doc: Value =
             serde_json::json!({"document": {"aggregate_severity": {"text": "Important"}}});
         assert_eq!(csaf_severity(&doc), Severity::High);
+    }
+
+    #[test]
+    fn no_stated_severity_is_unknown_and_cves_are_listed_once() {
+        let doc: Value = serde_json::json!({"vulnerabilities": [
+            {"cve": "CVE-2024-1"}, {"cve": "CVE-2024-2"}, {"cve": "CVE-2024-1"}, {"title": "x"}]});
+        assert_eq!(csaf_severity(&doc), Severity::Unknown);
+        assert_eq!(csaf_cves(&doc), ["CVE-2024-1", "CVE-2024-2"]);
     }
 }

@@ -9,6 +9,12 @@
 //! entries instead. The content hash covers the body and links but not the title, so a
 //! title edit changes nothing, while a changed body or `updated` date is an update.
 //! Comparing with what was seen before is `pass`'s job.
+//!
+//! Severity is only what the source says: a severity word in an entry's title, never a
+//! default. CISA KEV has no severity field, so its entries carry none (the event says
+//! `unknown`); being in the catalogue means exploited in the wild, which the event says
+//! through the catalogue's own fields (`knownRansomwareCampaignUse`, `dueDate`,
+//! `requiredAction`) rather than through a severity we would have to invent.
 
 use std::collections::HashMap;
 
@@ -29,6 +35,10 @@ pub struct Item {
     pub severity: Option<Severity>,
     /// Advisory id when the feed names one (a CVE, a CSAF tracking id).
     pub advisory_id: Option<String>,
+    /// CVE ids named in the entry's title, summary or content, first mention first.
+    pub cves: Vec<String>,
+    /// Source-specific fields the event carries as they are (CISA KEV's `dueDate`, ...).
+    pub fields: Vec<(&'static str, String)>,
 }
 
 /// Why a body is not a feed.
@@ -71,6 +81,7 @@ pub fn parse_feed(bytes: &[u8], base_url: &str) -> Result<Vec<Item>, FeedError> 
         title: String,
         updated: Option<String>,
         hash: String,
+        cves: Vec<String>,
     }
     let mut raws = Vec::with_capacity(feed.entries.len());
     for e in feed.entries {
@@ -99,6 +110,14 @@ pub fn parse_feed(bytes: &[u8], base_url: &str) -> Result<Vec<Item>, FeedError> 
             h.update([1]);
         }
         let id = (e.id != NO_ID && !e.id.trim().is_empty()).then(|| e.id.trim().to_string());
+        let mut cves = Vec::new();
+        cve_ids(&title, &mut cves);
+        if let Some(s) = &e.summary {
+            cve_ids(&s.content, &mut cves);
+        }
+        if let Some(c) = &e.content {
+            cve_ids(c.body.as_deref().unwrap_or(""), &mut cves);
+        }
         raws.push(Raw {
             id,
             link,
@@ -106,6 +125,7 @@ pub fn parse_feed(bytes: &[u8], base_url: &str) -> Result<Vec<Item>, FeedError> 
             title,
             updated,
             hash: crate::text::hex(&h.finalize()[..16]),
+            cves,
         });
     }
     let mut link_count: HashMap<&str, usize> = HashMap::new();
@@ -139,6 +159,8 @@ pub fn parse_feed(bytes: &[u8], base_url: &str) -> Result<Vec<Item>, FeedError> 
             content_hash: r.hash.clone(),
             severity: severity_in_title(&r.title),
             advisory_id: None,
+            cves: r.cves.clone(),
+            fields: Vec::new(),
         });
     }
     // The same key twice in one feed (a feed bug): keep the first, as readers show it.
@@ -152,6 +174,32 @@ fn severity_in_title(title: &str) -> Option<Severity> {
     let open = title.find('(')?;
     let close = title[open..].find(')')? + open;
     Severity::parse(&title[open + 1..close])
+}
+
+/// Appends the CVE ids (`CVE-YYYY-NNNN...`, any case) in `text` to `out`, each once.
+fn cve_ids(text: &str, out: &mut Vec<String>) {
+    let upper = text.to_ascii_uppercase();
+    let b = upper.as_bytes();
+    let mut i = 0;
+    while let Some(at) = upper[i..].find("CVE-").map(|p| p + i) {
+        i = at + 4;
+        if at > 0 && b[at - 1].is_ascii_alphanumeric() {
+            continue;
+        }
+        let year = &b[i..(i + 4).min(b.len())];
+        if year.len() < 4 || !year.iter().all(u8::is_ascii_digit) || b.get(i + 4) != Some(&b'-') {
+            continue;
+        }
+        let digits = b[i + 5..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits < 4 || b.get(i + 5 + digits).is_some_and(u8::is_ascii_alphanumeric) {
+            continue;
+        }
+        let id = upper[at..i + 5 + digits].to_string();
+        if !out.contains(&id) {
+            out.push(id);
+        }
+        i += 5 + digits;
+    }
 }
 
 /// Parses CISA's Known Exploited Vulnerabilities catalogue: one item per CVE.
@@ -183,6 +231,17 @@ pub fn parse_cisa_kev(bytes: &[u8]) -> Result<Vec<Item>, FeedError> {
         }
         let mut h = sha2::Sha256::new();
         h.update(x.to_string().as_bytes());
+        let fields = [
+            "vendorProject",
+            "product",
+            "dueDate",
+            "requiredAction",
+            "knownRansomwareCampaignUse",
+        ]
+        .into_iter()
+        .map(|k| (k, s(k)))
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
         items.push(Item {
             key: format!("cve:{cve}"),
             title: format!(
@@ -194,9 +253,11 @@ pub fn parse_cisa_kev(bytes: &[u8]) -> Result<Vec<Item>, FeedError> {
             url: format!("https://nvd.nist.gov/vuln/detail/{cve}"),
             updated: Some(s("dateAdded")).filter(|d| !d.is_empty()),
             content_hash: crate::text::hex(&h.finalize()[..16]),
-            // Known to be exploited: high at least.
-            severity: Some(Severity::High),
+            // The catalogue has no severity field; see the file's header.
+            severity: None,
+            cves: vec![cve.clone()],
             advisory_id: Some(cve),
+            fields,
         });
     }
     Ok(items)
@@ -263,5 +324,38 @@ mod tests {
             Some(Severity::Medium)
         );
         assert_eq!(severity_in_title("no severity"), None);
+    }
+
+    fn check_cves(text: &str, want: &[&str]) {
+        let mut got = Vec::new();
+        cve_ids(text, &mut got);
+        assert_eq!(got, want, "{text:?}");
+    }
+
+    #[test]
+    fn cve_ids_in_text() {
+        check_cves(
+            "fixes CVE-2024-3094 and cve-2023-12345.",
+            &["CVE-2024-3094", "CVE-2023-12345"],
+        );
+        check_cves("CVE-2024-3094, CVE-2024-3094 again", &["CVE-2024-3094"]);
+        check_cves("XCVE-2024-1234 CVE-24-1234 CVE-2024-12 CVE-2024-1234x", &[]);
+        check_cves("<p>CVE-2025-0001</p>", &["CVE-2025-0001"]);
+        check_cves("", &[]);
+    }
+
+    #[test]
+    fn kev_entries_keep_the_catalogue_fields_and_invent_no_severity() {
+        let kev = br#"{"vulnerabilities": [{"cveID": "CVE-2024-8068", "vendorProject": "Citrix",
+          "product": "Session Recording", "vulnerabilityName": "x", "dateAdded": "2024-11-18",
+          "dueDate": "2024-12-09", "requiredAction": "Apply mitigations.",
+          "knownRansomwareCampaignUse": "Unknown"}]}"#;
+        let it = &parse_cisa_kev(kev).unwrap()[0];
+        assert_eq!(it.severity, None);
+        assert_eq!(it.cves, ["CVE-2024-8068"]);
+        assert!(it.fields.contains(&("dueDate", "2024-12-09".to_string())));
+        assert!(it
+            .fields
+            .contains(&("knownRansomwareCampaignUse", "Unknown".to_string())));
     }
 }

@@ -430,6 +430,10 @@ fn record_success(
             ("ok", n)
         }
     };
+    let contact = vendor_contact(config, src);
+    for e in &mut events {
+        e.set_contact(contact);
+    }
     let inserted = state.commit_poll(&PollCommit {
         source: src.store_ref(),
         validators,
@@ -596,10 +600,14 @@ fn advisory_event(kind: Kind, src: &Source, it: &Item, now: SystemTime) -> Event
         Kind::AdvisoryNew => it.key.clone(),
         _ => format!("{} {} {:?}", it.key, it.content_hash, it.updated),
     };
-    let severity = it.severity.unwrap_or(Severity::Medium);
+    let severity = it.severity.unwrap_or(Severity::Unknown);
     let mut e = src
         .event(kind, &what, severity, it.title.clone(), it.url.clone(), now)
         .with("entry_key", it.key.clone());
+    for (k, v) in &it.fields {
+        e = e.with(k, v.clone());
+    }
+    e.cves = it.cves.clone();
     if let Some(a) = &it.advisory_id {
         e = e.with("advisory_id", a.clone());
     }
@@ -612,7 +620,7 @@ fn advisory_event(kind: Kind, src: &Source, it: &Item, now: SystemTime) -> Event
 fn backlog_event(src: &Source, n: usize, now: SystemTime) -> Event {
     let title = format!("{n} advisories already published by {} recorded on the first poll; new ones will be alerted one by one", src.vendor);
     src.event(
-        Kind::AdvisoryNew,
+        Kind::BacklogRecorded,
         "backlog",
         Severity::Info,
         title,
@@ -620,6 +628,13 @@ fn backlog_event(src: &Source, n: usize, now: SystemTime) -> Event {
         now,
     )
     .with("backlog", n.to_string())
+}
+
+/// The `contact` of the vendor `src` belongs to: every event names whom to call.
+fn vendor_contact<'c>(config: &'c Config, src: &Source) -> Option<&'c str> {
+    config
+        .vendor(&src.vendor)
+        .and_then(|v| v.contact.as_deref())
 }
 
 fn record_failure(
@@ -658,11 +673,11 @@ fn record_failure(
             src.url.clone(),
             now,
         );
-        Some(
-            event
-                .with("code", code)
-                .with("failures", row.failures.to_string()),
-        )
+        let mut event = event
+            .with("code", code)
+            .with("failures", row.failures.to_string());
+        event.set_contact(vendor_contact(config, src));
+        Some(event)
     })?;
     Ok(SourceOutcome {
         source: src.clone(),

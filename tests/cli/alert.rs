@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use crate::harness::*;
 use crate::http::{HttpServer, Resp};
 
+mod actionable;
+
 /// The SMTP server process; killed on drop.
 struct Smtp {
     child: Child,
@@ -382,8 +384,8 @@ fn hostile_event_text_executes_nothing_and_injects_no_header() {
     );
     assert_eq!(header(m, "X-Envelope-To"), ["oncall@example.com"]);
     assert_eq!(header(m, "Subject").len(), 1);
-    let log = std::fs::read_to_string(a.p.path("escalation.log")).unwrap();
-    assert_eq!(log.lines().count(), 1, "one log line per event: {log}");
+    // The shipped script logs through logger(1) and writes nothing beside itself.
+    assert!(!a.p.path("escalation.log").exists());
 }
 
 #[test]
@@ -506,10 +508,25 @@ fn verify_raises_unexpected_signer_and_rejected_events() {
 fn shipped_escalate_script_on_each_event_kind() {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("escalation/escalate");
     let dir = tempfile::tempdir().unwrap();
+    // A logger(1) that records what it is given, first on PATH.
     let log = dir.path().join("esc.log");
+    let logger = dir.path().join("logger");
+    std::fs::write(&logger, format!("#!/bin/sh\ncat >> '{}'\n", log.display())).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&logger, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let path = format!(
+        "{}:{}",
+        dir.path().display(),
+        std::env::var("PATH").unwrap()
+    );
     let fpr = "0123456789ABCDEF0123456789ABCDEF01234567";
     let kinds = [
-        ("unexpected-signer", "Compare the fingerprint above"),
+        (
+            "unexpected-signer",
+            "1. Compare fingerprint 0123 4567 89AB CDEF",
+        ),
         (
             "key-changed",
             &format!("vendorguard keys add CERT.asc --vendor acme --fingerprint {fpr}") as &str,
@@ -533,7 +550,7 @@ fn shipped_escalate_script_on_each_event_kind() {
             .env("VENDORGUARD_TITLE", "t")
             .env("VENDORGUARD_URL", "https://acme.example/a")
             .env("VENDORGUARD_FINGERPRINT", fpr)
-            .env("VENDORGUARD_ESCALATION_LOG", &log)
+            .env("PATH", &path)
             .stdin(Stdio::null())
             .output()
             .unwrap();
@@ -547,7 +564,8 @@ fn shipped_escalate_script_on_each_event_kind() {
             );
         }
     }
-    assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 10);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(logged.matches("event id: e1").count(), 10, "{logged}");
 }
 
 #[test]
@@ -585,7 +603,7 @@ fn digest_groups_advisories_into_one_mail_but_never_key_events() {
     assert_eq!(msgs.len(), 1, "one digest mail");
     assert_eq!(
         header(&msgs[0], "Subject"),
-        ["[vendorguard] MEDIUM 3 advisories"]
+        ["[vendorguard] UNKNOWN 3 advisories"]
     );
     assert!(header(&msgs[0], "Message-ID")[0].starts_with("<digest-"));
     for t in ["First", "Second", "Third"] {
@@ -956,7 +974,7 @@ fn a_digest_retried_after_the_server_was_down_keeps_its_events_together() {
     assert_eq!(msgs.len(), 2, "{msgs:?}");
     assert_eq!(
         header(&msgs[0], "Subject"),
-        ["[vendorguard] MEDIUM 2 advisories"]
+        ["[vendorguard] UNKNOWN 2 advisories"]
     );
     assert!(msgs[0].contains("First") && msgs[0].contains("Second") && !msgs[0].contains("Third"));
     assert!(msgs[1].contains("Third"));

@@ -85,7 +85,7 @@ fn first_poll_records_the_backlog_then_new_entries_alert_once() {
     );
     let r = w.once();
     r.code(0)
-        .stdout_has("event advisory-new info acme: 2 advisories already published");
+        .stdout_has("event backlog-recorded info acme: 2 advisories already published");
     r.stderr_has("ok: acme feed ");
     assert_eq!(w.events().len(), 1);
 
@@ -472,7 +472,7 @@ fn json_summary_and_event_lines() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines[0]["kind"], "advisory-new");
+    assert_eq!(lines[0]["kind"], "backlog-recorded");
     assert_eq!(lines[0]["vendor"], "acme");
     assert_eq!(
         lines.last().unwrap()["summary"]["sources"][0]["status"],
@@ -561,7 +561,7 @@ fn csaf_rolie_provider_good_advisory_is_verified_and_recorded() {
     };
     let r = c.w.once();
     r.code(0)
-        .stdout_has("event advisory-new info acme: 1 advisories already published");
+        .stdout_has("event backlog-recorded info acme: 1 advisories already published");
     assert!(
         !r.stdout.contains("rejected") && !r.stdout.contains("unexpected-signer"),
         "{}",
@@ -822,7 +822,7 @@ fn daemon_polls_each_source_on_its_interval_and_stops_cleanly_on_sigterm() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("vendorguard: stopping"));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("event advisory-new medium acme: b"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("event advisory-new unknown acme: b"));
     let conn = rusqlite::Connection::open(w.p.path("state/vg.sqlite")).unwrap();
     let ok: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
@@ -1229,7 +1229,7 @@ fn csaf_stackable_key_rotation() {
     r.code(0)
         .stdout_lacks("event unexpected-signer")
         .stdout_lacks("event key-changed")
-        .stdout_has("event advisory-new info acme: 23 advisories already published");
+        .stdout_has("event backlog-recorded info acme: 23 advisories already published");
 
     let w = provider(&std::fs::read(dir.join("openpgp/A2A781A51BC3B8C6.txt")).unwrap());
     let r = w.once();
