@@ -351,7 +351,7 @@ fn shown(head: &[u8], pending: &[&[u8]]) -> String {
         }
         out.extend_from_slice(c);
     }
-    crate::text::escape(&String::from_utf8_lossy(&out))
+    shown_target(&out)
 }
 
 // ---- names and messages shared by the extractor and the inspector ----------------
@@ -386,8 +386,16 @@ pub fn normal_path(name: &[u8]) -> Result<PathBuf, (&'static str, &'static str)>
     Ok(rel)
 }
 
-/// A link target from the archive, escaped for messages.
+/// Bytes of a link target quoted in a message at most.
+pub const SHOWN_TARGET: usize = 200;
+
+/// A link target from the archive, escaped for messages, its first [`SHOWN_TARGET`]
+/// bytes and "…" when longer: thousands of findings must not each print 4 KiB.
 pub fn shown_target(target: &[u8]) -> String {
+    if target.len() > SHOWN_TARGET {
+        let head = String::from_utf8_lossy(&target[..SHOWN_TARGET]);
+        return format!("{}…", crate::text::escape(&head));
+    }
     crate::text::escape(&String::from_utf8_lossy(target))
 }
 

@@ -8,7 +8,11 @@
 //! directory, which it reads itself first, as a stream in bounded memory, because the
 //! zip library would keep one of two same-named entries and holds the whole directory:
 //! duplicate names, end records whose claims do not fit the file, and more entries than
-//! the visitor's limit are refused there. A truncated archive, a bad checksum or bytes
+//! the visitor's limit are refused there, and so are overlapping entries and a
+//! directory the zip library swaps for another. The other exception is bounds on what
+//! the walk itself must hold: tar extension headers (GNU long names, pax) are read here
+//! from raw entries, refused by their declared size, and names and link targets handed
+//! on are capped per entry and in total. A truncated archive, a bad checksum or bytes
 //! that are no archive come back as [`WalkError::Corrupt`] naming the entry.
 
 use std::fs::File;
@@ -267,8 +271,10 @@ fn end_record(tail: &[u8]) -> Result<usize, WalkError> {
 /// Checks a zip's central directory as a stream, before the zip library reads it: the
 /// end records' claims must fit in the file, the count must match what is there, no
 /// name may appear twice, and there may be at most `max_entries` entries. Memory is a
-/// fixed buffer plus 32 bytes per name, whatever the records claim. Returns the count.
-fn check_central_directory(file: &mut File, max_entries: u64) -> Result<u64, WalkError> {
+/// fixed buffer plus 48 bytes per entry, whatever the records claim. Two entries whose
+/// data overlap are refused: that is how a small zip expands to many times its size
+/// (every entry inflating the same stream). Returns the count and where it starts.
+fn check_central_directory(file: &mut File, max_entries: u64) -> Result<Directory, WalkError> {
     use sha2::{Digest, Sha256};
     let len = file.seek(SeekFrom::End(0)).map_err(WalkError::Io)?;
     let tail_len = len.min(65_535 + 22);
@@ -326,6 +332,9 @@ fn check_central_directory(file: &mut File, max_entries: u64) -> Result<u64, Wal
     file.seek(SeekFrom::Start(offset)).map_err(WalkError::Io)?;
     let mut cd = BufReader::with_capacity(64 << 10, (&mut *file).take(size));
     let mut seen = std::collections::HashSet::new();
+    // (local header offset, least end of its data) per entry.
+    let mut spans: Vec<(u64, u64)> = Vec::new();
+    let mut extra = Vec::new();
     let mut name = Vec::new();
     let mut header = [0u8; CD_HEADER as usize];
     let mut left = size;
@@ -337,13 +346,17 @@ fn check_central_directory(file: &mut File, max_entries: u64) -> Result<u64, Wal
         }
         left -= CD_HEADER;
         let name_len = le16(&header, 28);
-        let rest = le16(&header, 30) + le16(&header, 32);
-        if name_len > left {
+        let extra_len = le16(&header, 30);
+        let rest = le16(&header, 32);
+        if name_len + extra_len > left {
             return Err(corrupt(None, "a central directory entry runs past its end"));
         }
         name.resize(name_len as usize, 0);
         cd.read_exact(&mut name).map_err(|e| corrupt(None, e))?;
-        left -= name_len;
+        extra.resize(extra_len as usize, 0);
+        cd.read_exact(&mut extra).map_err(|e| corrupt(None, e))?;
+        left -= name_len + extra_len;
+        spans.push(data_span(&header, &extra));
         let skip = rest.min(left);
         io::copy(&mut (&mut cd).take(skip), &mut io::sink()).map_err(|e| corrupt(None, e))?;
         left -= skip;
@@ -380,7 +393,56 @@ fn check_central_directory(file: &mut File, max_entries: u64) -> Result<u64, Wal
             format!("the central directory says {count} entries but holds {found}"),
         ));
     }
-    Ok(found)
+    spans.sort_unstable();
+    if let Some(w) = spans.windows(2).find(|w| w[1].0 < w[0].1) {
+        return Err(corrupt(
+            None,
+            format!(
+                "two entries share bytes (local headers at offsets {} and {}): \
+                 overlapping entries expand one stream many times",
+                w[0].0, w[1].0
+            ),
+        ));
+    }
+    Ok(Directory {
+        count: found,
+        start: offset,
+    })
+}
+
+/// What [`check_central_directory`] found: the zip library must open the same.
+struct Directory {
+    count: u64,
+    start: u64,
+}
+
+/// Where an entry's local header starts and the least offset its data ends at (a local
+/// header is at least 30 bytes), from its central directory header and extra field
+/// (zip64 sizes and offset live there when the header says 0xffffffff).
+fn data_span(header: &[u8], extra: &[u8]) -> (u64, u64) {
+    let mut compressed = le32(header, 20);
+    let uncompressed = le32(header, 24);
+    let mut local = le32(header, 42);
+    let mut at = 0;
+    while at + 4 <= extra.len() {
+        let (id, len) = (le16(extra, at), le16(extra, at + 2) as usize);
+        let body = &extra[at + 4..(at + 4 + len).min(extra.len())];
+        if id == 1 {
+            let mut fields = body.chunks_exact(8).map(|c| le64(c, 0));
+            if uncompressed == 0xffff_ffff {
+                fields.next();
+            }
+            if compressed == 0xffff_ffff {
+                compressed = fields.next().unwrap_or(compressed);
+            }
+            if local == 0xffff_ffff {
+                local = fields.next().unwrap_or(local);
+            }
+            break;
+        }
+        at += 4 + len;
+    }
+    (local, local.saturating_add(30).saturating_add(compressed))
 }
 
 const S_IFMT: u32 = 0o170000;
@@ -393,7 +455,8 @@ fn walk_zip(file: &mut File, visitor: &mut dyn Visitor) -> Result<(), WalkError>
     // silently replaces the first: the "master key" ambiguity. It also holds the whole
     // directory in memory. Read the central directory ourselves first, as a stream, and
     // refuse duplicates and directories past the limits.
-    let count = check_central_directory(file, visitor.max_entries())?;
+    let dir = check_central_directory(file, visitor.max_entries())?;
+    let count = dir.count;
     file.seek(SeekFrom::Start(0)).map_err(WalkError::Io)?;
     let mut zip = zip::ZipArchive::new(&mut *file).map_err(|e| corrupt(None, e))?;
     if zip.len() as u64 != count {
@@ -405,6 +468,20 @@ fn walk_zip(file: &mut File, visitor: &mut dyn Visitor) -> Result<(), WalkError>
             ),
         ));
     }
+    // When the directory we checked does not parse, the zip library quietly falls back
+    // to an earlier end record and another directory: never extract one we did not check.
+    if zip.central_directory_start() != dir.start {
+        return Err(corrupt(
+            None,
+            format!(
+                "zip readers disagree on which directory counts (the last end record's at \
+                 offset {}, the zip library's at offset {})",
+                dir.start,
+                zip.central_directory_start()
+            ),
+        ));
+    }
+    let mut budget = NameBudget::default();
     for i in 0..zip.len() {
         let mut entry = zip
             .by_index(i)
@@ -436,6 +513,7 @@ fn walk_zip(file: &mut File, visitor: &mut dyn Visitor) -> Result<(), WalkError>
             compressed_size: Some(entry.compressed_size()),
             kind,
         };
+        budget.spend(&meta, &shown)?;
         let mut reader = CorruptionTagger { inner: &mut entry };
         visitor
             .entry(&meta, &mut reader)
@@ -446,21 +524,183 @@ fn walk_zip(file: &mut File, visitor: &mut dyn Visitor) -> Result<(), WalkError>
     Ok(())
 }
 
+/// Longest name or link target accepted (PATH_MAX): a GNU long name or pax record may
+/// claim any length, and is read into memory before the entry it names.
+pub const MAX_NAME: u64 = 4096;
+
+/// Bytes of names and link targets one walk passes on at most: the visitor keeps them
+/// until the end (links are judged last), so this bounds its memory.
+pub const MAX_NAMES_TOTAL: u64 = 64 << 20;
+
+/// Counts the names and link targets passed on, refusing past [`MAX_NAMES_TOTAL`].
+#[derive(Default)]
+struct NameBudget(u64);
+
+impl NameBudget {
+    fn spend(&mut self, meta: &Meta, shown: &str) -> Result<(), WalkError> {
+        let link = match &meta.kind {
+            Kind::Symlink(t) | Kind::Hardlink(t) => t.len(),
+            _ => 0,
+        };
+        self.0 += (meta.name.len() + link) as u64;
+        if self.0 > MAX_NAMES_TOTAL {
+            return Err(WalkError::Refused(Refusal {
+                entry: shown.to_string(),
+                code: "too-large",
+                message: format!(
+                    "the archive's names and link targets run past {MAX_NAMES_TOTAL} bytes here"
+                ),
+            }));
+        }
+        Ok(())
+    }
+}
+
+/// Largest pax extended header read.
+pub const MAX_PAX_HEADER: u64 = 1 << 20;
+
+/// Names and link targets declared by the extension headers before an entry. The tar
+/// library reads these wholly into memory, whatever length they claim, so the walk
+/// reads them itself (raw entries), with bounds.
+#[derive(Default)]
+struct Pending {
+    name: Option<Vec<u8>>,
+    link: Option<Vec<u8>>,
+    pax: Option<Vec<u8>>,
+}
+
+/// Reads an extension header's data, refusing with `code` before reading any when it
+/// claims more than `limit` bytes (plus the NUL a GNU long name ends with).
+fn read_extension(
+    entry: &mut impl Read,
+    size: u64,
+    (limit, code): (u64, &'static str),
+    index: usize,
+    what: &str,
+) -> Result<Vec<u8>, WalkError> {
+    let slack = u64::from(code == "bad-name");
+    if size > limit + slack {
+        return Err(WalkError::Refused(Refusal {
+            entry: format!("#{index}"),
+            code,
+            message: format!("{what} claims {size} bytes; the limit is {limit}"),
+        }));
+    }
+    let mut data = Vec::with_capacity(size as usize);
+    entry
+        .take(size)
+        .read_to_end(&mut data)
+        .map_err(|e| corrupt(Some(format!("#{index}")), e))?;
+    Ok(data)
+}
+
+/// The value of pax record `key` in `pax` (records are "LEN KEY=VALUE\n").
+fn pax_value<'a>(pax: &'a [u8], key: &[u8]) -> Result<Option<&'a [u8]>, WalkError> {
+    let mut found = None;
+    for ext in tar::PaxExtensions::new(pax) {
+        let ext = ext.map_err(|e| corrupt(None, format!("bad pax extended header: {e}")))?;
+        if ext.key_bytes() == key {
+            found = Some(ext.value_bytes());
+        }
+    }
+    Ok(found)
+}
+
+fn name_checked(bytes: Vec<u8>, index: usize, what: &str) -> Result<Vec<u8>, WalkError> {
+    if bytes.len() as u64 > MAX_NAME {
+        return Err(WalkError::Refused(Refusal {
+            entry: format!("#{index}"),
+            code: "bad-name",
+            message: format!(
+                "{what} claims {} bytes; the limit is {MAX_NAME}",
+                bytes.len()
+            ),
+        }));
+    }
+    Ok(bytes)
+}
+
 fn walk_tar<R: Read>(reader: R, visitor: &mut dyn Visitor) -> Result<(), WalkError> {
     let mut archive = tar::Archive::new(reader);
-    let entries = archive.entries().map_err(|e| corrupt(None, e))?;
+    let entries = archive.entries().map_err(|e| corrupt(None, e))?.raw(true);
+    let mut pending = Pending::default();
+    let mut budget = NameBudget::default();
     for (i, entry) in entries.enumerate() {
         let mut entry = entry.map_err(|e| corrupt(Some(format!("#{i}")), e))?;
-        let name = entry.path_bytes().into_owned();
-        let shown = crate::text::escape(&String::from_utf8_lossy(&name));
-        let header = entry.header();
-        let link = || -> Result<Vec<u8>, WalkError> {
-            Ok(entry
-                .link_name_bytes()
-                .map(|c| c.into_owned())
-                .unwrap_or_default())
-        };
+        let header = entry.header().clone();
+        let size = header.entry_size().unwrap_or(0);
         use tar::EntryType as T;
+        let twice = |what: &str| {
+            corrupt(
+                Some(format!("#{i}")),
+                format!("two headers give {what} for the same entry"),
+            )
+        };
+        let gnu = header.as_gnu().is_some() || header.as_ustar().is_some();
+        match header.entry_type() {
+            flag @ (T::GNULongName | T::GNULongLink) if gnu => {
+                let (slot, what) = if flag == T::GNULongName {
+                    (&mut pending.name, "a GNU long name")
+                } else {
+                    (&mut pending.link, "a GNU long link target")
+                };
+                if slot.is_some() {
+                    return Err(twice(what));
+                }
+                let mut n = read_extension(&mut entry, size, (MAX_NAME, "bad-name"), i, what)?;
+                while n.last() == Some(&0) {
+                    n.pop();
+                }
+                *slot = Some(name_checked(n, i, what)?);
+                continue;
+            }
+            T::XHeader if gnu => {
+                if pending.pax.is_some() {
+                    return Err(twice("a pax extended header"));
+                }
+                pending.pax = Some(read_extension(
+                    &mut entry,
+                    size,
+                    (MAX_PAX_HEADER, "too-large"),
+                    i,
+                    "a pax extended header",
+                )?);
+                continue;
+            }
+            T::XGlobalHeader => continue,
+            _ => {}
+        }
+        let ext = std::mem::take(&mut pending);
+        let pax = ext.pax.as_deref().unwrap_or_default();
+        // The raw walk frames entries by the header's size; a pax size that disagrees
+        // would have other readers see other entries.
+        if let Some(v) = pax_value(pax, b"size")? {
+            let claimed = std::str::from_utf8(v)
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok());
+            if claimed != Some(size) {
+                return Err(corrupt(
+                    Some(format!("#{i}")),
+                    "the pax size disagrees with the header's; tar readers would split the archive differently",
+                ));
+            }
+        }
+        let name = match (pax_value(pax, b"path")?, ext.name) {
+            (Some(p), _) => name_checked(p.to_vec(), i, "a pax path")?,
+            (None, Some(n)) => n,
+            (None, None) => header.path_bytes().into_owned(),
+        };
+        let shown = crate::text::escape(&String::from_utf8_lossy(&name));
+        let link = || -> Result<Vec<u8>, WalkError> {
+            Ok(match (pax_value(pax, b"linkpath")?, &ext.link) {
+                (Some(p), _) => name_checked(p.to_vec(), i, "a pax linkpath")?,
+                (None, Some(n)) => n.clone(),
+                (None, None) => header
+                    .link_name_bytes()
+                    .map(|c| c.into_owned())
+                    .unwrap_or_default(),
+            })
+        };
         let kind = match header.entry_type() {
             T::Regular | T::Continuous => Kind::File,
             T::Directory => Kind::Dir,
@@ -469,20 +709,26 @@ fn walk_tar<R: Read>(reader: R, visitor: &mut dyn Visitor) -> Result<(), WalkErr
             T::Char | T::Block => Kind::Special("device"),
             T::Fifo => Kind::Special("FIFO"),
             T::GNUSparse => Kind::Special("sparse file"),
-            T::XGlobalHeader | T::XHeader | T::GNULongName | T::GNULongLink => continue,
             _ => Kind::Special("unknown entry type"),
         };
         let meta = Meta {
             name,
             mode: header.mode().unwrap_or(0o644) & 0o7777,
-            size: header.size().unwrap_or(0),
+            size,
             compressed_size: None,
             kind,
         };
+        budget.spend(&meta, &shown)?;
         let mut reader = CorruptionTagger { inner: &mut entry };
         visitor
             .entry(&meta, &mut reader)
             .map_err(|e| retag(e, &shown))?;
+    }
+    if pending.name.is_some() || pending.link.is_some() || pending.pax.is_some() {
+        return Err(corrupt(
+            None,
+            "extension headers describe an entry that never comes",
+        ));
     }
     Ok(())
 }

@@ -130,6 +130,21 @@ impl Bench {
         self.p.run(&args)
     }
 
+    /// `inspect` cannot read `file` and `unpack`, once it is signed, refuses it with
+    /// `message`, leaving nothing behind.
+    #[track_caller]
+    fn unreadable(&self, file: &str, message: &str) {
+        self.p
+            .run(&["inspect", file])
+            .code(2)
+            .stderr_has(&format!("{file}: cannot read the archive: {message}"));
+        self.sign(file);
+        self.unpack(file, "out", &[])
+            .code(1)
+            .stderr_has(&format!("refused: {file}: {message}"));
+        self.untouched("out");
+    }
+
     /// The project folder holds no staging leftovers and `into` does not exist.
     #[track_caller]
     fn untouched(&self, into: &str) {
@@ -895,6 +910,28 @@ fn zip64_end(z: &mut Vec<u8>, count: u64, size: u64, offset: u64) {
     z.extend([0, 0]);
 }
 
+/// A zip of one stored file, "f" holding "x", and `n` directory entries named by `name`
+/// that all point at it.
+fn one_stream_zip(n: u64, name: impl Fn(u64) -> String) -> Vec<u8> {
+    let mut z = Vec::with_capacity(n as usize * 60 + 100);
+    z.extend(b"PK\x03\x04\x14\0\0\0\0\0\0\0\0\0");
+    z.extend(0x8cdc_1683u32.to_le_bytes());
+    z.extend([1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0]);
+    z.extend(b"fx");
+    let cd_off = z.len() as u64;
+    for i in 0..n {
+        let name = name(i);
+        z.extend(b"PK\x01\x02\x14\0\x14\0\0\0\0\0\0\0\0\0");
+        z.extend(0x8cdc_1683u32.to_le_bytes());
+        z.extend([1, 0, 0, 0, 1, 0, 0, 0, name.len() as u8, 0]);
+        z.extend([0; 16]);
+        z.extend(name.as_bytes());
+    }
+    let cd_size = z.len() as u64 - cd_off;
+    zip64_end(&mut z, n, cd_size, cd_off);
+    z
+}
+
 /// Peak resident memory of one run of the binary, in KiB, via GNU time.
 fn peak_rss_kib(cwd: &Path, args: &[&str]) -> (u64, std::process::Output) {
     let out = Command::new("/usr/bin/time")
@@ -1006,24 +1043,7 @@ fn zip_directory_claims_are_checked_against_the_file() {
 #[test]
 fn a_zip_directory_past_the_entry_limit_is_refused_in_bounded_memory() {
     let b = Bench::new();
-    let mut z = Vec::with_capacity(60 << 20);
-    // One stored file, "f" holding "x"; every directory entry points at it.
-    z.extend(b"PK\x03\x04\x14\0\0\0\0\0\0\0\0\0");
-    z.extend(0x8cdc_1683u32.to_le_bytes());
-    z.extend([1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0]);
-    z.extend(b"fx");
-    let cd_off = z.len() as u64;
-    let n = 1_000_000u64;
-    for i in 0..n {
-        z.extend(b"PK\x01\x02\x14\0\x14\0\0\0\0\0\0\0\0\0");
-        z.extend(0x8cdc_1683u32.to_le_bytes());
-        z.extend([
-            1, 0, 0, 0, 1, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        ]);
-        z.extend(format!("f{i:07}").as_bytes());
-    }
-    let cd_size = z.len() as u64 - cd_off;
-    zip64_end(&mut z, n, cd_size, cd_off);
+    let z = one_stream_zip(1_000_000, |i| format!("f{i:07}"));
     let file = "acme-million.zip";
     b.p.write(file, z);
 
@@ -1046,4 +1066,220 @@ fn a_zip_directory_past_the_entry_limit_is_refused_in_bounded_memory() {
     );
     assert!(kib < 48 * 1024, "unpack peaked at {kib} KiB");
     b.untouched("out");
+}
+
+/// One raw tar header block: `name` (at most 100 bytes), type flag and size, checksummed.
+fn tar_block(name: &[u8], flag: u8, size: u64) -> Vec<u8> {
+    let mut h = vec![0u8; 512];
+    h[..name.len()].copy_from_slice(name);
+    h[100..108].copy_from_slice(b"0000644\0");
+    h[124..136].copy_from_slice(format!("{size:011o}\0").as_bytes());
+    h[136..148].copy_from_slice(b"00000000000\0");
+    h[156] = flag;
+    h[257..265].copy_from_slice(b"ustar  \0");
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    h
+}
+
+/// An entry `data` long under `flag`, padded to whole blocks.
+fn tar_member(name: &[u8], flag: u8, data: &[u8]) -> Vec<u8> {
+    let mut m = tar_block(name, flag, data.len() as u64);
+    m.extend(data);
+    m.resize(m.len().next_multiple_of(512), 0);
+    m
+}
+
+/// A GNU long name or pax record may claim any length, and is read before the entry it
+/// names: names and link targets past 4096 bytes and pax headers past 1 MiB are
+/// refused before they are read, in bounded memory. Legit long names still extract.
+#[test]
+fn tar_long_names_and_pax_headers_are_bounded() {
+    let b = Bench::new();
+    let file = tar_member(b"f", b'0', b"x");
+    let tail = [file.clone(), vec![0u8; 1024]].concat();
+    let zst = |parts: Vec<Vec<u8>>| zstd::encode_all(&parts.concat()[..], 3).unwrap();
+    let big = vec![b'a'; 96 << 20];
+    let pax = |key: &str, value: &[u8]| {
+        let rec = [
+            format!(" {key}=").into_bytes(),
+            value.to_vec(),
+            b"\n".to_vec(),
+        ]
+        .concat();
+        let mut len = rec.len() + 1;
+        while format!("{len}").len() + rec.len() != len {
+            len += 1;
+        }
+        [format!("{len}").into_bytes(), rec].concat()
+    };
+    let cases: Vec<(&str, Vec<u8>, String)> = vec![
+        (
+            "gnu-name",
+            zst(vec![tar_member(b"././@LongLink", b'L', &big), tail.clone()]),
+            format!(
+                "bad-name: entry #0: a GNU long name claims {} bytes; the limit is 4096",
+                96 << 20
+            ),
+        ),
+        (
+            "gnu-link",
+            zst(vec![
+                tar_member(b"././@LongLink", b'K', &big[..100_000]),
+                tail.clone(),
+            ]),
+            "bad-name: entry #0: a GNU long link target claims 100000 bytes; the limit is 4096"
+                .into(),
+        ),
+        (
+            "pax-header",
+            zst(vec![
+                tar_member(b"pax", b'x', &pax("path", &big)),
+                tail.clone(),
+            ]),
+            format!(
+                "too-large: entry #0: a pax extended header claims {} bytes; the limit is 1048576",
+                pax("path", &big).len()
+            ),
+        ),
+        (
+            "pax-path",
+            zst(vec![
+                tar_member(b"pax", b'x', &pax("path", &big[..5000])),
+                tail.clone(),
+            ]),
+            "bad-name: entry #1: a pax path claims 5000 bytes; the limit is 4096".into(),
+        ),
+        (
+            "pax-linkpath",
+            zst(vec![
+                tar_member(b"pax", b'x', &pax("linkpath", &big[..5000])),
+                tar_block(b"l", b'2', 0),
+                vec![0u8; 1024],
+            ]),
+            "bad-name: entry #1: a pax linkpath claims 5000 bytes; the limit is 4096".into(),
+        ),
+    ];
+    for (name, bytes, message) in cases {
+        let file = format!("acme-{name}.tar.zst");
+        b.p.write(&file, bytes);
+        let (kib, out) = peak_rss_kib(b.p.dir.path(), &["inspect", &file]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        assert!(stderr.contains(&message), "{name}: {stderr}");
+        assert!(kib < 48 * 1024, "{name}: inspect peaked at {kib} KiB");
+        b.sign(&file);
+        b.unpack(&file, "out", &[])
+            .code(1)
+            .stderr_has(&format!("refused: {file}: {message}"));
+        b.untouched("out");
+    }
+
+    // Legit: a 3000-byte pax path and a 4000-byte GNU long name extract as named.
+    let long = "d/".repeat(1500) + "f";
+    let gnu = "e/".repeat(2000) + "g";
+    let legit = zst(vec![
+        tar_member(b"pax", b'x', &pax("path", long.as_bytes())),
+        tar_member(b"ignored", b'0', b"pax\n"),
+        tar_member(b"././@LongLink", b'L', format!("{gnu}\0").as_bytes()),
+        tar_member(b"ignored2", b'0', b"gnu\n"),
+        vec![0u8; 1024],
+    ]);
+    b.p.write("acme-legit.tar.zst", legit);
+    b.sign("acme-legit.tar.zst");
+    b.unpack("acme-legit.tar.zst", "out", &[]).code(0);
+    assert_eq!(
+        std::fs::read(b.p.path("out").join(&long)).unwrap(),
+        b"pax\n"
+    );
+    assert_eq!(std::fs::read(b.p.path("out").join(&gnu)).unwrap(), b"gnu\n");
+}
+
+/// Links are judged last, so their names and targets stay in memory to the end: past
+/// 64 MiB of names and targets the archive is refused; findings quote at most 200 bytes
+/// of a target.
+#[test]
+fn many_long_link_targets_are_bounded_and_quoted_short() {
+    let b = Bench::new();
+    let target = "../".repeat(1330) + "etc";
+    let mut links = Vec::new();
+    for i in 0..17_000 {
+        links.push(tar_member(format!("l{i}").as_bytes(), b'2', b"").split_off(0));
+        let n = links.len() - 1;
+        let mut h = tar_member(b"././@LongLink", b'K', format!("{target}\0").as_bytes());
+        h.extend(std::mem::take(&mut links[n]));
+        links[n] = h;
+    }
+    links.push(vec![0u8; 1024]);
+    let file = "acme-links.tar.zst";
+    b.p.write(file, zstd::encode_all(&links.concat()[..], 3).unwrap());
+    let (kib, out) = peak_rss_kib(b.p.dir.path(), &["inspect", file]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("too-large: entry l16"), "{stderr}");
+    assert!(
+        stderr.contains("the archive's names and link targets run past 67108864 bytes here"),
+        "{stderr}"
+    );
+    assert!(kib < 160 * 1024, "inspect peaked at {kib} KiB");
+
+    let one = zstd::encode_all(
+        &[
+            tar_member(b"././@LongLink", b'K', format!("{target}\0").as_bytes()),
+            tar_member(b"l", b'2', b""),
+            vec![0u8; 1024],
+        ]
+        .concat()[..],
+        3,
+    )
+    .unwrap();
+    b.p.write("acme-one.tar.zst", one);
+    let run = b.p.run(&["inspect", "acme-one.tar.zst"]);
+    let shown = format!("{}…", &target[..200]);
+    run.stdout_has(&shown).stdout_lacks(&target[..201]);
+}
+
+/// Central directory entries whose data overlap expand one stream many times (the
+/// overlapping zip bomb): refused as corrupt before anything is inflated.
+#[test]
+fn overlapping_zip_entries_are_refused() {
+    let b = Bench::new();
+    let z = one_stream_zip(3, |i| format!("f{i}"));
+    let file = "acme-overlap.zip";
+    b.p.write(file, z);
+    let message = "archive-corrupt: two entries share bytes (local headers at offsets 0 and 0)";
+    b.unreadable(file, message);
+}
+
+/// When the directory of the last end record does not parse, the zip library falls
+/// back to an earlier one; that directory was never checked and other readers never
+/// see it.
+#[test]
+fn a_zip_whose_checked_directory_is_not_the_one_read_is_refused() {
+    let b = Bench::new();
+    const HIDDEN: &str = r#"
+import struct, zlib, sys
+def local(name, data):
+    return struct.pack('<IHHHHHIIIHH', 0x04034b50, 20, 0, 0, 0, 0, zlib.crc32(data), len(data), len(data), len(name), 0) + name + data
+def central(name, data, off, extra=b''):
+    return struct.pack('<IHHHHHHIIIHHHHHII', 0x02014b50, 0x0314, 20, 0, 0, 0, 0, zlib.crc32(data), len(data), len(data), len(name), len(extra), 0, 0, 0, 0o100644 << 16, off) + name + extra
+def eocd(n, cdlen, cdoff):
+    return struct.pack('<IHHHHIIH', 0x06054b50, 0, 0, n, n, cdlen, cdoff, 0)
+A = b'innocent\n'; B = b'#!/bin/sh\nhidden\n'
+la = local(b'innocent.txt', A); body = la + local(b'hidden.sh', B)
+cd2 = central(b'hidden.sh', B, len(la)); cd2off = len(body)
+body += cd2 + eocd(1, len(cd2), cd2off) + b'\0' * 70000
+cd1off = len(body); cd1 = central(b'innocent.txt', A, 0, extra=b'\x01\x99\x01\x00x')
+body += cd1 + eocd(1, len(cd1), cd1off)
+open(sys.argv[1], 'wb').write(body)
+"#;
+    let file = "acme-hidden.zip";
+    let ok = Command::new("python3")
+        .args(["-c", HIDDEN, b.p.path(file).to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let message = "archive-corrupt: zip readers disagree on which directory counts";
+    b.unreadable(file, message);
 }
