@@ -369,8 +369,35 @@ fn hostile_event_text_executes_nothing_and_injects_no_header() {
     let title =
         "Fix $(touch PWNED) and `touch PWNED2`&#10;second line&#13;&#10;Bcc: attacker@evil.example";
     a.feed(&[("X", title)]);
-    let r = a.once();
+    // A logger(1) on PATH that keeps what the shipped script logs.
+    let bin = a.p.path("bin");
+    let logged = a.p.path("logged");
+    a.p.write(
+        "bin/logger",
+        format!("#!/bin/sh\ncat >> '{}'\n", logged.display()),
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bin.join("logger"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let r =
+        a.p.run_env(&a.p.path(""), &["watch", "--once"], &[("PATH", &path)]);
     r.code(0);
+    // The hostile title is one escaped line in the log: no forged second line.
+    let log = std::fs::read_to_string(&logged).unwrap();
+    assert_eq!(
+        log.lines().filter(|l| l.contains("touch PWNED")).count(),
+        1,
+        "{log}"
+    );
+    assert!(
+        !log.lines()
+            .any(|l| l.starts_with("second line") || l.starts_with("Bcc:")),
+        "{log}"
+    );
     assert!(
         !a.p.path("PWNED").exists() && !a.p.path("PWNED2").exists(),
         "something was executed"
