@@ -513,11 +513,7 @@ fn walk_zip(file: &mut File, visitor: &mut dyn Visitor) -> Result<(), WalkError>
             compressed_size: Some(entry.compressed_size()),
             kind,
         };
-        budget.spend(&meta, &shown)?;
-        let mut reader = CorruptionTagger { inner: &mut entry };
-        visitor
-            .entry(&meta, &mut reader)
-            .map_err(|e| retag(e, &shown))?;
+        budget.offer(visitor, &meta, &mut entry, &shown)?;
         // Drain what the visitor left so the zip reader checks the entry's CRC.
         io::copy(&mut entry, &mut io::sink()).map_err(|e| corrupt(Some(shown.clone()), e))?;
     }
@@ -553,6 +549,22 @@ impl NameBudget {
             }));
         }
         Ok(())
+    }
+
+    /// Counts `meta`'s names, then hands the entry to the visitor with read errors
+    /// tagged as the archive's corruption and the visitor's errors naming the entry.
+    fn offer<R: Read>(
+        &mut self,
+        visitor: &mut dyn Visitor,
+        meta: &Meta,
+        entry: &mut R,
+        shown: &str,
+    ) -> Result<(), WalkError> {
+        self.spend(meta, shown)?;
+        let mut reader = CorruptionTagger { inner: entry };
+        visitor
+            .entry(meta, &mut reader)
+            .map_err(|e| retag(e, shown))
     }
 }
 
@@ -718,11 +730,7 @@ fn walk_tar<R: Read>(reader: R, visitor: &mut dyn Visitor) -> Result<(), WalkErr
             compressed_size: None,
             kind,
         };
-        budget.spend(&meta, &shown)?;
-        let mut reader = CorruptionTagger { inner: &mut entry };
-        visitor
-            .entry(&meta, &mut reader)
-            .map_err(|e| retag(e, &shown))?;
+        budget.offer(visitor, &meta, &mut entry, &shown)?;
     }
     if pending.name.is_some() || pending.link.is_some() || pending.pax.is_some() {
         return Err(corrupt(
