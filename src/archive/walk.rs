@@ -15,8 +15,10 @@
 //! on are capped per entry and in total. A truncated archive, a bad checksum or bytes
 //! that are no archive come back as [`WalkError::Corrupt`] naming the entry.
 
+use std::cell::Cell;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::rc::Rc;
 
 /// Archive formats we read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -458,7 +460,27 @@ fn walk_zip(file: &mut File, visitor: &mut dyn Visitor) -> Result<(), WalkError>
     let dir = check_central_directory(file, visitor.max_entries())?;
     let count = dir.count;
     file.seek(SeekFrom::Start(0)).map_err(WalkError::Io)?;
-    let mut zip = zip::ZipArchive::new(&mut *file).map_err(|e| corrupt(None, e))?;
+    // While the zip library looks for its directory, everything before the one we
+    // checked reads as zeros: it cannot find, parse and hold an earlier directory
+    // (which could list millions of entries) in place of ours.
+    let hidden = Rc::new(Cell::new(dir.start));
+    let masked = BeforeHidden {
+        inner: &mut *file,
+        hidden: hidden.clone(),
+        pos: 0,
+    };
+    let mut zip = zip::ZipArchive::new(masked).map_err(|e| {
+        corrupt(
+            None,
+            format!(
+                "the directory of the last end record (at offset {}) passed vendorguard's \
+                 checks but the zip library cannot read it ({e}); zip readers disagree on \
+                 which directory counts",
+                dir.start
+            ),
+        )
+    })?;
+    hidden.set(0);
     if zip.len() as u64 != count {
         return Err(corrupt(
             None,
@@ -739,6 +761,33 @@ fn walk_tar<R: Read>(reader: R, visitor: &mut dyn Visitor) -> Result<(), WalkErr
         ));
     }
     Ok(())
+}
+
+/// A reader whose bytes before `hidden` read as zeros (see `walk_zip`).
+struct BeforeHidden<'a> {
+    inner: &'a mut File,
+    hidden: Rc<Cell<u64>>,
+    pos: u64,
+}
+
+impl Read for BeforeHidden<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let hidden = self.hidden.get();
+        if self.pos < hidden {
+            let covered = (hidden - self.pos).min(n as u64) as usize;
+            buf[..covered].fill(0);
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for BeforeHidden<'_> {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        self.pos = self.inner.seek(to)?;
+        Ok(self.pos)
+    }
 }
 
 /// Marks read errors from the archive as corruption rather than I/O, so that a bad CRC

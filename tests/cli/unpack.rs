@@ -1280,6 +1280,65 @@ open(sys.argv[1], 'wb').write(body)
         .status()
         .unwrap();
     assert!(ok.success());
-    let message = "archive-corrupt: zip readers disagree on which directory counts";
+    let message = "archive-corrupt: the directory of the last end record (at offset 70184) passed vendorguard's checks but the zip library cannot read it";
     b.unreadable(file, message);
+}
+
+/// The same fallback to an earlier directory listing 1,000,000 entries: the zip library
+/// never sees that directory, so it is refused without holding it (it took 1.75 GB for
+/// 3,000,000 entries while the library parsed it).
+#[test]
+fn an_earlier_directory_is_never_parsed_in_place_of_the_checked_one() {
+    let b = Bench::new();
+    const BIG: &str = r#"
+import struct, zlib, sys
+n = int(sys.argv[2])
+def central(name, off, extra=b''):
+    return struct.pack('<IHHHHHHIIIHHHHHII', 0x02014b50, 0x0314, 20, 0, 0, 0, 0, 0, 0, 0, len(name), len(extra), 0, 0, 0, 0o100644 << 16, off) + name + extra
+def eocd(count, cdlen, cdoff):
+    return struct.pack('<IHHHHIIH', 0x06054b50, 0, 0, count, count, cdlen, cdoff, 0)
+loc = struct.pack('<IHHHHHIIIHH', 0x04034b50, 20, 0, 0, 0, 0, 0, 0, 0, 1, 0) + b'a'
+with open(sys.argv[1], 'wb') as f:
+    f.write(loc)
+    start = f.tell()
+    one = central(b'a', 0)
+    f.write(one * n)
+    f.write(struct.pack('<IQHHIIQQQQ', 0x06064b50, 44, 0x0314, 20, 0, 0, n, n, len(one) * n, start))
+    f.write(struct.pack('<IIQI', 0x07064b50, 0, start + len(one) * n, 1))
+    f.write(eocd(0xffff, 0xffffffff, 0xffffffff))
+    f.write(b'\0' * 70000)
+    cd = central(b'innocent.txt', 0, extra=b'\x01\x99\x01\x00x')
+    off = f.tell()
+    f.write(cd + eocd(1, len(cd), off))
+"#;
+    let file = "acme-hidden-big.zip";
+    let ok = Command::new("python3")
+        .args(["-c", BIG, b.p.path(file).to_str().unwrap(), "1000000"])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let out = Command::new("/usr/bin/time")
+        .args([
+            "-f",
+            "peak-rss-kb %M",
+            env!("CARGO_BIN_EXE_vendorguard"),
+            "inspect",
+        ])
+        .arg(b.p.path(file))
+        .output()
+        .expect("/usr/bin/time");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("zip readers disagree on which directory counts"),
+        "{err}"
+    );
+    let kb: u64 = err
+        .lines()
+        .find_map(|l| l.strip_prefix("peak-rss-kb "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("peak RSS");
+    assert!(
+        kb < 48 * 1024,
+        "peak RSS {kb} KiB: the earlier directory was parsed"
+    );
 }
