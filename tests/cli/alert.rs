@@ -185,6 +185,27 @@ impl A {
         (gpg, pinned, sfpr, bundle)
     }
 
+    /// Runs `watch --once` against a server that stores the mail but answers slowly,
+    /// and kills the run once the mail is stored: sent, but not yet recorded as sent.
+    fn kill_after_the_server_stored_it(&self, smtp: &Smtp) {
+        smtp.mode("slow-ack");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vendorguard"))
+            .args(["watch", "--once"])
+            .current_dir(self.p.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let received = self.p.path("spool/received");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !received.exists() {
+            assert!(Instant::now() < deadline, "the mail never arrived");
+            std::thread::yield_now();
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
     fn calls(&self) -> Vec<(serde_json::Value, String)> {
         let dir = self.p.path("calls");
         let mut out = Vec::new();
@@ -422,22 +443,7 @@ fn killed_between_send_and_record_gives_at_most_one_duplicate_with_the_same_mess
     a.feed(&[]);
     a.once().code(0);
     a.feed(&[("A", "a")]);
-    smtp.mode("slow-ack");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vendorguard"))
-        .args(["watch", "--once"])
-        .current_dir(a.p.dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let received = a.p.path("spool/received");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !received.exists() {
-        assert!(Instant::now() < deadline, "the message never arrived");
-        std::thread::yield_now();
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    a.kill_after_the_server_stored_it(&smtp);
     smtp.mode("ok");
     a.once().code(0);
     a.once().code(0);
@@ -942,22 +948,7 @@ fn a_digest_resent_after_a_crash_keeps_its_message_id_and_its_events() {
     a.feed(&[]);
     a.once().code(0);
     a.feed(&[("A1", "First"), ("A2", "Second")]);
-    smtp.mode("slow-ack");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vendorguard"))
-        .args(["watch", "--once"])
-        .current_dir(a.p.dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let received = a.p.path("spool/received");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !received.exists() {
-        assert!(Instant::now() < deadline, "the digest never arrived");
-        std::thread::yield_now();
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    a.kill_after_the_server_stored_it(&smtp);
     // The retry is refused (451) and a new advisory arrives in the same run: the
     // digest is tried again before the poll and after it.
     smtp.mode("451");
