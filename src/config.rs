@@ -84,6 +84,19 @@ pub struct Vendor {
     pub expired_signer: ExpiredSigner,
     /// Good signatures older than this are refused (`signature-too-old`).
     pub max_signature_age: Option<Duration>,
+    /// Its own mail recipients, and whether they join `[alerts.email] to` or replace it.
+    pub email_to: Vec<String>,
+    pub email_to_mode: EmailToMode,
+}
+
+/// `email_to_mode` in `[[vendor]]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EmailToMode {
+    /// `email_to` receives the vendor's events besides `[alerts.email] to`.
+    #[default]
+    Add,
+    /// Only `email_to` receives them.
+    Replace,
 }
 
 /// `expired_signer` in `[[vendor]]`: the same for bundles, CSAF advisories and the
@@ -153,6 +166,16 @@ pub struct Email {
     pub insecure_auth: bool,
     /// One message per run for advisory events.
     pub digest: bool,
+    /// The recipients of each vendor with its own `email_to`: `to` plus its list
+    /// (`email_to_mode = "add"`) or its list alone (`"replace"`).
+    pub vendor_to: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl Email {
+    /// Who receives `vendor`'s events.
+    pub fn recipients(&self, vendor: &str) -> &[String] {
+        self.vendor_to.get(vendor).unwrap_or(&self.to)
+    }
 }
 
 /// `[alerts]`: where events go.
@@ -249,6 +272,8 @@ impl Config {
                 vendors.push(vendor);
             }
         }
+        let mut alerts = alerts;
+        v.vendor_recipients(&mut alerts, &vendors);
         if v.problems.is_empty() {
             Ok(Config {
                 path: path.to_path_buf(),
@@ -491,6 +516,7 @@ impl Validator {
                 require_tls: e.require_tls.unwrap_or(false),
                 insecure_auth: e.insecure_auth.unwrap_or(false),
                 digest: e.digest.unwrap_or(false),
+                vendor_to: Default::default(),
             }
         });
         Alerts {
@@ -567,7 +593,36 @@ impl Validator {
             &format!("{key}.max_signature_age"),
             raw.max_signature_age.as_deref(),
         );
+        for (j, to) in raw.email_to.iter().enumerate() {
+            if !is_plain_address(to) || to.parse::<lettre::message::Mailbox>().is_err() {
+                self.problem(
+                    format!("{key}.email_to[{j}]"),
+                    format!("expected one email address, got {to:?}"),
+                );
+            }
+        }
+        let email_to_mode = match raw.email_to_mode.as_deref() {
+            None | Some("add") => EmailToMode::Add,
+            Some("replace") => {
+                if raw.email_to.is_empty() {
+                    self.problem(
+                        format!("{key}.email_to"),
+                        "email_to_mode = \"replace\" needs at least one address",
+                    );
+                }
+                EmailToMode::Replace
+            }
+            Some(other) => {
+                self.problem(
+                    format!("{key}.email_to_mode"),
+                    format!("expected \"add\" or \"replace\", got {other:?}"),
+                );
+                EmailToMode::Add
+            }
+        };
         Some(Vendor {
+            email_to: raw.email_to,
+            email_to_mode,
             interval: self.opt_duration(&format!("{key}.interval"), raw.interval.as_deref()),
             name: raw.name,
             bundles: raw.bundles,
@@ -579,6 +634,34 @@ impl Validator {
             expired_signer,
             max_signature_age,
         })
+    }
+}
+
+impl Validator {
+    /// Resolves each vendor's `email_to` into `[alerts.email]`'s recipient table.
+    fn vendor_recipients(&mut self, alerts: &mut Alerts, vendors: &[Vendor]) {
+        for (i, vendor) in vendors.iter().enumerate() {
+            if vendor.email_to.is_empty() {
+                continue;
+            }
+            let Some(email) = alerts.email.as_mut() else {
+                self.problem(
+                    format!("vendor[{i}] ({}).email_to", vendor.name),
+                    "needs [alerts.email] to send through",
+                );
+                continue;
+            };
+            let mut to = match vendor.email_to_mode {
+                EmailToMode::Add => email.to.clone(),
+                EmailToMode::Replace => Vec::new(),
+            };
+            for a in &vendor.email_to {
+                if !to.contains(a) {
+                    to.push(a.clone());
+                }
+            }
+            email.vendor_to.insert(vendor.name.clone(), to);
+        }
     }
 }
 
@@ -697,6 +780,9 @@ struct RawVendor {
     expired_signer: Option<String>,
     max_signature_age: Option<String>,
     #[serde(default)]
+    email_to: Vec<String>,
+    email_to_mode: Option<String>,
+    #[serde(default)]
     feed: Vec<RawFeed>,
 }
 
@@ -783,6 +869,44 @@ name = "Bad Name"
                 "{want} missing in {err:?}"
             );
         }
+    }
+
+    #[test]
+    fn vendor_email_to_adds_or_replaces() {
+        let base = "[alerts.email]\nurl = \"sendmail\"\nfrom = \"vg@x.example\"\nto = [\"all@x.example\"]\n";
+        let c = check(&format!(
+            "{base}[[vendor]]\nname = \"a\"\nemail_to = [\"a@x.example\"]\n\
+             [[vendor]]\nname = \"b\"\nemail_to = [\"b@x.example\"]\nemail_to_mode = \"replace\"\n\
+             [[vendor]]\nname = \"c\"\n"
+        ))
+        .unwrap();
+        let e = c.alerts.email.as_ref().unwrap();
+        assert_eq!(e.recipients("a"), ["all@x.example", "a@x.example"]);
+        assert_eq!(e.recipients("b"), ["b@x.example"]);
+        assert_eq!(e.recipients("c"), ["all@x.example"]);
+        let bad = |vendor: &str, with_email: bool| {
+            let head = if with_email { base } else { "" };
+            check(&format!("{head}[[vendor]]\nname = \"v\"\n{vendor}")).unwrap_err()
+        };
+        assert_eq!(
+            bad(
+                "email_to = [\"a@x.example\"]\nemail_to_mode = \"only\"\n",
+                true
+            ),
+            ["vendor[0] (v).email_to_mode: expected \"add\" or \"replace\", got \"only\""]
+        );
+        assert_eq!(
+            bad("email_to = [\"Bob <b@x\"]\n", true),
+            ["vendor[0] (v).email_to[0]: expected one email address, got \"Bob <b@x\""]
+        );
+        assert_eq!(
+            bad("email_to_mode = \"replace\"\n", true),
+            ["vendor[0] (v).email_to: email_to_mode = \"replace\" needs at least one address"]
+        );
+        assert_eq!(
+            bad("email_to = [\"a@x.example\"]\n", false),
+            ["vendor[0] (v).email_to: needs [alerts.email] to send through"]
+        );
     }
 
     #[test]

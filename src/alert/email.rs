@@ -1,6 +1,7 @@
 //! The email channel (lettre): SMTP with STARTTLS or TLS, or sendmail. One message per
 //! event, or with `digest` one per run for advisory events; key and signer events
-//! always go alone. The `Message-ID` is derived from the event ids, so a resend after a
+//! always go alone; a digest groups events per recipient set (a vendor's `email_to`).
+//! The `Message-ID` is derived from the event ids, so a resend after a
 //! crash folds into the first. Feed text is flattened to one line in headers.
 //! Credentials come from the environment variables the configuration names, and travel
 //! only over TLS: with a password, `smtp://` requires STARTTLS unless
@@ -48,7 +49,8 @@ impl Channel for EmailChannel {
         }
         let mut out = Vec::new();
         let mut fixed: Vec<Batch> = Vec::new();
-        let mut fresh = Vec::new();
+        // New digests: one per recipient set, in order of first appearance.
+        let mut fresh: Vec<(&[String], Vec<Event>)> = Vec::new();
         for p in pending {
             if !p.event.kind.is_advisory() {
                 out.push(Batch::one(p.event));
@@ -66,17 +68,21 @@ impl Channel for EmailChannel {
                         fix_id: false,
                     }),
                 },
-                None => fresh.push(p.event),
+                None => {
+                    let to = self.email.recipients(&p.event.vendor);
+                    match fresh.iter_mut().find(|(t, _)| *t == to) {
+                        Some((_, events)) => events.push(p.event),
+                        None => fresh.push((to, vec![p.event])),
+                    }
+                }
             }
         }
         out.extend(fixed);
-        if !fresh.is_empty() {
-            out.push(Batch {
-                message_id: Some(message_id(&fresh)),
-                events: fresh,
-                fix_id: true,
-            });
-        }
+        out.extend(fresh.into_iter().map(|(_, events)| Batch {
+            message_id: Some(message_id(&events)),
+            events,
+            fix_id: true,
+        }));
         out
     }
 
@@ -366,7 +372,8 @@ pub fn build_message(
         .subject(subject)
         .message_id(Some(message_id.to_string()))
         .header(lettre::message::header::ContentType::TEXT_PLAIN);
-    for to in &email.to {
+    let vendor = events.first().map_or("", |e| e.vendor.as_str());
+    for to in email.recipients(vendor) {
         b = b.to(to.parse().map_err(|e| format!("alerts.email.to: {e}"))?);
     }
     let body: String = events

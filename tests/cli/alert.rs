@@ -1001,3 +1001,88 @@ fn a_digest_retried_after_the_server_was_down_keeps_its_events_together() {
         header(&msgs[1], "Message-ID")
     );
 }
+
+/// Two more vendors with their own feeds: `beta` adds its recipient to the global list,
+/// `gamma` replaces it.
+fn routed(a: &A) {
+    let cfg = std::fs::read_to_string(a.p.path("feeds.toml")).unwrap();
+    a.p.write(
+        "feeds.toml",
+        format!(
+            "{cfg}\n[[vendor]]\nname = \"beta\"\nemail_to = [\"beta-team@example.com\"]\n\
+             [[vendor.feed]]\nurl = \"{}\"\n\n\
+             [[vendor]]\nname = \"gamma\"\nemail_to = [\"gamma-team@example.com\"]\n\
+             email_to_mode = \"replace\"\n[[vendor.feed]]\nurl = \"{}\"\n",
+            a.srv.url("/feed-beta"),
+            a.srv.url("/feed-gamma"),
+        ),
+    );
+}
+
+fn rss(guid: &str, title: &str) -> String {
+    format!("<rss version=\"2.0\"><channel><title>t</title><item><title>{title}</title><guid>{guid}</guid><link>https://x.example/{guid}</link><description>d</description></item></channel></rss>")
+}
+
+/// The envelope recipients of each message whose Subject contains `needle`.
+fn envelopes(msgs: &[String], needle: &str) -> Vec<String> {
+    msgs.iter()
+        .filter(|m| header(m, "Subject")[0].contains(needle) || m.contains(needle))
+        .map(|m| header(m, "X-Envelope-To")[0].to_string())
+        .collect()
+}
+
+#[test]
+fn vendor_email_to_adds_to_or_replaces_the_global_recipients() {
+    for digest in [false, true] {
+        let a = A::new(None, "10s");
+        routed(&a);
+        if digest {
+            digest_on(&a);
+        }
+        let smtp = a.smtp();
+        let empty = "<rss version=\"2.0\"><channel><title>t</title></channel></rss>";
+        a.feed(&[]);
+        a.srv.route("/feed-beta", vec![Resp::ok(empty)]);
+        a.srv.route("/feed-gamma", vec![Resp::ok(empty)]);
+        a.once().code(0);
+        a.feed(&[("A1", "Acme advisory")]);
+        a.srv
+            .route("/feed-beta", vec![Resp::ok(rss("B1", "Beta advisory"))]);
+        a.srv
+            .route("/feed-gamma", vec![Resp::ok(rss("G1", "Gamma advisory"))]);
+        a.once().code(0);
+        let msgs = smtp.messages();
+        assert_eq!(msgs.len(), 3, "digest={digest}: one mail per recipient set");
+        assert_eq!(envelopes(&msgs, "Acme advisory"), ["oncall@example.com"]);
+        assert_eq!(
+            envelopes(&msgs, "Beta advisory"),
+            ["oncall@example.com,beta-team@example.com"]
+        );
+        assert_eq!(
+            envelopes(&msgs, "Gamma advisory"),
+            ["gamma-team@example.com"]
+        );
+    }
+}
+
+#[test]
+fn bad_vendor_email_to_is_a_config_error_naming_the_key() {
+    for (from, to, key) in [
+        (
+            "email_to_mode = \"replace\"",
+            "email_to_mode = \"only\"",
+            "vendor[2] (gamma).email_to_mode",
+        ),
+        (
+            "[\"beta-team@example.com\"]",
+            "[\"not an address\"]",
+            "vendor[1] (beta).email_to[0]",
+        ),
+    ] {
+        let a = A::new(None, "10s");
+        routed(&a);
+        let cfg = std::fs::read_to_string(a.p.path("feeds.toml")).unwrap();
+        a.p.write("feeds.toml", cfg.replace(from, to));
+        a.once().code(2).stderr_has(key);
+    }
+}
