@@ -50,6 +50,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The stored events and where each was delivered; acknowledge one to stop its
+    /// retries.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
     /// Alerting commands.
     Alert {
         #[command(subcommand)]
@@ -163,6 +169,28 @@ pub enum AlertCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// One line per stored event, oldest first: time, id, kind, severity, vendor,
+    /// title, and per channel delivered, pending or acked.
+    List {
+        /// Only events still pending on some channel (not acknowledged).
+        #[arg(long)]
+        pending: bool,
+        /// Only events detected at or after this time (RFC 3339, e.g.
+        /// 2026-01-31T00:00:00Z).
+        #[arg(long, value_name = "TIME", value_parser = parse_rfc3339)]
+        since: Option<std::time::SystemTime>,
+        /// One JSON array of objects on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mark the event ID handled: no channel delivers or retries it again.
+    ///
+    /// Exit codes: 0 acknowledged; 1 no such event; 2 could not read the state.
+    Ack { id: String },
+}
+
 #[derive(Debug, Args)]
 pub struct PinArgs {
     /// The bundle whose SHA-256 to record.
@@ -221,6 +249,11 @@ pub enum KeysCommand {
 
 fn parse_size_arg(s: &str) -> Result<u64, String> {
     crate::config::parse_size(s)
+}
+
+fn parse_rfc3339(s: &str) -> Result<std::time::SystemTime, String> {
+    humantime::parse_rfc3339_weak(s.trim())
+        .map_err(|e| format!("expected an RFC 3339 time such as 2026-01-31T00:00:00Z ({e})"))
 }
 
 fn parse_sha256(s: &str) -> Result<String, String> {

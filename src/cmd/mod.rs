@@ -1,13 +1,15 @@
 //! The commands: parsed flags in, validated settings (which vendor, keyring, pins,
 //! threshold), a call into the capability modules, the result printed, an [`Outcome`]
 //! out. One file per family: `verify` (verify, unpack, inspect), `keys` (keys, pin;
-//! `unpin` for `keys remove`), `watch` (watch, status, alert test), `check_config`.
+//! `unpin` for `keys remove`), `watch` (watch, status, alert test), `events` (events list, events ack),
+//! `check_config`.
 //!
 //! Errors returned from here mean "could not check" (exit 2); `main.rs` chooses every
 //! exit code. The commands read the clock and pass `now` down: nothing below them reads
 //! the wall clock. They hold no policy of their own.
 
 mod check_config;
+mod events;
 mod keys;
 mod outcome;
 mod setup;
@@ -17,7 +19,7 @@ mod watch;
 
 use std::time::SystemTime;
 
-use crate::cli::{AlertCommand, Cli, Command};
+use crate::cli::{AlertCommand, Cli, Command, EventsCommand};
 pub use outcome::{error_line, Outcome};
 
 /// Runs the command in `cli`.
@@ -39,6 +41,17 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
             watch::run_watch(config, args.once, args.recheck.as_deref(), args.json, quiet)
         }
         Command::Status { json } => watch::run_status(config, json),
+        Command::Events {
+            command:
+                EventsCommand::List {
+                    pending,
+                    since,
+                    json,
+                },
+        } => events::run_list(config, pending, since, json),
+        Command::Events {
+            command: EventsCommand::Ack { id },
+        } => events::run_ack(config, &id, now),
         Command::Alert {
             command: AlertCommand::Test { json },
         } => watch::run_alert_test(config, json),

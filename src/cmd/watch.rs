@@ -250,13 +250,7 @@ async fn daemon(
 pub fn run_status(config: Option<&Config>, json: bool) -> anyhow::Result<Outcome> {
     let config =
         config.context("status reads the state named in feeds.toml: pass --config FILE")?;
-    if !config.watch.state.exists() {
-        bail!(
-            "{}: no state yet: run `vendorguard watch --once` first",
-            config.watch.state.display()
-        );
-    }
-    let state = store::sqlite::open(&config.watch.state)?;
+    let state = existing_state(config)?;
     let sources = state.sources()?;
     let channels = alert::channels(&config.alerts, false);
     let mut pending = Vec::new();
@@ -266,6 +260,7 @@ pub fn run_status(config: Option<&Config>, json: bool) -> anyhow::Result<Outcome
     let problems = state.delivery_problems()?;
     let names: Vec<&str> = channels.iter().map(|c| c.name()).collect();
     let unreadable = state.unreadable_pending(&names)?;
+    let handled = state.handled_count(&names)?;
     let open = state.open_problems()?;
     let open_of = |id: &str| -> (u64, Vec<(String, u64)>) {
         let codes = open.get(id).cloned().unwrap_or_default();
@@ -291,6 +286,7 @@ pub fn run_status(config: Option<&Config>, json: bool) -> anyhow::Result<Outcome
                     "open_problem_codes": open_of(&s.id).1.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
                 })).collect::<Vec<_>>(),
                 "pending": pending.iter().map(|(c, n)| json!({"channel": c, "events": n})).collect::<Vec<_>>(),
+                "handled_events": handled,
                 "delivery_errors": problems.iter().map(|p| json!({"channel": p.channel, "kind": p.kind, "error": p.error, "events": p.events, "output": p.output})).collect::<Vec<_>>(),
                 "unreadable_events": unreadable_json(&unreadable),
             })
@@ -325,6 +321,12 @@ pub fn run_status(config: Option<&Config>, json: bool) -> anyhow::Result<Outcome
         }
         for (c, n) in &pending {
             println!("pending: {n} event{} on {c}", plural(*n));
+        }
+        if handled > 0 {
+            println!(
+                "handled: {handled} event{} acknowledged before every channel delivered it",
+                plural(handled)
+            );
         }
         for p in &problems {
             let (error, n) = (crate::text::escape(&p.error), p.events);
@@ -361,6 +363,17 @@ pub fn run_status(config: Option<&Config>, json: bool) -> anyhow::Result<Outcome
         }
     }
     Ok(Outcome::Clean)
+}
+
+/// The state named in feeds.toml, which a run of `watch` must have created.
+pub(super) fn existing_state(config: &Config) -> anyhow::Result<Box<dyn Store>> {
+    if !config.watch.state.exists() {
+        bail!(
+            "{}: no state yet: run `vendorguard watch --once` first",
+            config.watch.state.display()
+        );
+    }
+    Ok(store::sqlite::open(&config.watch.state)?)
 }
 
 /// `alert test`.

@@ -1,6 +1,7 @@
 //! The watcher's durable state: per source its HTTP validators and health, per entry
 //! what was seen, the open problems of CSAF advisories, and the outbox of events with
-//! their per-channel deliveries.
+//! their per-channel deliveries and whether an operator acknowledged them (handled:
+//! no channel delivers them again).
 //!
 //! [`Store`] is the interface the watcher and the commands use (with
 //! [`alert::Outbox`](crate::alert::Outbox) for delivery); `sqlite` is the one
@@ -91,6 +92,24 @@ pub struct ProblemRow {
     pub first_seen: SystemTime,
 }
 
+/// A stored event as `events list` shows it.
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    /// Storage order.
+    pub seq: i64,
+    pub id: String,
+    /// The kind's and vendor's columns: shown even when the JSON does not parse.
+    pub kind: String,
+    pub vendor: String,
+    /// The event, or what is wrong with its stored JSON.
+    pub event: Result<Event, String>,
+    pub detected_at: SystemTime,
+    /// When an operator acknowledged it: handled, never delivered again.
+    pub acked_at: Option<SystemTime>,
+    /// The channels that acknowledged it, by name.
+    pub delivered: Vec<String>,
+}
+
 /// The source a commit is about.
 #[derive(Debug, Clone, Copy)]
 pub struct SourceRef<'a> {
@@ -151,4 +170,15 @@ pub trait Store: Outbox<Error = StoreError> {
         f: &FailureCommit<'_>,
         decide: &dyn Fn(&SourceRow) -> Option<Event>,
     ) -> Result<(SourceRow, Option<Event>), StoreError>;
+
+    /// Every stored event detected at or after `since`, oldest first, with the
+    /// channels that delivered it.
+    fn events(&self, since: Option<SystemTime>) -> Result<Vec<EventRow>, StoreError>;
+
+    /// Marks the event `id` acknowledged at `now` (a second time keeps the first time):
+    /// it is never delivered again on any channel. `false` when there is no such event.
+    fn ack_event(&mut self, id: &str, now: SystemTime) -> Result<bool, StoreError>;
+
+    /// How many acknowledged events are undelivered on any of `channels`: handled.
+    fn handled_count(&self, channels: &[&str]) -> Result<u64, StoreError>;
 }

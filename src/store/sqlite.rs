@@ -20,7 +20,8 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBeha
 use crate::alert::event::Event;
 use crate::alert::{Attempt, DeliveryProblem, Outbox, PendingEvent, UnreadableEvent};
 use crate::store::{
-    EntryRow, FailureCommit, PollCommit, ProblemRow, SourceHealth, SourceRow, Store, StoreError,
+    EntryRow, EventRow, FailureCommit, PollCommit, ProblemRow, SourceHealth, SourceRow, Store,
+    StoreError,
 };
 
 /// Each entry brings the schema from version `i` to `i + 1`.
@@ -84,6 +85,8 @@ const MIGRATIONS: &[&str] = &[
         last_seen INTEGER NOT NULL,
         PRIMARY KEY (source, advisory_url, code)
     );",
+    // 3 -> 4: when an operator acknowledged an event: handled, never delivered again.
+    "ALTER TABLE events ADD COLUMN acked_at INTEGER;",
 ];
 
 /// The columns `row_to_source` reads, in its order.
@@ -402,6 +405,58 @@ impl Store for SqliteStore {
         tx.commit()?;
         Ok((row, event))
     }
+
+    fn events(&self, since: Option<SystemTime>) -> Result<Vec<EventRow>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT seq, id, kind, vendor, json, detected_at, acked_at FROM events
+             WHERE detected_at >= ?1 ORDER BY seq",
+        )?;
+        let rows = stmt.query_map([since.map_or(i64::MIN, secs)], |r| {
+            Ok(EventRow {
+                seq: r.get(0)?,
+                id: r.get(1)?,
+                kind: r.get(2)?,
+                vendor: r.get(3)?,
+                event: parse_event(&r.get::<_, String>(4)?),
+                detected_at: from_secs(r.get(5)?),
+                acked_at: r.get::<_, Option<i64>>(6)?.map(from_secs),
+                delivered: Vec::new(),
+            })
+        })?;
+        let mut out = rows.collect::<Result<Vec<_>, _>>()?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT channel FROM deliveries WHERE event_id = ?1 AND delivered_at IS NOT NULL
+             ORDER BY channel",
+        )?;
+        for e in &mut out {
+            let channels = stmt.query_map([&e.id], |r| r.get::<_, String>(0))?;
+            e.delivered = channels.collect::<Result<_, _>>()?;
+        }
+        Ok(out)
+    }
+
+    fn ack_event(&mut self, id: &str, now: SystemTime) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "UPDATE events SET acked_at = COALESCE(acked_at, ?2) WHERE id = ?1",
+            params![id, secs(now)],
+        )?;
+        Ok(n > 0)
+    }
+
+    fn handled_count(&self, channels: &[&str]) -> Result<u64, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT e.id FROM events e LEFT JOIN deliveries d ON d.event_id = e.id AND d.channel = ?1
+             WHERE d.delivered_at IS NULL AND e.acked_at IS NOT NULL",
+        )?;
+        let mut ids = std::collections::BTreeSet::new();
+        for channel in channels {
+            let rows = stmt.query_map([channel], |r| r.get::<_, String>(0))?;
+            for id in rows {
+                ids.insert(id?);
+            }
+        }
+        Ok(ids.len() as u64)
+    }
 }
 
 impl Outbox for SqliteStore {
@@ -420,7 +475,7 @@ impl Outbox for SqliteStore {
         let mut stmt = self.conn.prepare_cached(
             "SELECT e.json, d.message_id FROM events e
              LEFT JOIN deliveries d ON d.event_id = e.id AND d.channel = ?1
-             WHERE d.delivered_at IS NULL ORDER BY e.seq",
+             WHERE d.delivered_at IS NULL AND e.acked_at IS NULL ORDER BY e.seq",
         )?;
         let rows = stmt.query_map([channel], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
@@ -441,7 +496,7 @@ impl Outbox for SqliteStore {
         let mut stmt = self.conn.prepare_cached(
             "SELECT e.seq, e.id, e.json FROM events e
              LEFT JOIN deliveries d ON d.event_id = e.id AND d.channel = ?1
-             WHERE d.delivered_at IS NULL ORDER BY e.seq",
+             WHERE d.delivered_at IS NULL AND e.acked_at IS NULL ORDER BY e.seq",
         )?;
         let mut out: std::collections::BTreeMap<i64, UnreadableEvent> = Default::default();
         for channel in channels {
@@ -465,7 +520,7 @@ impl Outbox for SqliteStore {
     fn pending_count(&self, channel: &str) -> Result<u64, StoreError> {
         Ok(self.conn.query_row(
             "SELECT COUNT(*) FROM events e LEFT JOIN deliveries d ON d.event_id = e.id AND d.channel = ?1
-             WHERE d.delivered_at IS NULL",
+             WHERE d.delivered_at IS NULL AND e.acked_at IS NULL",
             [channel],
             |r| r.get(0),
         )?)
@@ -517,11 +572,14 @@ impl Outbox for SqliteStore {
             "SELECT d.channel, COALESCE(d.last_error_kind, ''), COUNT(*),
                     (SELECT x.last_error FROM deliveries x WHERE x.channel = d.channel
                        AND x.last_error_kind IS d.last_error_kind AND x.delivered_at IS NULL
+                       AND x.event_id NOT IN (SELECT id FROM events WHERE acked_at IS NOT NULL)
                      ORDER BY x.rowid DESC LIMIT 1),
                     (SELECT x.output FROM deliveries x WHERE x.channel = d.channel
                        AND x.last_error_kind IS d.last_error_kind AND x.delivered_at IS NULL
+                       AND x.event_id NOT IN (SELECT id FROM events WHERE acked_at IS NOT NULL)
                      ORDER BY x.rowid DESC LIMIT 1)
              FROM deliveries d WHERE d.delivered_at IS NULL AND d.last_error IS NOT NULL
+               AND d.event_id NOT IN (SELECT id FROM events WHERE acked_at IS NOT NULL)
              GROUP BY d.channel, d.last_error_kind ORDER BY d.channel",
         )?;
         let rows = stmt.query_map([], |r| {

@@ -1086,3 +1086,60 @@ fn bad_vendor_email_to_is_a_config_error_naming_the_key() {
         a.once().code(2).stderr_has(key);
     }
 }
+
+/// Issue: an event the operator has dealt with was retried on a failing channel
+/// forever. `events ack` marks it handled: no channel retries it, `status` says so.
+#[test]
+fn an_acknowledged_event_is_never_retried_and_status_shows_it_handled() {
+    let a = A::new(Some(ESC_RECORDING), "10s");
+    let _smtp = a.smtp();
+    a.feed(&[]);
+    a.once().code(0);
+    a.feed(&[("A", "a")]);
+    a.p.write("esc-exit", "1");
+    a.once()
+        .code(1)
+        .stderr_has("pending: 1 event on escalation");
+    assert_eq!(a.calls().len(), 1);
+    let id = a.calls()[0].0["id"].as_str().unwrap().to_string();
+
+    let list = a.p.run(&["events", "list", "--pending"]);
+    list.code(0)
+        .stdout_has(&id)
+        .stdout_has("advisory-new")
+        .stdout_has("escalation=pending")
+        .stdout_has("email=delivered");
+    let json = a.p.run(&["events", "list", "--json"]).code(0).json();
+    let only = json.as_array().unwrap();
+    assert!(only.iter().any(|e| e["id"] == id
+        && e["channels"]["escalation"] == "pending"
+        && e["channels"]["email"] == "delivered"));
+    let since = |t: &str| a.p.run(&["events", "list", "--json", "--since", t]).json();
+    assert!(since("2000-01-01T00:00:00Z")
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["id"] == id));
+    assert_eq!(since("2999-01-01T00:00:00Z"), serde_json::json!([]));
+
+    a.p.run(&["events", "ack", "no-such-event"])
+        .code(1)
+        .stderr_has("no event with id no-such-event");
+    a.p.run(&["events", "ack", &id]).code(0);
+
+    // Still failing, but nothing is left to deliver.
+    a.once().code(0);
+    assert_eq!(a.calls().len(), 1);
+    a.p.run(&["events", "list", "--pending"])
+        .code(0)
+        .stdout_lacks(&id);
+    a.p.run(&["events", "list"])
+        .code(0)
+        .stdout_has("escalation=acked");
+    a.p.run(&["status"])
+        .code(0)
+        .stdout_has("handled: 1 event acknowledged")
+        .stdout_lacks("pending: 1 event on escalation")
+        .stdout_lacks("delivery error");
+    assert_eq!(a.p.run(&["status", "--json"]).json()["handled_events"], 1);
+}
