@@ -1317,26 +1317,12 @@ with open(sys.argv[1], 'wb') as f:
         .status()
         .unwrap();
     assert!(ok.success());
-    let out = Command::new("/usr/bin/time")
-        .args([
-            "-f",
-            "peak-rss-kb %M",
-            env!("CARGO_BIN_EXE_vendorguard"),
-            "inspect",
-        ])
-        .arg(b.p.path(file))
-        .output()
-        .expect("/usr/bin/time");
+    let (kb, out) = peak_rss_kib(&b.p.path(""), &["inspect", file]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("zip readers disagree on which directory counts"),
         "{err}"
     );
-    let kb: u64 = err
-        .lines()
-        .find_map(|l| l.strip_prefix("peak-rss-kb "))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("peak RSS");
     assert!(
         kb < 48 * 1024,
         "peak RSS {kb} KiB: the earlier directory was parsed"
