@@ -206,6 +206,22 @@ impl A {
         child.wait().unwrap();
     }
 
+    /// One new advisory, mailed, but pending on an escalation script that fails
+    /// (exit 1 from `./esc-exit`), tried once.
+    fn pending_on_a_failing_script() -> (A, Smtp) {
+        let a = A::new(Some(ESC_RECORDING), "10s");
+        let smtp = a.smtp();
+        a.feed(&[]);
+        a.once().code(0);
+        a.feed(&[("A", "a")]);
+        a.p.write("esc-exit", "1");
+        a.once()
+            .code(1)
+            .stderr_has("pending: 1 event on escalation");
+        assert_eq!(a.calls().len(), 1);
+        (a, smtp)
+    }
+
     fn calls(&self) -> Vec<(serde_json::Value, String)> {
         let dir = self.p.path("calls");
         let mut out = Vec::new();
@@ -304,16 +320,7 @@ fn smtp_4xx_and_5xx_are_told_apart_and_stay_pending() {
 
 #[test]
 fn escalation_failures_stay_pending_and_are_retried() {
-    let a = A::new(Some(ESC_RECORDING), "10s");
-    let _smtp = a.smtp();
-    a.feed(&[]);
-    a.once().code(0);
-    a.feed(&[("A", "a")]);
-    a.p.write("esc-exit", "1");
-    a.once()
-        .code(1)
-        .stderr_has("pending: 1 event on escalation");
-    assert_eq!(a.calls().len(), 1);
+    let (a, _smtp) = A::pending_on_a_failing_script();
     a.p.write("esc-exit", "0");
     a.once().code(0);
     assert_eq!(a.calls().len(), 2);
@@ -1091,16 +1098,7 @@ fn bad_vendor_email_to_is_a_config_error_naming_the_key() {
 /// forever. `events ack` marks it handled: no channel retries it, `status` says so.
 #[test]
 fn an_acknowledged_event_is_never_retried_and_status_shows_it_handled() {
-    let a = A::new(Some(ESC_RECORDING), "10s");
-    let _smtp = a.smtp();
-    a.feed(&[]);
-    a.once().code(0);
-    a.feed(&[("A", "a")]);
-    a.p.write("esc-exit", "1");
-    a.once()
-        .code(1)
-        .stderr_has("pending: 1 event on escalation");
-    assert_eq!(a.calls().len(), 1);
+    let (a, _smtp) = A::pending_on_a_failing_script();
     let id = a.calls()[0].0["id"].as_str().unwrap().to_string();
 
     let list = a.p.run(&["events", "list", "--pending"]);

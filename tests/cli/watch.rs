@@ -45,6 +45,15 @@ impl W {
         self.p.run(&["watch", "--once"])
     }
 
+    /// The first stored event of `kind`; panics when there is none.
+    fn event(&self, kind: &str) -> serde_json::Value {
+        self.events()
+            .into_iter()
+            .find(|(k, _)| k == kind)
+            .unwrap_or_else(|| panic!("no {kind} event stored"))
+            .1
+    }
+
     fn events(&self) -> Vec<(String, serde_json::Value)> {
         let conn = rusqlite::Connection::open(self.p.path("state/vg.sqlite")).unwrap();
         let mut st = conn
@@ -714,12 +723,7 @@ fn csaf_cisa_ref_quirk_and_unknown_signer() {
     assert_eq!(event_lines(&r, "key-changed").len(), 1, "{}", r.stdout);
     r.stdout_lacks("event unexpected-signer")
         .stdout_has("acme's CSAF provider uses a new key 144A ED0A 57BE 7D4A E835  D9D8 CAC5 AC4F 7416 4B17 that is not pinned (no pinned key vouches for it); 4 advisories signed by it are held back until it is pinned");
-    let ev = w
-        .events()
-        .into_iter()
-        .find(|(k, _)| k == "key-changed")
-        .unwrap()
-        .1;
+    let ev = w.event("key-changed");
     assert_eq!(
         ev["fingerprint"],
         "144AED0A57BE7D4AE835D9D8CAC5AC4F74164B17"
@@ -949,12 +953,7 @@ fn csaf_new_advisories_and_tracking_version_updates() {
     let r = p.w.once();
     r.code(0)
         .stdout_has("event advisory-updated high acme: ACME-2026-001");
-    let ev =
-        p.w.events()
-            .into_iter()
-            .find(|(k, _)| k == "advisory-updated")
-            .unwrap()
-            .1;
+    let ev = p.w.event("advisory-updated");
     assert_eq!(ev["advisory_id"], "https://acme.example#ACME-2026-001");
     assert_eq!(ev["tracking_version"], "2");
     // Nothing changed: nothing downloaded, nothing new.
@@ -1238,12 +1237,7 @@ fn csaf_stackable_key_rotation() {
         .stdout_has("event key-changed high acme: acme's CSAF provider uses a new key 218E 0347 9FE8 0022 3105  FEA6 3190 5DED 3EFD 610A that is not pinned (no pinned key vouches for it); 23 advisories signed by it are held back until it is pinned: ")
         .stdout_has(" and 13 more");
     assert_eq!(all_events(&r), 1, "one incident: {}", r.stdout);
-    let incident = w
-        .events()
-        .into_iter()
-        .find(|(k, _)| k == "key-changed")
-        .unwrap()
-        .1;
+    let incident = w.event("key-changed");
     assert_eq!(
         incident["fingerprint"],
         "218E03479FE800223105FEA631905DED3EFD610A"
@@ -1365,12 +1359,7 @@ fn csaf_key_rotation_is_one_incident_and_the_gap_is_announced_once_pinned() {
         };
         r.stdout_has(&format!("event key-changed {how}"))
             .stdout_has("5 advisories signed by it are held back until it is pinned: acme-2026-002.json, acme-2026-003.json");
-        let incident =
-            p.w.events()
-                .into_iter()
-                .find(|(k, _)| k == "key-changed")
-                .unwrap()
-                .1;
+        let incident = p.w.event("key-changed");
         assert_eq!(incident["fingerprint"], b.as_str());
         assert_eq!(incident["vouched"], if certified { "yes" } else { "no" });
         assert_eq!(incident["count"], "5");
