@@ -1,5 +1,7 @@
 """Shared helpers for the benchmarks in this folder: timing with peak RSS, medians,
 and GnuPG in a private home."""
+import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -59,3 +61,38 @@ def report(checks):
         failed += not ok
         print(f"  {name:<44} {value:8.2f}   [{op} {target}] {'ok' if ok else 'MISSED'}")
     return failed
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def nginx_static_conf(work, types, listens, www, keepalive_requests):
+    """Writes WORK/nginx.conf for nginx serving WWW as static files with ETags, all its
+    temporary files and logs under WORK; returns the path. `listens`: "host:port" list."""
+    os.makedirs(os.path.join(work, "tmp"), exist_ok=True)
+    conf = os.path.join(work, "nginx.conf")
+    listen = " ".join(f"listen {l};" for l in listens)
+    with open(conf, "w") as f:
+        f.write(f"""worker_processes 2;
+pid {work}/nginx.pid;
+error_log {work}/error.log;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  client_body_temp_path {work}/tmp;
+  proxy_temp_path {work}/tmp;
+  fastcgi_temp_path {work}/tmp;
+  uwsgi_temp_path {work}/tmp;
+  scgi_temp_path {work}/tmp;
+  keepalive_requests {keepalive_requests};
+  types {{ {types} }}
+  server {{ {listen} root {www}; etag on; }}
+}}
+""")
+    return conf

@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 
-from benchlib import fingerprint, gpg, median_of, report, run_measured
+from benchlib import fingerprint, free_port, gpg, median_of, nginx_static_conf, report, run_measured
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FEED = "white/csaf-feed-tlp-white.json"
@@ -157,14 +157,6 @@ def build_tree(cache, n):
     return names
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 def wait_listening(port):
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -195,25 +187,8 @@ def start_server(work, www, port, python_only):
     """nginx when installed (and not python_only), else Python; returns (name, stop)."""
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if os.path.exists(nginx) and not python_only:
-        conf = os.path.join(work, "nginx.conf")
-        os.makedirs(os.path.join(work, "tmp"), exist_ok=True)
-        with open(conf, "w") as f:
-            f.write(f"""worker_processes 2;
-pid {work}/nginx.pid;
-error_log {work}/error.log;
-events {{ worker_connections 1024; }}
-http {{
-  access_log off;
-  client_body_temp_path {work}/tmp;
-  proxy_temp_path {work}/tmp;
-  fastcgi_temp_path {work}/tmp;
-  uwsgi_temp_path {work}/tmp;
-  scgi_temp_path {work}/tmp;
-  keepalive_requests 100000;
-  types {{ application/json json; text/plain sha256 sha512 asc; }}
-  server {{ listen 127.0.0.1:{port}; root {www}; etag on; }}
-}}
-""")
+        conf = nginx_static_conf(work, "application/json json; text/plain sha256 sha512 asc;",
+                                 [f"127.0.0.1:{port}"], www, 100000)
         subprocess.run([nginx, "-c", conf, "-p", work, "-e", os.path.join(work, "error.log")], check=True)
         wait_listening(port)
         return "nginx", lambda: subprocess.run([nginx, "-c", conf, "-p", work, "-s", "quit"], check=False)

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 
-from benchlib import median_of, report, run_measured
+from benchlib import median_of, nginx_static_conf, report, run_measured
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FEEDS = 1000
@@ -93,30 +93,8 @@ def main():
         names = [write_feed(www, n) for n in range(FEEDS)]
         total = sum(os.path.getsize(os.path.join(www, n)) for n in names)
         port = 18080 + os.getpid() % 1000
-        conf = os.path.join(work, "nginx.conf")
-        listens = "\n".join(f"listen {h}:{port};" for h in HOSTS)
-        with open(conf, "w") as f:
-            f.write(f"""worker_processes 2;
-pid {work}/nginx.pid;
-error_log {work}/error.log;
-events {{ worker_connections 1024; }}
-http {{
-  access_log off;
-  client_body_temp_path {work}/tmp;
-  proxy_temp_path {work}/tmp;
-  fastcgi_temp_path {work}/tmp;
-  uwsgi_temp_path {work}/tmp;
-  scgi_temp_path {work}/tmp;
-  keepalive_requests 10000;
-  types {{ application/rss+xml xml; }}
-  server {{
-    {listens}
-    root {www};
-    etag on;
-  }}
-}}
-""")
-        os.makedirs(os.path.join(work, "tmp"), exist_ok=True)
+        conf = nginx_static_conf(work, "application/rss+xml xml;", [f"{h}:{port}" for h in HOSTS],
+                                 www, 10000)
         subprocess.run([nginx, "-c", conf, "-p", work, "-e", os.path.join(work, "error.log")], check=True)
         nginx_started = True
         urls = [f"http://{HOSTS[i % 4]}:{port}/{name}" for i, name in enumerate(names)]
