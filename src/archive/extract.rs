@@ -32,7 +32,7 @@ use crate::archive::tree::{
     node_cap, normal_path, shown_target, where_to, Added, Clash, Entry, NodeId, Tree, Unresolved,
     NODES_PER_ENTRY,
 };
-use crate::archive::walk::{Kind, Meta, Refusal, Visitor, WalkError};
+use crate::archive::walk::{Kind, Meta, Part, Refusal, Visitor, WalkError};
 
 /// Limits on what an archive may expand to.
 #[derive(Debug, Clone, Copy)]
@@ -70,6 +70,8 @@ pub struct Extractor<'a> {
     links: Vec<NodeId>,
     dir_modes: Vec<(PathBuf, u32)>,
     written: u64,
+    /// Declared bytes of package control entries, inspected and not written.
+    control: u64,
     entries: u64,
     buf: Vec<u8>,
 }
@@ -90,6 +92,7 @@ impl<'a> Extractor<'a> {
             links: Vec::new(),
             dir_modes: Vec::new(),
             written: 0,
+            control: 0,
             entries: 0,
             buf: vec![0u8; 256 * 1024],
         }
@@ -304,6 +307,20 @@ fn link_code(why: &Unresolved, escape: &'static str) -> &'static str {
 
 impl Visitor for Extractor<'_> {
     fn entry(&mut self, meta: &Meta, data: &mut dyn Read) -> Result<(), WalkError> {
+        if meta.part == Part::Control {
+            // Control data (maintainer scripts, scriptlets) is what the package manager
+            // runs, not what installs: reviewed, never written. Its declared size still
+            // counts, so a bomb there is refused like one in the payload.
+            self.control = self.control.saturating_add(meta.size);
+            if self.control > self.limits.max_size {
+                let why = format!(
+                    "the package expands past {} bytes (--max-size)",
+                    self.limits.max_size
+                );
+                return Err(refuse(meta, "too-large", why));
+            }
+            return self.inspector.scan(meta, data);
+        }
         self.entries += 1;
         if self.entries > self.limits.max_entries {
             let why = format!(
@@ -392,5 +409,54 @@ impl Visitor for Extractor<'_> {
 
     fn max_entries(&self) -> u64 {
         self.limits.max_entries
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::inspect::FindingKind;
+
+    fn entry(name: &str, part: Part, size: u64) -> Meta {
+        Meta {
+            name: name.as_bytes().to_vec(),
+            kind: Kind::File,
+            mode: 0o755,
+            size,
+            compressed_size: None,
+            part,
+            owner: None,
+        }
+    }
+
+    #[test]
+    fn control_entries_are_inspected_never_written_and_counted() {
+        let root = std::env::temp_dir().join(format!("vg-extract-{}", std::process::id()));
+        fs::create_dir_all(&root).unwrap();
+        let mut inspector = Inspector::new();
+        let limits = Limits {
+            max_size: 100,
+            ..Limits::default()
+        };
+        let mut ex = Extractor::new(&root, limits, 10, &mut inspector);
+        let script = b"systemctl enable acme.service\n";
+        let postinst = entry("control/postinst", Part::Control, script.len() as u64);
+        ex.entry(&postinst, &mut &script[..]).unwrap();
+        let payload = entry("usr/bin/acme", Part::Payload, 2);
+        ex.entry(&payload, &mut &b"hi"[..]).unwrap();
+        // Control bytes count toward the size limit, though nothing is written.
+        let bomb = entry("control/preinst", Part::Control, 1000);
+        let refused = ex.entry(&bomb, &mut io::empty()).unwrap_err();
+        assert_eq!(refused.code(), "too-large");
+        assert_eq!(ex.finish().unwrap(), 2);
+        let written: Vec<_> = fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(written, ["usr"], "only the payload is written");
+        let kinds: Vec<_> = inspector.finish().iter().map(|f| f.kind).collect();
+        assert!(kinds.contains(&FindingKind::MaintainerScript), "{kinds:?}");
+        assert!(kinds.contains(&FindingKind::PrivilegedCommand), "{kinds:?}");
+        fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use std::io::Read;
 
 use crate::archive::tree::{node_cap, normal_path, where_to, Added, Clash, Entry, NodeId, Tree};
-use crate::archive::walk::{Kind, Meta, Visitor, WalkError, DEFAULT_MAX_ENTRIES};
+use crate::archive::walk::{Kind, Meta, Part, Visitor, WalkError, DEFAULT_MAX_ENTRIES};
 use crate::policy::SCAN_LIMIT;
 use crate::text::escape;
 
@@ -32,19 +32,25 @@ pub enum FindingKind {
     Cron,
     Systemd,
     MaintainerScript,
+    Account,
+    Conffile,
     PrivilegedCommand,
     Setuid,
+    Ownership,
     Host,
 }
 
 impl FindingKind {
-    pub const ALL: [FindingKind; 7] = [
+    pub const ALL: [FindingKind; 10] = [
         FindingKind::SymlinkEscape,
         FindingKind::Cron,
         FindingKind::Systemd,
         FindingKind::MaintainerScript,
+        FindingKind::Account,
+        FindingKind::Conffile,
         FindingKind::PrivilegedCommand,
         FindingKind::Setuid,
+        FindingKind::Ownership,
         FindingKind::Host,
     ];
 
@@ -55,8 +61,11 @@ impl FindingKind {
             FindingKind::Cron => "cron",
             FindingKind::Systemd => "systemd",
             FindingKind::MaintainerScript => "maintainer-script",
+            FindingKind::Account => "account",
+            FindingKind::Conffile => "conffile",
             FindingKind::PrivilegedCommand => "privileged-command",
             FindingKind::Setuid => "setuid",
+            FindingKind::Ownership => "ownership",
             FindingKind::Host => "host",
         }
     }
@@ -69,8 +78,13 @@ impl FindingKind {
             FindingKind::Cron => "cron entries (schedule, user, command)",
             FindingKind::Systemd => "systemd units and timers",
             FindingKind::MaintainerScript => "maintainer and install scripts",
+            FindingKind::Account => "users and groups the package creates",
+            FindingKind::Conffile => {
+                "configuration files the package manager keeps across upgrades"
+            }
             FindingKind::PrivilegedCommand => "commands that need privileges or change services",
             FindingKind::Setuid => "setuid/setgid files",
+            FindingKind::Ownership => "files the package gives to an owner other than root",
             FindingKind::Host => "hosts, addresses and URLs the package refers to",
         }
     }
@@ -99,6 +113,18 @@ struct Scan {
     scanned: usize,
     binary: bool,
     hosts: BTreeSet<String>,
+    /// What the lines of this file are, beyond text to scan.
+    lists: Lists,
+}
+
+/// Files whose lines are a list the inspector reports item by item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lists {
+    Nothing,
+    /// A package's `conffiles`: one path per line.
+    Conffiles,
+    /// A `sysusers.d/*.conf`: `u NAME ...`, `g NAME ...` lines.
+    Sysusers,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,10 +191,35 @@ impl Inspector {
                 format!("{what}, mode {:04o}", meta.mode),
             );
         }
+        if let Some(owner) = meta.owner.as_ref().filter(|o| !o.is_root()) {
+            let detail = format!("owned by {}:{}", escape(&owner.user), escape(&owner.group));
+            self.add(FindingKind::Ownership, &file, None, detail);
+        }
         if meta.kind != Kind::File {
             return false;
         }
-        if is_maintainer_script(base) {
+        let control = meta.part == Part::Control;
+        let lists = if control && base == "conffiles" {
+            Lists::Conffiles
+        } else if !control
+            && base.ends_with(".conf")
+            && path.rsplit('/').nth(1) == Some("sysusers.d")
+        {
+            Lists::Sysusers
+        } else {
+            Lists::Nothing
+        };
+        if control && is_package_script(base) {
+            self.add(
+                FindingKind::MaintainerScript,
+                &file,
+                None,
+                format!(
+                    "the package manager runs it at install, upgrade or removal ({})",
+                    escape(base)
+                ),
+            );
+        } else if !control && is_maintainer_script(base) {
             self.add(
                 FindingKind::MaintainerScript,
                 &file,
@@ -176,7 +227,7 @@ impl Inspector {
                 format!("runs at install or upgrade time ({base})"),
             );
         }
-        let cron = cron_style(path);
+        let cron = if control { None } else { cron_style(path) };
         if let Some(CronStyle::Periodic(when)) = cron {
             self.add(
                 FindingKind::Cron,
@@ -199,6 +250,7 @@ impl Inspector {
             scanned: 0,
             binary: false,
             hosts: BTreeSet::new(),
+            lists,
         });
         true
     }
@@ -275,7 +327,26 @@ impl Inspector {
         }
         let comment = line.starts_with('#') || line.starts_with(';');
 
+        match scan.lists {
+            Lists::Conffiles if !comment => {
+                self.add(FindingKind::Conffile, &scan.file, Some(n), escape(line));
+            }
+            Lists::Sysusers if !comment => {
+                if let Some(detail) = sysusers_line(line) {
+                    self.add(FindingKind::Account, &scan.file, Some(n), detail);
+                }
+            }
+            _ => {}
+        }
         if !comment {
+            if let Some(cmd) = account_command(line) {
+                self.add(
+                    FindingKind::Account,
+                    &scan.file,
+                    Some(n),
+                    format!("{cmd}: {}", escape(&truncate(line, 200))),
+                );
+            }
             if let Some(style @ (CronStyle::System | CronStyle::User)) = scan.cron {
                 if let Some(detail) = parse_cron_line(line, style == CronStyle::System) {
                     self.add(FindingKind::Cron, &scan.file, Some(n), detail);
@@ -373,7 +444,26 @@ impl Visitor for Inspector {
     /// Models the entry's links and scans the first [`SCAN_LIMIT`] bytes of each file;
     /// extracts nothing.
     fn entry(&mut self, meta: &Meta, data: &mut dyn Read) -> Result<(), WalkError> {
-        self.model(meta);
+        if meta.part == Part::Payload {
+            self.model(meta);
+        }
+        self.scan(meta, data)
+    }
+
+    /// Reports the symlinks that leave the folder or loop, judged on the whole tree.
+    fn end(&mut self) -> Result<(), WalkError> {
+        self.links_end()
+    }
+}
+
+impl Inspector {
+    /// Scans one entry's first [`SCAN_LIMIT`] bytes; for the extractor, which hands
+    /// over the package control entries it does not write.
+    ///
+    /// # Errors
+    ///
+    /// Reading the entry failed.
+    pub fn scan(&mut self, meta: &Meta, data: &mut dyn Read) -> Result<(), WalkError> {
         if !self.begin(meta) {
             return Ok(());
         }
@@ -397,8 +487,7 @@ impl Visitor for Inspector {
         result
     }
 
-    /// Reports the symlinks that leave the folder or loop, judged on the whole tree.
-    fn end(&mut self) -> Result<(), WalkError> {
+    fn links_end(&mut self) -> Result<(), WalkError> {
         let Links::Modelled { tree, symlinks } = std::mem::take(&mut self.links) else {
             return Ok(());
         };
@@ -426,6 +515,44 @@ fn truncate(s: &str, max: usize) -> String {
         t.push('…');
         t
     }
+}
+
+/// A package's control member or scriptlet that the package manager runs: a `.deb`'s
+/// maintainer scripts and triggers, an `.rpm`'s `%pre`, `%post`, triggers and the rest.
+fn is_package_script(base: &str) -> bool {
+    base.starts_with('%')
+        || [
+            "preinst", "postinst", "prerm", "postrm", "config", "triggers",
+        ]
+        .contains(&base)
+}
+
+/// The command a line runs that creates a user or group, if any.
+fn account_command(line: &str) -> Option<&'static str> {
+    const WORDS: &[&str] = &[
+        "useradd",
+        "adduser",
+        "groupadd",
+        "addgroup",
+        "systemd-sysusers",
+        "newusers",
+    ];
+    line.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '/'))
+        .map(|w| w.rsplit('/').next().unwrap_or(w))
+        .find_map(|w| WORDS.iter().find(|k| **k == w).copied())
+}
+
+/// A `sysusers.d` line that creates a user (`u`), a group (`g`) or a membership (`m`).
+fn sysusers_line(line: &str) -> Option<String> {
+    let mut fields = line.split_whitespace();
+    let what = match fields.next()? {
+        "u" | "u!" => "user",
+        "g" => "group",
+        "m" => "membership",
+        _ => return None,
+    };
+    let name = fields.next()?;
+    Some(format!("{what} {}", escape(name)))
 }
 
 fn is_maintainer_script(base: &str) -> bool {
@@ -653,16 +780,29 @@ pub fn render_json(bundle: &str, format: &str, entries: u64, findings: &[Finding
 mod tests {
     use super::*;
 
-    fn check(path: &str, mode: u32, body: &str, want: &[(&str, Option<usize>, &str)]) {
-        let mut i = Inspector::new();
-        let meta = Meta {
+    fn meta(path: &str, mode: u32, part: Part, owner: Option<(&str, &str)>) -> Meta {
+        Meta {
             name: path.as_bytes().to_vec(),
             kind: Kind::File,
             mode,
-            size: body.len() as u64,
+            size: 0,
             compressed_size: None,
-        };
-        if i.begin(&meta) {
+            part,
+            owner: owner.map(|(user, group)| crate::archive::walk::Owner {
+                user: user.into(),
+                group: group.into(),
+            }),
+        }
+    }
+
+    fn check(path: &str, mode: u32, body: &str, want: &[(&str, Option<usize>, &str)]) {
+        check_meta(&meta(path, mode, Part::Payload, None), body, want);
+    }
+
+    fn check_meta(meta: &Meta, body: &str, want: &[(&str, Option<usize>, &str)]) {
+        let path = meta.display_name();
+        let mut i = Inspector::new();
+        if i.begin(meta) {
             // Feed in small chunks to exercise line joining.
             for c in body.as_bytes().chunks(7) {
                 i.data(c);
@@ -678,6 +818,103 @@ mod tests {
             .map(|(k, l, d)| (k.to_string(), *l, d.to_string()))
             .collect();
         assert_eq!(got, want, "{path}");
+    }
+
+    #[test]
+    fn package_control_scripts_accounts_conffiles_and_owners() {
+        let postinst = "#!/bin/sh\nadduser --system acme\nsystemctl restart acme.service\n";
+        check_meta(
+            &meta("control/postinst", 0o755, Part::Control, None),
+            postinst,
+            &[
+                (
+                    "maintainer-script",
+                    None,
+                    "the package manager runs it at install, upgrade or removal (postinst)",
+                ),
+                ("account", Some(2), "adduser: adduser --system acme"),
+                (
+                    "privileged-command",
+                    Some(3),
+                    "systemctl: systemctl restart acme.service",
+                ),
+            ],
+        );
+        // In a bundle's payload the name alone says "install script", as before.
+        check_meta(
+            &meta("install/postinst", 0o644, Part::Payload, None),
+            "systemctl restart acme.service\n",
+            &[
+                (
+                    "maintainer-script",
+                    None,
+                    "runs at install or upgrade time (postinst)",
+                ),
+                (
+                    "privileged-command",
+                    Some(1),
+                    "systemctl: systemctl restart acme.service",
+                ),
+            ],
+        );
+        check_meta(
+            &meta("%pre", 0o644, Part::Control, None),
+            "getent passwd acme || useradd -r acme\n",
+            &[
+                (
+                    "maintainer-script",
+                    None,
+                    "the package manager runs it at install, upgrade or removal (%pre)",
+                ),
+                (
+                    "account",
+                    Some(1),
+                    "useradd: getent passwd acme || useradd -r acme",
+                ),
+            ],
+        );
+        check_meta(
+            &meta("control/conffiles", 0o644, Part::Control, None),
+            "/etc/acme/acme.conf\n\n/etc/cron.d/acme\n",
+            &[
+                ("conffile", Some(1), "/etc/acme/acme.conf"),
+                ("conffile", Some(3), "/etc/cron.d/acme"),
+            ],
+        );
+        // A payload file called conffiles is just a file.
+        check_meta(
+            &meta("opt/acme/conffiles", 0o644, Part::Payload, None),
+            "/etc/acme/acme.conf\n",
+            &[],
+        );
+        check_meta(
+            &meta("usr/lib/sysusers.d/acme.conf", 0o644, Part::Payload, None),
+            "# acme\nu acme - \"Acme daemon\" /var/lib/acme\ng acmeadm -\nx nothing\n",
+            &[
+                ("account", Some(2), "user acme"),
+                ("account", Some(3), "group acmeadm"),
+            ],
+        );
+        check_meta(
+            &meta(
+                "etc/acme/secret",
+                0o640,
+                Part::Payload,
+                Some(("acme", "acme")),
+            ),
+            "",
+            &[("ownership", None, "owned by acme:acme")],
+        );
+        check_meta(
+            &meta(
+                "etc/acme/plain",
+                0o644,
+                Part::Payload,
+                Some(("root", "root")),
+            ),
+            "",
+            &[],
+        );
     }
 
     #[test]

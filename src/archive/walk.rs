@@ -72,6 +72,31 @@ pub enum Kind {
     Special(&'static str),
 }
 
+/// Which part of a package an entry belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Part {
+    /// What installs: every zip and tar entry, a package's files.
+    #[default]
+    Payload,
+    /// What the package manager runs or keeps about the package (a `.deb`'s
+    /// control.tar members, an `.rpm`'s scriptlets): inspected, never extracted.
+    Control,
+}
+
+/// The owner a package declares for a file, as names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub user: String,
+    pub group: String,
+}
+
+impl Owner {
+    /// Whether this is `root:root`, the owner nobody needs to review.
+    pub fn is_root(&self) -> bool {
+        self.user == "root" && self.group == "root"
+    }
+}
+
 /// An entry's metadata as the archive declares it.
 #[derive(Debug, Clone)]
 pub struct Meta {
@@ -84,6 +109,11 @@ pub struct Meta {
     pub size: u64,
     /// Compressed size, for zip entries.
     pub compressed_size: Option<u64>,
+    pub part: Part,
+    /// The declared owner, set only where a package manager will apply it (a
+    /// package's files); `None` for zip and tar bundles, whose stored owners are the
+    /// builder's and mean nothing on the target.
+    pub owner: Option<Owner>,
 }
 
 impl Meta {
@@ -189,10 +219,15 @@ pub fn walk(file: &mut File, visitor: &mut dyn Visitor) -> Result<Format, WalkEr
     })?;
     match format {
         Format::Zip => walk_zip(file, visitor)?,
-        Format::Tar => walk_tar(BufReader::with_capacity(1 << 20, &mut *file), visitor)?,
+        Format::Tar => walk_tar(
+            BufReader::with_capacity(1 << 20, &mut *file),
+            visitor,
+            TarOptions::BUNDLE,
+        )?,
         Format::TarGz => walk_tar(
             flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, &mut *file)),
             visitor,
+            TarOptions::BUNDLE,
         )?,
         Format::TarXz => walk_tar(
             liblzma::read::XzDecoder::new_multi_decoder(BufReader::with_capacity(
@@ -200,10 +235,11 @@ pub fn walk(file: &mut File, visitor: &mut dyn Visitor) -> Result<Format, WalkEr
                 &mut *file,
             )),
             visitor,
+            TarOptions::BUNDLE,
         )?,
         Format::TarZst => {
             let dec = zstd::stream::read::Decoder::new(&mut *file).map_err(WalkError::Io)?;
-            walk_tar(dec, visitor)?
+            walk_tar(dec, visitor, TarOptions::BUNDLE)?
         }
     }
     visitor.end()?;
@@ -534,6 +570,8 @@ fn walk_zip(file: &mut File, visitor: &mut dyn Visitor) -> Result<(), WalkError>
             size: entry.size(),
             compressed_size: Some(entry.compressed_size()),
             kind,
+            part: Part::Payload,
+            owner: None,
         };
         budget.offer(visitor, &meta, &mut entry, &shown)?;
         // Drain what the visitor left so the zip reader checks the entry's CRC.
@@ -654,7 +692,39 @@ fn name_checked(bytes: Vec<u8>, index: usize, what: &str) -> Result<Vec<u8>, Wal
     Ok(bytes)
 }
 
-fn walk_tar<R: Read>(reader: R, visitor: &mut dyn Visitor) -> Result<(), WalkError> {
+/// How a tar stream's entries are handed on: a bundle's, or one of a package's parts.
+#[derive(Debug, Clone, Copy)]
+pub struct TarOptions {
+    /// The part every entry belongs to.
+    pub part: Part,
+    /// Whether the stored user and group names are the owners the package manager
+    /// applies (a package's data.tar), so they are handed on in `Meta::owner`.
+    pub owners: bool,
+    /// Prepended to every name (after a leading `./`), e.g. `control/` for a
+    /// `.deb`'s control.tar members; empty for none.
+    pub prefix: &'static str,
+}
+
+impl TarOptions {
+    /// A tar bundle: payload entries, owners not handed on, names as stored.
+    pub const BUNDLE: TarOptions = TarOptions {
+        part: Part::Payload,
+        owners: false,
+        prefix: "",
+    };
+}
+
+/// Longest user or group name handed on (pax names are otherwise bounded only by the
+/// extension header's cap).
+const MAX_OWNER_NAME: usize = 256;
+
+/// Walks a tar stream, every entry with `opts`' part, owners and prefix. Package
+/// walkers call this for the tar members they contain.
+pub(crate) fn walk_tar<R: Read>(
+    reader: R,
+    visitor: &mut dyn Visitor,
+    opts: TarOptions,
+) -> Result<(), WalkError> {
     let mut archive = tar::Archive::new(reader);
     let entries = archive.entries().map_err(|e| corrupt(None, e))?.raw(true);
     let mut pending = Pending::default();
@@ -745,12 +815,33 @@ fn walk_tar<R: Read>(reader: R, visitor: &mut dyn Visitor) -> Result<(), WalkErr
             T::GNUSparse => Kind::Special("sparse file"),
             _ => Kind::Special("unknown entry type"),
         };
+        let owner = if opts.owners {
+            let field = |pax_key: &[u8], stored: Option<&[u8]>| -> Result<String, WalkError> {
+                let raw = pax_value(pax, pax_key)?.or(stored).unwrap_or_default();
+                let raw = &raw[..raw.len().min(MAX_OWNER_NAME)];
+                Ok(String::from_utf8_lossy(raw).into_owned())
+            };
+            Some(Owner {
+                user: field(b"uname", header.username_bytes())?,
+                group: field(b"gname", header.groupname_bytes())?,
+            })
+        } else {
+            None
+        };
+        let name = if opts.prefix.is_empty() {
+            name
+        } else {
+            let bare = name.strip_prefix(b"./").unwrap_or(&name);
+            [opts.prefix.as_bytes(), bare].concat()
+        };
         let meta = Meta {
             name,
             mode: header.mode().unwrap_or(0o644) & 0o7777,
             size,
             compressed_size: None,
             kind,
+            part: opts.part,
+            owner,
         };
         budget.offer(visitor, &meta, &mut entry, &shown)?;
     }
