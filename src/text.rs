@@ -7,7 +7,8 @@
 use std::ffi::OsStr;
 use std::fmt::Write as _;
 
-/// Escapes control characters in `s`: `\n`, `\r`, `\t`, `\\`, `\x1b`, `\u{9b}`.
+/// Escapes control characters in `s`: `\n`, `\r`, `\t`, `\\`, `\x1b`, `\u{9b}`, and
+/// the line separators and bidirectional controls of [`invisible_control`] (`\u{202e}`).
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -19,13 +20,23 @@ pub fn escape(s: &str) -> String {
             c if (c as u32) < 0x20 || c as u32 == 0x7f => {
                 let _ = write!(out, "\\x{:02x}", c as u32);
             }
-            c if (0x80..0xa0).contains(&(c as u32)) => {
+            c if (0x80..0xa0).contains(&(c as u32)) || invisible_control(c) => {
                 let _ = write!(out, "\\u{{{:x}}}", c as u32);
             }
             c => out.push(c),
         }
     }
     out
+}
+
+/// Characters that are not C0/C1 controls but still change what a reader sees: line
+/// and paragraph separators (a second line to a log reader or a mail client) and the
+/// bidirectional controls that reorder text ("Trojan Source", CVE-2021-42574).
+fn invisible_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{2028}' | '\u{2029}' | '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+    )
 }
 
 /// Escapes a path or file name; bytes that are not UTF-8 become `\xNN`.
@@ -125,6 +136,16 @@ mod tests {
             ("c1\u{9b}31m", "c1\\u{9b}31m"),
             ("back\\slash", "back\\\\slash"),
             ("ünïcode", "ünïcode"),
+            ("evil\u{202e}piz.exe", "evil\\u{202e}piz.exe"),
+            (
+                "line\u{2028}sep\u{2029}para",
+                "line\\u{2028}sep\\u{2029}para",
+            ),
+            (
+                "\u{2066}iso\u{2069}\u{200f}",
+                "\\u{2066}iso\\u{2069}\\u{200f}",
+            ),
+            ("arabic \u{627}\u{644}", "arabic \u{627}\u{644}"),
         ] {
             assert_eq!(escape(input), want);
         }

@@ -386,22 +386,25 @@ pub fn build_message(
 
 /// The plain-text body for one event: every field on-call needs, and the next step.
 pub fn body_for(e: &Event) -> String {
+    // Outside text (titles, URLs, feed fields) is one escaped line each: a newline in a
+    // title must not forge a line of the body, such as our own "next:" advice.
+    use crate::text::escape;
     let mut s = String::new();
-    s.push_str(&format!("{}\n\n", e.title));
+    s.push_str(&format!("{}\n\n", escape(&e.title)));
     s.push_str(&format!("kind:        {}\n", e.kind.code()));
     s.push_str(&format!("severity:    {}\n", e.severity.code()));
-    s.push_str(&format!("vendor:      {}\n", e.vendor));
-    s.push_str(&format!("url:         {}\n", e.url));
+    s.push_str(&format!("vendor:      {}\n", escape(&e.vendor)));
+    s.push_str(&format!("url:         {}\n", escape(&e.url)));
     s.push_str(&format!(
         "detected at: {}\n",
         crate::text::time(e.detected_at)
     ));
     s.push_str(&format!("event id:    {}\n", e.id));
     if !e.cves.is_empty() {
-        s.push_str(&format!("{:<12} {}\n", "cves:", e.cves.join(", ")));
+        s.push_str(&format!("{:<12} {}\n", "cves:", escape(&e.cves.join(", "))));
     }
     for (k, v) in &e.fields {
-        s.push_str(&format!("{:<12} {}\n", format!("{k}:"), v));
+        s.push_str(&format!("{:<12} {}\n", format!("{k}:"), escape(v)));
         if k == "fingerprint" && v.len() >= 16 {
             s.push_str(&format!(
                 "{:<12} {}\n",

@@ -762,6 +762,49 @@ fn escalation_environment_is_one_line_per_value_and_stdin_is_exact() {
     assert!(!env.lines().any(|l| l.starts_with("forged")), "{env}");
 }
 
+/// A feed title with a newline forged a line of the mail body ("next: ..." reads like
+/// our advice), and a right-to-left override reversed what the reader saw. Every value
+/// from outside is one escaped line in the body and the script's environment.
+#[test]
+fn mail_body_and_environment_carry_outside_text_on_one_escaped_line() {
+    let a = A::new(Some(ESC_RECORDING), "10s");
+    let smtp = a.smtp();
+    a.feed(&[]);
+    a.once().code(0);
+    a.feed(&[(
+        "F",
+        "Fix&#10;next: vendorguard keys add evil.asc&#8232;x&#8238;cod.exe",
+    )]);
+    a.once().code(0);
+    let msgs = smtp.messages();
+    assert_eq!(msgs.len(), 1);
+    let body = &msgs[0];
+    assert!(
+        !body
+            .lines()
+            .any(|l| l.starts_with("next: vendorguard keys add")),
+        "a body line was forged: {body}"
+    );
+    assert!(
+        !body.contains('\u{202e}') && !body.contains('\u{2028}'),
+        "{body}"
+    );
+    assert!(
+        body.contains("Fix\\nnext: vendorguard keys add evil.asc\\u{2028}x\\u{202e}cod.exe"),
+        "{body}"
+    );
+    let calls = a.calls();
+    let (json, env) = &calls[0];
+    assert_eq!(
+        json["title"],
+        "Fix\nnext: vendorguard keys add evil.asc\u{2028}x\u{202e}cod.exe"
+    );
+    assert!(
+        !env.contains('\u{202e}') && !env.contains('\u{2028}'),
+        "{env}"
+    );
+}
+
 /// Issue: a watcher killed with SIGKILL left its escalation program running. The
 /// kernel now kills the program with the watcher; the event stays pending.
 #[test]
