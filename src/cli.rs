@@ -140,6 +140,10 @@ pub struct UnpackArgs {
 pub struct InspectArgs {
     /// The bundle to read (it is not extracted).
     pub bundle: PathBuf,
+    /// Refuse archives whose entries declare more than this size in total (reading a
+    /// tar means decompressing every entry, scanned or not).
+    #[arg(long, value_name = "SIZE", default_value = "8GiB", value_parser = parse_size_arg)]
+    pub max_size: u64,
     /// Print the findings as one JSON object.
     #[arg(long)]
     pub json: bool,

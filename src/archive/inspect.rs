@@ -149,6 +149,11 @@ pub struct Inspector {
     buf: Vec<u8>,
     /// The archive's tree when walking as a visitor, for its links.
     links: Links,
+    /// When walking as a visitor: the most bytes the archive's entries may declare in
+    /// total. A tar entry is read through to reach the next, so an honest 1 TB entry
+    /// would cost its whole decompression though only its start is scanned.
+    max_size: Option<u64>,
+    declared: u64,
 }
 
 /// The links of the archive being walked, modelled as the extractor models them, so
@@ -168,6 +173,15 @@ enum Links {
 impl Inspector {
     pub fn new() -> Inspector {
         Inspector::default()
+    }
+
+    /// An inspector that refuses (`too-large`) archives whose entries declare more than
+    /// `max_size` bytes in total, when it walks an archive itself.
+    pub fn with_max_size(max_size: u64) -> Inspector {
+        Inspector {
+            max_size: Some(max_size),
+            ..Inspector::default()
+        }
     }
 
     /// Starts an entry; returns whether its bytes are worth feeding.
@@ -444,6 +458,16 @@ impl Visitor for Inspector {
     /// Models the entry's links and scans the first [`SCAN_LIMIT`] bytes of each file;
     /// extracts nothing.
     fn entry(&mut self, meta: &Meta, data: &mut dyn Read) -> Result<(), WalkError> {
+        self.declared = self.declared.saturating_add(meta.size);
+        if let Some(max) = self.max_size.filter(|max| self.declared > *max) {
+            return Err(WalkError::Refused(crate::archive::walk::Refusal {
+                entry: meta.display_name(),
+                code: "too-large",
+                message: format!(
+                    "the archive's entries declare more than {max} bytes (--max-size)"
+                ),
+            }));
+        }
         if meta.part == Part::Payload {
             self.model(meta);
         }

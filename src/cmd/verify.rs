@@ -265,7 +265,7 @@ pub fn run_inspect(args: &InspectArgs) -> anyhow::Result<Outcome> {
     let bundle = escape_os(args.bundle.as_os_str());
     let mut file = std::fs::File::open(&args.bundle)
         .with_context(|| format!("{bundle}: cannot read bundle"))?;
-    let mut inspector = Inspector::new();
+    let mut inspector = Inspector::with_max_size(args.max_size);
     let format = match archive::walk(&mut file, &mut inspector) {
         Ok(f) => f,
         Err(WalkError::Io(e)) => {

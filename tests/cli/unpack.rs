@@ -381,6 +381,13 @@ fn bombs_and_limits() {
         .stderr_has("too-large: entry zeros");
     b.untouched("out");
     b.unpack(&tgz, "out", &["--max-ratio", "5000"]).code(0);
+    // inspect reads every tar entry through to the next: its size limit stops a bomb
+    // before the decompression does.
+    b.p.run(&["inspect", &tgz, "--max-size", "1MiB"])
+        .code(2)
+        .stderr_has("too-large: entry zeros")
+        .stderr_has("--max-size");
+    b.p.run(&["inspect", &tgz]).code(0);
     let many = b.archive(
         "many.zip",
         "zip",
