@@ -13,6 +13,9 @@ With --auth the server offers AUTH (PLAIN, LOGIN) on the plain connection, witho
 STARTTLS, accepts any credentials, and appends one line per AUTH command to
 SPOOL/auth.log (the command's first word, never the secret): a client that sends its
 password in clear leaves a line there.
+
+Every connection that carries mail (its first MAIL command) appends one line to
+SPOOL/connections.log; the controller's own start-up probe sends none.
 """
 import asyncio
 import os
@@ -60,6 +63,15 @@ class Handler:
 
 
 class RecordingSMTP(SMTP):
+    carried_mail = False
+
+    async def smtp_MAIL(self, arg):
+        if not self.carried_mail:
+            self.carried_mail = True
+            with open(os.path.join(spool, "connections.log"), "a") as f:
+                f.write("connection\n")
+        await super().smtp_MAIL(arg)
+
     async def smtp_AUTH(self, arg):
         with open(os.path.join(spool, "auth.log"), "a") as f:
             f.write("AUTH " + (arg or "").split(" ")[0] + "\n")

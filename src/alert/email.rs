@@ -13,10 +13,11 @@ use std::time::Duration;
 use crate::alert::channel::{Batch, Channel, Failure, Sending};
 use crate::alert::event::Event;
 use crate::alert::outbox::PendingEvent;
+use crate::alert::smtp::{Relay, SmtpError, SmtpSession};
 use crate::config::{Alerts, Email};
 
 /// The `[alerts.email]` channel. Its transport is built on first use and kept for the
-/// channel's life, so one run's messages share its connections.
+/// channel's life, so one run's messages share one SMTP connection (`alert/smtp.rs`).
 pub struct EmailChannel {
     email: Email,
     mailer: OnceCell<Result<Mailer, Failure>>,
@@ -122,7 +123,7 @@ enum StartTls {
 }
 
 enum Transport {
-    Smtp(lettre::AsyncSmtpTransport<lettre::Tokio1Executor>),
+    Smtp(Box<SmtpSession>),
     Sendmail(lettre::AsyncSendmailTransport<lettre::Tokio1Executor>),
 }
 
@@ -184,15 +185,13 @@ impl Mailer {
             };
             let port = u.port().unwrap_or(default_port);
             starttls = why.map(|w| (w, host.clone(), port));
-            let mut b =
-                lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous(host)
-                    .port(port)
-                    .tls(tls)
-                    .timeout(Some(Duration::from_secs(30)));
-            if let Some(c) = credentials {
-                b = b.credentials(c);
-            }
-            Transport::Smtp(b.build())
+            Transport::Smtp(Box::new(SmtpSession::new(Relay {
+                host,
+                port,
+                tls,
+                credentials,
+                timeout: Duration::from_secs(30),
+            })))
         };
         Ok(Mailer {
             email: e.clone(),
@@ -218,9 +217,21 @@ impl Mailer {
         })?;
         match &self.transport {
             Transport::Smtp(t) => {
-                let err = match t.send(msg).await {
-                    Ok(_) => return Ok(()),
-                    Err(err) => err,
+                let err = match t.send(msg.envelope(), &msg.formatted()).await {
+                    Ok(()) => return Ok(()),
+                    Err(SmtpError::Smtp(err)) => err,
+                    Err(err @ SmtpError::Connect { .. }) => {
+                        return Err(Failure {
+                            kind: "connection",
+                            message: format!(
+                                "SMTP {}: {}",
+                                self.email.url,
+                                crate::text::error_chain(&err)
+                            ),
+                            output: None,
+                            channel_down: true,
+                        })
+                    }
                 };
                 let (kind, down) = if err.is_permanent() {
                     ("permanent", false)

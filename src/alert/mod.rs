@@ -1,5 +1,6 @@
 //! Alerting: events (`event`), the outbox they wait in as delivery sees it (`outbox`),
-//! the channels that carry them (`channel`; `escalation`, `email`, `stdout`), and
+//! the channels that carry them (`channel`; `escalation`, `email` over `smtp`'s connection,
+//! `stdout`), and
 //! delivering them (`delivery`).
 //!
 //! Every channel kind is listed once, in [`CHANNELS`]: delivery, `alert test`,
@@ -16,6 +17,7 @@ mod email;
 mod escalation;
 pub(crate) mod event;
 pub(crate) mod outbox;
+mod smtp;
 mod stdout;
 
 pub(crate) use channel::Channel;

@@ -61,6 +61,14 @@ impl Smtp {
             .collect()
     }
 
+    /// How many connections carried mail.
+    fn connections(&self) -> usize {
+        std::fs::read_to_string(self.spool.join("connections.log"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    }
+
     fn messages(&self) -> Vec<String> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(&self.spool)
             .unwrap()
@@ -150,6 +158,21 @@ impl A {
         }
         s.push_str("</channel></rss>");
         self.srv.route("/feed", vec![Resp::ok(s)]);
+    }
+
+    /// First poll of an empty feed, then `n` advisories appear (`A000`, "Advisory 000",
+    /// ...).
+    fn advisories(&self, n: usize) {
+        self.feed(&[]);
+        self.once().code(0);
+        let items: Vec<(String, String)> = (0..n)
+            .map(|i| (format!("A{i:03}"), format!("Advisory {i:03}")))
+            .collect();
+        let refs: Vec<(&str, &str)> = items
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        self.feed(&refs);
     }
 
     fn once(&self) -> Run {
@@ -466,16 +489,7 @@ fn killed_between_send_and_record_gives_at_most_one_duplicate_with_the_same_mess
 fn five_hundred_events_in_one_run_arrive_in_order() {
     let a = A::new(Some(ESC_RECORDING), "10s");
     let smtp = a.smtp();
-    a.feed(&[]);
-    a.once().code(0);
-    let items: Vec<(String, String)> = (0..500)
-        .map(|i| (format!("A{i:03}"), format!("Advisory {i:03}")))
-        .collect();
-    let refs: Vec<(&str, &str)> = items
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    a.feed(&refs);
+    a.advisories(500);
     a.once().code(0);
     let msgs = smtp.messages();
     assert_eq!(msgs.len(), 500);
@@ -491,6 +505,28 @@ fn five_hundred_events_in_one_run_arrive_in_order() {
     for (i, (json, _)) in calls.iter().enumerate() {
         assert_eq!(json["title"], format!("Advisory {i:03}"));
     }
+}
+
+/// Mail at wire speed: 300 pending events go over one SMTP connection, each message
+/// without waiting on Nagle's algorithm and a delayed ACK (about 40 ms a message, 12 s
+/// for 300, before `TCP_NODELAY`). The bound is generous for a loaded machine;
+/// `bench/alerts.py` measures the ratio to smtplib.
+#[test]
+fn three_hundred_pending_mails_go_over_one_connection_without_stalling() {
+    let a = A::new(None, "10s");
+    a.advisories(300);
+    // No SMTP server yet: all 300 stay pending.
+    a.once().code(1).stderr_has("pending: 300 events on email");
+    let smtp = a.smtp();
+    let start = Instant::now();
+    a.once().code(0);
+    let took = start.elapsed();
+    assert_eq!(smtp.messages().len(), 300);
+    assert_eq!(smtp.connections(), 1, "one SMTP connection for the run");
+    assert!(
+        took < Duration::from_secs(6),
+        "300 mails took {took:?}: stalled on Nagle/delayed ACK?"
+    );
 }
 
 #[test]
