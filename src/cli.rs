@@ -3,12 +3,19 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// The version `--version` prints: the package version, and the git commit when the
+/// binary was built from a checkout (see `build.rs`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    env!("VENDORGUARD_VERSION_SUFFIX")
+);
 
 /// Verify vendor upgrade bundles against pinned OpenPGP keys and hashes, and watch
 /// vendor advisory feeds.
 #[derive(Debug, Parser)]
-#[command(name = "vendorguard", version, about, max_term_width = 100)]
+#[command(name = "vendorguard", version = VERSION, about, max_term_width = 100)]
 pub struct Cli {
     /// The configuration file [default: ./feeds.toml when present].
     #[arg(long, global = true, value_name = "FILE")]
@@ -19,6 +26,10 @@ pub struct Cli {
     /// Only errors on stderr.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// How log lines on stderr look: text, or json (one object a line: timestamp,
+    /// level, target, message and fields) for journald or a log shipper.
+    #[arg(long, global = true, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -70,6 +81,23 @@ pub enum Command {
     },
     /// Load and validate feeds.toml and every vendor keyring; report every problem.
     CheckConfig,
+    /// Print a shell completion script on stdout.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) on stdout: `vendorguard man | man -l -`.
+    Man,
+}
+
+/// The format of log lines on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines (coloured on a terminal).
+    Text,
+    /// One JSON object a line.
+    Json,
 }
 
 #[derive(Debug, Args)]

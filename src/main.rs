@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
-use vendorguard::cli::Cli;
+use vendorguard::cli::{Cli, LogFormat};
 use vendorguard::cmd::{self, Outcome};
 
 fn main() -> ExitCode {
@@ -20,7 +20,7 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    init_logging(cli.verbose, cli.quiet);
+    init_logging(cli.verbose, cli.quiet, cli.log_format);
     match cmd::run(cli) {
         Ok(Outcome::Clean) => ExitCode::from(0),
         Ok(Outcome::Findings) => ExitCode::from(1),
@@ -36,7 +36,9 @@ fn main() -> ExitCode {
 /// Logs go to stderr. On a terminal they are coloured and untimed, for a person
 /// watching; anywhere else (a pipe, a file, journald, cron's mail) they carry no ANSI
 /// escapes, and every line has a timestamp and a level, so a saved log can be read.
-fn init_logging(verbose: u8, quiet: bool) {
+/// With `--log-format json` every line is one JSON object (timestamp, level, target,
+/// message and the event's fields at the top level), for journald or a log shipper.
+fn init_logging(verbose: u8, quiet: bool, format: LogFormat) {
     use std::io::IsTerminal as _;
     let default = match (quiet, verbose) {
         (true, _) => "error",
@@ -48,8 +50,19 @@ fn init_logging(verbose: u8, quiet: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false);
+        .with_writer(std::io::stderr);
+    if format == LogFormat::Json {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_target(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_ansi(false)
+            .init();
+        return;
+    }
+    let builder = builder.with_target(false);
     if std::io::stderr().is_terminal() {
         builder.with_ansi(true).without_time().init();
     } else {

@@ -2,13 +2,14 @@
 //! threshold), a call into the capability modules, the result printed, an [`Outcome`]
 //! out. One file per family: `verify` (verify, unpack, inspect), `keys` (keys, pin;
 //! `unpin` for `keys remove`), `watch` (watch, status, alert test), `events` (events list, events ack),
-//! `check_config`.
+//! `check_config`; `docs` (completions, man), which read no configuration.
 //!
 //! Errors returned from here mean "could not check" (exit 2); `main.rs` chooses every
 //! exit code. The commands read the clock and pass `now` down: nothing below them reads
 //! the wall clock. They hold no policy of their own.
 
 mod check_config;
+mod docs;
 mod events;
 mod keys;
 mod outcome;
@@ -31,6 +32,11 @@ pub use outcome::{error_line, Outcome};
 pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let now = SystemTime::now();
     let quiet = cli.quiet;
+    match cli.command {
+        Command::Completions { shell } => return docs::run_completions(shell),
+        Command::Man => return docs::run_man(),
+        _ => {}
+    }
     let config = setup::load_config(cli.config.as_deref())?;
     let config = config.as_ref();
     match cli.command {
@@ -58,5 +64,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Pin(args) => keys::run_pin(config, &args),
         Command::Keys { command } => keys::run_keys(config, command, now),
         Command::CheckConfig => check_config::run_check_config(config, now),
+        Command::Completions { .. } | Command::Man => unreachable!("handled above"),
     }
 }
