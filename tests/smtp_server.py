@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A real SMTP server for the test suite (aiosmtpd), on 127.0.0.1.
 
-    python3 tests/smtp_server.py PORT SPOOL [--auth]
+    python3 tests/smtp_server.py PORT SPOOL [--auth] [--tls CERT KEY | --starttls CERT KEY]
 
 Every accepted message is written to SPOOL/NNNNN.eml (with the envelope recipients in
 an X-Envelope-To header added by this server). The answer to DATA is read, per
@@ -14,11 +14,15 @@ STARTTLS, accepts any credentials, and appends one line per AUTH command to
 SPOOL/auth.log (the command's first word, never the secret): a client that sends its
 password in clear leaves a line there.
 
+With --tls the server speaks TLS from the first byte (smtps), with --starttls it offers
+STARTTLS, both with the certificate and key in the PEM files given.
+
 Every connection that carries mail (its first MAIL command) appends one line to
 SPOOL/connections.log; the controller's own start-up probe sends none.
 """
 import asyncio
 import os
+import ssl
 import sys
 import time
 
@@ -27,6 +31,20 @@ from aiosmtpd.smtp import SMTP, AuthResult
 
 port, spool = int(sys.argv[1]), sys.argv[2]
 offer_auth = "--auth" in sys.argv[3:]
+
+
+def tls_option(flag):
+    """The server-side SSLContext for `flag CERT KEY`, or None."""
+    if flag not in sys.argv:
+        return None
+    i = sys.argv.index(flag)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(sys.argv[i + 1], sys.argv[i + 2])
+    return ctx
+
+
+implicit_tls = tls_option("--tls")
+starttls = tls_option("--starttls")
 os.makedirs(spool, exist_ok=True)
 
 
@@ -89,6 +107,10 @@ if offer_auth:
         "auth_require_tls": False,
         "authenticator": lambda server, session, envelope, mechanism, data: AuthResult(success=True),
     }
+if implicit_tls:
+    auth["ssl_context"] = implicit_tls
+if starttls:
+    auth["tls_context"] = starttls
 controller = RecordingController(
     Handler(), hostname="127.0.0.1", port=port, server_hostname="smtp.test", **auth
 )

@@ -529,6 +529,100 @@ fn three_hundred_pending_mails_go_over_one_connection_without_stalling() {
     );
 }
 
+/// A CA and a certificate for 127.0.0.1 it signed, made with openssl in `dir`:
+/// (CA certificate, server certificate, server key), PEM files.
+fn test_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let openssl = |args: &str| {
+        let out = Command::new("openssl")
+            .args(args.split_whitespace())
+            .current_dir(dir)
+            .output()
+            .expect("openssl is missing: apt-get install openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    openssl(&format!(
+        "req -x509 {ec} -keyout ca.key -out ca.pem -days 2 -subj /CN=vendorguard-test-CA"
+    ));
+    openssl(&format!(
+        "req {ec} -keyout server.key -out server.csr -subj /CN=127.0.0.1"
+    ));
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem \
+         -days 2 -extfile ext.cnf",
+    );
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    )
+}
+
+/// The connection vendorguard makes itself (for `TCP_NODELAY`) still speaks TLS as
+/// lettre does: `smtps://` from the first byte and STARTTLS when required, with the
+/// server's certificate checked against the trusted roots (`SSL_CERT_FILE` here). An
+/// untrusted certificate is a connection failure and no mail goes out in clear.
+#[test]
+fn smtps_and_required_starttls_deliver_over_one_checked_tls_connection() {
+    for (scheme, flag, extra) in [
+        ("smtps", "--tls", ""),
+        ("smtp", "--starttls", "require_tls = true\n"),
+    ] {
+        let a = A::new(None, "10s");
+        let cfg = std::fs::read_to_string(a.p.path("feeds.toml")).unwrap();
+        a.p.write(
+            "feeds.toml",
+            cfg.replace(
+                "url = \"smtp://127.0.0.1",
+                &format!("url = \"{scheme}://127.0.0.1"),
+            )
+            .replace(
+                "to = [\"oncall@example.com\"]\n",
+                &format!("to = [\"oncall@example.com\"]\n{extra}"),
+            ),
+        );
+        let pki = a.p.path("pki");
+        std::fs::create_dir_all(&pki).unwrap();
+        let (ca, cert, key) = test_ca(&pki);
+        let (cert, key) = (cert.display().to_string(), key.display().to_string());
+        let smtp = Smtp::start_with(a.port, &a.p.path("spool"), &[flag, &cert, &key]);
+        let trusted = [("SSL_CERT_FILE", ca.to_str().unwrap())];
+        a.feed(&[]);
+        a.p.run_env(a.p.dir.path(), &["watch", "--once"], &trusted)
+            .code(0);
+        a.feed(&[("A", "a"), ("B", "b"), ("C", "c")]);
+        // Untrusted: the system roots do not know the test CA.
+        let empty = a.p.write("no-roots.pem", "");
+        let r = a.p.run_env(
+            a.p.dir.path(),
+            &["watch", "--once"],
+            &[("SSL_CERT_FILE", empty.to_str().unwrap())],
+        );
+        r.code(1)
+            .stderr_has("pending: 3 events on email")
+            .stderr_has("connection: SMTP ")
+            .stderr_has("invalid peer certificate: UnknownIssuer");
+        assert_eq!(
+            smtp.messages().len(),
+            0,
+            "{scheme}: mail went out unchecked"
+        );
+        a.p.run_env(a.p.dir.path(), &["watch", "--once"], &trusted)
+            .code(0);
+        assert_eq!(smtp.messages().len(), 3, "{scheme}");
+        assert_eq!(smtp.connections(), 1, "{scheme}");
+    }
+}
+
 #[test]
 fn alert_test_reports_each_channel() {
     let a = A::new(Some(ESC_RECORDING), "10s");
