@@ -172,11 +172,18 @@ fn package() -> &'static Built {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("target");
         std::fs::create_dir_all(target.join("release")).unwrap();
-        std::fs::copy(
-            env!("CARGO_BIN_EXE_vendorguard"),
-            target.join("release/vendorguard"),
-        )
-        .unwrap();
+        // Stripped on the way (as the release profile does): the test binary carries
+        // some 300 MB of debug info that the package would never hold.
+        let bin = target.join("release/vendorguard");
+        let stripped = Command::new("strip")
+            .args(["--strip-all", "-o"])
+            .arg(&bin)
+            .arg(env!("CARGO_BIN_EXE_vendorguard"))
+            .status()
+            .is_ok_and(|s| s.success());
+        if !stripped {
+            std::fs::copy(env!("CARGO_BIN_EXE_vendorguard"), &bin).unwrap();
+        }
         let deb = dir.path().join("vendorguard.deb");
         run(
             Command::new(Path::new(ROOT).join("packaging/build-deb"))
@@ -329,10 +336,38 @@ fn shipped_configuration_passes_check_config_with_no_vendor() {
     assert!(stdout.contains("0 vendors"), "{stdout}");
 }
 
-/// Maintainer scripts: valid sh; the user and folders made on configure; purge, and
-/// only purge, deletes configuration and state.
+/// Runs a maintainer script as dpkg would (`sh SCRIPT ARG`, as root), in a private
+/// mount namespace whose /etc and /var are the test's folders: the machine's own are
+/// never touched.
+fn maintainer_script(etc: &Path, var: &Path, script: &Path, arg: &str) {
+    let out = Command::new("unshare")
+        .args([
+            "-m",
+            "sh",
+            "-c",
+            "mount --bind \"$1\" /etc && mount --bind \"$2\" /var && exec sh \"$3\" \"$4\"",
+            "sh",
+        ])
+        .arg(etc)
+        .arg(var)
+        .arg(script)
+        .arg(arg)
+        .output()
+        .expect("unshare is missing: apt-get install util-linux");
+    ok(
+        out,
+        &format!(
+            "{} {arg} (in a private mount namespace: needs root and unshare -m)",
+            script.display()
+        ),
+    );
+}
+
+/// Maintainer scripts, run for real in a sandbox: configure creates the system user,
+/// its 0700 state folder and the keyring folder, and can run again (an upgrade);
+/// remove keeps configuration, keys and state; purge deletes them.
 #[test]
-fn maintainer_scripts_create_the_user_and_purge_only_on_purge() {
+fn maintainer_scripts_create_the_user_and_delete_data_only_on_purge() {
     let b = package();
     for s in ["postinst", "prerm", "postrm"] {
         let path = b.control.join(s);
@@ -340,32 +375,74 @@ fn maintainer_scripts_create_the_user_and_purge_only_on_purge() {
             &std::fs::metadata(&path).unwrap().permissions(),
         );
         assert_eq!(mode & 0o777, 0o755, "{s}");
-        run(
-            Command::new("sh").arg("-n").arg(&path),
-            &format!("sh -n {s}"),
-        );
     }
-    let postinst = std::fs::read_to_string(b.control.join("postinst")).unwrap();
-    for needle in [
-        "adduser --system --group",
-        "vendorguard\n",
-        "install -d -m 0700 -o vendorguard -g vendorguard /var/lib/vendorguard",
-        "/etc/vendorguard/keyring",
+    let dir = tempfile::tempdir().unwrap();
+    let (etc, var) = (dir.path().join("etc"), dir.path().join("var"));
+    std::fs::create_dir_all(var.join("lib")).unwrap();
+    std::fs::create_dir_all(&etc).unwrap();
+    // What adduser and getent read, from the machine.
+    for f in [
+        "passwd",
+        "group",
+        "shadow",
+        "gshadow",
+        "adduser.conf",
+        "nsswitch.conf",
+        "login.defs",
     ] {
-        assert!(postinst.contains(needle), "postinst lacks {needle:?}");
+        let from = Path::new("/etc").join(f);
+        if from.exists() {
+            std::fs::copy(&from, etc.join(f)).unwrap();
+        }
     }
-    let postrm = std::fs::read_to_string(b.control.join("postrm")).unwrap();
-    let branch = |name: &str| -> String {
-        let start = postrm
-            .find(&format!("\n{name})"))
-            .unwrap_or_else(|| panic!("postrm has no {name} branch"));
-        let rest = &postrm[start..];
-        rest[..rest.find(";;").unwrap()].to_string()
-    };
-    assert!(branch("purge").contains("rm -rf /var/lib/vendorguard /etc/vendorguard"));
+    let postinst = b.control.join("postinst");
+    maintainer_script(&etc, &var, &postinst, "configure");
+    maintainer_script(&etc, &var, &postinst, "configure");
+    let passwd = std::fs::read_to_string(etc.join("passwd")).unwrap();
+    let user: Vec<&str> = passwd
+        .lines()
+        .find(|l| l.starts_with("vendorguard:"))
+        .unwrap_or_else(|| panic!("no vendorguard user:\n{passwd}"))
+        .split(':')
+        .collect();
+    let uid: u32 = user[2].parse().unwrap();
+    assert!(uid < 1000, "not a system user: {user:?}");
+    assert_eq!(user[5], "/var/lib/vendorguard");
+    assert_eq!(
+        passwd.matches("\nvendorguard:").count(),
+        1,
+        "user made twice"
+    );
+    use std::os::unix::fs::MetadataExt;
+    let state = std::fs::metadata(var.join("lib/vendorguard")).unwrap();
+    assert!(state.is_dir());
+    assert_eq!(state.mode() & 0o777, 0o700);
+    assert_eq!(state.uid(), uid);
+    assert!(etc.join("vendorguard/keyring").is_dir());
+
+    // An operator's configuration, pinned key and state.
+    let kept = [
+        etc.join("vendorguard/feeds.toml"),
+        etc.join("vendorguard/keyring/acme/acme.asc"),
+        var.join("lib/vendorguard/state.db"),
+    ];
+    for f in &kept {
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(f, "x").unwrap();
+    }
+    maintainer_script(&etc, &var, &b.control.join("prerm"), "remove");
+    maintainer_script(&etc, &var, &b.control.join("postrm"), "remove");
+    for f in &kept {
+        assert!(f.exists(), "remove deleted {}", f.display());
+    }
+    maintainer_script(&etc, &var, &b.control.join("postrm"), "purge");
     assert!(
-        !branch("remove").contains("rm "),
-        "remove deletes something"
+        !etc.join("vendorguard").exists(),
+        "purge kept /etc/vendorguard"
+    );
+    assert!(
+        !var.join("lib/vendorguard").exists(),
+        "purge kept /var/lib/vendorguard"
     );
 }
 
