@@ -87,6 +87,41 @@ pub struct Vendor {
     /// Its own mail recipients, and whether they join `[alerts.email] to` or replace it.
     pub email_to: Vec<String>,
     pub email_to_mode: EmailToMode,
+    /// Its products (`[[vendor.product]]`): what a bundle installs, and which version.
+    pub products: Vec<Product>,
+}
+
+/// One `[[vendor.product]]`: the name advisories use, the bundles that install it, and
+/// how a bundle's file name gives its version.
+#[derive(Debug, Clone)]
+pub struct Product {
+    pub name: String,
+    /// File-name patterns; the vendor's `bundles` when not given.
+    pub bundles: Vec<String>,
+    /// One capture group: the version in a matching file name. `None`: the first dotted
+    /// number in the file name.
+    pub version_pattern: Option<regex::Regex>,
+    /// What is installed, stated by the operator; overrides history.
+    pub installed: Option<crate::version::Version>,
+    /// Words that tie feed entries to this product (used by advisory matching).
+    pub match_words: Vec<String>,
+    /// CPE and purl, matched against CSAF product identification helpers.
+    pub cpe: Option<String>,
+    pub purl: Option<String>,
+}
+
+impl Product {
+    /// The version a bundle called `file_name` carries: `version_pattern`'s group, or
+    /// the first dotted number.
+    pub fn version_of(&self, file_name: &str) -> Option<crate::version::Version> {
+        match &self.version_pattern {
+            Some(re) => re
+                .captures(file_name)
+                .and_then(|c| c.get(1))
+                .and_then(|m| crate::version::Version::parse(m.as_str()).ok()),
+            None => crate::version::from_file_name(file_name),
+        }
+    }
 }
 
 /// `email_to_mode` in `[[vendor]]`.
@@ -292,6 +327,15 @@ impl Config {
     /// The vendor called `name`.
     pub fn vendor(&self, name: &str) -> Option<&Vendor> {
         self.vendors.iter().find(|v| v.name == name)
+    }
+
+    /// The product of `vendor` whose `bundles` patterns match `file_name` (the first
+    /// one, in the file's order).
+    pub fn product_for_bundle(&self, vendor: &str, file_name: &str) -> Option<&Product> {
+        self.vendor(vendor)?
+            .products
+            .iter()
+            .find(|p| p.bundles.iter().any(|b| wildcard_match(b, file_name)))
     }
 
     /// The vendors whose `bundles` patterns match `file_name`.
@@ -620,7 +664,9 @@ impl Validator {
                 EmailToMode::Add
             }
         };
+        let products = self.products(&key, &raw.bundles, raw.product);
         Some(Vendor {
+            products,
             email_to: raw.email_to,
             email_to_mode,
             interval: self.opt_duration(&format!("{key}.interval"), raw.interval.as_deref()),
@@ -638,6 +684,75 @@ impl Validator {
 }
 
 impl Validator {
+    /// A vendor's `[[vendor.product]]` tables, every problem named by its key.
+    fn products(&mut self, vkey: &str, vendor_bundles: &[String], raw: Vec<RawProduct>) -> Vec<Product> {
+        let mut out: Vec<Product> = Vec::new();
+        for (j, rp) in raw.into_iter().enumerate() {
+            let key = format!("{vkey}.product[{j}]");
+            if rp.name.trim().is_empty() || rp.name.chars().any(char::is_control) {
+                self.problem(format!("{key}.name"), format!("expected a product name, got {:?}", rp.name));
+            }
+            if out.iter().any(|p| p.name == rp.name) {
+                self.problem(format!("{key}.name"), format!("product {:?} is defined twice", rp.name));
+            }
+            let bundles = rp.bundles.unwrap_or_else(|| vendor_bundles.to_vec());
+            if bundles.is_empty() {
+                self.problem(format!("{key}.bundles"), "expected at least one file-name pattern (the vendor has no `bundles` to default to)");
+            }
+            for (k, p) in bundles.iter().enumerate() {
+                if p.is_empty() || p.contains('/') {
+                    self.problem(format!("{key}.bundles[{k}]"), format!("expected a file-name pattern such as \"dten-api-*.zip\" (no folders), got {p:?}"));
+                }
+            }
+            let version_pattern = rp.version_pattern.and_then(|pat| {
+                match regex::RegexBuilder::new(&pat).size_limit(1 << 20).build() {
+                    Ok(re) if re.captures_len() == 2 => Some(re),
+                    Ok(re) => {
+                        self.problem(format!("{key}.version_pattern"), format!("expected exactly one capture group (the version), got {} in {pat:?}", re.captures_len() - 1));
+                        None
+                    }
+                    Err(e) => {
+                        let first = e.to_string().lines().last().unwrap_or_default().trim().to_string();
+                        self.problem(format!("{key}.version_pattern"), format!("not a valid regular expression: {pat:?} ({first})"));
+                        None
+                    }
+                }
+            });
+            let installed = rp.installed.and_then(|v| match crate::version::Version::parse(&v) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    self.problem(format!("{key}.installed"), format!("expected a version such as \"4.2.1\", got {v:?} ({e})"));
+                    None
+                }
+            });
+            if let Some(c) = &rp.cpe {
+                if !(c.starts_with("cpe:2.3:") || c.starts_with("cpe:/")) {
+                    self.problem(format!("{key}.cpe"), format!("expected a CPE such as \"cpe:2.3:a:dten:api\", got {c:?}"));
+                }
+            }
+            if let Some(p) = &rp.purl {
+                if !p.starts_with("pkg:") {
+                    self.problem(format!("{key}.purl"), format!("expected a purl such as \"pkg:generic/dten/api\", got {p:?}"));
+                }
+            }
+            for (k, w) in rp.match_words.iter().enumerate() {
+                if w.trim().is_empty() {
+                    self.problem(format!("{key}.match[{k}]"), "expected a word, got an empty string");
+                }
+            }
+            out.push(Product {
+                name: rp.name,
+                bundles,
+                version_pattern,
+                installed,
+                match_words: rp.match_words,
+                cpe: rp.cpe,
+                purl: rp.purl,
+            });
+        }
+        out
+    }
+
     /// Resolves each vendor's `email_to` into `[alerts.email]`'s recipient table.
     fn vendor_recipients(&mut self, alerts: &mut Alerts, vendors: &[Vendor]) {
         for (i, vendor) in vendors.iter().enumerate() {
@@ -784,6 +899,21 @@ struct RawVendor {
     email_to_mode: Option<String>,
     #[serde(default)]
     feed: Vec<RawFeed>,
+    #[serde(default)]
+    product: Vec<RawProduct>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProduct {
+    name: String,
+    bundles: Option<Vec<String>>,
+    version_pattern: Option<String>,
+    installed: Option<String>,
+    #[serde(default, rename = "match")]
+    match_words: Vec<String>,
+    cpe: Option<String>,
+    purl: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -907,6 +1037,44 @@ name = "Bad Name"
             bad("email_to = [\"a@x.example\"]\n", false),
             ["vendor[0] (v).email_to: needs [alerts.email] to send through"]
         );
+    }
+
+    #[test]
+    fn products() {
+        let c = check(
+            "[[vendor]]\nname = \"dten\"\nbundles = [\"dten-api-*.zip\"]\n\
+             [[vendor.product]]\nname = \"dten-api\"\ninstalled = \"4.2.1\"\nmatch = [\"DTEN API\"]\n\
+             cpe = \"cpe:2.3:a:dten:api\"\npurl = \"pkg:generic/dten/api\"\n\
+             [[vendor.product]]\nname = \"fw\"\nbundles = [\"fw_*.bin\"]\nversion_pattern = 'fw_v([0-9.]+)_'\n",
+        )
+        .unwrap();
+        let p = &c.vendors[0].products;
+        assert_eq!(p[0].bundles, ["dten-api-*.zip"], "the vendor's bundles by default");
+        assert_eq!(p[0].installed.as_ref().unwrap().as_str(), "4.2.1");
+        assert_eq!(p[0].version_of("dten-api-4.3.zip").unwrap().as_str(), "4.3");
+        assert_eq!(p[1].version_of("fw_v2.10_2026.bin").unwrap().as_str(), "2.10");
+        assert!(p[1].version_of("fw_2026.bin").is_none());
+        assert_eq!(c.product_for_bundle("dten", "fw_v1_.bin").unwrap().name, "fw");
+        assert!(c.product_for_bundle("dten", "other.zip").is_none());
+        let bad = |product: &str| {
+            check(&format!("[[vendor]]\nname = \"v\"\nbundles = [\"v-*.zip\"]\n[[vendor.product]]\n{product}")).unwrap_err()
+        };
+        assert_eq!(
+            bad("name = \"p\"\nversion_pattern = 'v-(.*'\n")[0],
+            "vendor[0] (v).product[0].version_pattern: not a valid regular expression: \"v-(.*\" (error: unclosed group)"
+        );
+        assert_eq!(
+            bad("name = \"p\"\nversion_pattern = 'v-.*'\n"),
+            ["vendor[0] (v).product[0].version_pattern: expected exactly one capture group (the version), got 0 in \"v-.*\""]
+        );
+        assert!(bad("name = \"p\"\ninstalled = \"latest\"\n")[0]
+            .starts_with("vendor[0] (v).product[0].installed: expected a version"));
+        assert!(bad("name = \"p\"\ncpe = \"dten\"\n")[0].starts_with("vendor[0] (v).product[0].cpe: expected a CPE"));
+        let unknown = bad("name = \"p\"\nversion = \"1\"\n");
+        assert!(unknown[0].contains("unknown field `version`"), "{unknown:?}");
+        assert!(bad("name = \"p\"\n[[vendor.product]]\nname = \"p\"\n")[0].contains("defined twice"));
+        let none = check("[[vendor]]\nname = \"v\"\n[[vendor.product]]\nname = \"p\"\n").unwrap_err();
+        assert!(none[0].starts_with("vendor[0] (v).product[0].bundles: expected at least one"), "{none:?}");
     }
 
     #[test]

@@ -21,4 +21,5 @@ mod robustness;
 mod store;
 mod text;
 mod verify;
+mod version;
 mod watch;
