@@ -89,6 +89,20 @@ pub enum Command {
     },
     /// Print the manual page (roff) on stdout: `vendorguard man | man -l -`.
     Man,
+    /// Every verdict of verify and unpack, oldest first, from the hash-chained history
+    /// in the state database.
+    ///
+    /// Exit codes: 0 listed (with --check: the chain is intact); 1 with --check, a
+    /// record was changed, removed or reordered (the first one is named); 2 could not
+    /// read the state.
+    History(HistoryArgs),
+    /// Per product in feeds.toml: the installed version and where it comes from
+    /// (`config`, or `history`: the last successful unpack).
+    Inventory {
+        /// One JSON array of objects on stdout.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// The format of log lines on stderr.
@@ -98,6 +112,23 @@ pub enum LogFormat {
     Text,
     /// One JSON object a line.
     Json,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Only records of this vendor.
+    #[arg(long, value_name = "NAME")]
+    pub vendor: Option<String>,
+    /// Only records of this product.
+    #[arg(long, value_name = "NAME")]
+    pub product: Option<String>,
+    /// One JSON array of records on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Re-compute the hash chain instead of listing: exit 1 naming the first record
+    /// changed, removed or reordered.
+    #[arg(long, conflicts_with_all = ["vendor", "product", "json"])]
+    pub check: bool,
 }
 
 #[derive(Debug, Args)]
@@ -136,6 +167,10 @@ pub struct CheckArgs {
     /// configures alerts.
     #[arg(long)]
     pub no_alert: bool,
+    /// Accept a product version lower than the installed one (`rollback`) or the
+    /// installed version with other bytes (`version-reused`); the history records it.
+    #[arg(long)]
+    pub allow_downgrade: bool,
 }
 
 #[derive(Debug, Args)]

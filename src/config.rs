@@ -104,9 +104,21 @@ pub struct Product {
     /// What is installed, stated by the operator; overrides history.
     pub installed: Option<crate::version::Version>,
     /// Words that tie feed entries to this product (used by advisory matching).
+    #[allow(
+        dead_code,
+        reason = "read by the advisory matcher, the second half of this work"
+    )]
     pub match_words: Vec<String>,
     /// CPE and purl, matched against CSAF product identification helpers.
+    #[allow(
+        dead_code,
+        reason = "read by the advisory matcher, the second half of this work"
+    )]
     pub cpe: Option<String>,
+    #[allow(
+        dead_code,
+        reason = "read by the advisory matcher, the second half of this work"
+    )]
     pub purl: Option<String>,
 }
 
@@ -685,15 +697,26 @@ impl Validator {
 
 impl Validator {
     /// A vendor's `[[vendor.product]]` tables, every problem named by its key.
-    fn products(&mut self, vkey: &str, vendor_bundles: &[String], raw: Vec<RawProduct>) -> Vec<Product> {
+    fn products(
+        &mut self,
+        vkey: &str,
+        vendor_bundles: &[String],
+        raw: Vec<RawProduct>,
+    ) -> Vec<Product> {
         let mut out: Vec<Product> = Vec::new();
         for (j, rp) in raw.into_iter().enumerate() {
             let key = format!("{vkey}.product[{j}]");
             if rp.name.trim().is_empty() || rp.name.chars().any(char::is_control) {
-                self.problem(format!("{key}.name"), format!("expected a product name, got {:?}", rp.name));
+                self.problem(
+                    format!("{key}.name"),
+                    format!("expected a product name, got {:?}", rp.name),
+                );
             }
             if out.iter().any(|p| p.name == rp.name) {
-                self.problem(format!("{key}.name"), format!("product {:?} is defined twice", rp.name));
+                self.problem(
+                    format!("{key}.name"),
+                    format!("product {:?} is defined twice", rp.name),
+                );
             }
             let bundles = rp.bundles.unwrap_or_else(|| vendor_bundles.to_vec());
             if bundles.is_empty() {
@@ -718,26 +741,40 @@ impl Validator {
                     }
                 }
             });
-            let installed = rp.installed.and_then(|v| match crate::version::Version::parse(&v) {
-                Ok(v) => Some(v),
-                Err(e) => {
-                    self.problem(format!("{key}.installed"), format!("expected a version such as \"4.2.1\", got {v:?} ({e})"));
-                    None
-                }
-            });
+            let installed = rp
+                .installed
+                .and_then(|v| match crate::version::Version::parse(&v) {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        self.problem(
+                            format!("{key}.installed"),
+                            format!("expected a version such as \"4.2.1\", got {v:?} ({e})"),
+                        );
+                        None
+                    }
+                });
             if let Some(c) = &rp.cpe {
                 if !(c.starts_with("cpe:2.3:") || c.starts_with("cpe:/")) {
-                    self.problem(format!("{key}.cpe"), format!("expected a CPE such as \"cpe:2.3:a:dten:api\", got {c:?}"));
+                    self.problem(
+                        format!("{key}.cpe"),
+                        format!("expected a CPE such as \"cpe:2.3:a:dten:api\", got {c:?}"),
+                    );
                 }
             }
             if let Some(p) = &rp.purl {
                 if !p.starts_with("pkg:") {
-                    self.problem(format!("{key}.purl"), format!("expected a purl such as \"pkg:generic/dten/api\", got {p:?}"));
+                    self.problem(
+                        format!("{key}.purl"),
+                        format!("expected a purl such as \"pkg:generic/dten/api\", got {p:?}"),
+                    );
                 }
             }
             for (k, w) in rp.match_words.iter().enumerate() {
                 if w.trim().is_empty() {
-                    self.problem(format!("{key}.match[{k}]"), "expected a word, got an empty string");
+                    self.problem(
+                        format!("{key}.match[{k}]"),
+                        "expected a word, got an empty string",
+                    );
                 }
             }
             out.push(Product {
@@ -1049,15 +1086,28 @@ name = "Bad Name"
         )
         .unwrap();
         let p = &c.vendors[0].products;
-        assert_eq!(p[0].bundles, ["dten-api-*.zip"], "the vendor's bundles by default");
+        assert_eq!(
+            p[0].bundles,
+            ["dten-api-*.zip"],
+            "the vendor's bundles by default"
+        );
         assert_eq!(p[0].installed.as_ref().unwrap().as_str(), "4.2.1");
         assert_eq!(p[0].version_of("dten-api-4.3.zip").unwrap().as_str(), "4.3");
-        assert_eq!(p[1].version_of("fw_v2.10_2026.bin").unwrap().as_str(), "2.10");
+        assert_eq!(
+            p[1].version_of("fw_v2.10_2026.bin").unwrap().as_str(),
+            "2.10"
+        );
         assert!(p[1].version_of("fw_2026.bin").is_none());
-        assert_eq!(c.product_for_bundle("dten", "fw_v1_.bin").unwrap().name, "fw");
+        assert_eq!(
+            c.product_for_bundle("dten", "fw_v1_.bin").unwrap().name,
+            "fw"
+        );
         assert!(c.product_for_bundle("dten", "other.zip").is_none());
         let bad = |product: &str| {
-            check(&format!("[[vendor]]\nname = \"v\"\nbundles = [\"v-*.zip\"]\n[[vendor.product]]\n{product}")).unwrap_err()
+            check(&format!(
+                "[[vendor]]\nname = \"v\"\nbundles = [\"v-*.zip\"]\n[[vendor.product]]\n{product}"
+            ))
+            .unwrap_err()
         };
         assert_eq!(
             bad("name = \"p\"\nversion_pattern = 'v-(.*'\n")[0],
@@ -1069,12 +1119,22 @@ name = "Bad Name"
         );
         assert!(bad("name = \"p\"\ninstalled = \"latest\"\n")[0]
             .starts_with("vendor[0] (v).product[0].installed: expected a version"));
-        assert!(bad("name = \"p\"\ncpe = \"dten\"\n")[0].starts_with("vendor[0] (v).product[0].cpe: expected a CPE"));
+        assert!(bad("name = \"p\"\ncpe = \"dten\"\n")[0]
+            .starts_with("vendor[0] (v).product[0].cpe: expected a CPE"));
         let unknown = bad("name = \"p\"\nversion = \"1\"\n");
-        assert!(unknown[0].contains("unknown field `version`"), "{unknown:?}");
-        assert!(bad("name = \"p\"\n[[vendor.product]]\nname = \"p\"\n")[0].contains("defined twice"));
-        let none = check("[[vendor]]\nname = \"v\"\n[[vendor.product]]\nname = \"p\"\n").unwrap_err();
-        assert!(none[0].starts_with("vendor[0] (v).product[0].bundles: expected at least one"), "{none:?}");
+        assert!(
+            unknown[0].contains("unknown field `version`"),
+            "{unknown:?}"
+        );
+        assert!(
+            bad("name = \"p\"\n[[vendor.product]]\nname = \"p\"\n")[0].contains("defined twice")
+        );
+        let none =
+            check("[[vendor]]\nname = \"v\"\n[[vendor.product]]\nname = \"p\"\n").unwrap_err();
+        assert!(
+            none[0].starts_with("vendor[0] (v).product[0].bundles: expected at least one"),
+            "{none:?}"
+        );
     }
 
     #[test]

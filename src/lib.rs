@@ -15,6 +15,7 @@ mod archive;
 pub mod cli;
 pub mod cmd;
 mod config;
+mod inventory;
 mod mutation;
 mod policy;
 mod robustness;

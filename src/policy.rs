@@ -41,11 +41,22 @@ pub fn mib(bytes: u64) -> u64 {
 /// Longest product version vendorguard parses (`version.rs`).
 pub const MAX_VERSION_LEN: usize = 128;
 /// Longest `vers:` range vendorguard parses.
+#[cfg_attr(
+    not(test),
+    allow(
+        dead_code,
+        reason = "read by the advisory matcher (CSAF product_version_range), the second half of this work"
+    )
+)]
 pub const MAX_VERS_LEN: usize = 64 << 10;
 /// Most constraints in one `vers:` range.
+#[cfg_attr(
+    not(test),
+    allow(
+        dead_code,
+        reason = "read by the advisory matcher (CSAF product_version_range), the second half of this work"
+    )
+)]
 pub const MAX_VERS_CONSTRAINTS: usize = 1024;
-/// Bytes of a cleartext-signed apt `Release`/`InRelease` read for its `Date:` and
-/// `Valid-Until:` fields (they are in the first paragraph).
-pub const MAX_RELEASE_HEADER: usize = 64 << 10;
 /// History records `history` and `history --check` read at most.
 pub const MAX_HISTORY_RECORDS: usize = 1_000_000;

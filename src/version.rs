@@ -221,6 +221,13 @@ pub fn from_file_name(name: &str) -> Option<Version> {
 }
 
 /// One comparator of a `vers:` range.
+#[cfg_attr(
+    not(test),
+    allow(
+        dead_code,
+        reason = "read by the advisory matcher (CSAF product_version_range), the second half of this work"
+    )
+)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Cmp {
     Eq,
@@ -232,12 +239,26 @@ enum Cmp {
 }
 
 /// A parsed `vers:` range.
+#[cfg_attr(
+    not(test),
+    allow(
+        dead_code,
+        reason = "read by the advisory matcher (CSAF product_version_range), the second half of this work"
+    )
+)]
 #[derive(Debug, Clone)]
 pub struct Range {
     /// `None` for `*`, every version.
     constraints: Option<Vec<(Cmp, Version)>>,
 }
 
+#[cfg_attr(
+    not(test),
+    allow(
+        dead_code,
+        reason = "read by the advisory matcher (CSAF product_version_range), the second half of this work"
+    )
+)]
 impl Range {
     /// Parses `vers:SCHEME/CONSTRAINTS`.
     ///
@@ -345,6 +366,13 @@ impl Range {
 }
 
 /// `%xx` escapes decoded, as `vers:` versions may carry them.
+#[cfg_attr(
+    not(test),
+    allow(
+        dead_code,
+        reason = "read by the advisory matcher (CSAF product_version_range), the second half of this work"
+    )
+)]
 fn percent_decode(s: &str) -> Result<String, String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -402,7 +430,11 @@ mod tests {
                 "1.99999999999999999999999999999999999998",
                 Greater,
             ),
-            ("100000000000000000000000000", "99999999999999999999999999", Greater),
+            (
+                "100000000000000000000000000",
+                "99999999999999999999999999",
+                Greater,
+            ),
         ] {
             check(a, b, want);
         }
@@ -436,7 +468,9 @@ mod tests {
             ("noversion.zip", None),
         ] {
             assert_eq!(
-                from_file_name(name).map(|v| v.as_str().to_string()).as_deref(),
+                from_file_name(name)
+                    .map(|v| v.as_str().to_string())
+                    .as_deref(),
                 want,
                 "{name}"
             );
@@ -450,7 +484,10 @@ mod tests {
             assert!(r.contains(&Version::parse(v).unwrap()), "{v} in {range}");
         }
         for v in outside {
-            assert!(!r.contains(&Version::parse(v).unwrap()), "{v} not in {range}");
+            assert!(
+                !r.contains(&Version::parse(v).unwrap()),
+                "{v} not in {range}"
+            );
         }
     }
 
@@ -463,7 +500,11 @@ mod tests {
         );
         check_range("vers:semver/<2.0.0", &["1.9.9", "0.1"], &["2.0", "3"]);
         check_range("vers:generic/>4.2", &["4.2.1", "5"], &["4.2", "4.2.0", "1"]);
-        check_range("vers:generic/1.2.3|4.5", &["1.2.3", "4.5.0"], &["1.2.4", "4.4"]);
+        check_range(
+            "vers:generic/1.2.3|4.5",
+            &["1.2.3", "4.5.0"],
+            &["1.2.4", "4.4"],
+        );
         check_range("vers:generic/!=1.2", &["1.1", "1.3"], &["1.2.0"]);
         check_range(
             "vers:generic/<1.0|>=2.0|<2.5|>3.0",
@@ -506,8 +547,13 @@ mod tests {
         let many: Vec<String> = (0..10_000).map(|i| format!("=1.{i}")).collect();
         let text = format!("vers:generic/{}", many.join("|"));
         let err = Range::parse(&text).unwrap_err();
-        assert!(err.contains("the limit is") || err.contains("constraints"), "{err}");
-        let many: Vec<String> = (0..MAX_VERS_CONSTRAINTS + 1).map(|i| format!("{i}")).collect();
+        assert!(
+            err.contains("the limit is") || err.contains("constraints"),
+            "{err}"
+        );
+        let many: Vec<String> = (0..MAX_VERS_CONSTRAINTS + 1)
+            .map(|i| format!("{i}"))
+            .collect();
         let text = format!("vers:generic/{}", many.join("|"));
         assert!(text.len() <= MAX_VERS_LEN);
         assert!(Range::parse(&text).unwrap_err().contains("constraints"));

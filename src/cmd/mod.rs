@@ -1,8 +1,10 @@
 //! The commands: parsed flags in, validated settings (which vendor, keyring, pins,
 //! threshold), a call into the capability modules, the result printed, an [`Outcome`]
 //! out. One file per family: `verify` (verify, unpack, inspect), `keys` (keys, pin;
-//! `unpin` for `keys remove`), `watch` (watch, status, alert test), `events` (events list, events ack),
-//! `check_config`; `docs` (completions, man), which read no configuration.
+//! `unpin` for `keys remove`), `watch` (watch, status, alert test), `events` (events list,
+//! events ack), `history` (history, inventory, and the record and rollback check around
+//! `verify` and `unpack`), `check_config`; `docs` (completions, man), which read no
+//! configuration.
 //!
 //! Errors returned from here mean "could not check" (exit 2); `main.rs` chooses every
 //! exit code. The commands read the clock and pass `now` down: nothing below them reads
@@ -11,6 +13,7 @@
 mod check_config;
 mod docs;
 mod events;
+mod history;
 mod keys;
 mod outcome;
 mod setup;
@@ -64,6 +67,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Pin(args) => keys::run_pin(config, &args),
         Command::Keys { command } => keys::run_keys(config, command, now),
         Command::CheckConfig => check_config::run_check_config(config, now),
+        Command::History(args) => history::run_history(config, &args),
+        Command::Inventory { json } => history::run_inventory(config, json),
         Command::Completions { .. } | Command::Man => unreachable!("handled above"),
     }
 }

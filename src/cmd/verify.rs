@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use crate::alert::event::{Event, Kind, Severity};
 use crate::alert::{self, ChannelReport, Scope};
 use crate::cli::{CheckArgs, InspectArgs, UnpackArgs, VerifyArgs};
+use crate::cmd::history::{self, Run, Who};
 use crate::cmd::outcome::Outcome;
 use crate::cmd::setup::{choose_vendor, runtime};
 use crate::config::{self, Config};
@@ -32,13 +33,28 @@ pub fn run_verify(
 ) -> anyhow::Result<Outcome> {
     let result = verify_command(config, &args.bundle, &args.check, now, None);
     match result {
-        Ok(report) => {
+        Ok(mut report) => {
+            let mut tracking = history::track(config, &report);
+            let allowed = tracking.guard(&mut report, args.check.allow_downgrade);
             raise_verify_events(config, &report, args.check.no_alert);
             let mut stdout = std::io::stdout().lock();
             if args.json {
                 writeln!(stdout, "{}", report::render_json(&report))?;
             } else {
                 write!(stdout, "{}", report::render_text(&report))?;
+            }
+            let run = Run {
+                command: "verify",
+                report: &report,
+                verdict: None,
+                extra_code: None,
+                into: None,
+                allowed: &allowed,
+                now,
+                who: &Who::current(),
+            };
+            if let Err(e) = tracking.record(run) {
+                eprintln!("vendorguard: warning: {e}: this verdict is not in the history, and the installed version was checked against feeds.toml only; the verdict stands");
             }
             Ok(Outcome::from(report.verdict))
         }
@@ -155,12 +171,25 @@ pub fn run_unpack(
     // The private copy: unnamed, beside the target, gone when this process is.
     let mut copy = tempfile::tempfile_in(&parent)
         .with_context(|| format!("{}: cannot write beside the target", parent.display()))?;
-    let report = verify_command(config, &args.bundle, &args.check, now, Some(&copy))?;
+    let mut report = verify_command(config, &args.bundle, &args.check, now, Some(&copy))?;
+    let mut tracking = history::track(config, &report);
+    let allowed = tracking.guard(&mut report, args.check.allow_downgrade);
     raise_verify_events(config, &report, args.check.no_alert);
     let mut stdout = std::io::stdout().lock();
     if !args.json {
         write!(stdout, "{}", report::render_text(&report))?;
     }
+    let who = Who::current();
+    let run = |verdict, extra_code, into| Run {
+        command: "unpack",
+        report: &report,
+        verdict,
+        extra_code,
+        into,
+        allowed: &allowed,
+        now,
+        who: &who,
+    };
     match report.verdict {
         Verdict::Verified => {}
         Verdict::Rejected | Verdict::UnexpectedSigner => {
@@ -168,8 +197,15 @@ pub fn run_unpack(
                 writeln!(stdout, "{}", unpack_json(&report, Value::Null, None))?;
             }
             writeln!(std::io::stderr(), "vendorguard: nothing was extracted")?;
+            if let Err(e) = tracking.record(run(None, None, None)) {
+                eprintln!("vendorguard: warning: {e}: this verdict is not in the history; the verdict stands");
+            }
             return Ok(Outcome::from(report.verdict));
         }
+    }
+    // What the history would not show must not be installed.
+    if let Some(problem) = &tracking.problem {
+        bail!("{problem}: the history cannot record this unpack, so nothing was extracted (the bundle verified; fix or move aside the state and run again)");
     }
 
     let staging = tempfile::Builder::new()
@@ -207,6 +243,15 @@ pub fn run_unpack(
                 let out = unpack_json(&report, Value::Null, Some(("refused", refused)));
                 writeln!(stdout, "{out}")?;
             }
+            let recorded = match &e {
+                WalkError::Io(_) => {
+                    tracking.record(run(Some("error"), Some("could-not-check"), None))
+                }
+                other => tracking.record(run(Some("rejected"), Some(other.code()), None)),
+            };
+            if let Err(r) = recorded {
+                eprintln!("vendorguard: warning: {r}: this refusal is not in the history");
+            }
             return match e {
                 WalkError::Io(io) => Err(anyhow::Error::new(io)
                     .context(format!("{bundle}: could not write the extracted files beside {shown_into}; the target is untouched"))),
@@ -223,6 +268,9 @@ pub fn run_unpack(
         return Err(anyhow::Error::new(e).context(format!(
             "{shown_into}: cannot move the extracted files into place; the target is untouched"
         )));
+    }
+    if let Err(e) = tracking.record(run(None, None, Some(into))) {
+        bail!("{shown_into}: the bundle was unpacked, but its history record could not be written ({e}); `inventory` and the rollback check do not know of it");
     }
     let entries = inspector.entries;
     let findings = inspector.finish();

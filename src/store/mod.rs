@@ -11,9 +11,13 @@
 //! never in the outbox without the state that explains it; and a delivery is recorded
 //! only when delivery says so, after the channel acknowledged.
 //!
+//! [`History`] is the record of verdicts `verify` and `unpack` append to
+//! (`sqlite::open_history`), hash-chained as `history` defines.
+//!
 //! The store must not fetch, decide what is new, or deliver: that is the watcher's and
 //! alerting's job.
 
+pub(crate) mod history;
 pub(crate) mod sqlite;
 
 use std::collections::HashMap;
@@ -181,4 +185,26 @@ pub trait Store: Outbox<Error = StoreError> {
 
     /// How many acknowledged events are undelivered on any of `channels`: handled.
     fn handled_count(&self, channels: &[&str]) -> Result<u64, StoreError>;
+}
+
+/// The history of verdicts, hash-chained (see `history`).
+pub trait History {
+    /// Appends `entry` as the next record, chained to the last one, and returns it.
+    /// The record and the chain's head are written in one transaction.
+    fn append(&mut self, entry: &history::Entry) -> Result<history::Record, StoreError>;
+
+    /// The records, oldest first, of `vendor` and `product` when given; at most
+    /// `policy::MAX_HISTORY_RECORDS` of the newest.
+    fn records(
+        &self,
+        vendor: Option<&str>,
+        product: Option<&str>,
+    ) -> Result<Vec<history::Record>, StoreError>;
+
+    /// Re-computes the chain, one record at a time: the number of records when intact,
+    /// else the first break.
+    fn check(&self) -> Result<Result<u64, history::Break>, StoreError>;
+
+    /// Per vendor and product, the last record of a successful `unpack`.
+    fn installed(&self) -> Result<Vec<history::Record>, StoreError>;
 }

@@ -19,9 +19,10 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBeha
 
 use crate::alert::event::Event;
 use crate::alert::{Attempt, DeliveryProblem, Outbox, PendingEvent, UnreadableEvent};
+use crate::store::history::{self as chain, Entry, Record};
 use crate::store::{
-    EntryRow, EventRow, FailureCommit, PollCommit, ProblemRow, SourceHealth, SourceRow, Store,
-    StoreError,
+    EntryRow, EventRow, FailureCommit, History, PollCommit, ProblemRow, SourceHealth, SourceRow,
+    Store, StoreError,
 };
 
 /// Each entry brings the schema from version `i` to `i + 1`.
@@ -87,6 +88,33 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 3 -> 4: when an operator acknowledged an event: handled, never delivered again.
     "ALTER TABLE events ADD COLUMN acked_at INTEGER;",
+    // 4 -> 5: the hash-chained history of verdicts and its head (`store/history.rs`).
+    "CREATE TABLE history (
+        seq INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        command TEXT NOT NULL,
+        bundle TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        vendor TEXT,
+        product TEXT,
+        version TEXT,
+        verdict TEXT NOT NULL,
+        codes TEXT NOT NULL,
+        signers TEXT NOT NULL,
+        unexpected TEXT NOT NULL,
+        into_dir TEXT,
+        user TEXT NOT NULL,
+        host TEXT NOT NULL,
+        allowed TEXT NOT NULL,
+        prev TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE TABLE history_head (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        count INTEGER NOT NULL,
+        hash TEXT NOT NULL
+    );",
 ];
 
 /// The columns `row_to_source` reads, in its order.
@@ -102,6 +130,15 @@ const SOURCE_SELECT: &str = "SELECT id, vendor, kind, url, etag, last_modified, 
 /// [`StoreError`] naming the file when it cannot be created, is empty, is not a
 /// vendorguard database, or was written by a newer vendorguard.
 pub fn open(path: &Path) -> Result<Box<dyn Store>, StoreError> {
+    Ok(Box::new(SqliteStore::open(path)?))
+}
+
+/// Opens the state at `path` for the history of verdicts (see [`SqliteStore::open`]).
+///
+/// # Errors
+///
+/// As [`open`].
+pub fn open_history(path: &Path) -> Result<Box<dyn History>, StoreError> {
     Ok(Box::new(SqliteStore::open(path)?))
 }
 
@@ -598,6 +635,152 @@ impl Outbox for SqliteStore {
 /// The tail of every refusal: what to do instead.
 const REFUSED: &str = "vendorguard will not take it for a first run (that would file every \
 advisory already published as backlog): restore it from a backup, or move it aside to start fresh";
+
+/// The columns `row_to_record` reads, in its order.
+const HISTORY_SELECT: &str =
+    "SELECT seq, at, command, bundle, size, sha256, vendor, product, version, verdict,
+        codes, signers, unexpected, into_dir, user, host, allowed, prev, hash FROM history";
+
+impl History for SqliteStore {
+    fn append(&mut self, e: &Entry) -> Result<Record, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (count, prev): (u64, String) = tx
+            .query_row(
+                "SELECT count, hash FROM history_head WHERE id = 1",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+            )
+            .optional()?
+            .unwrap_or((0, chain::GENESIS.to_string()));
+        let seq = count + 1;
+        let hash = chain::hash(seq, e, &prev);
+        let list = |v: &[String]| serde_json::Value::from(v.to_vec()).to_string();
+        tx.execute(
+            "INSERT INTO history (seq, at, command, bundle, size, sha256, vendor, product, version, verdict,
+                codes, signers, unexpected, into_dir, user, host, allowed, prev, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+            params![
+                seq as i64,
+                e.at as i64,
+                e.command,
+                e.bundle,
+                e.size as i64,
+                e.sha256,
+                e.vendor,
+                e.product,
+                e.version,
+                e.verdict,
+                list(&e.codes),
+                list(&e.signers),
+                list(&e.unexpected),
+                e.into,
+                e.user,
+                e.host,
+                list(&e.allowed),
+                prev,
+                hash
+            ],
+        )?;
+        tx.execute(
+            "INSERT INTO history_head (id, count, hash) VALUES (1, ?1, ?2)
+             ON CONFLICT (id) DO UPDATE SET count = excluded.count, hash = excluded.hash",
+            params![seq as i64, hash],
+        )?;
+        tx.commit()?;
+        Ok(Record {
+            seq,
+            entry: e.clone(),
+            prev,
+            hash,
+        })
+    }
+
+    fn records(
+        &self,
+        vendor: Option<&str>,
+        product: Option<&str>,
+    ) -> Result<Vec<Record>, StoreError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT * FROM ({HISTORY_SELECT}
+               WHERE (?1 IS NULL OR vendor = ?1) AND (?2 IS NULL OR product = ?2)
+               ORDER BY seq DESC LIMIT ?3) ORDER BY seq"
+        ))?;
+        let rows = stmt.query_map(
+            params![vendor, product, crate::policy::MAX_HISTORY_RECORDS as i64],
+            row_to_record,
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn check(&self) -> Result<Result<u64, chain::Break>, StoreError> {
+        let mut checker = chain::Checker::default();
+        let mut stmt = self
+            .conn
+            .prepare(&format!("{HISTORY_SELECT} ORDER BY seq"))?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let r = row_to_record(row)?;
+            if let Err(b) = checker.step(&r) {
+                return Ok(Err(b));
+            }
+        }
+        let head: Option<(u64, String)> = self
+            .conn
+            .query_row(
+                "SELECT count, hash FROM history_head WHERE id = 1",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+            )
+            .optional()?;
+        Ok(checker.finish(head))
+    }
+
+    fn installed(&self) -> Result<Vec<Record>, StoreError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "{HISTORY_SELECT} WHERE seq IN (
+                SELECT MAX(seq) FROM history
+                WHERE command = 'unpack' AND verdict = 'verified' AND product IS NOT NULL
+                GROUP BY vendor, product)
+             ORDER BY vendor, product"
+        ))?;
+        let rows = stmt.query_map([], row_to_record)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+/// A history row; a list column that is not a JSON array of strings reads as the
+/// text it holds, so `history --check` reports the change instead of failing to read.
+fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
+    let list = |i: usize| -> rusqlite::Result<Vec<String>> {
+        let text: String = r.get(i)?;
+        Ok(serde_json::from_str::<Vec<String>>(&text).unwrap_or_else(|_| vec![text]))
+    };
+    Ok(Record {
+        seq: r.get::<_, i64>(0)? as u64,
+        entry: Entry {
+            at: r.get::<_, i64>(1)?.max(0) as u64,
+            command: r.get(2)?,
+            bundle: r.get(3)?,
+            size: r.get::<_, i64>(4)?.max(0) as u64,
+            sha256: r.get(5)?,
+            vendor: r.get(6)?,
+            product: r.get(7)?,
+            version: r.get(8)?,
+            verdict: r.get(9)?,
+            codes: list(10)?,
+            signers: list(11)?,
+            unexpected: list(12)?,
+            into: r.get(13)?,
+            user: r.get(14)?,
+            host: r.get(15)?,
+            allowed: list(16)?,
+        },
+        prev: r.get(17)?,
+        hash: r.get(18)?,
+    })
+}
 
 /// The tables every vendorguard schema has.
 const TABLES: [&str; 4] = ["sources", "entries", "events", "deliveries"];

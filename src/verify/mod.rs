@@ -27,4 +27,4 @@ pub(crate) mod verdict;
 
 pub(crate) use bundle::{verify_bundle, verify_detached_bytes, Request};
 pub(crate) use judge::{Acceptance, SignerPolicy};
-pub(crate) use verdict::{Pin, Report, Status, Verdict};
+pub(crate) use verdict::{Pin, Refusal, Report, Status, Verdict};

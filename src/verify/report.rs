@@ -172,7 +172,15 @@ fn next_steps(r: &Report) -> String {
             );
         }
         Verdict::Rejected => {
-            let advice = if r.codes.contains(&"unsigned-content") {
+            let advice = if r.codes.contains(&"rollback") {
+                "do not install: this release is older than the one installed (both versions named above), and going back can bring back vulnerabilities the newer one fixed. If you mean to go back, run again with --allow-downgrade; the history records that you did."
+            } else if r.codes.contains(&"version-reused") {
+                "do not install: the vendor shipped different bytes under the version already installed (both SHA-256 named above). Ask the vendor which bundle is genuine; if this one is, run again with --allow-downgrade; the history records that you did."
+            } else if r.codes.contains(&"expired-metadata") {
+                "do not use: the signed metadata is past its Valid-Until, so it may be an old copy replayed to hide newer releases (a freeze). Fetch a fresh copy from the mirror; if it stays stale, the mirror is out of date or under attack."
+            } else if r.codes.contains(&"future-metadata") {
+                "do not use: the signed metadata is dated in the future beyond the allowed clock skew. Check this machine's clock first; if it is right, the metadata was made to outlive its validity."
+            } else if r.codes.contains(&"unsigned-content") {
                 "do not install: the file carries bytes that no signature covers (named above), and a signed file must be signed throughout. Download it again from the vendor's official site and verify again; if it still fails, tell the vendor and your security team."
             } else if r.codes.contains(&"digest-mismatch") || r.codes.contains(&"bad-signature") {
                 "do not install: the bytes are not the ones the vendor signed or pinned. Download the bundle again from the vendor's official site and verify again; if it still fails, tell the vendor and your security team."

@@ -183,6 +183,47 @@ pub struct Report {
     pub problems: Vec<String>,
 }
 
+/// A refusal of a bundle whose signatures are fine but whose content is stale: an
+/// older release than the one installed, or a version number reused for other bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Rollback,
+    VersionReused,
+}
+
+impl Refusal {
+    pub fn code(self) -> &'static str {
+        match self {
+            Refusal::Rollback => "rollback",
+            Refusal::VersionReused => "version-reused",
+        }
+    }
+}
+
+impl Report {
+    /// Rejects a bundle that verified for `refusal`, with `message` as its problem line.
+    /// A bundle already rejected or signed by an unexpected key keeps its verdict and
+    /// gains the code.
+    pub fn refuse(&mut self, refusal: Refusal, message: String) {
+        if self.verdict == Verdict::Verified {
+            self.verdict = Verdict::Rejected;
+        }
+        if !self.codes.contains(&refusal.code()) {
+            self.codes.push(refusal.code());
+        }
+        self.problems.push(message);
+    }
+
+    /// Keeps the verdict and records `refusal` as a warning: what the operator let
+    /// through (`--allow-downgrade`).
+    pub fn allow(&mut self, refusal: Refusal, message: String) {
+        self.warnings.push(Warning {
+            code: refusal.code(),
+            message,
+        });
+    }
+}
+
 /// What checking the signature source found.
 #[derive(Debug, Default)]
 pub struct Findings {

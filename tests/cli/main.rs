@@ -5,6 +5,7 @@ mod alert;
 mod config;
 mod corpus;
 mod harness;
+mod history;
 mod http;
 mod keys;
 mod logs;
