@@ -58,5 +58,8 @@ pub const MAX_VERS_LEN: usize = 64 << 10;
     )
 )]
 pub const MAX_VERS_CONSTRAINTS: usize = 1024;
+/// Bytes of the signed text of a cleartext- or inline-signed apt `Release`/`InRelease`
+/// read for its `Date:` and `Valid-Until:` fields (they are in the first paragraph).
+pub const MAX_RELEASE_HEADER: usize = 64 << 10;
 /// History records `history` and `history --check` read at most.
 pub const MAX_HISTORY_RECORDS: usize = 1_000_000;

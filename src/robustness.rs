@@ -123,3 +123,29 @@ fn escaping_never_lets_a_control_character_through() {
         assert!(!e.chars().any(|c| c.is_control()), "{e:?}");
     }
 }
+
+#[test]
+fn version_range_and_release_parsers_never_panic() {
+    use crate::version::{from_file_name, Range, Version};
+    let mut rng = Rng(0x0bad_5eed_1234_abcd);
+    let versions = b"1.2.0-rc1+build.7".to_vec();
+    let range = b"vers:generic/>=1.0.0|!=1.2.0|<1.4.2|>=2.0|<2.0.5%2Brc".to_vec();
+    let release = b"Origin: Acme\nSuite: stable\nDate: Sat, 28 Nov 2026 06:00:00 UTC\nValid-Until: Sat, 05 Dec 2026 06:00:00 +0200\n\nSHA256:\n".to_vec();
+    let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_000_000);
+    let one = Version::parse("1").unwrap();
+    for _ in 0..ROUNDS {
+        let v = String::from_utf8_lossy(&rng.mutate(&versions)).into_owned();
+        if let Ok(parsed) = Version::parse(&v) {
+            assert_eq!(parsed.cmp(&parsed), std::cmp::Ordering::Equal, "{v:?}");
+            let _ = parsed.cmp(&one);
+        }
+        let _ = from_file_name(&v);
+        let r = String::from_utf8_lossy(&rng.mutate(&range)).into_owned();
+        if let Ok(parsed) = Range::parse(&r) {
+            let _ = parsed.contains(&one);
+        }
+        let text = rng.mutate(&release);
+        let _ = crate::verify::release::is_release("InRelease", &text);
+        let _ = crate::verify::release::check(&text, now);
+    }
+}

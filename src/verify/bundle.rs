@@ -1,6 +1,7 @@
 //! Reading a bundle once and collecting what its signature source says: the
 //! detached signature, the signed manifest, or the inline message, judged signature by
-//! signature, then handed to `verdict::decide`.
+//! signature, then handed to `verdict::decide`. A signed apt `Release`/`InRelease`
+//! whose signed dates are stale or ahead of `now` is refused after that (`release`).
 //!
 //! A rejected bundle is a value (`Ok(report)` with `Verdict::Rejected`), never an error;
 //! `Err` means the bundle could not be checked at all (unreadable bundle or signature
@@ -21,11 +22,12 @@ use openpgp::packet::Signature;
 use openpgp::types::SignatureType;
 use sequoia_openpgp as openpgp;
 
-use crate::policy::{self, MAX_MANIFEST, MAX_SIGNATURE_FILE};
+use crate::policy::{self, MAX_MANIFEST, MAX_RELEASE_HEADER, MAX_SIGNATURE_FILE};
 use crate::verify::checksums;
 use crate::verify::digest::{self, Mode};
 use crate::verify::discover::{self, Source};
 use crate::verify::judge::{judge_signature, Judge};
+use crate::verify::release;
 use crate::verify::sigfile::{self, Malformed};
 use crate::verify::verdict::{decide, Findings, Pin, Report, Subject};
 
@@ -91,6 +93,8 @@ pub fn verify_bundle(req: &Request<'_>) -> Result<Report, VerifyError> {
         copy: req.copy,
         failed: None,
     };
+    // The signed text of an inline message, for apt metadata's dates.
+    let mut signed_text = Vec::new();
     let (size, sha256, source_path) = match &source {
         Source::Detached { signature } => {
             let sig_bytes = read_signature_file(signature)?;
@@ -114,7 +118,7 @@ pub fn verify_bundle(req: &Request<'_>) -> Result<Report, VerifyError> {
         }
         Source::Inline => {
             let mut tee = HashingReader::new(&mut reader);
-            let parsed = sigfile::parse_signed_message(&mut tee, 0)
+            let parsed = sigfile::parse_signed_message(&mut tee, MAX_RELEASE_HEADER)
                 .map_err(|e| tee.inner.error(req.bundle, e))?;
             match parsed {
                 Ok(msg) => {
@@ -122,6 +126,7 @@ pub fn verify_bundle(req: &Request<'_>) -> Result<Report, VerifyError> {
                     if let Some(u) = &msg.unsigned {
                         acc.unsigned_content(req.bundle, u);
                     }
+                    signed_text = msg.content;
                 }
                 Err(Malformed(m)) => acc.malformed(req.bundle, &m),
             }
@@ -165,7 +170,19 @@ pub fn verify_bundle(req: &Request<'_>) -> Result<Report, VerifyError> {
         source_kind: source.kind(),
         source_path,
     };
-    Ok(decide(subject, &req.pins, acc))
+    let mut report = decide(subject, &req.pins, acc);
+    let file_name = req
+        .bundle
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if matches!(source, Source::Inline) && release::is_release(&file_name, &signed_text) {
+        if let Some((refusal, message)) = release::check(&signed_text, judge.now) {
+            let shown = crate::text::escape_os(req.bundle.as_os_str());
+            report.refuse(refusal, format!("{shown}: {message}"));
+        }
+    }
+    Ok(report)
 }
 
 fn read_signature_file(path: &Path) -> Result<Vec<u8>, VerifyError> {

@@ -21,6 +21,7 @@ pub(crate) mod framing;
 pub(crate) mod judge;
 pub(crate) mod keyring;
 pub(crate) mod keys;
+pub(crate) mod release;
 pub(crate) mod report;
 pub(crate) mod sigfile;
 pub(crate) mod verdict;

@@ -184,11 +184,14 @@ pub struct Report {
 }
 
 /// A refusal of a bundle whose signatures are fine but whose content is stale: an
-/// older release than the one installed, or a version number reused for other bytes.
+/// older release than the one installed, a version number reused for other bytes, or
+/// signed apt metadata past its `Valid-Until` or dated in the future.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     Rollback,
     VersionReused,
+    ExpiredMetadata,
+    FutureMetadata,
 }
 
 impl Refusal {
@@ -196,6 +199,8 @@ impl Refusal {
         match self {
             Refusal::Rollback => "rollback",
             Refusal::VersionReused => "version-reused",
+            Refusal::ExpiredMetadata => "expired-metadata",
+            Refusal::FutureMetadata => "future-metadata",
         }
     }
 }

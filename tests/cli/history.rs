@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::SystemTime;
 
 use serde_json::Value;
 
@@ -345,4 +346,76 @@ fn a_state_that_cannot_be_written_never_passes_silently() {
     b.p.run(&["history", "--check"])
         .code(2)
         .stderr_has("not an SQLite database");
+}
+
+/// An apt `InRelease` clearsigned by GnuPG with `Date:` and `Valid-Until:` set
+/// relative to now (in days; the binary reads the real clock).
+fn in_release(b: &Bench, name: &str, date: SystemTime, valid_until: SystemTime) {
+    let text = format!(
+        "Origin: Acme\nSuite: stable\nDate: {}\nValid-Until: {}\nSHA256:\n 0af8 100 main/binary-amd64/Packages\n",
+        httpdate::fmt_http_date(date),
+        httpdate::fmt_http_date(valid_until).replace("GMT", "UTC"),
+    );
+    let plain = b.p.write(&format!("{name}.txt"), text);
+    b.gpg
+        .sign_inline(&b.fpr, &plain, &b.p.path(name), "--clearsign");
+}
+
+#[test]
+fn stale_and_future_release_metadata_is_refused() {
+    let b = Bench::new("");
+    in_release(&b, "InRelease", days_ago(1), days_ahead(6));
+    b.p.run(&["verify", "--vendor", "acme", "InRelease"])
+        .code(0);
+
+    in_release(&b, "InRelease", days_ago(10), days_ago(3));
+    let r = b.p.run(&["verify", "--vendor", "acme", "InRelease"]);
+    r.code(1)
+        .stdout_has("rejected: InRelease: expired-metadata (vendor acme)")
+        .stdout_has("problem: InRelease: expired-metadata: the signed Valid-Until: ")
+        .stdout_has("is past")
+        .stdout_has("a freeze");
+    // The signatures themselves are good: the refusal is the metadata's age.
+    let v =
+        b.p.run(&["verify", "--vendor", "acme", "InRelease", "--json"])
+            .json();
+    assert_eq!(v["codes"], serde_json::json!(["expired-metadata"]));
+    assert_eq!(v["signatures"][0]["status"], "good-signature");
+    // --allow-downgrade is about product versions; it does not revive stale metadata.
+    b.p.run(&[
+        "verify",
+        "--vendor",
+        "acme",
+        "InRelease",
+        "--allow-downgrade",
+    ])
+    .code(1);
+
+    // apt's lists name it host_path_InRelease; the same rule applies.
+    in_release(
+        &b,
+        "deb.acme.example_dists_stable_InRelease",
+        days_ahead(1),
+        days_ahead(8),
+    );
+    let r = b.p.run(&[
+        "verify",
+        "--vendor",
+        "acme",
+        "deb.acme.example_dists_stable_InRelease",
+    ]);
+    r.code(1)
+        .stdout_has("future-metadata: the signed Date: ")
+        .stdout_has("allowed clock skew of 300 seconds");
+
+    // A cleartext-signed file that is no release metadata may carry any Date.
+    let plain = b.p.write(
+        "notes.txt",
+        format!("Date: {}\n", httpdate::fmt_http_date(days_ahead(30))),
+    );
+    b.gpg
+        .sign_inline(&b.fpr, &plain, &b.p.path("notes.asc"), "--clearsign");
+    b.p.run(&["verify", "--vendor", "acme", "notes.asc"])
+        .code(0);
+    assert_eq!(b.history().last().unwrap()["verdict"], "verified");
 }
