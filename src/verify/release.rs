@@ -53,50 +53,54 @@ pub fn check(signed: &[u8], now: SystemTime) -> Option<(Refusal, String)> {
             valid_until = Some(v);
         }
     }
-    if let Some(v) = valid_until {
-        let shown = crate::text::escape(v);
-        match parse_date(v) {
-            None => {
-                return Some((
-                    Refusal::ExpiredMetadata,
-                    format!("expired-metadata: the signed Valid-Until: {shown} cannot be read as a date, so the metadata's validity is unknown"),
-                ))
-            }
-            Some(t) if t < now => {
-                return Some((
-                    Refusal::ExpiredMetadata,
-                    format!(
-                        "expired-metadata: the signed Valid-Until: {shown} is past (now {}); an old copy may be replayed to hide newer releases",
-                        crate::text::time(now)
-                    ),
-                ))
-            }
-            Some(_) => {}
-        }
+    let now_shown = crate::text::time(now);
+    let expired = valid_until.and_then(|v| {
+        dated(
+            "Valid-Until",
+            v,
+            |t| t < now,
+            || {
+                format!(
+                    "is past (now {now_shown}); an old copy may be replayed to hide newer releases"
+                )
+            },
+        )
+    });
+    if let Some(m) = expired {
+        return Some((Refusal::ExpiredMetadata, format!("expired-metadata: {m}")));
     }
-    if let Some(d) = date {
-        let shown = crate::text::escape(d);
-        match parse_date(d) {
-            None => {
-                return Some((
-                    Refusal::FutureMetadata,
-                    format!("future-metadata: the signed Date: {shown} cannot be read as a date"),
-                ))
-            }
-            Some(t) if t > now + CLOCK_SKEW => {
-                return Some((
-                    Refusal::FutureMetadata,
-                    format!(
-                        "future-metadata: the signed Date: {shown} is ahead of now ({}) by more than the allowed clock skew of {} seconds",
-                        crate::text::time(now),
-                        CLOCK_SKEW.as_secs()
-                    ),
-                ))
-            }
-            Some(_) => {}
-        }
+    let future = date.and_then(|d| {
+        dated(
+            "Date",
+            d,
+            |t| t > now + CLOCK_SKEW,
+            || {
+                format!(
+                "is ahead of now ({now_shown}) by more than the allowed clock skew of {} seconds",
+                CLOCK_SKEW.as_secs()
+            )
+            },
+        )
+    });
+    future.map(|m| (Refusal::FutureMetadata, format!("future-metadata: {m}")))
+}
+
+/// What is wrong with the signed field `name: value`: not a date, or `bad` (then
+/// `why`).
+fn dated(
+    name: &str,
+    value: &str,
+    bad: impl Fn(SystemTime) -> bool,
+    why: impl Fn() -> String,
+) -> Option<String> {
+    let shown = crate::text::escape(value);
+    match parse_date(value) {
+        None => Some(format!(
+            "the signed {name}: {shown} cannot be read as a date"
+        )),
+        Some(t) if bad(t) => Some(format!("the signed {name}: {shown} {}", why())),
+        Some(_) => None,
     }
-    None
 }
 
 /// An RFC 2822 date as apt writes it: `Sat, 29 Nov 2026 06:00:00 UTC` (the weekday is
