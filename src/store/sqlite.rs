@@ -1344,3 +1344,70 @@ mod tests {
         assert!(e.contains("state.sqlite"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod history_tests {
+    use super::*;
+
+    fn entry(command: &str, product: &str, version: &str, verdict: &str) -> Entry {
+        Entry {
+            at: 1_795_000_000,
+            command: command.into(),
+            bundle: format!("/b/{product}-{version}.zip"),
+            sha256: format!("{version:0>64}"),
+            vendor: Some("acme".into()),
+            product: Some(product.into()),
+            version: Some(version.into()),
+            verdict: verdict.into(),
+            codes: vec!["x\"y".into()],
+            ..Entry::default()
+        }
+    }
+
+    #[test]
+    fn appended_records_chain_filter_and_give_the_installed_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = SqliteStore::open(&dir.path().join("s.sqlite")).unwrap();
+        assert_eq!(s.check().unwrap(), Ok(0), "an empty history is intact");
+        for e in [
+            entry("unpack", "app", "1.0", "verified"),
+            entry("unpack", "app", "2.0", "verified"),
+            entry("unpack", "app", "3.0", "rejected"),
+            entry("verify", "app", "4.0", "verified"),
+            entry("unpack", "agent", "0.9", "verified"),
+        ] {
+            s.append(&e).unwrap();
+        }
+        let all = s.records(None, None).unwrap();
+        assert_eq!(all.len(), 5);
+        assert_eq!(all[0].prev, chain::GENESIS);
+        assert_eq!(all[1].prev, all[0].hash);
+        assert_eq!(
+            all[0].entry,
+            entry("unpack", "app", "1.0", "verified"),
+            "read back as written"
+        );
+        assert_eq!(s.records(Some("acme"), Some("agent")).unwrap().len(), 1);
+        assert!(s.records(Some("other"), None).unwrap().is_empty());
+        assert_eq!(s.check().unwrap(), Ok(5));
+        let installed: Vec<(Option<String>, Option<String>)> = s
+            .installed()
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.entry.product, r.entry.version))
+            .collect();
+        assert_eq!(
+            installed,
+            [
+                (Some("agent".into()), Some("0.9".into())),
+                (Some("app".into()), Some("2.0".into())),
+            ],
+            "the last unpack that verified, per product"
+        );
+        s.conn
+            .execute("UPDATE history SET codes = 'not json' WHERE seq = 4", [])
+            .unwrap();
+        let broken = s.check().unwrap().unwrap_err();
+        assert_eq!(broken.seq, 4, "{broken:?}");
+    }
+}
