@@ -164,6 +164,33 @@ fn every_verify_and_unpack_is_recorded_with_its_fields() {
     b.p.run(&["history", "--check"])
         .code(0)
         .stdout_has("history intact: 3 records");
+
+    // An archive unpack refuses is recorded as rejected, with the archive's code.
+    let evil = b.p.path("acme-app-1.1.zip");
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, zipfile\nwith zipfile.ZipFile(sys.argv[1], 'w') as z:\n    z.writestr('../evil', 'x')\n",
+            evil.to_str().unwrap(),
+        ])
+        .output()
+        .expect("python3 is installed");
+    assert!(out.status.success());
+    b.sign("acme-app-1.1.zip");
+    b.p.run(&["unpack", "acme-app-1.1.zip", "--into", "evil"])
+        .code(1)
+        .stderr_has("path-traversal");
+    let last = b.history().pop().unwrap();
+    assert_eq!(last["command"], "unpack");
+    assert_eq!(last["verdict"], "rejected");
+    assert_eq!(last["codes"], serde_json::json!(["path-traversal"]));
+    assert_eq!(last["into"], Value::Null);
+    assert_eq!(last["signers"], serde_json::json!([b.fpr]));
+    let inv = b.p.run(&["inventory", "--json"]).code(0).json();
+    assert_eq!(
+        inv[0]["installed"], "1.0",
+        "a refused unpack installs nothing"
+    );
 }
 
 #[test]
