@@ -281,7 +281,9 @@ fn find(hay: &[u8], needle: &[u8]) -> usize {
         .expect("marker present")
 }
 
-const RELEASE: &[u8] = b"Origin: Mutation\nSuite: stable\n-dash line\nSHA256:\n 0af8fef8b939640ec81af2ca28559945ba410cb5350b3a1af176a606a9690e75 1002 main/Packages\n";
+/// apt release metadata, with signed dates so that the freshness check
+/// (`verify/release.rs`) reads every mutated copy too.
+const RELEASE: &[u8] = b"Origin: Mutation\nSuite: stable\nDate: Sat, 01 Nov 2025 00:00:00 UTC\nValid-Until: Fri, 01 Jan 2100 00:00:00 UTC\n-dash line\nSHA256:\n 0af8fef8b939640ec81af2ca28559945ba410cb5350b3a1af176a606a9690e75 1002 main/Packages\n";
 
 fn fixtures() -> Vec<Fixture> {
     let dten_cert = include_bytes!("../keyring/dten/dten-demo-release.asc").to_vec();
