@@ -63,3 +63,15 @@ pub const MAX_VERS_CONSTRAINTS: usize = 1024;
 pub const MAX_RELEASE_HEADER: usize = 64 << 10;
 /// History records `history` and `history --check` read at most.
 pub const MAX_HISTORY_RECORDS: usize = 1_000_000;
+/// Bytes of each configuration file that `diff` flattens into keys; the rest of a
+/// larger file is not read for keys (and the report says so).
+pub const CONFIG_SCAN_LIMIT: usize = 1 << 20;
+/// Configuration keys kept per bundle; past this, keys are dropped (and the report
+/// says so).
+pub const MAX_CONFIG_KEYS: usize = 50_000;
+/// Characters of a configuration value kept; longer values end in `…`.
+pub const MAX_CONFIG_VALUE: usize = 512;
+/// Nesting a configuration file may have before flattening stops at that depth.
+pub const MAX_CONFIG_DEPTH: usize = 64;
+/// Signals (unit references, SQL, writes, webhooks) kept per bundle for `preflight`.
+pub const MAX_SIGNALS: usize = 20_000;
