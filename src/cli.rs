@@ -49,6 +49,21 @@ pub enum Command {
     /// List what the bundle would install that has side effects: cron entries, systemd
     /// units, scripts using sudo or systemctl, hosts it talks to, setuid files.
     Inspect(InspectArgs),
+    /// What changes from one bundle to the next: files, cron entries, units,
+    /// privileged commands, hosts, setuid files, maintainer scripts and configuration
+    /// keys (neither bundle is extracted).
+    ///
+    /// Exit codes: 0 both bundles were read (differences are information); 2 one could
+    /// not be.
+    Diff(DiffArgs),
+    /// What will break on this host: units the bundle needs that are missing, hosts
+    /// that do not resolve, commands that need root, schema changes without a lock;
+    /// and the rollback checklist (what a snapshot restore does not undo).
+    ///
+    /// Exit codes: 0 nothing blocking; 1 a blocking finding (missing-unit,
+    /// schema-change-without-lock, unresolvable-host in a cron job or unit); 2 could
+    /// not check.
+    Preflight(PreflightArgs),
     /// Poll every feed, CSAF provider and key URL: once (for cron) or as a daemon.
     ///
     /// Exit codes (--once): 0 every source polled and every event delivered; 1 some
@@ -194,6 +209,13 @@ pub struct UnpackArgs {
     /// Keep setuid/setgid bits (dropped by default).
     #[arg(long)]
     pub keep_setuid: bool,
+    /// Where the `preflight:` lines look up installed units.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+    /// Check host names for the `preflight:` lines against this hosts-format file
+    /// (without it unpack checks no host names; `preflight` does).
+    #[arg(long, value_name = "FILE")]
+    pub hosts: Option<PathBuf>,
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -208,6 +230,39 @@ pub struct InspectArgs {
     #[arg(long, value_name = "SIZE", default_value = "8GiB", value_parser = parse_size_arg)]
     pub max_size: u64,
     /// Print the findings as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The bundle installed now.
+    pub old: PathBuf,
+    /// The bundle to upgrade to.
+    pub new: PathBuf,
+    /// Refuse archives whose entries declare more than this size in total.
+    #[arg(long, value_name = "SIZE", default_value = "8GiB", value_parser = parse_size_arg)]
+    pub max_size: u64,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PreflightArgs {
+    /// The bundle to check (it is not extracted).
+    pub bundle: PathBuf,
+    /// Where installed units are looked up (etc, lib and usr/lib systemd folders).
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+    /// Resolve host names from this hosts-format file only, with no DNS query
+    /// [default: the system resolver, 2 seconds per name].
+    #[arg(long, value_name = "FILE")]
+    pub hosts: Option<PathBuf>,
+    /// Refuse archives whose entries declare more than this size in total.
+    #[arg(long, value_name = "SIZE", default_value = "8GiB", value_parser = parse_size_arg)]
+    pub max_size: u64,
+    /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
 }

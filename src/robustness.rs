@@ -149,3 +149,100 @@ fn version_range_and_release_parsers_never_panic() {
         let _ = crate::verify::release::check(&text, now);
     }
 }
+
+#[test]
+fn configuration_flattening_and_line_signals_never_panic() {
+    use crate::archive::config_keys::{flatten, format_of};
+    use crate::archive::signals::{Signals, Source};
+    let mut rng = Rng(0x0bad_c0de_1357_9bdf);
+    let seeds: [(&str, &[u8]); 6] = [
+        ("a.ini", b"[s]\nk = v\n; c\n[t]\nx: 'y'\n"),
+        (
+            "a.toml",
+            b"[a]\nb = 1\nc = [\"x\", {d = 2}]\n[[e]]\nf = true\n",
+        ),
+        (
+            "a.yaml",
+            b"a: &x {b: [1, 2]}\nc: *x\n? [k]\n: v\n---\n- d\n",
+        ),
+        (
+            "a.json",
+            b"{\"a\": {\"b\": [1, {\"c\": null}]}, \"d\": \"e\"}",
+        ),
+        ("a.properties", b"a.b=c\nd: e \\\n  f\n! g\n"),
+        ("a.env", b"export A='b'\nC=\"d\"\n#E=f\n"),
+    ];
+    for i in 0..ROUNDS {
+        let (name, seed) = seeds[i % seeds.len()];
+        let input = rng.mutate(seed);
+        let room = rng.below(20);
+        let flat = flatten(format_of(name).unwrap(), &input, i % 7 == 0, room);
+        assert!(flat.keys.len() <= room);
+        let mut signals = Signals::default();
+        for (n, line) in String::from_utf8_lossy(&input).lines().enumerate() {
+            for source in [Source::Unit, Source::Sql, Source::Other] {
+                signals.line(name, source, n, line);
+            }
+        }
+    }
+}
+
+#[test]
+fn summaries_and_preflight_of_mangled_archives_never_panic() {
+    use crate::archive::preflight::{check, HostView};
+    use crate::archive::summary::summarize;
+    use std::io::{Seek as _, Write as _};
+    struct Nothing;
+    impl HostView for Nothing {
+        fn unit_installed(&self, _: &str) -> bool {
+            false
+        }
+        fn resolves(&self, _: &str) -> bool {
+            false
+        }
+        fn can_sudo(&self) -> bool {
+            false
+        }
+    }
+    let mut tar = tar::Builder::new(Vec::new());
+    for (name, body) in [
+        (
+            "etc/a.yaml",
+            &b"a: &x [1, 2]\nb: *x\nhost: db.example.com\n"[..],
+        ),
+        (
+            "etc/a.json",
+            b"{\"a\": [1, 2, {\"b\": \"sftp://x.example.com/\"}]}",
+        ),
+        (
+            "etc/cron.d/a",
+            b"0 3 * * * root curl -X POST https://h.example.com/ -d x\n",
+        ),
+        (
+            "x.service",
+            b"[Unit]\nAfter=a.service\n[Service]\nExecStart=/bin/a\n",
+        ),
+        ("m.sql", b"ALTER TABLE t ADD c int;\n"),
+        (
+            "install.sh",
+            b"systemctl restart b\nsed -i s/a/b/ /etc/o.conf\n",
+        ),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(body.len() as u64);
+        h.set_mode(0o755);
+        tar.append_data(&mut h, name, body).unwrap();
+    }
+    let seed = tar.into_inner().unwrap();
+    let mut rng = Rng(0x5eed_f00d_dead_0001);
+    let mut file = tempfile::tempfile().unwrap();
+    for _ in 0..ROUNDS / 10 {
+        let input = rng.mutate(&seed);
+        file.set_len(0).unwrap();
+        file.rewind().unwrap();
+        file.write_all(&input).unwrap();
+        if let Ok(summary) = summarize(&mut file, 1 << 30) {
+            let _ = check(&summary, &Nothing);
+        }
+    }
+}

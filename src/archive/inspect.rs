@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 
 use std::io::Read;
 
+use crate::archive::signals::{entry_path, Signals, Source};
 use crate::archive::tree::{node_cap, normal_path, where_to, Added, Clash, Entry, NodeId, Tree};
 use crate::archive::walk::{Kind, Meta, Part, Visitor, WalkError, DEFAULT_MAX_ENTRIES};
 use crate::policy::SCAN_LIMIT;
@@ -104,6 +105,9 @@ pub struct Finding {
 /// The file being scanned.
 struct Scan {
     file: String,
+    /// The raw path and what it is, for [`Signals`].
+    raw: String,
+    source: Source,
     cron: Option<CronStyle>,
     systemd: bool,
     /// Lines gathered from a systemd unit.
@@ -154,6 +158,8 @@ pub struct Inspector {
     /// would cost its whole decompression though only its start is scanned.
     max_size: Option<u64>,
     declared: u64,
+    /// What `preflight` needs beyond findings, when asked for.
+    signals: Option<Signals>,
 }
 
 /// The links of the archive being walked, modelled as the extractor models them, so
@@ -184,10 +190,21 @@ impl Inspector {
         }
     }
 
+    /// Also collects the entries and the lines' [`Signals`], for `preflight`.
+    pub fn with_signals(self) -> Inspector {
+        Inspector {
+            signals: Some(Signals::default()),
+            ..self
+        }
+    }
+
     /// Starts an entry; returns whether its bytes are worth feeding.
     pub fn begin(&mut self, meta: &Meta) -> bool {
         self.finish_current();
         self.entries += 1;
+        if let Some(signals) = &mut self.signals {
+            signals.entry(meta);
+        }
         let file = meta.display_name();
         let path = String::from_utf8_lossy(&meta.name).into_owned();
         let path = path.trim_start_matches("./");
@@ -254,8 +271,11 @@ impl Inspector {
             .iter()
             .any(|s| base.ends_with(s))
             && !base.starts_with('.');
+        let raw = entry_path(meta);
         self.current = Some(Scan {
             file,
+            source: Source::of(&raw),
+            raw,
             cron,
             systemd,
             unit: Vec::new(),
@@ -303,9 +323,17 @@ impl Inspector {
     }
 
     /// Everything found so far (finishing the current entry).
-    pub fn finish(mut self) -> Vec<Finding> {
+    pub fn finish(self) -> Vec<Finding> {
+        self.finish_with_signals().0
+    }
+
+    /// Everything found so far, and the signals when collected ([`with_signals`]).
+    ///
+    /// [`with_signals`]: Inspector::with_signals
+    pub fn finish_with_signals(mut self) -> (Vec<Finding>, Signals) {
         self.finish_current();
-        self.findings.into_iter().collect()
+        let signals = self.signals.take().unwrap_or_default();
+        (self.findings.into_iter().collect(), signals)
     }
 
     fn finish_current(&mut self) {
@@ -319,6 +347,9 @@ impl Inspector {
         if scan.systemd && !scan.unit.is_empty() {
             let detail = scan.unit.join("; ");
             self.add(FindingKind::Systemd, &scan.file, None, detail);
+        }
+        if let Some(signals) = &mut self.signals {
+            signals.end_file(&scan.raw);
         }
     }
 
@@ -335,6 +366,9 @@ impl Inspector {
         scan.line_no += 1;
         let n = scan.line_no;
         let text = String::from_utf8_lossy(raw);
+        if let Some(signals) = &mut self.signals {
+            signals.line(&scan.raw, scan.source, n, &text);
+        }
         let line = text.trim();
         if line.is_empty() {
             return;

@@ -12,7 +12,11 @@
 //! never change an exit code.
 
 pub(crate) mod config_keys;
+pub(crate) mod diff;
 pub(crate) mod extract;
 pub(crate) mod inspect;
+pub(crate) mod preflight;
+pub(crate) mod signals;
+pub(crate) mod summary;
 pub(crate) mod tree;
 pub(crate) mod walk;

@@ -1,7 +1,8 @@
 //! The commands: parsed flags in, validated settings (which vendor, keyring, pins,
 //! threshold), a call into the capability modules, the result printed, an [`Outcome`]
-//! out. One file per family: `verify` (verify, unpack, inspect), `keys` (keys, pin;
-//! `unpin` for `keys remove`), `watch` (watch, status, alert test), `events` (events list,
+//! out. One file per family: `verify` (verify, unpack, inspect), `review` (diff,
+//! preflight, and the host view preflight checks against), `keys` (keys, pin; `unpin`
+//! for `keys remove`), `watch` (watch, status, alert test), `events` (events list,
 //! events ack), `history` (history, inventory, and the record and rollback check around
 //! `verify` and `unpack`), `check_config`; `docs` (completions, man), which read no
 //! configuration.
@@ -16,6 +17,7 @@ mod events;
 mod history;
 mod keys;
 mod outcome;
+mod review;
 mod setup;
 mod unpin;
 mod verify;
@@ -46,6 +48,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Verify(args) => verify::run_verify(config, &args, now),
         Command::Unpack(args) => verify::run_unpack(config, &args, now),
         Command::Inspect(args) => verify::run_inspect(&args),
+        Command::Diff(args) => review::run_diff(&args),
+        Command::Preflight(args) => review::run_preflight(&args),
         Command::Watch(args) => {
             watch::run_watch(config, args.once, args.recheck.as_deref(), args.json, quiet)
         }

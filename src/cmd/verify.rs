@@ -223,7 +223,7 @@ pub fn run_unpack(
         max_entries: args.max_entries,
         keep_setuid: args.keep_setuid,
     };
-    let mut inspector = Inspector::new();
+    let mut inspector = Inspector::new().with_signals();
     let mut extractor = Extractor::new(staging.path(), limits, report.subject.size, &mut inspector);
     let walked = archive::walk(&mut copy, &mut extractor);
     let result = walked.and_then(|format| {
@@ -273,12 +273,19 @@ pub fn run_unpack(
         bail!("{shown_into}: the bundle was unpacked, but its history record could not be written ({e}); `inventory` and the rollback check do not know of it");
     }
     let entries = inspector.entries;
-    let findings = inspector.finish();
+    let (findings, signals) = inspector.finish_with_signals();
+    let checked = crate::cmd::review::unpack_preflight(
+        findings.clone(),
+        signals,
+        &args.root,
+        args.hosts.as_deref(),
+    )?;
     if args.json {
         let unpacked = json!({"into": shown_into, "format": format.name(), "bytes": bytes});
         let bundle = escape_os(args.bundle.as_os_str());
         let inspected = inspect::render_json(&bundle, format.name(), entries, &findings);
-        let out = unpack_json(&report, unpacked, Some(("inspect", inspected)));
+        let mut out = unpack_json(&report, unpacked, Some(("inspect", inspected)));
+        out["preflight"] = crate::archive::preflight::render_json(&checked);
         writeln!(stdout, "{out}")?;
     } else {
         writeln!(
@@ -288,6 +295,11 @@ pub fn run_unpack(
             format.name()
         )?;
         write!(stdout, "{}", inspect::render_summary(&findings))?;
+        write!(
+            stdout,
+            "{}",
+            crate::archive::preflight::render_blocking(&checked)
+        )?;
         writeln!(
             stdout,
             "next: review the findings with `vendorguard inspect {}` before the upgrade window",

@@ -4,6 +4,7 @@
 mod alert;
 mod config;
 mod corpus;
+mod diff;
 mod harness;
 mod history;
 mod http;
@@ -11,6 +12,7 @@ mod keys;
 mod logs;
 mod mutation;
 mod package;
+mod preflight;
 mod unpack;
 mod verify;
 mod watch;
