@@ -236,12 +236,12 @@ fn summaries_and_preflight_of_mangled_archives_never_panic() {
     let seed = tar.into_inner().unwrap();
     let mut rng = Rng(0x5eed_f00d_dead_0001);
     let mut file = tempfile::tempfile().unwrap();
-    for _ in 0..ROUNDS / 10 {
+    for i in 0..ROUNDS / 10 {
         let input = rng.mutate(&seed);
         file.set_len(0).unwrap();
         file.rewind().unwrap();
         file.write_all(&input).unwrap();
-        if let Ok(summary) = summarize(&mut file, 1 << 30) {
+        if let Ok(summary) = summarize(&mut file, 1 << 30, i % 2 == 0) {
             let _ = check(&summary, &Nothing);
         }
     }

@@ -38,13 +38,15 @@ pub struct Summary {
     pub notes: Vec<String>,
 }
 
-/// Walks `file` once.
+/// Walks `file` once; hashes every file when `hash` (`diff` compares contents,
+/// `preflight` does not).
 ///
 /// # Errors
 ///
 /// The archive could not be read, or its entries declare more than `max_size` bytes.
-pub fn summarize(file: &mut File, max_size: u64) -> Result<Summary, WalkError> {
+pub fn summarize(file: &mut File, max_size: u64, hash: bool) -> Result<Summary, WalkError> {
     let mut s = Summarizer {
+        hash,
         inspector: Inspector::with_max_size(max_size).with_signals(),
         hashes: BTreeMap::new(),
         config: BTreeMap::new(),
@@ -91,6 +93,7 @@ impl Summary {
 }
 
 struct Summarizer {
+    hash: bool,
     inspector: Inspector,
     /// Per file: the bytes read and their SHA-256.
     hashes: BTreeMap<String, (u64, String)>,
@@ -108,13 +111,27 @@ impl Visitor for Summarizer {
         let format = config_keys::format_of(&path);
         let mut tee = Tee {
             inner: data,
-            hasher: Sha256::new(),
+            hasher: self.hash.then(Sha256::new),
             bytes: 0,
             config: format.map(|_| Vec::new()),
         };
         self.inspector.entry(meta, &mut tee)?;
-        io::copy(&mut tee, &mut io::sink()).map_err(WalkError::Io)?;
-        let hash = format!("{:x}", tee.hasher.finalize());
+        if self.hash {
+            // The inspector stops at its scan limit; the hash needs every byte.
+            let mut buf = vec![0; 256 * 1024];
+            loop {
+                match tee.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(WalkError::Io(e)),
+                }
+            }
+        }
+        let hash = tee
+            .hasher
+            .map(|h| format!("{:x}", h.finalize()))
+            .unwrap_or_default();
         self.hashes.insert(path.clone(), (tee.bytes, hash));
         if let (Some(format), Some(bytes)) = (format, tee.config) {
             self.keys(&path, format, &bytes, tee.bytes > CONFIG_SCAN_LIMIT as u64);
@@ -146,7 +163,7 @@ impl Summarizer {
 /// a configuration file.
 struct Tee<'a> {
     inner: &'a mut dyn Read,
-    hasher: Sha256,
+    hasher: Option<Sha256>,
     bytes: u64,
     config: Option<Vec<u8>>,
 }
@@ -154,7 +171,9 @@ struct Tee<'a> {
 impl Read for Tee<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&buf[..n]);
+        }
         self.bytes += n as u64;
         if let Some(config) = &mut self.config {
             let room = CONFIG_SCAN_LIMIT.saturating_sub(config.len());

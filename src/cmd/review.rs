@@ -30,15 +30,23 @@ use crate::text::escape_os;
 /// How long the system resolver may take for one name.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Opens, hashes and summarizes one bundle; its escaped name and SHA-256.
-fn read_bundle(path: &Path, max_size: u64) -> anyhow::Result<(String, String, Summary)> {
+/// Opens and summarizes one bundle; its escaped name and, for `diff`, its SHA-256
+/// (with every file's hash; `preflight` needs neither).
+fn read_bundle(
+    path: &Path,
+    max_size: u64,
+    diff: bool,
+) -> anyhow::Result<(String, String, Summary)> {
     let shown = escape_os(path.as_os_str());
     let mut file = File::open(path).with_context(|| format!("{shown}: cannot read bundle"))?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher)
-        .with_context(|| format!("{shown}: cannot read bundle"))?;
-    let sha256 = format!("{:x}", hasher.finalize());
-    let summary = match summary::summarize(&mut file, max_size) {
+    let mut sha256 = String::new();
+    if diff {
+        let mut hasher = Sha256::new();
+        std::io::copy(&mut file, &mut hasher)
+            .with_context(|| format!("{shown}: cannot read bundle"))?;
+        sha256 = format!("{:x}", hasher.finalize());
+    }
+    let summary = match summary::summarize(&mut file, max_size, diff) {
         Ok(s) => s,
         Err(WalkError::Io(e)) => {
             return Err(anyhow::Error::new(e).context(format!("{shown}: cannot read bundle")))
@@ -52,8 +60,8 @@ fn read_bundle(path: &Path, max_size: u64) -> anyhow::Result<(String, String, Su
 }
 
 pub fn run_diff(args: &DiffArgs) -> anyhow::Result<Outcome> {
-    let (old_path, old_sha, old) = read_bundle(&args.old, args.max_size)?;
-    let (new_path, new_sha, new) = read_bundle(&args.new, args.max_size)?;
+    let (old_path, old_sha, old) = read_bundle(&args.old, args.max_size, true)?;
+    let (new_path, new_sha, new) = read_bundle(&args.new, args.max_size, true)?;
     let changes = diff::compare(&old, &new);
     let (old_side, new_side) = (
         Side {
@@ -84,7 +92,7 @@ pub fn run_diff(args: &DiffArgs) -> anyhow::Result<Outcome> {
 
 pub fn run_preflight(args: &PreflightArgs) -> anyhow::Result<Outcome> {
     let host = Host::new(&args.root, args.hosts.as_deref(), true)?;
-    let (shown, _, summary) = read_bundle(&args.bundle, args.max_size)?;
+    let (shown, _, summary) = read_bundle(&args.bundle, args.max_size, false)?;
     let result = preflight::check(&summary, &host);
     let mut stdout = std::io::stdout().lock();
     if args.json {
