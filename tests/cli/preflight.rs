@@ -222,3 +222,35 @@ fn unpack_prints_one_preflight_line_per_blocking_finding() {
     assert_eq!(lines, 4, "{}", run.stdout);
     assert!(p.path("out/install.sh").exists());
 }
+
+#[test]
+fn hostile_names_are_escaped_in_preflight_output() {
+    let p = host();
+    let evil: Spec = vec![
+        (
+            "etc/cron.d/evil\x1b[2J",
+            0o644,
+            b"0 1 * * * root /opt/x --title \x1b]0;t\x07 --to https://gone.example.com/\n".to_vec(),
+        ),
+        (
+            "etc/x/app\x1b[31m.ini",
+            0o644,
+            b"[db\x1b[2J]\nhost = gone-db.example.com\n".to_vec(),
+        ),
+    ];
+    bundle(&p.path("evil.tar.gz"), &evil);
+    let run = preflight(&p, "evil.tar.gz", &[], "yes");
+    run.code(1)
+        .stdout_has(
+            "blocking unresolvable-host: etc/cron.d/evil\\x1b[2J:1  gone.example.com does not resolve (cron job)",
+        )
+        .stdout_has("--title \\x1b]0;t\\x07 --to")
+        .stdout_has(
+            "warning  unresolvable-host: etc/x/app\\x1b[31m.ini  gone-db.example.com does not resolve (configuration key db\\x1b[2J.host)",
+        );
+    assert!(
+        !run.stdout.contains('\x1b') && !run.stdout.contains('\x07'),
+        "{}",
+        run.stdout
+    );
+}
