@@ -176,7 +176,18 @@ impl Signals {
     }
 }
 
-const DEPENDENCY_KEYS: &[&str] = &["Requires", "Wants", "After", "Before", "BindsTo", "PartOf"];
+/// Keys of a unit that name other units (`Unit=` is the one a timer or path starts).
+const DEPENDENCY_KEYS: &[&str] = &[
+    "Requires",
+    "Requisite",
+    "Wants",
+    "After",
+    "Before",
+    "BindsTo",
+    "PartOf",
+    "OnFailure",
+    "Unit",
+];
 
 /// `acme` → `acme.service`; services and timers only (targets, slices and the rest
 /// belong to systemd itself); templates and shell variables are not names.
@@ -434,6 +445,11 @@ mod tests {
             &[unit("acme-db.service")],
         );
         check(Source::Unit, "ExecStart=/bin/true", &[]);
+        check(
+            Source::Unit,
+            "Unit=acme-report.service",
+            &[unit("acme-report.service")],
+        );
         check(
             Source::Sql,
             "ALTER TABLE jobs ADD COLUMN x int;",
