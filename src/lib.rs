@@ -17,6 +17,7 @@ pub mod cmd;
 mod config;
 mod inventory;
 mod mutation;
+mod package;
 mod policy;
 mod robustness;
 mod store;

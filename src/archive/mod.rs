@@ -12,6 +12,7 @@
 //! never change an exit code.
 
 pub(crate) mod config_keys;
+mod deb;
 pub(crate) mod diff;
 pub(crate) mod extract;
 pub(crate) mod inspect;

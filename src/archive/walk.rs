@@ -28,6 +28,8 @@ pub enum Format {
     TarGz,
     TarXz,
     TarZst,
+    /// A Debian package: an ar archive of control and data tar members.
+    Deb,
 }
 
 impl Format {
@@ -38,6 +40,7 @@ impl Format {
             Format::TarGz => "tar.gz",
             Format::TarXz => "tar.xz",
             Format::TarZst => "tar.zst",
+            Format::Deb => "deb",
         }
     }
 }
@@ -46,6 +49,8 @@ impl Format {
 pub fn detect(head: &[u8]) -> Option<Format> {
     if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
         Some(Format::Zip)
+    } else if head.starts_with(crate::package::ar::MAGIC) {
+        Some(Format::Deb)
     } else if head.starts_with(&[0x1f, 0x8b]) {
         Some(Format::TarGz)
     } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
@@ -215,7 +220,7 @@ pub fn walk(file: &mut File, visitor: &mut dyn Visitor) -> Result<Format, WalkEr
     file.seek(SeekFrom::Start(0)).map_err(WalkError::Io)?;
     let format = detect(&head).ok_or_else(|| WalkError::Corrupt {
         entry: None,
-        message: "not an archive vendorguard reads (zip, tar, tar.gz, tar.xz, tar.zst)".into(),
+        message: "not an archive vendorguard reads (zip, tar, tar.gz, tar.xz, tar.zst, deb)".into(),
     })?;
     match format {
         Format::Zip => walk_zip(file, visitor)?,
@@ -241,6 +246,7 @@ pub fn walk(file: &mut File, visitor: &mut dyn Visitor) -> Result<Format, WalkEr
             let dec = zstd::stream::read::Decoder::new(&mut *file).map_err(WalkError::Io)?;
             walk_tar(dec, visitor, TarOptions::BUNDLE)?
         }
+        Format::Deb => crate::archive::deb::walk_deb(file, visitor)?,
     }
     visitor.end()?;
     Ok(format)
