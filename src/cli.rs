@@ -171,6 +171,22 @@ pub struct CheckArgs {
     /// an inline signature].
     #[arg(long, value_name = "FILE")]
     pub signature: Option<PathBuf>,
+    /// For a .deb: the apt repository's release file (InRelease, cleartext-signed; or
+    /// Release with --release-signature) that vouches for --index.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "index",
+        conflicts_with = "signature"
+    )]
+    pub release: Option<PathBuf>,
+    /// The detached signature of --release (Release.gpg).
+    #[arg(long, value_name = "FILE", requires = "release")]
+    pub release_signature: Option<PathBuf>,
+    /// For a .deb: the repository's index (Packages, .gz, .xz, .zst, .bz2) listing the
+    /// package; the release must list its SHA-256.
+    #[arg(long, value_name = "FILE", requires = "release")]
+    pub index: Option<PathBuf>,
     /// A SHA-256 the bundle must have (64 hex digits).
     #[arg(long, value_name = "HEX", value_parser = parse_sha256)]
     pub sha256: Option<String>,
@@ -190,7 +206,7 @@ pub struct CheckArgs {
 
 #[derive(Debug, Args)]
 pub struct UnpackArgs {
-    /// The bundle (zip, tar, tar.gz, tar.xz, tar.zst) to verify and extract.
+    /// The bundle (zip, tar, tar.gz, tar.xz, tar.zst, deb) to verify and extract.
     pub bundle: PathBuf,
     /// The folder to create (it must not exist, or be empty).
     #[arg(long, value_name = "DIR")]

@@ -441,6 +441,7 @@ fn run(dir: &Path, f: &Fixture, case: &Case) -> Result<Outcome, String> {
     };
     let policy = StandardPolicy::new();
     let req = verify::Request {
+        repository: None,
         bundle: &bundle,
         judge: Judge {
             keyring: &keyring,

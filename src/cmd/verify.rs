@@ -138,6 +138,14 @@ fn verify_command(
         pins,
         signature: args.signature.as_deref(),
         copy,
+        repository: match (&args.release, &args.index) {
+            (Some(release), Some(index)) => Some(verify::Repository {
+                release,
+                release_signature: args.release_signature.as_deref(),
+                index,
+            }),
+            _ => None,
+        },
     };
     Ok(verify::verify_bundle(&req)?)
 }

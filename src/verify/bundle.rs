@@ -22,12 +22,14 @@ use openpgp::packet::Signature;
 use openpgp::types::SignatureType;
 use sequoia_openpgp as openpgp;
 
+use crate::package::deb;
 use crate::policy::{self, MAX_MANIFEST, MAX_RELEASE_HEADER, MAX_SIGNATURE_FILE};
 use crate::verify::checksums;
 use crate::verify::digest::{self, Mode};
 use crate::verify::discover::{self, Source};
 use crate::verify::judge::{judge_signature, Judge};
 use crate::verify::release;
+use crate::verify::repository::{self, HeadCapture, Repository};
 use crate::verify::sigfile::{self, Malformed};
 use crate::verify::verdict::{decide, Findings, Pin, Report, Subject};
 
@@ -46,6 +48,9 @@ pub struct Request<'a> {
     /// pass: `unpack` extracts from this private copy, so the bytes written are exactly
     /// the bytes verified.
     pub copy: Option<&'a File>,
+    /// When set, the bundle is a `.deb` checked through its apt repository: the
+    /// signed release, the index it vouches for, and the package's stanza there.
+    pub repository: Option<Repository<'a>>,
 }
 
 /// Why a bundle could not be checked at all.
@@ -57,6 +62,8 @@ pub enum VerifyError {
     NotAFile { path: PathBuf },
     #[error("{}: cannot read signature: {source}", crate::text::escape_os(path.as_os_str()))]
     Signature { path: PathBuf, source: io::Error },
+    #[error("{}: cannot read the index: {source}", crate::text::escape_os(path.as_os_str()))]
+    Index { path: PathBuf, source: io::Error },
     #[error("cannot write the private copy of the bundle: {0}")]
     Copy(io::Error),
 }
@@ -85,7 +92,10 @@ pub fn verify_bundle(req: &Request<'_>) -> Result<Report, VerifyError> {
         .map_err(bundle_err)?;
     file.seek(SeekFrom::Start(0)).map_err(bundle_err)?;
 
-    let source = discover::find(req.bundle, req.signature, &head);
+    let source = match &req.repository {
+        Some(_) => Source::Repository,
+        None => discover::find(req.bundle, req.signature, &head),
+    };
     let judge = &req.judge;
     let mut acc = Findings::default();
     let mut reader = Tee {
@@ -93,8 +103,9 @@ pub fn verify_bundle(req: &Request<'_>) -> Result<Report, VerifyError> {
         copy: req.copy,
         failed: None,
     };
-    // The signed text of an inline message, for apt metadata's dates.
-    let mut signed_text = Vec::new();
+    // Signed apt metadata whose `Date` and `Valid-Until` apply (an inline `InRelease`
+    // bundle, or the release file a `.deb` is checked through) and the file it came from.
+    let mut dated: Option<(PathBuf, Vec<u8>)> = None;
     let (size, sha256, source_path) = match &source {
         Source::Detached { signature } => {
             let sig_bytes = read_signature_file(signature)?;
@@ -117,7 +128,7 @@ pub fn verify_bundle(req: &Request<'_>) -> Result<Report, VerifyError> {
             (digests.size, digests.sha256(), Some(manifest.clone()))
         }
         Source::Inline => {
-            let mut tee = HashingReader::new(&mut reader);
+            let mut tee = digest::HashingReader::new(&mut reader);
             let parsed = sigfile::parse_signed_message(&mut tee, MAX_RELEASE_HEADER)
                 .map_err(|e| tee.inner.error(req.bundle, e))?;
             match parsed {
@@ -126,7 +137,14 @@ pub fn verify_bundle(req: &Request<'_>) -> Result<Report, VerifyError> {
                     if let Some(u) = &msg.unsigned {
                         acc.unsigned_content(req.bundle, u);
                     }
-                    signed_text = msg.content;
+                    let file_name = req
+                        .bundle
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    if release::is_release(&file_name, &msg.content) {
+                        dated = Some((req.bundle.to_path_buf(), msg.content));
+                    }
                 }
                 Err(Malformed(m)) => acc.malformed(req.bundle, &m),
             }
@@ -134,25 +152,93 @@ pub fn verify_bundle(req: &Request<'_>) -> Result<Report, VerifyError> {
             let (size, sha256) = tee.finish();
             (size, sha256, Some(req.bundle.to_path_buf()))
         }
+        Source::Repository => {
+            let repo = req
+                .repository
+                .as_ref()
+                .expect("a repository source has one");
+            let mut capture = HeadCapture {
+                inner: &mut reader,
+                head: Vec::new(),
+            };
+            let digests = digest::hash_once(&mut capture, &digest::plan([]));
+            let head = capture.head;
+            let digests = digests.map_err(|e| reader.error(req.bundle, e))?;
+            let release = signed_text(judge, repo.release, repo.release_signature, &mut acc)?;
+            if let Some(text) = &release {
+                dated = Some((repo.release.to_path_buf(), text.clone()));
+            }
+            let package = repository::Package {
+                path: req.bundle,
+                size: digests.size,
+                head: &head,
+            };
+            repository::check(repo, release.as_deref(), &package, &mut acc).map_err(|source| {
+                VerifyError::Index {
+                    path: repo.index.to_path_buf(),
+                    source,
+                }
+            })?;
+            (
+                digests.size,
+                digests.sha256(),
+                Some(repo.release.to_path_buf()),
+            )
+        }
+        Source::Embedded { looked_at, skipped } => {
+            let found = deb::signature_members(&mut &file).map_err(bundle_err)?;
+            match found.origin {
+                Some(Ok(sig_bytes)) => {
+                    let sigs = sigfile::parse_detached(&sig_bytes);
+                    let mut whole = digest::HashingReader::new(&mut reader);
+                    let mut signed = deb::SignedMembers::new(&mut whole);
+                    let digests = hash_with_signatures(&mut signed, sigs.as_deref().unwrap_or(&[]));
+                    let unsigned = std::mem::take(&mut signed.unsigned);
+                    let (size, sha256) = whole.finish();
+                    let digests = digests.map_err(|e| reader.error(req.bundle, e))?;
+                    let origin = req.bundle.join("_gpgorigin");
+                    match sigs {
+                        Ok(sigs) => judge_detached(judge, &sigs, &digests, &mut acc),
+                        Err(Malformed(m)) => acc.malformed(&origin, &m),
+                    }
+                    for u in unsigned {
+                        acc.codes.push("unsigned-content");
+                        acc.problems.push(format!(
+                            "{}: {}",
+                            crate::text::escape_os(req.bundle.as_os_str()),
+                            crate::text::escape(&u)
+                        ));
+                    }
+                    (size, sha256, Some(origin))
+                }
+                Some(Err(why)) => {
+                    let digests = digest::hash_once(&mut reader, &digest::plan([]))
+                        .map_err(|e| reader.error(req.bundle, e))?;
+                    acc.malformed(&req.bundle.join("_gpgorigin"), &why);
+                    (digests.size, digests.sha256(), None)
+                }
+                None if found.builder => {
+                    let digests = digest::hash_once(&mut reader, &digest::plan([]))
+                        .map_err(|e| reader.error(req.bundle, e))?;
+                    acc.codes.push("weak-hash");
+                    acc.problems.push(format!(
+                        "{}: only dpkg-sig's _gpgbuilder signs it, and that vouches for the members by MD5 and SHA-1 alone, which is not enough; verify it through the vendor's repository (--release, --index) or ask for a debsigs (_gpgorigin) signature",
+                        crate::text::escape_os(req.bundle.as_os_str())
+                    ));
+                    (digests.size, digests.sha256(), None)
+                }
+                None => {
+                    let digests = digest::hash_once(&mut reader, &digest::plan([]))
+                        .map_err(|e| reader.error(req.bundle, e))?;
+                    no_signature(&mut acc, looked_at, skipped, "a _gpgorigin member");
+                    (digests.size, digests.sha256(), None)
+                }
+            }
+        }
         Source::None { looked_at, skipped } => {
             let digests = digest::hash_once(&mut reader, &digest::plan([]))
                 .map_err(|e| reader.error(req.bundle, e))?;
-            let looked: Vec<String> = looked_at
-                .iter()
-                .map(|p| crate::text::escape_os(p.as_os_str()))
-                .collect();
-            acc.codes.push("no-signature");
-            acc.problems.push(format!(
-                "no signature found: looked for {}, a signed SHA256SUMS, and an inline signature",
-                looked.join(", ")
-            ));
-            acc.problems.extend(skipped.iter().map(ToString::to_string));
-            if skipped
-                .iter()
-                .any(|s| matches!(s, discover::Skipped::NotListed { .. }))
-            {
-                acc.codes.push("not-in-manifest");
-            }
+            no_signature(&mut acc, looked_at, skipped, "an inline signature");
             (digests.size, digests.sha256(), None)
         }
     };
@@ -171,18 +257,39 @@ pub fn verify_bundle(req: &Request<'_>) -> Result<Report, VerifyError> {
         source_path,
     };
     let mut report = decide(subject, &req.pins, acc);
-    let file_name = req
-        .bundle
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    if matches!(source, Source::Inline) && release::is_release(&file_name, &signed_text) {
-        if let Some((refusal, message)) = release::check(&signed_text, judge.now) {
-            let shown = crate::text::escape_os(req.bundle.as_os_str());
+    if let Some((path, text)) = &dated {
+        if let Some((refusal, message)) = release::check(text, judge.now) {
+            let shown = crate::text::escape_os(path.as_os_str());
             report.refuse(refusal, format!("{shown}: {message}"));
         }
     }
     Ok(report)
+}
+
+/// Records that nothing signs the bundle, saying where discovery looked (`last`: the
+/// place a bundle of this kind may carry its own signature).
+fn no_signature(
+    acc: &mut Findings,
+    looked_at: &[PathBuf],
+    skipped: &[discover::Skipped],
+    last: &str,
+) {
+    let looked: Vec<String> = looked_at
+        .iter()
+        .map(|p| crate::text::escape_os(p.as_os_str()))
+        .collect();
+    acc.codes.push("no-signature");
+    acc.problems.push(format!(
+        "no signature found: looked for {}, a signed SHA256SUMS, and {last}",
+        looked.join(", ")
+    ));
+    acc.problems.extend(skipped.iter().map(ToString::to_string));
+    if skipped
+        .iter()
+        .any(|s| matches!(s, discover::Skipped::NotListed { .. }))
+    {
+        acc.codes.push("not-in-manifest");
+    }
 }
 
 fn read_signature_file(path: &Path) -> Result<Vec<u8>, VerifyError> {
@@ -283,14 +390,15 @@ fn judge_message(judge: &Judge<'_>, sigs: &[Signature], acc: &mut Findings) {
     }
 }
 
-/// Verifies a signed manifest and turns its line for the bundle into a pin.
-fn check_manifest(
+/// Reads a signed manifest or release file (at most `MAX_MANIFEST` bytes), judges its
+/// signatures into `acc`, and returns its signed text; `None` when a problem recorded
+/// in `acc` leaves no text to trust (malformed, unsigned content, too large).
+fn signed_text(
     judge: &Judge<'_>,
-    bundle: &Path,
     manifest: &Path,
     signature: Option<&Path>,
     acc: &mut Findings,
-) -> Result<(), VerifyError> {
+) -> Result<Option<Vec<u8>>, VerifyError> {
     let manifest_err = |source| VerifyError::Signature {
         path: manifest.to_path_buf(),
         source,
@@ -305,7 +413,7 @@ fn check_manifest(
             policy::mib(MAX_MANIFEST)
         );
         acc.malformed(manifest, &why);
-        return Ok(());
+        return Ok(None);
     }
     let signed_text: Vec<u8> = match signature {
         Some(sig_path) => {
@@ -318,7 +426,7 @@ fn check_manifest(
                 }
                 Err(Malformed(m)) => {
                     acc.malformed(sig_path, &m);
-                    return Ok(());
+                    return Ok(None);
                 }
             }
         }
@@ -329,17 +437,30 @@ fn check_manifest(
                 judge_message(judge, &msg.signatures, acc);
                 if let Some(u) = &msg.unsigned {
                     acc.unsigned_content(manifest, u);
-                    return Ok(());
+                    return Ok(None);
                 }
                 msg.content
             }
             Err(Malformed(m)) => {
                 acc.malformed(manifest, &m);
-                return Ok(());
+                return Ok(None);
             }
         },
     };
+    Ok(Some(signed_text))
+}
 
+/// Verifies a signed manifest and turns its line for the bundle into a pin.
+fn check_manifest(
+    judge: &Judge<'_>,
+    bundle: &Path,
+    manifest: &Path,
+    signature: Option<&Path>,
+    acc: &mut Findings,
+) -> Result<(), VerifyError> {
+    let Some(signed_text) = signed_text(judge, manifest, signature, acc)? else {
+        return Ok(());
+    };
     let name = bundle
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -379,40 +500,6 @@ fn hash_with_signatures_bytes(bytes: &[u8], sigs: &[Signature]) -> digest::Diges
     // `plan` leaves out unsupported algorithms, the only error.
     digest::hash_bytes(bytes, &digest::plan(sigs.iter().map(mode_for)))
         .expect("hashing bytes in memory")
-}
-
-/// Hashes (SHA-256) everything read through it: the file pin of an inline-signed
-/// bundle, computed in the same pass as the parser's signature digests.
-struct HashingReader<R> {
-    inner: R,
-    sha256: sha2::Sha256,
-    size: u64,
-}
-
-impl<R: Read> HashingReader<R> {
-    fn new(inner: R) -> Self {
-        use sha2::Digest as _;
-        HashingReader {
-            inner,
-            sha256: sha2::Sha256::new(),
-            size: 0,
-        }
-    }
-
-    fn finish(self) -> (u64, [u8; 32]) {
-        use sha2::Digest as _;
-        (self.size, self.sha256.finalize().into())
-    }
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        use sha2::Digest as _;
-        let n = self.inner.read(buf)?;
-        self.sha256.update(&buf[..n]);
-        self.size += n as u64;
-        Ok(n)
-    }
 }
 
 /// Verifies `data` (already in memory, such as a CSAF advisory) against a detached

@@ -260,6 +260,41 @@ impl TextNormalizer {
     }
 }
 
+/// Hashes (SHA-256) everything read through it: the file pin of an inline-signed
+/// bundle, computed in the same pass as the parser's signature digests, and an apt
+/// index hashed as it is decompressed.
+pub struct HashingReader<R> {
+    pub inner: R,
+    sha256: sha2::Sha256,
+    size: u64,
+}
+
+impl<R: Read> HashingReader<R> {
+    pub fn new(inner: R) -> Self {
+        use sha2::Digest as _;
+        HashingReader {
+            inner,
+            sha256: sha2::Sha256::new(),
+            size: 0,
+        }
+    }
+
+    pub fn finish(self) -> (u64, [u8; 32]) {
+        use sha2::Digest as _;
+        (self.size, self.sha256.finalize().into())
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use sha2::Digest as _;
+        let n = self.inner.read(buf)?;
+        self.sha256.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,9 +2,10 @@
 //!
 //! First found wins: `--signature FILE`; `BUNDLE.asc`, `BUNDLE.sig`, `BUNDLE.gpg`; a
 //! signed `SHA256SUMS` manifest in the bundle's folder that lists the bundle; the bundle
-//! itself when it is an inline or cleartext-signed message (an apt `InRelease`), also
-//! when text precedes its armor line (the verifier then rejects that text). This file
-//! only looks at names and a few leading bytes; it verifies nothing.
+//! itself when it is a `.deb` (its `_gpgorigin` member, looked for by the verifier);
+//! the bundle itself when it is an inline or cleartext-signed message (an apt
+//! `InRelease`), also when text precedes its armor line (the verifier then rejects that
+//! text). This file only looks at names and a few leading bytes; it verifies nothing.
 
 use std::fs::File;
 use std::io::Read;
@@ -29,6 +30,15 @@ pub enum Source {
     },
     /// The bundle is a signed message itself.
     Inline,
+    /// A `.deb` (an ar archive), whose signature may be a member of its own
+    /// (`_gpgorigin`); `looked_at` and `skipped` as for `None` when it has none.
+    Embedded {
+        looked_at: Vec<PathBuf>,
+        skipped: Vec<Skipped>,
+    },
+    /// A `.deb` vouched for by a signed apt release through its index
+    /// (`--release`, `--index`): not discovered, given.
+    Repository,
     /// Nothing found; `looked_at` says where we looked, `skipped` what we passed over.
     None {
         looked_at: Vec<PathBuf>,
@@ -70,12 +80,15 @@ impl std::fmt::Display for Skipped {
 }
 
 impl Source {
-    /// A short stable name for reports: `detached`, `manifest`, `inline`, `none`.
+    /// A short stable name for reports: `detached`, `manifest`, `inline`, `embedded`,
+    /// `release`, `none`.
     pub fn kind(&self) -> &'static str {
         match self {
             Source::Detached { .. } => "detached",
             Source::Manifest { .. } => "manifest",
             Source::Inline => "inline",
+            Source::Repository => "release",
+            Source::Embedded { .. } => "embedded",
             Source::None { .. } => "none",
         }
     }
@@ -115,6 +128,9 @@ pub fn find(bundle: &Path, explicit: Option<&Path>, head: &[u8]) -> Source {
         }
     }
 
+    if head.starts_with(crate::package::ar::MAGIC) {
+        return Source::Embedded { looked_at, skipped };
+    }
     match sniff(head) {
         Sniff::Cleartext | Sniff::Message => Source::Inline,
         // Text before a signed message's armor line: the verifier names it as unsigned

@@ -23,9 +23,11 @@ pub(crate) mod keyring;
 pub(crate) mod keys;
 pub(crate) mod release;
 pub(crate) mod report;
+pub(crate) mod repository;
 pub(crate) mod sigfile;
 pub(crate) mod verdict;
 
 pub(crate) use bundle::{verify_bundle, verify_detached_bytes, Request};
 pub(crate) use judge::{Acceptance, SignerPolicy};
+pub(crate) use repository::Repository;
 pub(crate) use verdict::{Pin, Refusal, Report, Status, Verdict};

@@ -180,6 +180,13 @@ fn next_steps(r: &Report) -> String {
                 "do not use: the signed metadata is past its Valid-Until, so it may be an old copy replayed to hide newer releases (a freeze). Fetch a fresh copy from the mirror; if it stays stale, the mirror is out of date or under attack."
             } else if r.codes.contains(&"future-metadata") {
                 "do not use: the signed metadata is dated in the future beyond the allowed clock skew. Check this machine's clock first; if it is right, the metadata was made to outlive its validity."
+            } else if r.codes.iter().any(|c| {
+                matches!(
+                    *c,
+                    "not-in-index" | "index-mismatch" | "malformed-index" | "malformed-release"
+                )
+            }) {
+                "do not install: the repository's files do not vouch for this package (named above). Fetch the release file, the index and the package again from the same repository, at the same time, and verify again; if it still fails, tell the vendor."
             } else if r.codes.contains(&"unsigned-content") {
                 "do not install: the file carries bytes that no signature covers (named above), and a signed file must be signed throughout. Download it again from the vendor's official site and verify again; if it still fails, tell the vendor and your security team."
             } else if r.codes.contains(&"digest-mismatch") || r.codes.contains(&"bad-signature") {
@@ -219,6 +226,10 @@ fn verified_advice(r: &Report, bundle: &str) -> String {
         "inline" => format!(
             "the signed text in {bundle} is the vendor's (an apt InRelease, a cleartext-signed file or an inline-signed message): use the text from this same file; for an InRelease, the files it lists are trusted only through the checksums it gives for them ({AGAIN})"
         ),
+        "release" => format!(
+            "{bundle} matches its stanza in the index, the index matches the signed release, and the release's signature is the vendor's; {} ({AGAIN})",
+            archive_step(bundle)
+        ),
         "manifest" => format!(
             "{bundle} matches its line in the signed checksum manifest, and the manifest's signature is the vendor's; {} ({AGAIN})",
             archive_step(bundle)
@@ -232,8 +243,8 @@ fn verified_advice(r: &Report, bundle: &str) -> String {
 
 /// The next step for a verified file: `unpack` for an archive, else use it as it is.
 fn archive_step(bundle: &str) -> String {
-    const ARCHIVES: [&str; 8] = [
-        ".zip", ".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.zst", ".tzst",
+    const ARCHIVES: [&str; 9] = [
+        ".zip", ".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.zst", ".tzst", ".deb",
     ];
     if ARCHIVES
         .iter()

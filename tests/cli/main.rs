@@ -4,6 +4,7 @@
 mod alert;
 mod config;
 mod corpus;
+mod deb;
 mod diff;
 mod harness;
 mod history;
