@@ -174,6 +174,8 @@ enum Kind {
     Binary { body: Range<usize> },
     /// Compressed or armored: anything inside the message, if the content is kept.
     Opaque { armored: bool },
+    /// A `.deb` with its signature inside: only the unsigned `framing`, in place.
+    Embedded { framing: Vec<Range<usize>> },
 }
 
 struct Fixture {
@@ -234,6 +236,36 @@ fn tar_gz() -> Vec<u8> {
         tar.append_data(&mut h, name, body).unwrap();
     }
     tar.into_inner().unwrap().finish().unwrap()
+}
+
+/// A `.deb` signed as debsigs signs one: a `_gpgorigin` member holding a detached
+/// signature over the other members' data. Returns it and the parts a change may touch
+/// and still verify: each member header's date, owner and mode fields, which nobody
+/// signs and dpkg ignores, and the signature member's data.
+fn deb_with_origin(cert: &Cert) -> (Vec<u8>, Vec<Range<usize>>) {
+    let tgz = tar_gz();
+    let members: [(&str, &[u8]); 3] = [
+        ("debian-binary", b"2.0\n"),
+        ("control.tar.gz", &tgz),
+        ("data.tar.gz", &tgz),
+    ];
+    let signed: Vec<u8> = members
+        .iter()
+        .flat_map(|(_, d)| d.iter().copied())
+        .collect();
+    let sig = sign_detached(cert, &signed);
+    let all = [members[0], members[1], members[2], ("_gpgorigin", &sig[..])];
+    let deb = crate::package::ar::build(&all);
+    let mut framing = Vec::new();
+    let mut at = 8;
+    for (name, data) in all {
+        framing.push(at + 16..at + 48);
+        if name == "_gpgorigin" {
+            framing.push(at + 60..at + 60 + data.len());
+        }
+        at += 60 + data.len() + data.len() % 2;
+    }
+    (deb, framing)
 }
 
 fn sign_detached(cert: &Cert, data: &[u8]) -> Vec<u8> {
@@ -303,6 +335,8 @@ fn fixtures() -> Vec<Fixture> {
     let plain = sign_inline(&cert, RELEASE, false, false);
     let body_start = find(&plain, RELEASE);
 
+    let (deb, deb_framing) = deb_with_origin(&cert);
+
     let with = |name, file, bundle: Vec<u8>, kind| Fixture {
         name,
         file,
@@ -339,6 +373,19 @@ fn fixtures() -> Vec<Fixture> {
             pinned: fpr.clone(),
             content: Vec::new(),
             kind: Kind::Detached,
+        },
+        Fixture {
+            name: "deb, debsigs _gpgorigin member",
+            file: "pkg.deb",
+            bundle: deb,
+            signature: None,
+            cert: armored.clone(),
+            cert_file: "cert.asc",
+            pinned: fpr.clone(),
+            content: Vec::new(),
+            kind: Kind::Embedded {
+                framing: deb_framing,
+            },
         },
         with(
             "cleartext-signed",
@@ -578,6 +625,12 @@ fn verified_change_is_wrong(f: &Fixture, m: &Mutation) -> Option<String> {
             }
             Some("the message changed at its edges or in its content and verified".into())
         }
+        Kind::Embedded { framing } => {
+            if m.bytes.len() == len && framing.iter().any(|r| within(&m.region, r)) {
+                return None;
+            }
+            Some("the .deb changed outside its ar header dates, owners and modes and its signature member, and verified".into())
+        }
     }
 }
 
@@ -773,6 +826,7 @@ fn mutated_archives_never_panic_hang_or_write_outside_the_staging_folder() {
     let originals = Arc::new([
         include_bytes!("../examples/Full-upgrade-package-dten.zip").to_vec(),
         tar_gz(),
+        deb_with_origin(&sequoia_cert()).0,
     ]);
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().to_path_buf();

@@ -114,6 +114,49 @@ fn checksum_and_config_parsers_never_panic() {
 }
 
 #[test]
+fn package_parsers_never_panic() {
+    use std::io::Read;
+    let mut rng = Rng(0x0dec_0ded_5eed_1234);
+    let mut control = tar::Builder::new(Vec::new());
+    let text = b"Package: acme\nVersion: 1.0\nArchitecture: all\nDescription: x\n y\n";
+    let mut h = tar::Header::new_gnu();
+    h.set_size(text.len() as u64);
+    h.set_cksum();
+    control.append_data(&mut h, "./control", &text[..]).unwrap();
+    let control = control.into_inner().unwrap();
+    let deb = crate::package::ar::build(&[
+        ("debian-binary", b"2.0\n"),
+        ("control.tar", &control),
+        ("data.tar", &control),
+        ("_gpgorigin", b"sig"),
+    ]);
+    let release = format!(
+        "Origin: x\nSHA256:\n {} 12 main/Packages\n {} 5 main/Packages.gz\n",
+        "ab".repeat(32),
+        "cd".repeat(32)
+    )
+    .into_bytes();
+    for _ in 0..ROUNDS {
+        let d = rng.mutate(&deb);
+        if let Ok(mut ar) = crate::package::ar::ArReader::new(&d[..]) {
+            while let Ok(Some(_)) = ar.next_member() {
+                let _ = std::io::copy(&mut ar.data(), &mut std::io::sink());
+            }
+        }
+        let _ = crate::package::deb::control_fields(&d[..]);
+        let _ = crate::package::deb::signature_members(&mut std::io::Cursor::new(&d));
+        let mut signed = crate::package::deb::SignedMembers::new(&d[..]);
+        let _ = signed.read_to_end(&mut Vec::new());
+        let r = rng.mutate(&release);
+        if let Ok(ps) = crate::package::deb822::parse(&r) {
+            for p in &ps {
+                let _ = crate::package::deb822::release_sha256(p);
+            }
+        }
+    }
+}
+
+#[test]
 fn escaping_never_lets_a_control_character_through() {
     let mut rng = Rng(0x1234_5678_9abc_def1);
     for _ in 0..ROUNDS {

@@ -318,7 +318,15 @@ fn stanzas(
     decompressed: impl Read,
     keep: &mut dyn FnMut(Paragraph) -> Result<(), String>,
 ) -> Result<(), String> {
-    let mut limited = decompressed.take(MAX_INDEX + 1);
+    stanzas_within(decompressed, keep, MAX_INDEX)
+}
+
+fn stanzas_within(
+    decompressed: impl Read,
+    keep: &mut dyn FnMut(Paragraph) -> Result<(), String>,
+    limit: u64,
+) -> Result<(), String> {
+    let mut limited = decompressed.take(limit + 1);
     let mut counted = Counting {
         inner: &mut limited,
         n: 0,
@@ -332,10 +340,10 @@ fn stanzas(
         }
     }
     drop(reader);
-    if counted.n > MAX_INDEX {
+    if counted.n > limit {
         return Err(format!(
             "decompresses to more than {} MiB",
-            crate::policy::mib(MAX_INDEX)
+            crate::policy::mib(limit)
         ));
     }
     Ok(())
@@ -378,4 +386,95 @@ fn file_name(p: &Path) -> String {
 
 fn shown(p: &Path) -> String {
     crate::text::escape_os(p.as_os_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    const STANZA: &str = "Package: acme\nVersion: 1.0\nArchitecture: all\nFilename: pool/acme_1.0_all.deb\nSize: 3\nSHA256: abc\n\n";
+
+    /// Scans `index` (as a file) for acme_1.0_all.deb; the stanzas found by name and
+    /// by identity, or why the index is malformed.
+    fn check(index: &[u8], want: Result<(usize, usize), &str>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("Packages");
+        std::fs::write(&path, index).unwrap();
+        let id = Identity {
+            package: "acme".into(),
+            version: "1.0".into(),
+            architecture: "all".into(),
+        };
+        let scan = scan_index(&path, "acme_1.0_all.deb", Some(&id)).unwrap();
+        assert_eq!(scan.size, index.len() as u64);
+        assert_eq!(
+            scan.sha256,
+            crate::text::hex(&<sha2::Sha256 as sha2::Digest>::digest(index))
+        );
+        match (want, scan.malformed) {
+            (Ok(counts), None) => assert_eq!((scan.by_name.len(), scan.by_identity.len()), counts),
+            (Err(fragment), Some(why)) => {
+                assert!(why.contains(fragment), "{why:?} lacks {fragment:?}")
+            }
+            (want, got) => panic!("want {want:?}, got {got:?}"),
+        }
+    }
+
+    #[test]
+    fn the_index_is_hashed_whole_and_only_matching_stanzas_are_kept() {
+        let renamed = STANZA.replace("pool/acme_1.0_all.deb", "pool/other.deb");
+        let other = "Package: b\nVersion: 1\nArchitecture: all\nFilename: b.deb\n\n";
+        check(STANZA.as_bytes(), Ok((1, 0)));
+        check(format!("{other}{renamed}").as_bytes(), Ok((0, 1)));
+        check(
+            &gzip(format!("{STANZA}{other}{STANZA}").as_bytes()),
+            Ok((2, 0)),
+        );
+        check(b"", Ok((0, 0)));
+    }
+
+    #[test]
+    fn hostile_indexes_are_malformed_not_errors() {
+        let mut trailing = gzip(STANZA.as_bytes());
+        trailing.extend_from_slice(b"junk");
+        check(
+            &trailing,
+            Err("4 bytes follow the end of the compressed stream"),
+        );
+        let mut two_streams = gzip(STANZA.as_bytes());
+        two_streams.extend(gzip(STANZA.as_bytes()));
+        check(&two_streams, Err("bytes follow the end"));
+        let mut cut = gzip(STANZA.as_bytes());
+        cut.truncate(cut.len() - 5);
+        check(&cut, Err(""));
+        check(b"Package: a\nPackage: b\n", Err("given twice"));
+        check(
+            &gzip(STANZA.repeat(MAX_MATCHES + 1).as_bytes()),
+            Err("more than 64 times"),
+        );
+        check(&[0x28, 0xb5, 0x2f, 0xfd, 0, 0], Err(""));
+    }
+
+    #[test]
+    fn a_decompression_bomb_stops_at_the_cap() {
+        let bomb = gzip(&b"A: b\n\n".repeat(1 << 20));
+        let mut kept = 0;
+        let got = stanzas_within(
+            flate2::read::GzDecoder::new(&bomb[..]),
+            &mut |_| {
+                kept += 1;
+                Ok(())
+            },
+            1 << 20,
+        );
+        assert!(got.unwrap_err().contains("decompresses to more than 1 MiB"));
+        assert!(kept <= (1 << 20) / 6 + 1);
+    }
 }
