@@ -696,3 +696,30 @@ fn a_changed_member_or_one_after_the_signed_ones_is_rejected() {
     assert_eq!(run.codes(), ["unsigned-content"]);
     run.stdout_has("duplicate-entry: member data.tar");
 }
+
+#[test]
+fn a_dpkg_sig_builder_signature_alone_is_not_enough() {
+    let p = Project::new();
+    p.vendors(&[("acme", "*.deb")]);
+    let gpg = Gpg::new();
+    let fpr = gpg.key("Acme <a@acme.example>", "ed25519", "0", None);
+    p.pin_cert("acme", "acme.asc", &gpg.export(&fpr));
+    // dpkg-sig's list: per member its MD5, SHA-1, size and name, clearsigned.
+    let list = p.write(
+        "builder.txt",
+        "Version: 4\nSigner: \nRole: builder\nFiles: \n\td41d8cd98f00b204e9800998ecf8427e da39a3ee5e6b4b0d3255bfef95601890afd80709 4 debian-binary\n",
+    );
+    gpg.sign_inline(&fpr, &list, &p.path("builder.asc"), "--clearsign");
+    let signed = std::fs::read(p.path("builder.asc")).unwrap();
+    p.write(
+        "built.deb",
+        crafted(&[("./a", "a", "root")], &[("_gpgbuilder", &signed)]),
+    );
+    p.run(&["verify", "built.deb"])
+        .code(1)
+        .stdout_has("only dpkg-sig's _gpgbuilder signs it, and that vouches for the members by MD5 and SHA-1 alone");
+    assert_eq!(
+        p.run(&["verify", "built.deb", "--json"]).codes(),
+        ["weak-hash"]
+    );
+}
