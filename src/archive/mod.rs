@@ -1,10 +1,11 @@
-//! Archives: one walker over zip and tar entries (`walk`), and its visitors: the
-//! extractor that fills a staging folder (`extract`), the inspector that lists what an
-//! upgrade will do (`inspect`), and the summarizer (`summary`) that wraps the
-//! inspector and adds hashes, configuration keys (`config_keys`) and line signals
-//! (`signals`) for `diff` (two summaries compared) and `preflight` (one summary
-//! against a view of the host); the extractor and the inspector model the tree an
-//! archive makes (`tree`) to judge its links as the kernel will follow them.
+//! Archives: one walker over zip, tar and `.deb` entries (`walk`, and `deb` for a
+//! package's members), and its visitors: the extractor that fills a staging folder
+//! (`extract`), the inspector that lists what an upgrade will do (`inspect`), and the
+//! summarizer (`summary`) that wraps the inspector and adds hashes, configuration keys
+//! (`config_keys`) and line signals (`signals`) for `diff` (two summaries compared) and
+//! `preflight` (one summary against a view of the host); the extractor and the
+//! inspector model the tree an archive makes (`tree`) to judge its links as the kernel
+//! will follow them.
 //!
 //! This subsystem must not decide whether a bundle is trusted, open a bundle by name,
 //! or write outside the staging root it is given: the `unpack` command verifies first

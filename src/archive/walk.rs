@@ -1,5 +1,6 @@
-//! Reading archives entry by entry: zip, and tar plain or compressed with gzip, xz or
-//! zstd, detected by content, never by name.
+//! Reading archives entry by entry: zip, tar plain or compressed with gzip, xz or
+//! zstd, and `.deb` packages (walked by `deb.rs` through `walk_tar`), detected by
+//! content, never by name.
 //!
 //! `walk` hands every entry's metadata and a reader over its bytes to a [`Visitor`],
 //! then calls its `end`. It decides nothing about entries' safety: refusing `..` paths,

@@ -4,7 +4,8 @@
 //! It owns everything about signatures and pins: where the signature is
 //! (`discover`), reading signature files and signed messages (`sigfile`, `armor`, and
 //! the signed-region rule for inline messages, `framing`), the
-//! one pass over the bundle (`digest`, `bundle`), the pinned keyring (`keyring`,
+//! one pass over the bundle (`digest`, `bundle`), a `.deb`'s apt repository
+//! (`repository`), the pinned keyring (`keyring`,
 //! `checksums`), the policy for one signature (`judge`), the verdict (`verdict`) and its
 //! rendering (`report`), and describing certificates (`keys`).
 //!
