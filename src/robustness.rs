@@ -117,13 +117,9 @@ fn checksum_and_config_parsers_never_panic() {
 fn package_parsers_never_panic() {
     use std::io::Read;
     let mut rng = Rng(0x0dec_0ded_5eed_1234);
-    let mut control = tar::Builder::new(Vec::new());
-    let text = b"Package: acme\nVersion: 1.0\nArchitecture: all\nDescription: x\n y\n";
-    let mut h = tar::Header::new_gnu();
-    h.set_size(text.len() as u64);
-    h.set_cksum();
-    control.append_data(&mut h, "./control", &text[..]).unwrap();
-    let control = control.into_inner().unwrap();
+    let control = crate::package::deb::control_tar(
+        b"Package: acme\nVersion: 1.0\nArchitecture: all\nDescription: x\n y\n",
+    );
     let deb = crate::package::ar::build(&[
         ("debian-binary", b"2.0\n"),
         ("control.tar", &control),

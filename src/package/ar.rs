@@ -217,17 +217,12 @@ fn trim_spaces(b: &[u8]) -> &[u8] {
     &b[..end]
 }
 
+/// Reads as much of `buf` as the input holds; fewer bytes only at its end.
 fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match r.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
+    let mut got = Vec::with_capacity(buf.len());
+    r.take(buf.len() as u64).read_to_end(&mut got)?;
+    buf[..got.len()].copy_from_slice(&got);
+    Ok(got.len())
 }
 
 fn read_exact_or(r: &mut impl Read, buf: &mut [u8], what: &str) -> Result<(), ArError> {

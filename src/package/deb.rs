@@ -372,6 +372,18 @@ impl<R: Read> Read for SignedMembers<R> {
     }
 }
 
+/// A control.tar holding `./control` with `text`, for tests.
+#[cfg(test)]
+pub fn control_tar(text: &[u8]) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(text.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    tar.append_data(&mut h, "./control", text).unwrap();
+    tar.into_inner().unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -441,14 +453,7 @@ mod tests {
 
     #[test]
     fn control_fields_from_a_deb_built_in_memory() {
-        let mut tar = tar::Builder::new(Vec::new());
-        let control = b"Package: acme\nVersion: 1.0\nArchitecture: all\n";
-        let mut h = tar::Header::new_gnu();
-        h.set_size(control.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        tar.append_data(&mut h, "./control", &control[..]).unwrap();
-        let control_tar = tar.into_inner().unwrap();
+        let control_tar = control_tar(b"Package: acme\nVersion: 1.0\nArchitecture: all\n");
         let deb = crate::package::ar::build(&[
             ("debian-binary", b"2.0\n"),
             ("control.tar", &control_tar),
