@@ -723,3 +723,24 @@ fn a_dpkg_sig_builder_signature_alone_is_not_enough() {
         ["weak-hash"]
     );
 }
+
+#[test]
+fn an_index_listing_the_package_twice_with_different_hashes_rejects_it() {
+    let r = Repo::new();
+    let packages = std::fs::read_to_string(r.p.path("Packages")).unwrap();
+    let sha = packages
+        .lines()
+        .find_map(|l| l.strip_prefix("SHA256: "))
+        .unwrap()
+        .to_string();
+    let twin = packages.trim_end().replace(&sha, &"0".repeat(64));
+    r.p.write("Packages", format!("{packages}\n{twin}\n"));
+    r.compress();
+    r.release();
+    r.verify("Packages")
+        .code(1)
+        .stdout_has("Packages: lists acme-agent_1.0_all.deb with different hashes on line 1, line ")
+        .stdout_has("  pin-matched  Packages line 1 (Filename)")
+        .stdout_has("  digest-mismatch  Packages line ");
+    assert_eq!(r.codes("Packages"), ["digest-mismatch"]);
+}
