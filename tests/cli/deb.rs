@@ -744,3 +744,40 @@ fn an_index_listing_the_package_twice_with_different_hashes_rejects_it() {
         .stdout_has("  digest-mismatch  Packages line ");
     assert_eq!(r.codes("Packages"), ["digest-mismatch"]);
 }
+
+/// apt refuses a release past its signed `Valid-Until` (an old, genuinely signed copy
+/// replayed to hide newer packages); so does a `.deb` checked through it, in both
+/// release forms.
+#[test]
+fn a_release_past_its_valid_until_is_expired_metadata() {
+    let r = Repo::new();
+    r.release_by(
+        &r.gpg,
+        &r.fpr,
+        "Valid-Until: Sat, 01 Jan 2022 00:00:00 UTC\n",
+    );
+    r.verify("Packages.gz")
+        .code(1)
+        .stdout_has("expired-metadata");
+    assert_eq!(r.codes("Packages.gz"), ["expired-metadata"]);
+    let detached = r.p.run(&[
+        "verify",
+        DEB,
+        "--release",
+        "Release",
+        "--release-signature",
+        "Release.gpg",
+        "--index",
+        "Packages",
+        "--json",
+    ]);
+    detached.code(1);
+    assert_eq!(detached.codes(), ["expired-metadata"]);
+    // Valid for another year: verified.
+    r.release_by(
+        &r.gpg,
+        &r.fpr,
+        "Valid-Until: Sat, 01 Jan 2100 00:00:00 UTC\n",
+    );
+    r.verify("Packages.gz").code(0);
+}
