@@ -213,6 +213,8 @@ pub struct Email {
     pub insecure_auth: bool,
     /// One message per run for advisory events.
     pub digest: bool,
+    /// Advisory events below this severity are not mailed (`min_severity`).
+    pub min_severity: Option<SeverityFloor>,
     /// The recipients of each vendor with its own `email_to`: `to` plus its list
     /// (`email_to_mode = "add"`) or its list alone (`"replace"`).
     pub vendor_to: std::collections::BTreeMap<String, Vec<String>>,
@@ -231,7 +233,48 @@ pub struct Alerts {
     /// The program run for every event, and how long it may take.
     pub escalation: Option<PathBuf>,
     pub escalation_timeout: Duration,
+    /// Advisory events below this severity are not given to the program.
+    pub escalation_min_severity: Option<SeverityFloor>,
     pub email: Option<Email>,
+    /// `[[alerts.include]]`: when any, an advisory event must match one to be sent.
+    pub include: Vec<Rule>,
+    /// `[[alerts.exclude]]`: an advisory event matching one is sent nowhere.
+    pub exclude: Vec<Rule>,
+}
+
+/// One `[[alerts.include]]` or `[[alerts.exclude]]` rule: every field it sets must
+/// match (at least one is set).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rule {
+    /// A vendor's `name` in this file.
+    pub vendor: Option<String>,
+    /// A product name the advisory gives (CISA KEV's `product`), case-insensitive.
+    pub product: Option<String>,
+    /// CISA KEV's `vendorProject`, case-insensitive.
+    pub vendor_project: Option<String>,
+    /// A case-insensitive substring of the title, summary or a CVE id.
+    pub keyword: Option<String>,
+}
+
+/// The lowest severity a channel carries (`min_severity`). `unknown` is not on this
+/// scale: an event whose source states no severity passes every floor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SeverityFloor {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl SeverityFloor {
+    const WORDS: [(&'static str, SeverityFloor); 5] = [
+        ("info", SeverityFloor::Info),
+        ("low", SeverityFloor::Low),
+        ("medium", SeverityFloor::Medium),
+        ("high", SeverityFloor::High),
+        ("critical", SeverityFloor::Critical),
+    ];
 }
 
 /// A configuration problem: where it is and what was expected.
@@ -321,6 +364,7 @@ impl Config {
         }
         let mut alerts = alerts;
         v.vendor_recipients(&mut alerts, &vendors);
+        v.rule_vendors(&alerts, &vendors);
         if v.problems.is_empty() {
             Ok(Config {
                 path: path.to_path_buf(),
@@ -572,9 +616,20 @@ impl Validator {
                 require_tls: e.require_tls.unwrap_or(false),
                 insecure_auth: e.insecure_auth.unwrap_or(false),
                 digest: e.digest.unwrap_or(false),
+                min_severity: self.severity_floor("alerts.email.min_severity", e.min_severity),
                 vendor_to: Default::default(),
             }
         });
+        let escalation_min_severity = self.severity_floor(
+            "alerts.escalation_min_severity",
+            raw.escalation_min_severity,
+        );
+        if escalation_min_severity.is_some() && raw.escalation.is_none() {
+            self.problem(
+                "alerts.escalation_min_severity",
+                "set without alerts.escalation (the program it limits)",
+            );
+        }
         Alerts {
             escalation: raw.escalation.map(|p| base.join(p)),
             escalation_timeout: self.duration(
@@ -582,7 +637,79 @@ impl Validator {
                 raw.escalation_timeout.as_deref(),
                 60,
             ),
+            escalation_min_severity,
             email,
+            include: self.rules("alerts.include", raw.include),
+            exclude: self.rules("alerts.exclude", raw.exclude),
+        }
+    }
+
+    fn severity_floor(&mut self, key: &str, value: Option<String>) -> Option<SeverityFloor> {
+        let word = value?;
+        let found = SeverityFloor::WORDS
+            .iter()
+            .find(|(w, _)| *w == word)
+            .map(|(_, f)| *f);
+        if found.is_none() {
+            self.problem(
+                key,
+                format!(
+                    "expected one of info, low, medium, high, critical, got {word:?} \
+                     (an event of unknown severity passes every min_severity)"
+                ),
+            );
+        }
+        found
+    }
+
+    fn rules(&mut self, key: &str, raw: Vec<RawRule>) -> Vec<Rule> {
+        let mut out = Vec::new();
+        for (i, r) in raw.into_iter().enumerate() {
+            let fields = [
+                ("vendor", &r.vendor),
+                ("product", &r.product),
+                ("vendor_project", &r.vendor_project),
+                ("keyword", &r.keyword),
+            ];
+            if fields.iter().all(|(_, v)| v.is_none()) {
+                self.problem(
+                    format!("{key}[{i}]"),
+                    "expected at least one of vendor, product, vendor_project, keyword",
+                );
+            }
+            for (name, v) in fields {
+                if v.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                    self.problem(format!("{key}[{i}].{name}"), "must not be empty");
+                }
+            }
+            out.push(Rule {
+                vendor: r.vendor,
+                product: r.product,
+                vendor_project: r.vendor_project,
+                keyword: r.keyword,
+            });
+        }
+        out
+    }
+
+    /// Every `vendor` a routing rule names must be a vendor of this file: a misspelt
+    /// one would silently match nothing.
+    fn rule_vendors(&mut self, alerts: &Alerts, vendors: &[Vendor]) {
+        for (key, rules) in [
+            ("alerts.include", &alerts.include),
+            ("alerts.exclude", &alerts.exclude),
+        ] {
+            for (i, r) in rules.iter().enumerate() {
+                let Some(name) = r.vendor.as_deref().filter(|n| !n.trim().is_empty()) else {
+                    continue;
+                };
+                if !vendors.iter().any(|v| v.name == name) {
+                    self.problem(
+                        format!("{key}[{i}].vendor"),
+                        format!("no [[vendor]] is named {name:?}"),
+                    );
+                }
+            }
         }
     }
 
@@ -902,7 +1029,21 @@ struct RawBackoff {
 struct RawAlerts {
     escalation: Option<PathBuf>,
     escalation_timeout: Option<String>,
+    escalation_min_severity: Option<String>,
     email: Option<RawEmail>,
+    #[serde(default)]
+    include: Vec<RawRule>,
+    #[serde(default)]
+    exclude: Vec<RawRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    vendor: Option<String>,
+    product: Option<String>,
+    vendor_project: Option<String>,
+    keyword: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -916,6 +1057,7 @@ struct RawEmail {
     require_tls: Option<bool>,
     insecure_auth: Option<bool>,
     digest: Option<bool>,
+    min_severity: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1178,5 +1320,38 @@ name = "Bad Name"
         assert!(parse_size("0").is_err());
         assert!(parse_size("20 parsecs").is_err());
         assert!(parse_size("99999999999999999999GiB").is_err());
+    }
+
+    #[test]
+    fn routing_rules_and_severity_floors() {
+        let base = "[alerts]\nescalation = \"esc\"\n";
+        let vendor = "\n[[vendor]]\nname = \"acme\"\n";
+        let ok = check(&format!(
+            "{base}escalation_min_severity = \"high\"\n[[alerts.exclude]]\nvendor = \"acme\"\nkeyword = \"Chrome\"\n[[alerts.include]]\nvendor_project = \"Microsoft\"\n{vendor}"
+        ))
+        .unwrap();
+        assert_eq!(ok.alerts.escalation_min_severity, Some(SeverityFloor::High));
+        assert_eq!(ok.alerts.exclude[0].keyword.as_deref(), Some("Chrome"));
+        assert_eq!(
+            ok.alerts.include[0].vendor_project.as_deref(),
+            Some("Microsoft")
+        );
+        for (extra, want) in [
+            ("escalation_min_severity = \"urgent\"\n", "alerts.escalation_min_severity: expected one of info, low, medium, high, critical, got \"urgent\""),
+            ("escalation_min_severity = \"unknown\"\n", "alerts.escalation_min_severity: expected one of"),
+            ("[[alerts.exclude]]\n", "alerts.exclude[0]: expected at least one of vendor"),
+            ("[[alerts.exclude]]\nkeyword = \" \"\n", "alerts.exclude[0].keyword: must not be empty"),
+            ("[[alerts.include]]\nvendor = \"acmee\"\n", "alerts.include[0].vendor: no [[vendor]] is named \"acmee\""),
+        ] {
+            let err = check(&format!("{base}{extra}{vendor}")).unwrap_err();
+            assert!(err.iter().any(|e| e.starts_with(want)), "{extra}: {err:?}");
+        }
+        let err = check(&format!(
+            "{base}[[alerts.exclude]]\nvendr = \"acme\"\n{vendor}"
+        ))
+        .unwrap_err();
+        assert!(err[0].contains("unknown field `vendr`"), "{err:?}");
+        let err = check("[alerts]\nescalation_min_severity = \"low\"\n").unwrap_err();
+        assert!(err[0].contains("set without alerts.escalation"), "{err:?}");
     }
 }

@@ -29,6 +29,13 @@ pub trait Channel {
         pending.into_iter().map(|p| Batch::one(p.event)).collect()
     }
 
+    /// Whether this channel delivers `event` at all (`alert::route`); one it does not
+    /// is recorded as filtered, never sent, never pending.
+    fn carries(&self, event: &Event) -> bool {
+        let _ = event;
+        true
+    }
+
     /// Delivers one [`Batch`] of [`Channel::batch`].
     fn send<'a>(&'a self, batch: &'a Batch) -> Sending<'a>;
 }

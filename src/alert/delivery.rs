@@ -12,6 +12,9 @@
 //! (the cron interval, or the daemon's next pass), so a dead SMTP server is not
 //! hammered. A permanent rejection of one message (SMTP 5xx) is recorded as such and
 //! the next event is tried.
+//!
+//! An event the channel does not carry (`alert::route`) is recorded as filtered on that
+//! channel before any batch is formed: stored, shown, never sent and never retried.
 
 use std::time::{Duration, SystemTime};
 
@@ -23,6 +26,8 @@ use crate::alert::outbox::{Attempt, DeliveryFailure, Outbox};
 pub struct ChannelReport {
     pub channel: String,
     pub delivered: usize,
+    /// Events this channel does not carry (`[alerts]` routing), recorded as filtered.
+    pub filtered: usize,
     pub failed: usize,
     pub pending: usize,
     pub last_error: Option<String>,
@@ -59,6 +64,13 @@ pub async fn deliver_pending<O: Outbox + ?Sized>(
             channel: ch.name().into(),
             ..Default::default()
         };
+        // Routed away: done with on this channel before anything is sent.
+        let (pending, routed_away): (Vec<_>, Vec<_>) =
+            pending.into_iter().partition(|p| ch.carries(&p.event));
+        for p in &routed_away {
+            outbox.record(&p.event.id, ch.name(), Attempt::Filtered { at: now })?;
+        }
+        rep.filtered = routed_away.len();
         let mut down = false;
         for batch in ch.batch(pending) {
             let group = &batch.events;

@@ -13,6 +13,7 @@ use std::time::Duration;
 use crate::alert::channel::{Batch, Channel, Failure, Sending};
 use crate::alert::event::Event;
 use crate::alert::outbox::PendingEvent;
+use crate::alert::route::Route;
 use crate::alert::smtp::{Relay, SmtpError, SmtpSession};
 use crate::config::{Alerts, Email};
 
@@ -21,6 +22,7 @@ use crate::config::{Alerts, Email};
 pub struct EmailChannel {
     email: Email,
     mailer: OnceCell<Result<Mailer, Failure>>,
+    route: Route,
 }
 
 impl EmailChannel {
@@ -28,6 +30,7 @@ impl EmailChannel {
     pub fn configured(alerts: &Alerts) -> Option<Box<dyn Channel>> {
         let email = alerts.email.clone()?;
         Some(Box::new(EmailChannel {
+            route: Route::new(alerts, email.min_severity),
             email,
             mailer: OnceCell::new(),
         }))
@@ -37,6 +40,10 @@ impl EmailChannel {
 impl Channel for EmailChannel {
     fn name(&self) -> &'static str {
         "email"
+    }
+
+    fn carries(&self, event: &Event) -> bool {
+        self.route.carries(event)
     }
 
     /// One event per message, except that `digest` groups the advisory events of a

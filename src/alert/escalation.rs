@@ -14,6 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::alert::channel::{Batch, Channel, Failure, Sending};
 use crate::alert::event::Event;
+use crate::alert::route::Route;
 use crate::config::Alerts;
 
 /// Captured output kept per attempt.
@@ -23,6 +24,7 @@ const OUTPUT_LIMIT: usize = 16 * 1024;
 pub struct Escalation {
     program: PathBuf,
     timeout: Duration,
+    route: Route,
 }
 
 impl Escalation {
@@ -32,6 +34,7 @@ impl Escalation {
         Some(Box::new(Escalation {
             program,
             timeout: alerts.escalation_timeout,
+            route: Route::new(alerts, alerts.escalation_min_severity),
         }))
     }
 }
@@ -39,6 +42,10 @@ impl Escalation {
 impl Channel for Escalation {
     fn name(&self) -> &'static str {
         "escalation"
+    }
+
+    fn carries(&self, event: &Event) -> bool {
+        self.route.carries(event)
     }
 
     fn send<'a>(&'a self, batch: &'a Batch) -> Sending<'a> {

@@ -1,7 +1,7 @@
 //! Alerting: events (`event`), the outbox they wait in as delivery sees it (`outbox`),
-//! the channels that carry them (`channel`; `escalation`, `email` over `smtp`'s connection,
-//! `stdout`), and
-//! delivering them (`delivery`).
+//! the channels that carry them (`channel`; `escalation`, `email` over `smtp`'s
+//! connection, `stdout`), which events each carries (`route`), and delivering them
+//! (`delivery`).
 //!
 //! Every channel kind is listed once, in [`CHANNELS`]: delivery, `alert test`,
 //! `status` and "is any channel configured" all take their channels from here, so a
@@ -17,6 +17,7 @@ mod email;
 mod escalation;
 pub(crate) mod event;
 pub(crate) mod outbox;
+mod route;
 mod smtp;
 mod stdout;
 
@@ -51,7 +52,10 @@ pub fn any_configured(alerts: &Alerts) -> bool {
 pub fn channels(alerts: &Alerts, json: bool) -> Vec<Box<dyn Channel>> {
     let mut out = configured(alerts);
     if out.is_empty() {
-        out.push(Box::new(stdout::Stdout { json }));
+        out.push(Box::new(stdout::Stdout {
+            json,
+            route: route::Route::new(alerts, None),
+        }));
     }
     out
 }

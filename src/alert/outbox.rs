@@ -16,6 +16,9 @@ pub enum Attempt<'a> {
     },
     /// It failed; the event stays pending.
     Failed(&'a DeliveryFailure),
+    /// The channel does not carry this event (`[alerts]` routing): done with it at
+    /// `at` without sending, never retried, never pending.
+    Filtered { at: SystemTime },
 }
 
 /// A delivery attempt that failed.

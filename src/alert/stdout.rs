@@ -6,15 +6,22 @@ use std::io::Write as _;
 
 use crate::alert::channel::{Batch, Channel, Failure, Sending};
 use crate::alert::event::Event;
+use crate::alert::route::Route;
 
 /// Prints events on stdout.
 pub struct Stdout {
     pub json: bool,
+    /// `[alerts]` include/exclude rules still apply.
+    pub route: Route,
 }
 
 impl Channel for Stdout {
     fn name(&self) -> &'static str {
         "stdout"
+    }
+
+    fn carries(&self, event: &Event) -> bool {
+        self.route.carries(event)
     }
 
     fn send<'a>(&'a self, batch: &'a Batch) -> Sending<'a> {

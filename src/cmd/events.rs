@@ -19,13 +19,16 @@ fn state(config: Option<&Config>) -> anyhow::Result<(&Config, Box<dyn store::Sto
     Ok((config, super::watch::existing_state(config)?))
 }
 
-/// Per configured channel: `delivered`, `acked` (handled without delivery) or `pending`.
+/// Per configured channel: `delivered`, `filtered` (routed away by `[alerts]`), `acked`
+/// (handled without delivery) or `pending`.
 fn channel_states<'a>(e: &EventRow, channels: &[&'a str]) -> Vec<(&'a str, &'static str)> {
     channels
         .iter()
         .map(|c| {
             let s = if e.delivered.iter().any(|d| d == c) {
                 "delivered"
+            } else if e.filtered.iter().any(|d| d == c) {
+                "filtered"
             } else if e.acked_at.is_some() {
                 "acked"
             } else {

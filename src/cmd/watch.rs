@@ -101,6 +101,7 @@ fn merge_reports(into: &mut Vec<ChannelReport>, more: Vec<ChannelReport>) {
         match into.iter_mut().find(|r| r.channel == m.channel) {
             Some(r) => {
                 r.delivered += m.delivered;
+                r.filtered += m.filtered;
                 r.failed += m.failed;
                 r.pending = m.pending;
                 if m.last_error.is_some() {
@@ -166,6 +167,7 @@ fn finish_pass(
                     "channels": reports.iter().map(|r| json!({
                         "channel": r.channel,
                         "delivered": r.delivered,
+                        "filtered": r.filtered,
                         "failed": r.failed,
                         "last_error": r.last_error,
                     })).collect::<Vec<_>>(),
@@ -254,8 +256,10 @@ pub fn run_status(config: Option<&Config>, json: bool) -> anyhow::Result<Outcome
     let sources = state.sources()?;
     let channels = alert::channels(&config.alerts, false);
     let mut pending = Vec::new();
+    let mut filtered = Vec::new();
     for c in &channels {
         pending.push((c.name(), state.pending_count(c.name())?));
+        filtered.push((c.name(), state.filtered_count(c.name())?));
     }
     let problems = state.delivery_problems()?;
     let names: Vec<&str> = channels.iter().map(|c| c.name()).collect();
@@ -286,6 +290,7 @@ pub fn run_status(config: Option<&Config>, json: bool) -> anyhow::Result<Outcome
                     "open_problem_codes": open_of(&s.id).1.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
                 })).collect::<Vec<_>>(),
                 "pending": pending.iter().map(|(c, n)| json!({"channel": c, "events": n})).collect::<Vec<_>>(),
+                "filtered": filtered.iter().map(|(c, n)| json!({"channel": c, "events": n})).collect::<Vec<_>>(),
                 "handled_events": handled,
                 "delivery_errors": problems.iter().map(|p| json!({"channel": p.channel, "kind": p.kind, "error": p.error, "events": p.events, "output": p.output})).collect::<Vec<_>>(),
                 "unreadable_events": unreadable_json(&unreadable),
@@ -321,6 +326,12 @@ pub fn run_status(config: Option<&Config>, json: bool) -> anyhow::Result<Outcome
         }
         for (c, n) in &pending {
             println!("pending: {n} event{} on {c}", plural(*n));
+        }
+        for (c, n) in filtered.iter().filter(|(_, n)| *n > 0) {
+            println!(
+                "filtered: {n} event{} not sent on {c} ([alerts] routing; see `vendorguard events list`)",
+                plural(*n)
+            );
         }
         if handled > 0 {
             println!(

@@ -112,6 +112,8 @@ pub struct EventRow {
     pub acked_at: Option<SystemTime>,
     /// The channels that acknowledged it, by name.
     pub delivered: Vec<String>,
+    /// The channels that do not carry it (`[alerts]` routing), by name.
+    pub filtered: Vec<String>,
 }
 
 /// The source a commit is about.
@@ -182,6 +184,9 @@ pub trait Store: Outbox<Error = StoreError> {
     /// Marks the event `id` acknowledged at `now` (a second time keeps the first time):
     /// it is never delivered again on any channel. `false` when there is no such event.
     fn ack_event(&mut self, id: &str, now: SystemTime) -> Result<bool, StoreError>;
+
+    /// How many events `channel` does not carry (`[alerts]` routing): filtered.
+    fn filtered_count(&self, channel: &str) -> Result<u64, StoreError>;
 
     /// How many acknowledged events are undelivered on any of `channels`: handled.
     fn handled_count(&self, channels: &[&str]) -> Result<u64, StoreError>;

@@ -115,6 +115,9 @@ const MIGRATIONS: &[&str] = &[
         count INTEGER NOT NULL,
         hash TEXT NOT NULL
     );",
+    // 5 -> 6: a channel that does not carry an event (`[alerts]` routing) is done with it
+    // (`delivered_at` set, so it is never pending) without having sent it.
+    "ALTER TABLE deliveries ADD COLUMN filtered INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// The columns `row_to_source` reads, in its order.
@@ -458,16 +461,25 @@ impl Store for SqliteStore {
                 detected_at: from_secs(r.get(5)?),
                 acked_at: r.get::<_, Option<i64>>(6)?.map(from_secs),
                 delivered: Vec::new(),
+                filtered: Vec::new(),
             })
         })?;
         let mut out = rows.collect::<Result<Vec<_>, _>>()?;
         let mut stmt = self.conn.prepare_cached(
-            "SELECT channel FROM deliveries WHERE event_id = ?1 AND delivered_at IS NOT NULL
+            "SELECT channel, filtered FROM deliveries WHERE event_id = ?1 AND delivered_at IS NOT NULL
              ORDER BY channel",
         )?;
         for e in &mut out {
-            let channels = stmt.query_map([&e.id], |r| r.get::<_, String>(0))?;
-            e.delivered = channels.collect::<Result<_, _>>()?;
+            let channels = stmt.query_map([&e.id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?))
+            })?;
+            for row in channels {
+                let (channel, filtered) = row?;
+                match filtered {
+                    true => e.filtered.push(channel),
+                    false => e.delivered.push(channel),
+                }
+            }
         }
         Ok(out)
     }
@@ -478,6 +490,14 @@ impl Store for SqliteStore {
             params![id, secs(now)],
         )?;
         Ok(n > 0)
+    }
+
+    fn filtered_count(&self, channel: &str) -> Result<u64, StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*) FROM deliveries WHERE channel = ?1 AND filtered = 1",
+            [channel],
+            |r| r.get(0),
+        )?)
     }
 
     fn handled_count(&self, channels: &[&str]) -> Result<u64, StoreError> {
@@ -592,6 +612,12 @@ impl Outbox for SqliteStore {
                  ON CONFLICT(event_id, channel) DO UPDATE SET delivered_at = ?3, attempts = attempts + 1,
                     output = COALESCE(?4, output), last_error = NULL, last_error_kind = NULL, next_attempt_at = NULL",
                 params![event, channel, secs(at), output],
+            )?,
+            Attempt::Filtered { at } => self.conn.execute(
+                "INSERT INTO deliveries (event_id, channel, delivered_at, attempts, filtered) VALUES (?1, ?2, ?3, 0, 1)
+                 ON CONFLICT(event_id, channel) DO UPDATE SET delivered_at = ?3, filtered = 1,
+                    last_error = NULL, last_error_kind = NULL, next_attempt_at = NULL",
+                params![event, channel, secs(at)],
             )?,
             Attempt::Failed(f) => self.conn.execute(
                 "INSERT INTO deliveries (event_id, channel, attempts, last_error, last_error_kind, next_attempt_at, output)

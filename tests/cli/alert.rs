@@ -9,6 +9,7 @@ use crate::harness::*;
 use crate::http::{HttpServer, Resp};
 
 mod actionable;
+mod routing;
 
 /// The SMTP server process; killed on drop.
 struct Smtp {
