@@ -8,14 +8,15 @@ use serde_json::json;
 
 use crate::alert;
 use crate::cmd::outcome::Outcome;
+use crate::cmd::setup::NO_CONFIG;
 use crate::config::Config;
 use crate::store::{self, EventRow};
 use crate::text::escape;
 
 /// The configuration and its existing state.
 fn state(config: Option<&Config>) -> anyhow::Result<(&Config, Box<dyn store::Store>)> {
-    let config =
-        config.context("events reads the state named in feeds.toml: pass --config FILE")?;
+    let config = config
+        .with_context(|| format!("events reads the state named in feeds.toml; {NO_CONFIG}"))?;
     Ok((config, super::watch::existing_state(config)?))
 }
 

@@ -15,7 +15,7 @@ use crate::alert::channel::Batch;
 use crate::alert::event::{Event, Kind, Severity};
 use crate::alert::{self, ChannelReport, Scope, UnreadableEvent};
 use crate::cmd::outcome::Outcome;
-use crate::cmd::setup::runtime;
+use crate::cmd::setup::{runtime, NO_CONFIG};
 use crate::config::Config;
 use crate::store::{self, Store};
 use crate::text::plural;
@@ -32,8 +32,7 @@ pub fn run_watch(
     json: bool,
     quiet: bool,
 ) -> anyhow::Result<Outcome> {
-    let config =
-        config.context("watch needs feeds.toml: pass --config FILE or run where feeds.toml is")?;
+    let config = config.with_context(|| format!("watch needs feeds.toml; {NO_CONFIG}"))?;
     if let Some(name) = recheck.filter(|n| config.vendor(n).is_none()) {
         bail!(
             "--recheck {:?}: no such vendor in {}; known vendors: {}",
@@ -159,7 +158,7 @@ fn finish_pass(
                         "url": o.source.url,
                         "status": o.status,
                         "detail": o.detail,
-                        "items": o.items,
+                        "entries": o.items,
                         "new_events": o.new_events,
                         "open_problems": o.problem_count(),
                         "open_problem_codes": o.open_problems,
@@ -248,10 +247,14 @@ async fn daemon(
     Ok(Outcome::Clean)
 }
 
+/// The open-problem code of an advisory held back because a key that is not pinned
+/// signed it.
+const HELD_BACK: &str = "unpinned-signer";
+
 /// `status`.
 pub fn run_status(config: Option<&Config>, json: bool) -> anyhow::Result<Outcome> {
-    let config =
-        config.context("status reads the state named in feeds.toml: pass --config FILE")?;
+    let config = config
+        .with_context(|| format!("status reads the state named in feeds.toml; {NO_CONFIG}"))?;
     let state = existing_state(config)?;
     let sources = state.sources()?;
     let channels = alert::channels(&config.alerts, false);
@@ -269,6 +272,15 @@ pub fn run_status(config: Option<&Config>, json: bool) -> anyhow::Result<Outcome
     let open_of = |id: &str| -> (u64, Vec<(String, u64)>) {
         let codes = open.get(id).cloned().unwrap_or_default();
         (codes.iter().map(|(_, n)| n).sum(), codes)
+    };
+    // Held back: signed only by a key that is not pinned; the rest were rejected.
+    let held_of = |id: &str| -> u64 {
+        open_of(id)
+            .1
+            .iter()
+            .filter(|(c, _)| c == HELD_BACK)
+            .map(|(_, n)| n)
+            .sum()
     };
     let t = |x: Option<SystemTime>| x.map(crate::text::time);
     if json {
@@ -288,6 +300,8 @@ pub fn run_status(config: Option<&Config>, json: bool) -> anyhow::Result<Outcome
                     "entries_seen": s.entries,
                     "open_problems": open_of(&s.id).0,
                     "open_problem_codes": open_of(&s.id).1.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
+                    "held_back": held_of(&s.id),
+                    "rejected": open_of(&s.id).0 - held_of(&s.id),
                 })).collect::<Vec<_>>(),
                 "pending": pending.iter().map(|(c, n)| json!({"channel": c, "events": n})).collect::<Vec<_>>(),
                 "filtered": filtered.iter().map(|(c, n)| json!({"channel": c, "events": n})).collect::<Vec<_>>(),
@@ -306,6 +320,7 @@ pub fn run_status(config: Option<&Config>, json: bool) -> anyhow::Result<Outcome
             println!("{} {} {url}{plain}", s.vendor, s.kind);
             let success = t(s.health.last_success).unwrap_or_else(|| "never".into());
             let (failures, entries) = (s.health.failures, s.entries);
+            let held = held_of(&s.id);
             println!(
                 "  last success {success}  failures in a row {failures}  entries seen {entries}"
             );
@@ -315,12 +330,13 @@ pub fn run_status(config: Option<&Config>, json: bool) -> anyhow::Result<Outcome
             let (n, codes) = open_of(&s.id);
             if n > 0 {
                 println!(
-                    "  open problems {n} ({}): advisories that could not be fetched or checked, checked again every poll",
+                    "  open problems {n} ({}): {held} held back for their signer, {} rejected or unreachable",
                     codes
                         .iter()
                         .map(|(c, k)| format!("{} {k}", crate::text::escape(c)))
                         .collect::<Vec<_>>()
-                        .join(", ")
+                        .join(", "),
+                    n - held
                 );
             }
         }
@@ -389,8 +405,9 @@ pub(super) fn existing_state(config: &Config) -> anyhow::Result<Box<dyn Store>> 
 
 /// `alert test`.
 pub fn run_alert_test(config: Option<&Config>, json: bool) -> anyhow::Result<Outcome> {
-    let config = config
-        .context("alert test sends through the channels in feeds.toml: pass --config FILE")?;
+    let config = config.with_context(|| {
+        format!("alert test sends through the channels in feeds.toml; {NO_CONFIG}")
+    })?;
     let now = SystemTime::now();
     let event = Event::new(
         Kind::Test,

@@ -737,7 +737,7 @@ pub fn summary_line(o: &SourceOutcome) -> String {
     );
     match o.status {
         "ok" if o.problem_count() > 0 => format!(
-            "problems: {what}: {} advisories with open problems ({}), checked again next poll; {} items, {} new events",
+            "problems: {what}: {} advisories with open problems ({}); {} entries, {} new events",
             o.problem_count(),
             o.open_problems
                 .iter()
@@ -747,7 +747,10 @@ pub fn summary_line(o: &SourceOutcome) -> String {
             o.items,
             o.new_events
         ),
-        "ok" => format!("ok: {what}: {} items, {} new events", o.items, o.new_events),
+        "ok" => format!(
+            "ok: {what}: {} entries, {} new events",
+            o.items, o.new_events
+        ),
         "not-modified" => format!("ok: {what}: not modified"),
         _ => format!(
             "failed: {what}: {}{}",

@@ -46,6 +46,28 @@ fn check_config_passes_a_feed_only_vendor_without_a_keyring() {
         .stderr_has("1 problem");
 }
 
+/// Issue 14: with no configuration, the state and alert commands said only "pass
+/// --config FILE"; they name the whole search order, as `check-config` does.
+#[test]
+fn without_a_configuration_every_command_names_the_search_order() {
+    assert!(
+        !std::path::Path::new("/etc/vendorguard/feeds.toml").exists(),
+        "this test needs a machine without /etc/vendorguard/feeds.toml"
+    );
+    let p = Project::new();
+    for args in [
+        &["watch", "--once"][..],
+        &["status"],
+        &["events", "list"],
+        &["alert", "test"],
+        &["check-config"],
+    ] {
+        p.run(args)
+            .code(2)
+            .stderr_has("pass --config FILE, set $VENDORGUARD_CONFIG, or put feeds.toml in the current folder or at /etc/vendorguard/feeds.toml");
+    }
+}
+
 #[test]
 fn configuration_search_order_is_flag_then_environment_then_current_folder() {
     let p = Project::new();

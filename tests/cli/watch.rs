@@ -1058,7 +1058,10 @@ fn csaf_failing_advisories_are_folded_remembered_and_cleared_when_fixed() {
     p.w.p
         .run(&["status"])
         .code(0)
-        .stdout_has("open problems 10 (advisory-unreachable 10)");
+        .stdout_has("open problems 10 (advisory-unreachable 10): 0 held back for their signer, 10 rejected or unreachable");
+    let status = p.w.p.run(&["status", "--json"]).json();
+    assert_eq!(status["sources"][0]["rejected"], 10);
+    assert_eq!(status["sources"][0]["held_back"], 0);
 
     // Still broken: remembered, nothing raised again, still exit 1.
     let before = p.w.events().len();
@@ -1374,6 +1377,9 @@ fn csaf_key_rotation_is_one_incident_and_the_gap_is_announced_once_pinned() {
             assert_eq!(p.w.srv.requests("/prov/keys/b.asc").len(), 2);
         }
         p.w.once().code(1).stdout_lacks("event ");
+        p.w.p.run(&["status"]).code(0).stdout_has(
+            "open problems 5 (unpinned-signer 5): 5 held back for their signer, 0 rejected or unreachable",
+        );
 
         let file = p.w.p.write("b.asc", p.gpg.export(&b));
         p.w.p
