@@ -247,10 +247,6 @@ async fn daemon(
     Ok(Outcome::Clean)
 }
 
-/// The open-problem code of an advisory held back because a key that is not pinned
-/// signed it.
-const HELD_BACK: &str = "unpinned-signer";
-
 /// `status`.
 pub fn run_status(config: Option<&Config>, json: bool) -> anyhow::Result<Outcome> {
     let config = config
@@ -278,7 +274,7 @@ pub fn run_status(config: Option<&Config>, json: bool) -> anyhow::Result<Outcome
         open_of(id)
             .1
             .iter()
-            .filter(|(c, _)| c == HELD_BACK)
+            .filter(|(c, _)| c == crate::watch::csaf::HELD)
             .map(|(_, n)| n)
             .sum()
     };

@@ -94,6 +94,9 @@ pub struct ProblemRow {
     pub code: String,
     /// The poll that first found it.
     pub first_seen: SystemTime,
+    /// The date the provider listed the advisory with when the problem was recorded: a
+    /// held advisory listed with another date is checked again.
+    pub listed_updated: Option<String>,
 }
 
 /// A stored event as `events list` shows it.
@@ -134,6 +137,9 @@ pub struct PollCommit<'a> {
     /// `Some` replaces the source's open advisory problems (CSAF); `None` keeps them.
     pub problems: Option<&'a [ProblemRow]>,
     pub events: &'a [Event],
+    /// `Some` (CSAF): the vendor's pinned fingerprints this poll checked against,
+    /// recorded so held advisories are checked again only when they change.
+    pub keyring: Option<&'a str>,
     pub now: SystemTime,
 }
 
@@ -159,6 +165,10 @@ pub trait Store: Outbox<Error = StoreError> {
 
     /// The open advisory problems of a source.
     fn problems(&self, source: &str) -> Result<Vec<ProblemRow>, StoreError>;
+
+    /// The vendor's pinned fingerprints the source's last successful CSAF poll checked
+    /// against (`PollCommit::keyring`), if any was recorded.
+    fn keyring_seen(&self, source: &str) -> Result<Option<String>, StoreError>;
 
     /// How many advisory problems are open, per source id and code.
     fn open_problems(&self) -> Result<HashMap<String, Vec<(String, u64)>>, StoreError>;

@@ -118,6 +118,15 @@ const MIGRATIONS: &[&str] = &[
     // 5 -> 6: a channel that does not carry an event (`[alerts]` routing) is done with it
     // (`delivered_at` set, so it is never pending) without having sent it.
     "ALTER TABLE deliveries ADD COLUMN filtered INTEGER NOT NULL DEFAULT 0;",
+    // 5 -> 6: what a CSAF source's last poll saw of the vendor's keyring, and the listing
+    // date of each held advisory, so advisories held back for their signer are checked
+    // again only when either changes.
+    "ALTER TABLE advisory_problems ADD COLUMN listed_updated TEXT;
+    CREATE TABLE keyring_seen (
+        source TEXT PRIMARY KEY,
+        fingerprints TEXT NOT NULL,
+        seen_at INTEGER NOT NULL
+    );",
 ];
 
 /// The columns `row_to_source` reads, in its order.
@@ -308,7 +317,7 @@ impl Store for SqliteStore {
 
     fn problems(&self, source: &str) -> Result<Vec<ProblemRow>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT advisory_url, code, first_seen FROM advisory_problems WHERE source = ?1
+            "SELECT advisory_url, code, first_seen, listed_updated FROM advisory_problems WHERE source = ?1
              ORDER BY advisory_url, code",
         )?;
         let rows = stmt.query_map([source], |r| {
@@ -316,9 +325,21 @@ impl Store for SqliteStore {
                 advisory_url: r.get(0)?,
                 code: r.get(1)?,
                 first_seen: from_secs(r.get(2)?),
+                listed_updated: r.get(3)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn keyring_seen(&self, source: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT fingerprints FROM keyring_seen WHERE source = ?1",
+                [source],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 
     fn open_problems(&self) -> Result<HashMap<String, Vec<(String, u64)>>, StoreError> {
@@ -388,8 +409,8 @@ impl Store for SqliteStore {
                 [c.source.id],
             )?;
             let mut ins = tx.prepare_cached(
-                "INSERT OR REPLACE INTO advisory_problems (source, advisory_url, code, first_seen, last_seen)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT OR REPLACE INTO advisory_problems (source, advisory_url, code, first_seen, last_seen, listed_updated)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
             for p in problems {
                 ins.execute(params![
@@ -397,9 +418,16 @@ impl Store for SqliteStore {
                     p.advisory_url,
                     p.code,
                     secs(p.first_seen),
-                    now
+                    now,
+                    p.listed_updated
                 ])?;
             }
+        }
+        if let Some(fingerprints) = c.keyring {
+            tx.execute(
+                "INSERT OR REPLACE INTO keyring_seen (source, fingerprints, seen_at) VALUES (?1, ?2, ?3)",
+                params![c.source.id, fingerprints, now],
+            )?;
         }
         let inserted = insert_events(&tx, c.events)?;
         tx.commit()?;
@@ -1103,6 +1131,7 @@ mod tests {
             entries: &entries,
             problems: None,
             events: &events,
+            keyring: None,
             now: from_secs(1_700_000_000),
         };
         assert_eq!(s.commit_poll(&c).unwrap(), 2);
@@ -1323,6 +1352,7 @@ mod tests {
             advisory_url: url.into(),
             code: code.into(),
             first_seen: from_secs(at),
+            listed_updated: None,
         };
         let commit = |s: &mut SqliteStore, problems: Option<&[ProblemRow]>| {
             s.commit_poll(&PollCommit {
@@ -1336,6 +1366,7 @@ mod tests {
                 entries: &[],
                 problems,
                 events: &[],
+                keyring: None,
                 now: from_secs(1_700_000_000),
             })
             .unwrap();

@@ -11,8 +11,10 @@
 //! a key make one `key-changed` event per new key (its fingerprint, whether a pinned key
 //! certifies it, how many advisories it signed and their first names); those advisories
 //! are held back as `unpinned-signer` problems without an event each. An advisory with
-//! an open problem is checked again on every poll, so a fix (or the new key pinned) is
-//! noticed; `watch --recheck` checks every listed advisory again. The verifier's
+//! an open problem is checked again on every poll, so a fix is noticed, except one held
+//! back for its signer: that is checked again only when the vendor's pinned keys
+//! changed since the source's last poll or the provider lists it with a new date;
+//! `watch --recheck` checks every listed advisory again. The verifier's
 //! warnings on a verified advisory are notices: an unpinned co-signer is
 //! `unexpected-signer` (once per provider and key), a signing key expiring soon
 //! `key-expiring`.
@@ -44,6 +46,10 @@ use crate::watch::fetch::{Fetched, Fetcher, Validators};
 use crate::watch::keywatch::certified_by_pinned;
 use crate::watch::source::PollError;
 
+/// The problem code of an advisory held back because only a key that is not pinned
+/// signed it.
+pub const HELD: &str = "unpinned-signer";
+
 /// One advisory the provider lists.
 #[derive(Debug, Clone)]
 struct Listed {
@@ -63,6 +69,11 @@ pub struct Known {
     pub problems: Vec<ProblemRow>,
     /// Download and check every listed advisory, changed or not (`watch --recheck`).
     pub recheck: bool,
+    /// The vendor's pinned fingerprints now (sorted, comma-separated), and whether they
+    /// differ from what the source's last poll checked against: only then are
+    /// advisories held back for their signer downloaded and checked again.
+    pub pinned: String,
+    pub keyring_changed: bool,
 }
 
 /// A listed advisory that could not be fetched or did not pass its checks.
@@ -78,6 +89,8 @@ pub struct Problem {
     pub event: Option<Event>,
     /// For `unpinned-signer`: the fingerprint of the key that signed it.
     pub signer: Option<String>,
+    /// The date the provider listed the advisory with.
+    pub listed_updated: Option<String>,
 }
 
 /// What a poll of a provider produced.
@@ -288,7 +301,16 @@ pub async fn poll(
         .iter()
         .map(|p| p.advisory_url.as_str())
         .collect();
+    // Held back for its signer, listed with the same date, and the keyring is what it
+    // was: checking it again cannot change the answer, so it stays held unfetched.
+    let still_held: HashMap<&str, Option<&str>> = known
+        .problems
+        .iter()
+        .filter(|p| p.code == HELD && !known.keyring_changed && !known.recheck)
+        .map(|p| (p.advisory_url.as_str(), p.listed_updated.as_deref()))
+        .collect();
     let mut set = JoinSet::new();
+    let mut carried = Vec::new();
     let mut listed: Vec<Listed> = listed.into_values().collect();
     listed.sort_by(|a, b| a.url.cmp(&b.url));
     for l in listed {
@@ -298,6 +320,16 @@ pub async fn poll(
             .get(&key)
             .is_some_and(|p| p.updated.as_deref() == Some(l.updated.as_str()));
         if unchanged && !known.recheck && !open.contains(l.url.as_str()) {
+            continue;
+        }
+        if still_held.get(l.url.as_str()) == Some(&Some(l.updated.as_str())) {
+            carried.push(Problem {
+                advisory_url: l.url.clone(),
+                code: HELD,
+                signer: None,
+                listed_updated: Some(l.updated.clone()),
+                event: None,
+            });
             continue;
         }
         let seen = EntryWrite {
@@ -317,12 +349,18 @@ pub async fn poll(
         match result {
             Ok(c) => checked.push((seen, c)),
             // Not recorded as downloaded: it stays due until it verifies.
-            Err(problem) => problems.push(problem),
+            Err(mut problem) => {
+                problem.listed_updated = seen.updated;
+                problems.push(problem);
+            }
         }
     }
     checked.sort_by(|a, b| a.0.key.cmp(&b.0.key));
     problems.sort_by(|a, b| a.advisory_url.cmp(&b.advisory_url));
     notices.extend(rotation_incidents(&ctx, &unpinned_keys, &mut problems).await);
+    // Held from earlier polls: open still, named by the incident raised back then.
+    problems.extend(carried);
+    problems.sort_by(|a, b| a.advisory_url.cmp(&b.advisory_url));
     let mut entries = Vec::new();
     let mut advisories = Vec::new();
     for (seen, c) in checked {
@@ -495,6 +533,7 @@ fn rejected(ctx: &Ctx, l: &Listed, code: &'static str, why: String) -> Problem {
         advisory_url: l.url.clone(),
         code,
         signer: None,
+        listed_updated: None,
         event: Some(
             Event::new(
                 Kind::BundleRejected,
@@ -597,7 +636,7 @@ async fn rotation_incidents(
             advisories: Vec::new(),
         });
     }
-    for p in problems.iter_mut().filter(|p| p.code == "unpinned-signer") {
+    for p in problems.iter_mut().filter(|p| p.code == HELD) {
         let Some(fpr) = p.signer.clone() else {
             continue;
         };
@@ -742,8 +781,9 @@ async fn check_advisory(ctx: &Ctx, l: Listed) -> Result<Checked, Problem> {
                 .unwrap_or_default();
             return Err(Problem {
                 advisory_url: l.url.clone(),
-                code: "unpinned-signer",
+                code: HELD,
                 signer: Some(fpr.clone()).filter(|f| !f.is_empty()),
+                listed_updated: None,
                 event: Some(unpinned_signer(
                     vendor,
                     &format!(

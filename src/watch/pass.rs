@@ -130,10 +130,13 @@ impl<'a> Watcher<'a> {
                 })
                 .unwrap_or_default();
             let known = if s.kind == SourceKind::Feed(FeedFormat::Csaf) {
+                let pinned = pinned_fingerprints(keyrings.get(&s.vendor).map(|k| &**k));
                 crate::watch::csaf::Known {
                     entries: state.entries(&s.id)?,
                     problems: state.problems(&s.id)?,
                     recheck: recheck == Some(s.vendor.as_str()),
+                    keyring_changed: state.keyring_seen(&s.id)?.as_deref() != Some(&pinned),
+                    pinned,
                 }
             } else {
                 crate::watch::csaf::Known::default()
@@ -181,6 +184,17 @@ impl<'a> Watcher<'a> {
         });
         Ok(outcomes)
     }
+}
+
+/// A vendor's pinned primary fingerprints, sorted and comma-separated: what a CSAF
+/// poll compares with the last poll's to tell whether the keyring changed.
+fn pinned_fingerprints(keyring: Option<&Keyring>) -> String {
+    let mut fprs: Vec<String> = keyring
+        .map(|k| k.certs().iter().map(|c| c.fingerprint().to_hex()).collect())
+        .unwrap_or_default();
+    fprs.sort();
+    fprs.dedup();
+    fprs.join(",")
 }
 
 /// The source and result of a finished poll task. A task that panicked (or was
@@ -331,6 +345,7 @@ fn record_success(
     let mut entries: Vec<EntryWrite> = Vec::new();
     let mut validators = None;
     let mut problems: Option<Vec<ProblemRow>> = None;
+    let mut keyring = None;
     let (status, items_n) = match polled {
         Polled::NotModified => ("not-modified", 0),
         Polled::Items {
@@ -368,6 +383,7 @@ fn record_success(
         }
         Polled::Csaf(c) => {
             let known = c.known;
+            keyring = Some(known.pinned.clone());
             entries.extend(c.entries);
             events.extend(c.notices);
             let (raised, open) = fold_problems(
@@ -399,7 +415,7 @@ fn record_success(
                     None => {
                         new_items += 1;
                         if !first {
-                            if codes.is_some_and(|c| c.contains(&"unpinned-signer")) {
+                            if codes.is_some_and(|c| c.contains(&crate::watch::csaf::HELD)) {
                                 released.push(advisory.event);
                             } else {
                                 events.push(advisory.event);
@@ -440,6 +456,7 @@ fn record_success(
         entries: &entries,
         problems: problems.as_deref(),
         events: &events,
+        keyring: keyring.as_deref(),
         now,
     })?;
     let mut open_problems = BTreeMap::new();
@@ -480,6 +497,7 @@ fn fold_problems(
             advisory_url: p.advisory_url.clone(),
             code: p.code.to_string(),
             first_seen: first_seen.unwrap_or(now),
+            listed_updated: p.listed_updated.clone(),
         });
         // A problem named by a key rotation incident raises nothing of its own.
         if let (None, Some(event)) = (first_seen, p.event.clone()) {
@@ -526,8 +544,12 @@ fn problems_summary(
         (_, 1) => "advisory failed its checks",
         _ => "advisories failed their checks",
     };
+    let when = match kind {
+        Kind::UnexpectedSigner => "once the vendor's pinned keys change",
+        _ => "every poll",
+    };
     let title = format!(
-        "{} CSAF provider: {n} more {what} ({codes}): {names}; each is checked again every poll (vendorguard status counts them)",
+        "{} CSAF provider: {n} more {what} ({codes}): {names}; each is checked again {when} (vendorguard status counts them)",
         src.vendor
     );
     let at = format!("advisory problems {}", crate::text::unix_secs(now));
@@ -855,6 +877,7 @@ mod tests {
                 advisory_url: format!("https://acme.example/{u}"),
                 code: c.to_string(),
                 first_seen: at(1),
+                listed_updated: None,
             })
             .collect();
         let problems = problems
@@ -863,6 +886,7 @@ mod tests {
                 advisory_url: format!("https://acme.example/{u}"),
                 code,
                 signer: None,
+                listed_updated: None,
                 event: Some(Event::new(
                     *kind,
                     "acme",

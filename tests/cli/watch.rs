@@ -1376,10 +1376,31 @@ fn csaf_key_rotation_is_one_incident_and_the_gap_is_announced_once_pinned() {
             // Fetched by the CSAF check and by the key URL watcher.
             assert_eq!(p.w.srv.requests("/prov/keys/b.asc").len(), 2);
         }
+        // The keyring is unchanged: the held advisories are not fetched again.
+        let held = |n: u32| {
+            p.w.srv
+                .requests(&format!("/prov/white/2026/acme-2026-{n:03}.json"))
+                .len()
+        };
+        let before: Vec<usize> = (2..=6).map(held).collect();
         p.w.once().code(1).stdout_lacks("event ");
+        assert_eq!(
+            (2..=6).map(held).collect::<Vec<_>>(),
+            before,
+            "held advisories fetched again on an unchanged keyring"
+        );
         p.w.p.run(&["status"]).code(0).stdout_has(
             "open problems 5 (unpinned-signer 5): 5 held back for their signer, 0 rejected or unreachable",
         );
+        // Listed with a new date: that one is checked again (still held, nothing raised).
+        p.publish("ACME-2026-003", "2", 5.3, "2026-11-20T00:00:00Z");
+        p.w.once().code(1).stdout_lacks("event ");
+        assert_eq!(
+            held(3),
+            before[1] + 1,
+            "a held advisory listed with a new date is checked again"
+        );
+        assert_eq!(held(2), before[0]);
 
         let file = p.w.p.write("b.asc", p.gpg.export(&b));
         p.w.p
@@ -1394,6 +1415,7 @@ fn csaf_key_rotation_is_one_incident_and_the_gap_is_announced_once_pinned() {
             ])
             .code(0);
         let r = p.w.once();
+        assert_eq!(held(2), before[0] + 1, "the keyring changed: checked again");
         r.code(0)
             .stdout_has("event advisory-new medium acme: ACME-2026-002: ACME-2026-002 in acme agent")
             .stdout_has("acme CSAF provider: 2 more advisories held back for their signer verify now: acme-2026-005.json, acme-2026-006.json");
