@@ -137,10 +137,22 @@ pub struct PollCommit<'a> {
     /// `Some` replaces the source's open advisory problems (CSAF); `None` keeps them.
     pub problems: Option<&'a [ProblemRow]>,
     pub events: &'a [Event],
+    /// `Some` (CSAF): the validators of the listing documents this poll fetched whole,
+    /// replacing the source's; `None` keeps them (a listing that did not change).
+    pub listing: Option<&'a [UrlValidators]>,
     /// `Some` (CSAF): the vendor's pinned fingerprints this poll checked against,
     /// recorded so held advisories are checked again only when they change.
     pub keyring: Option<&'a str>,
     pub now: SystemTime,
+}
+
+/// The ETag and Last-Modified one URL was last fetched with (a CSAF provider's
+/// metadata, ROLIE feeds and `changes.csv`), exactly as the server sent them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UrlValidators {
+    pub url: String,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
 }
 
 /// One failed poll.
@@ -165,6 +177,9 @@ pub trait Store: Outbox<Error = StoreError> {
 
     /// The open advisory problems of a source.
     fn problems(&self, source: &str) -> Result<Vec<ProblemRow>, StoreError>;
+
+    /// The validators of the listing documents of a CSAF source's last full poll.
+    fn listing_validators(&self, source: &str) -> Result<Vec<UrlValidators>, StoreError>;
 
     /// The vendor's pinned fingerprints the source's last successful CSAF poll checked
     /// against (`PollCommit::keyring`), if any was recorded.

@@ -22,7 +22,7 @@ use crate::alert::{Attempt, DeliveryProblem, Outbox, PendingEvent, UnreadableEve
 use crate::store::history::{self as chain, Entry, Record};
 use crate::store::{
     EntryRow, EventRow, FailureCommit, History, PollCommit, ProblemRow, SourceHealth, SourceRow,
-    Store, StoreError,
+    Store, StoreError, UrlValidators,
 };
 
 /// Each entry brings the schema from version `i` to `i + 1`.
@@ -126,6 +126,15 @@ const MIGRATIONS: &[&str] = &[
         source TEXT PRIMARY KEY,
         fingerprints TEXT NOT NULL,
         seen_at INTEGER NOT NULL
+    );",
+    // 6 -> 7: per URL validators of a CSAF provider's listing documents (metadata, ROLIE
+    // feeds, changes.csv), so an unchanged listing is a few 304s and no parsing.
+    "CREATE TABLE listing_validators (
+        source TEXT NOT NULL,
+        url TEXT NOT NULL,
+        etag TEXT,
+        last_modified TEXT,
+        PRIMARY KEY (source, url)
     );",
 ];
 
@@ -331,6 +340,20 @@ impl Store for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    fn listing_validators(&self, source: &str) -> Result<Vec<UrlValidators>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT url, etag, last_modified FROM listing_validators WHERE source = ?1 ORDER BY url",
+        )?;
+        let rows = stmt.query_map([source], |r| {
+            Ok(UrlValidators {
+                url: r.get(0)?,
+                etag: r.get(1)?,
+                last_modified: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     fn keyring_seen(&self, source: &str) -> Result<Option<String>, StoreError> {
         Ok(self
             .conn
@@ -421,6 +444,19 @@ impl Store for SqliteStore {
                     now,
                     p.listed_updated
                 ])?;
+            }
+        }
+        if let Some(listing) = c.listing {
+            tx.execute(
+                "DELETE FROM listing_validators WHERE source = ?1",
+                [c.source.id],
+            )?;
+            let mut ins = tx.prepare_cached(
+                "INSERT OR REPLACE INTO listing_validators (source, url, etag, last_modified)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for v in listing {
+                ins.execute(params![c.source.id, v.url, v.etag, v.last_modified])?;
             }
         }
         if let Some(fingerprints) = c.keyring {
@@ -1131,6 +1167,7 @@ mod tests {
             entries: &entries,
             problems: None,
             events: &events,
+            listing: None,
             keyring: None,
             now: from_secs(1_700_000_000),
         };
@@ -1366,6 +1403,7 @@ mod tests {
                 entries: &[],
                 problems,
                 events: &[],
+                listing: None,
                 keyring: None,
                 now: from_secs(1_700_000_000),
             })

@@ -18,6 +18,9 @@
 //! warnings on a verified advisory are notices: an unpinned co-signer is
 //! `unexpected-signer` (once per provider and key), a signing key expiring soon
 //! `key-expiring`.
+//! The listing documents (metadata, ROLIE feeds, `changes.csv`) are asked with the
+//! validators of the last full poll when no advisory waits for a second check; if all
+//! answer 304 the poll ends unparsed and the pass treats it as not modified.
 //! An advisory's identity is the publisher namespace plus `tracking.id`; a new
 //! `tracking.version` is an update. Real quirks handled: CISA's `"ref"` where ROLIE says
 //! `"rel"`, unsorted and duplicated `changes.csv` rows, hash files naming `2026/<file>`
@@ -36,7 +39,7 @@ use sha2::Digest as _;
 use tokio::task::JoinSet;
 
 use crate::alert::event::{Event, Kind, Severity};
-use crate::store::{EntryRow, EntryWrite, ProblemRow};
+use crate::store::{EntryRow, EntryWrite, ProblemRow, UrlValidators};
 use crate::text::group4;
 use crate::verify::judge::Judge;
 use crate::verify::keyring::{parse_certs, Keyring};
@@ -74,6 +77,8 @@ pub struct Known {
     /// advisories held back for their signer downloaded and checked again.
     pub pinned: String,
     pub keyring_changed: bool,
+    /// The validators of the listing documents the last full poll fetched.
+    pub listing: Vec<UrlValidators>,
 }
 
 /// A listed advisory that could not be fetched or did not pass its checks.
@@ -108,6 +113,8 @@ pub struct CsafPoll {
     /// What the poll was decided against, handed back so the caller diffs against
     /// the same snapshot without reading the state again.
     pub known: Known,
+    /// The validators of the listing documents this poll fetched.
+    pub listing: Vec<UrlValidators>,
 }
 
 /// What checking one advisory needs, shared by its tasks.
@@ -142,12 +149,56 @@ async fn get_bytes(fetcher: &Fetcher, url: &str) -> Result<Vec<u8>, Download> {
     }
 }
 
-/// A provider's metadata, ROLIE feed or `changes.csv`: its download failing fails the
-/// poll as `csaf-unreachable`.
-async fn get_listing(fetcher: &Fetcher, url: &str) -> Result<Vec<u8>, PollError> {
-    get_bytes(fetcher, url)
-        .await
-        .map_err(|e| PollError::new("csaf-unreachable", e.to_string()))
+/// A provider's metadata, ROLIE feed or `changes.csv`, fetched whole; its validators go
+/// to `seen`. Its download failing fails the poll as `csaf-unreachable`.
+async fn get_listing(
+    fetcher: &Fetcher,
+    url: &str,
+    seen: &mut Vec<UrlValidators>,
+) -> Result<Vec<u8>, PollError> {
+    match fetcher.get(url, &Validators::default()).await {
+        Ok(Fetched::Body {
+            bytes,
+            etag,
+            last_modified,
+        }) => {
+            seen.push(UrlValidators {
+                url: url.to_string(),
+                etag,
+                last_modified,
+            });
+            Ok(bytes)
+        }
+        Ok(Fetched::NotModified) => Err(Download::NotModified(url.to_string())),
+        Err(e) => Err(Download::Failed(e)),
+    }
+    .map_err(|e| PollError::new("csaf-unreachable", e.to_string()))
+}
+
+/// Whether every listing document of the last full poll answers 304 to its own
+/// validators: then nothing is listed that was not listed before, and nothing is
+/// parsed. Stops at the first that changed (or has no validators to send).
+async fn listing_unchanged(
+    fetcher: &Fetcher,
+    listing: &[UrlValidators],
+) -> Result<bool, PollError> {
+    for v in listing {
+        if v.etag.is_none() && v.last_modified.is_none() {
+            return Ok(false);
+        }
+        let validators = Validators {
+            etag: v.etag.clone(),
+            last_modified: v.last_modified.clone(),
+        };
+        let fetched = fetcher
+            .get(&v.url, &validators)
+            .await
+            .map_err(|e| PollError::new("csaf-unreachable", e.to_string()))?;
+        if !matches!(fetched, Fetched::NotModified) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// `csaf-malformed` for a listing at `url` that is not JSON.
@@ -192,11 +243,22 @@ pub async fn poll(
     keyring: Option<Arc<Keyring>>,
     acceptance: Acceptance,
     now: SystemTime,
-) -> Result<CsafPoll, PollError> {
+) -> Result<Option<CsafPoll>, PollError> {
     let keyring = keyring.filter(|k| !k.is_empty()).ok_or_else(|| {
         PollError::new("csaf-no-pinned-key", format!("no certificate is pinned for vendor {vendor}: advisories cannot be checked (pin the provider's key in keyring/{vendor}/)"))
     })?;
-    let body = get_listing(&fetcher, &url).await?;
+    // Nothing but the listing can give this poll work when no advisory waits for a
+    // second check (held ones wait for the keyring, which did not change): ask with the
+    // last full poll's validators, and stop if every listing document answers 304.
+    let quiet = !known.recheck
+        && !known.keyring_changed
+        && !known.listing.is_empty()
+        && known.problems.iter().all(|p| p.code == HELD);
+    if quiet && listing_unchanged(&fetcher, &known.listing).await? {
+        return Ok(None);
+    }
+    let mut seen = Vec::new();
+    let body = get_listing(&fetcher, &url, &mut seen).await?;
     let meta: Value = serde_json::from_slice(&body).map_err(|e| not_json(&url, e))?;
     let dists = meta
         .get("distributions")
@@ -253,7 +315,7 @@ pub async fn poll(
                 continue;
             };
             let feed_url = resolve(&url, feed_url);
-            let bytes = get_listing(&fetcher, &feed_url).await?;
+            let bytes = get_listing(&fetcher, &feed_url, &mut seen).await?;
             let base = Base::new(&feed_url);
             let entries = rolie_entries(&bytes, &base).map_err(|e| not_json(&feed_url, e))?;
             for l in entries {
@@ -268,7 +330,7 @@ pub async fn poll(
             };
             let dir = resolve(&url, &dir);
             let changes_url = format!("{dir}changes.csv");
-            let bytes = get_listing(&fetcher, &changes_url).await?;
+            let bytes = get_listing(&fetcher, &changes_url, &mut seen).await?;
             let base = Base::new(&dir);
             for (path, date) in parse_changes_csv(&String::from_utf8_lossy(&bytes)) {
                 merge_listed(
@@ -372,13 +434,14 @@ pub async fn poll(
     let mut ids = HashSet::new();
     notices.retain(|e| ids.insert(e.id.clone()));
     advisories.sort_by(|a, b| a.entry.key.cmp(&b.entry.key));
-    Ok(CsafPoll {
+    Ok(Some(CsafPoll {
         entries,
         notices,
         problems,
         advisories,
         known,
-    })
+        listing: seen,
+    }))
 }
 
 /// The advisories a ROLIE feed lists. The feed is read into the few fields used (fast:

@@ -137,6 +137,7 @@ impl<'a> Watcher<'a> {
                     recheck: recheck == Some(s.vendor.as_str()),
                     keyring_changed: state.keyring_seen(&s.id)?.as_deref() != Some(&pinned),
                     pinned,
+                    listing: state.listing_validators(&s.id)?,
                 }
             } else {
                 crate::watch::csaf::Known::default()
@@ -247,7 +248,7 @@ async fn poll_source(
             now,
         )
         .await
-        .map(Polled::Csaf),
+        .map(|p| p.map_or(Polled::NotModified, Polled::Csaf)),
         SourceKind::KeyUrl => {
             let keyring = keyring.ok_or_else(|| {
                 PollError::new(
@@ -346,8 +347,15 @@ fn record_success(
     let mut validators = None;
     let mut problems: Option<Vec<ProblemRow>> = None;
     let mut keyring = None;
+    let mut listing = None;
     let (status, items_n) = match polled {
-        Polled::NotModified => ("not-modified", 0),
+        Polled::NotModified => {
+            // A CSAF listing that did not change keeps its open problems: counted still.
+            if src.kind == SourceKind::Feed(FeedFormat::Csaf) {
+                problems = Some(state.problems(&src.id)?);
+            }
+            ("not-modified", 0)
+        }
         Polled::Items {
             items,
             validators: v,
@@ -384,6 +392,7 @@ fn record_success(
         Polled::Csaf(c) => {
             let known = c.known;
             keyring = Some(known.pinned.clone());
+            listing = Some(c.listing);
             entries.extend(c.entries);
             events.extend(c.notices);
             let (raised, open) = fold_problems(
@@ -456,6 +465,7 @@ fn record_success(
         entries: &entries,
         problems: problems.as_deref(),
         events: &events,
+        listing: listing.as_deref(),
         keyring: keyring.as_deref(),
         now,
     })?;
@@ -772,6 +782,15 @@ pub fn summary_line(o: &SourceOutcome) -> String {
         "ok" => format!(
             "ok: {what}: {} entries, {} new events",
             o.items, o.new_events
+        ),
+        "not-modified" if o.problem_count() > 0 => format!(
+            "problems: {what}: not modified; {} advisories with open problems ({})",
+            o.problem_count(),
+            o.open_problems
+                .iter()
+                .map(|(c, n)| format!("{c} {n}"))
+                .collect::<Vec<_>>()
+                .join(", "),
         ),
         "not-modified" => format!("ok: {what}: not modified"),
         _ => format!(

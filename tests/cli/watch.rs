@@ -843,6 +843,9 @@ struct OwnProvider {
     /// Who signs what `publish` publishes: one armored signature each, concatenated
     /// into the `.asc` (the provider's key alone unless a test says otherwise).
     signers: std::cell::RefCell<Vec<String>>,
+    /// The metadata, and whether it and changes.csv carry an ETag (`tag_listing`).
+    meta: String,
+    tagged: std::cell::Cell<bool>,
 }
 
 impl OwnProvider {
@@ -856,22 +859,23 @@ impl OwnProvider {
         let gpg = Gpg::new();
         let fpr = gpg.key("Acme PSIRT <psirt@acme.example>", "ed25519", expire, None);
         w.p.pin_cert("acme", "psirt.asc", &gpg.export(&fpr));
-        w.srv.route(
-            "/prov/provider-metadata.json",
-            vec![Resp::ok(format!(
-                r#"{{"canonical_url": "{0}", "distributions": [{{"directory_url": "{1}"}}],
-                   "publisher": {{"namespace": "https://acme.example", "name": "Acme", "category": "vendor"}},
-                   "public_openpgp_keys": [{{"fingerprint": "{fpr}", "url": "{0}"}}], "role": "csaf_trusted_provider"}}"#,
-                w.srv.url("/prov/provider-metadata.json"),
-                w.srv.url("/prov/white")
-            ))],
+        let meta = format!(
+            r#"{{"canonical_url": "{0}", "distributions": [{{"directory_url": "{1}"}}],
+               "publisher": {{"namespace": "https://acme.example", "name": "Acme", "category": "vendor"}},
+               "public_openpgp_keys": [{{"fingerprint": "{fpr}", "url": "{0}"}}], "role": "csaf_trusted_provider"}}"#,
+            w.srv.url("/prov/provider-metadata.json"),
+            w.srv.url("/prov/white")
         );
+        w.srv
+            .route("/prov/provider-metadata.json", vec![Resp::ok(meta.clone())]);
         let p = OwnProvider {
             w,
             gpg,
             signers: std::cell::RefCell::new(vec![fpr.clone()]),
             fpr,
             rows: Default::default(),
+            meta,
+            tagged: Default::default(),
         };
         p.publish_changes();
         p
@@ -931,9 +935,31 @@ impl OwnProvider {
             .rev()
             .map(|(n, d)| format!("\"{n}\",\"{d}\"\n"))
             .collect();
-        self.w
-            .srv
-            .route("/prov/white/changes.csv", vec![Resp::ok(csv)]);
+        let resp = self.tag(Resp::ok(csv.clone()), &csv);
+        self.w.srv.route("/prov/white/changes.csv", vec![resp]);
+    }
+
+    /// From now on the metadata and changes.csv carry an ETag (the metadata also a
+    /// Last-Modified), so the server answers a conditional GET with 304.
+    fn tag_listing(&self) {
+        self.tagged.set(true);
+        let meta = self
+            .tag(Resp::ok(self.meta.clone()), &self.meta)
+            .header("Last-Modified", "Sun, 01 Nov 2026 00:00:00 GMT");
+        self.w.srv.route("/prov/provider-metadata.json", vec![meta]);
+        self.publish_changes();
+    }
+
+    fn tag(&self, resp: Resp, body: &str) -> Resp {
+        if !self.tagged.get() {
+            return resp;
+        }
+        use sha2::Digest as _;
+        let h = sha2::Sha256::digest(body.as_bytes());
+        resp.header(
+            "ETag",
+            &format!("\"{:02x}{:02x}{:02x}{:02x}\"", h[0], h[1], h[2], h[3]),
+        )
     }
 }
 
@@ -969,6 +995,52 @@ fn csaf_new_advisories_and_tracking_version_updates() {
             .len(),
         before
     );
+}
+
+/// Issue 14: the provider's metadata and changes.csv are fetched with the validators
+/// they were last sent with; when both answer 304 nothing else is fetched or parsed,
+/// and a changed changes.csv is fetched whole again.
+#[test]
+fn csaf_listing_is_fetched_conditionally_and_a_304_costs_nothing_more() {
+    let p = OwnProvider::new();
+    p.tag_listing();
+    p.publish("ACME-2026-001", "1", 5.3, "2026-11-01T00:00:00Z");
+    p.w.once().code(0);
+    let meta = "/prov/provider-metadata.json";
+    let csv = "/prov/white/changes.csv";
+    let first = p.w.srv.requests(meta);
+    assert!(!first[0].headers.contains_key("if-none-match"), "{first:?}");
+
+    let before = p.w.srv.request_count();
+    p.w.once().code(0).stderr_has("not modified");
+    assert_eq!(
+        p.w.srv.request_count() - before,
+        2,
+        "one conditional GET each"
+    );
+    let m = p.w.srv.requests(meta).pop().unwrap();
+    assert!(m.headers["if-none-match"].starts_with('"'), "{m:?}");
+    assert_eq!(
+        m.headers["if-modified-since"],
+        "Sun, 01 Nov 2026 00:00:00 GMT"
+    );
+    let c = p.w.srv.requests(csv).pop().unwrap();
+    assert!(c.headers.contains_key("if-none-match"), "{c:?}");
+
+    // A new advisory changes changes.csv: fetched whole, the advisory announced.
+    p.publish("ACME-2026-002", "1", 9.8, "2026-11-20T00:00:00Z");
+    p.w.once()
+        .code(0)
+        .stdout_has("event advisory-new critical acme: ACME-2026-002");
+    let c = p.w.srv.requests(csv).pop().unwrap();
+    assert!(
+        !c.headers.contains_key("if-none-match"),
+        "the whole listing: {c:?}"
+    );
+    // Unchanged again: two 304s.
+    let before = p.w.srv.request_count();
+    p.w.once().code(0).stdout_lacks("event ");
+    assert_eq!(p.w.srv.request_count() - before, 2);
 }
 
 #[test]
