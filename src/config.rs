@@ -248,7 +248,8 @@ pub struct Alerts {
 pub struct Rule {
     /// A vendor's `name` in this file.
     pub vendor: Option<String>,
-    /// A product name the advisory gives (CISA KEV's `product`), case-insensitive.
+    /// A product name the advisory gives (CISA KEV's `product`, a CSAF advisory's
+    /// product names), case-insensitive.
     pub product: Option<String>,
     /// CISA KEV's `vendorProject`, case-insensitive.
     pub vendor_project: Option<String>,

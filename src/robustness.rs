@@ -153,6 +153,18 @@ fn package_parsers_never_panic() {
 }
 
 #[test]
+fn csaf_product_tree_walk_never_panics() {
+    let mut rng = Rng(0x0bad_cafe_1234_5678);
+    let seed = br#"{"product_tree": {"full_product_names": [{"name": "A 1"}], "branches": [{"category": "product_name", "name": "A", "branches": [{"product": {"name": "A 2"}}]}]}}"#.to_vec();
+    for _ in 0..ROUNDS {
+        let input = rng.mutate(&seed);
+        if let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&input) {
+            assert!(crate::watch::csaf::csaf_products(&doc).len() <= 50);
+        }
+    }
+}
+
+#[test]
 fn escaping_never_lets_a_control_character_through() {
     let mut rng = Rng(0x1234_5678_9abc_def1);
     for _ in 0..ROUNDS {

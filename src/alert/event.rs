@@ -120,6 +120,9 @@ impl Severity {
     }
 }
 
+/// Between the names of an event's `products` field (a CSAF advisory's product names).
+pub const PRODUCTS_SEPARATOR: &str = "; ";
+
 /// One event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {

@@ -7,7 +7,7 @@
 //! not also hide that its key changed or its feed went dark. Routing decides; recording
 //! an event as `filtered` on a channel is `delivery`'s job.
 
-use crate::alert::event::{Event, Severity};
+use crate::alert::event::{Event, Severity, PRODUCTS_SEPARATOR};
 use crate::config::{Alerts, Rule, SeverityFloor};
 
 /// One channel's routing: the shared rules and its own severity floor.
@@ -65,8 +65,21 @@ fn matches(r: &Rule, e: &Event) -> bool {
                 .is_some_and(|v| v.trim().eq_ignore_ascii_case(w.trim()))
         })
     };
+    let product = r.product.as_deref().is_none_or(|w| {
+        let csaf = e
+            .fields
+            .get("products")
+            .into_iter()
+            .flat_map(|p| p.split(PRODUCTS_SEPARATOR));
+        e.fields
+            .get("product")
+            .map(String::as_str)
+            .into_iter()
+            .chain(csaf)
+            .any(|v| v.trim().eq_ignore_ascii_case(w.trim()))
+    });
     r.vendor.as_deref().is_none_or(|v| v == e.vendor)
-        && field_is("product", &r.product)
+        && product
         && field_is("vendorProject", &r.vendor_project)
         && r.keyword.as_deref().is_none_or(|k| has_keyword(e, k))
 }
@@ -128,7 +141,8 @@ mod tests {
             SystemTime::UNIX_EPOCH,
         )
         .with("vendorProject", "Google")
-        .with("product", "Chromium V8");
+        .with("product", "Chromium V8")
+        .with("products", "Acme Agent 4.2; Acme Agent");
         e.cves = vec!["CVE-2024-0519".into()];
         assert_eq!(
             route.carries(&e),
@@ -171,6 +185,8 @@ mod tests {
             false,
         );
         check("", "product=Chromium", None, AdvisoryNew, High, true);
+        check("", "product=acme agent", None, AdvisoryNew, High, false);
+        check("", "product=Acme", None, AdvisoryNew, High, true);
         check("keyword=heap", "", None, AdvisoryNew, Low, true);
         check("keyword=kernel", "", None, AdvisoryNew, Low, false);
         check(

@@ -38,7 +38,7 @@ use serde_json::Value;
 use sha2::Digest as _;
 use tokio::task::JoinSet;
 
-use crate::alert::event::{Event, Kind, Severity};
+use crate::alert::event::{Event, Kind, Severity, PRODUCTS_SEPARATOR};
 use crate::store::{EntryRow, EntryWrite, ProblemRow, UrlValidators};
 use crate::text::group4;
 use crate::verify::judge::Judge;
@@ -918,6 +918,7 @@ async fn check_advisory(ctx: &Ctx, l: Listed) -> Result<Checked, Problem> {
         .to_string();
     let severity = csaf_severity(&doc);
     let cves = csaf_cves(&doc);
+    let products = csaf_products(&doc);
     let doc = DocumentId {
         scheme: "csaf",
         id: format!("{namespace}#{tracking_id}"),
@@ -934,6 +935,9 @@ async fn check_advisory(ctx: &Ctx, l: Listed) -> Result<Checked, Problem> {
     )
     .with("advisory_id", doc.id.clone())
     .with("tracking_version", version);
+    if !products.is_empty() {
+        event = event.with("products", products.join(PRODUCTS_SEPARATOR));
+    }
     event.cves = cves;
     let content_hash = crate::text::hex(&sha2::Sha256::digest(&data)[..16]);
     Ok(Checked {
@@ -1035,6 +1039,59 @@ pub fn csaf_severity(doc: &Value) -> Severity {
 }
 
 /// The CVE ids of `vulnerabilities[].cve`, each once, in document order.
+/// At most this many product names are carried per advisory (`products`).
+const MAX_PRODUCTS: usize = 50;
+/// Branches deeper than this are not walked (real trees are 3 to 5 deep).
+const MAX_BRANCH_DEPTH: usize = 16;
+
+/// The product names a CSAF document's `product_tree` gives, for routing: every
+/// `full_product_names[].name`, and in `branches` every `product_name` branch's `name`
+/// and every leaf's `product.name`. Each once, at most [`MAX_PRODUCTS`], branches walked
+/// at most [`MAX_BRANCH_DEPTH`] deep; whatever does not have the expected shape is
+/// skipped.
+pub fn csaf_products(doc: &Value) -> Vec<String> {
+    fn branches(v: &Value) -> Vec<&Value> {
+        v.get("branches")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().collect())
+            .unwrap_or_default()
+    }
+    let mut out: Vec<String> = Vec::new();
+    let mut add = |name: Option<&str>| {
+        if let Some(n) = name.map(str::trim).filter(|n| !n.is_empty()) {
+            if out.len() < MAX_PRODUCTS && !out.iter().any(|o| o == n) {
+                out.push(n.to_string());
+            }
+        }
+    };
+    let Some(tree) = doc.get("product_tree") else {
+        return out;
+    };
+    let name = |v: &Value| v.get("name").and_then(Value::as_str).map(str::to_string);
+    for p in tree
+        .get("full_product_names")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        add(name(p).as_deref());
+    }
+    let mut stack: Vec<(&Value, usize)> =
+        branches(tree).into_iter().rev().map(|b| (b, 0)).collect();
+    while let Some((b, depth)) = stack.pop() {
+        if b.get("category").and_then(Value::as_str) == Some("product_name") {
+            add(name(b).as_deref());
+        }
+        if let Some(p) = b.get("product") {
+            add(name(p).as_deref());
+        }
+        if depth < MAX_BRANCH_DEPTH {
+            stack.extend(branches(b).into_iter().rev().map(|c| (c, depth + 1)));
+        }
+    }
+    out
+}
+
 fn csaf_cves(doc: &Value) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for v in doc
@@ -1138,5 +1195,34 @@ mod tests {
             {"cve": "CVE-2024-1"}, {"cve": "CVE-2024-2"}, {"cve": "CVE-2024-1"}, {"title": "x"}]});
         assert_eq!(csaf_severity(&doc), Severity::Unknown);
         assert_eq!(csaf_cves(&doc), ["CVE-2024-1", "CVE-2024-2"]);
+    }
+
+    #[test]
+    fn product_names_from_the_tree_bounded() {
+        let doc = serde_json::json!({"product_tree": {
+            "full_product_names": [{"name": "Acme Agent 4.2"}, {"name": 7}, {"nope": 1}],
+            "branches": [{"category": "vendor", "name": "Acme", "branches": [
+                {"category": "product_name", "name": "Acme Agent", "branches": [
+                    {"category": "product_version", "name": "4.2", "product": {"name": "Acme Agent 4.2", "product_id": "A"}},
+                    {"category": "product_version", "name": "4.3", "product": {"name": "Acme Agent 4.3"}}]}]}],
+        }});
+        assert_eq!(
+            csaf_products(&doc),
+            ["Acme Agent 4.2", "Acme Agent", "Acme Agent 4.3"]
+        );
+        assert!(csaf_products(&serde_json::json!({"product_tree": "x"})).is_empty());
+        // Deep and wide trees: bounded.
+        let mut deep = serde_json::json!({"category": "product_name", "name": "bottom"});
+        for i in 0..100 {
+            deep = serde_json::json!({"category": "product_name", "name": format!("n{i}"), "branches": [deep]});
+        }
+        let names = csaf_products(&serde_json::json!({"product_tree": {"branches": [deep]}}));
+        assert_eq!(names.len(), MAX_BRANCH_DEPTH + 1);
+        let wide: Vec<Value> = (0..500)
+            .map(|i| serde_json::json!({"name": format!("p{i}")}))
+            .collect();
+        let names =
+            csaf_products(&serde_json::json!({"product_tree": {"full_product_names": wide}}));
+        assert_eq!(names.len(), MAX_PRODUCTS);
     }
 }

@@ -767,15 +767,22 @@ pub fn summary_line(o: &SourceOutcome) -> String {
         o.source.kind.code(),
         o.source.url
     );
+    let open = || {
+        let codes: Vec<String> = o
+            .open_problems
+            .iter()
+            .map(|(c, n)| format!("{c} {n}"))
+            .collect();
+        format!(
+            "{} advisories with open problems ({})",
+            o.problem_count(),
+            codes.join(", ")
+        )
+    };
     match o.status {
         "ok" if o.problem_count() > 0 => format!(
-            "problems: {what}: {} advisories with open problems ({}); {} entries, {} new events",
-            o.problem_count(),
-            o.open_problems
-                .iter()
-                .map(|(c, n)| format!("{c} {n}"))
-                .collect::<Vec<_>>()
-                .join(", "),
+            "problems: {what}: {}; {} entries, {} new events",
+            open(),
             o.items,
             o.new_events
         ),
@@ -783,15 +790,9 @@ pub fn summary_line(o: &SourceOutcome) -> String {
             "ok: {what}: {} entries, {} new events",
             o.items, o.new_events
         ),
-        "not-modified" if o.problem_count() > 0 => format!(
-            "problems: {what}: not modified; {} advisories with open problems ({})",
-            o.problem_count(),
-            o.open_problems
-                .iter()
-                .map(|(c, n)| format!("{c} {n}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-        ),
+        "not-modified" if o.problem_count() > 0 => {
+            format!("problems: {what}: not modified; {}", open())
+        }
         "not-modified" => format!("ok: {what}: not modified"),
         _ => format!(
             "failed: {what}: {}{}",

@@ -1041,6 +1041,19 @@ fn csaf_listing_is_fetched_conditionally_and_a_304_costs_nothing_more() {
     let before = p.w.srv.request_count();
     p.w.once().code(0).stdout_lacks("event ");
     assert_eq!(p.w.srv.request_count() - before, 2);
+
+    // An advisory held back for its signer waits for the keyring, not the listing: the
+    // unchanged listing is still two 304s, and the held advisory still counts (exit 1).
+    let stranger = p.gpg.key("Other <o@acme.example>", "ed25519", "0", None);
+    *p.signers.borrow_mut() = vec![stranger];
+    p.publish("ACME-2026-003", "1", 5.0, "2026-11-21T00:00:00Z");
+    p.w.once().code(1).stdout_has("event key-changed");
+    let before = p.w.srv.request_count();
+    p.w.once()
+        .code(1)
+        .stdout_lacks("event ")
+        .stderr_has("not modified; 1 advisories with open problems (unpinned-signer 1)");
+    assert_eq!(p.w.srv.request_count() - before, 2);
 }
 
 #[test]
