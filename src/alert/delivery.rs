@@ -64,9 +64,11 @@ pub async fn deliver_pending<O: Outbox + ?Sized>(
             channel: ch.name().into(),
             ..Default::default()
         };
-        // Routed away: done with on this channel before anything is sent.
-        let (pending, routed_away): (Vec<_>, Vec<_>) =
-            pending.into_iter().partition(|p| ch.carries(&p.event));
+        // Routed away: done with on this channel before anything is sent. An event
+        // already fixed in a digest stays in it, so every retry is the same mail.
+        let (pending, routed_away): (Vec<_>, Vec<_>) = pending
+            .into_iter()
+            .partition(|p| p.message_id.is_some() || ch.carries(&p.event));
         for p in &routed_away {
             outbox.record(&p.event.id, ch.name(), Attempt::Filtered { at: now })?;
         }

@@ -1,7 +1,9 @@
-//! The watcher's durable state: per source its HTTP validators and health, per entry
-//! what was seen, the open problems of CSAF advisories, and the outbox of events with
-//! their per-channel deliveries and whether an operator acknowledged them (handled:
-//! no channel delivers them again).
+//! The watcher's durable state: per source its HTTP validators and health (for a CSAF
+//! source also each listing document's validators and the pinned fingerprints its
+//! last poll checked against), per entry what was seen, the open problems of CSAF
+//! advisories, and the outbox of events with their per-channel deliveries (delivered,
+//! or filtered: a channel that does not carry the event) and whether an operator
+//! acknowledged them (handled: no channel delivers them again).
 //!
 //! [`Store`] is the interface the watcher and the commands use (with
 //! [`alert::Outbox`](crate::alert::Outbox) for delivery); `sqlite` is the one

@@ -1,6 +1,7 @@
-//! The state in SQLite: per source its HTTP validators and health, per entry its key
-//! and content hash, open advisory problems, and the outbox of events with their
-//! per-channel deliveries.
+//! The state in SQLite: per source its HTTP validators and health, per CSAF source its
+//! listing documents' validators and the keyring it last checked against, per entry
+//! its key and content hash, open advisory problems, and the outbox of events with
+//! their per-channel deliveries (filtered ones included).
 //!
 //! A poll's outcome (new validators, entries, open advisory problems, and the events
 //! they cause) is written in one transaction (`BEGIN IMMEDIATE`), so a crash leaves
