@@ -119,7 +119,7 @@ const MIGRATIONS: &[&str] = &[
     // 5 -> 6: a channel that does not carry an event (`[alerts]` routing) is done with it
     // (`delivered_at` set, so it is never pending) without having sent it.
     "ALTER TABLE deliveries ADD COLUMN filtered INTEGER NOT NULL DEFAULT 0;",
-    // 5 -> 6: what a CSAF source's last poll saw of the vendor's keyring, and the listing
+    // 6 -> 7: what a CSAF source's last poll saw of the vendor's keyring, and the listing
     // date of each held advisory, so advisories held back for their signer are checked
     // again only when either changes.
     "ALTER TABLE advisory_problems ADD COLUMN listed_updated TEXT;
@@ -128,7 +128,7 @@ const MIGRATIONS: &[&str] = &[
         fingerprints TEXT NOT NULL,
         seen_at INTEGER NOT NULL
     );",
-    // 6 -> 7: per URL validators of a CSAF provider's listing documents (metadata, ROLIE
+    // 7 -> 8: per URL validators of a CSAF provider's listing documents (metadata, ROLIE
     // feeds, changes.csv), so an unchanged listing is a few 304s and no parsing.
     "CREATE TABLE listing_validators (
         source TEXT NOT NULL,
