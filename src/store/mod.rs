@@ -68,6 +68,8 @@ pub struct SourceHealth {
     pub last_error: Option<String>,
     /// The stable code of the last failure.
     pub last_error_code: Option<String>,
+    /// How long the last poll took (success or failure), when it was measured.
+    pub last_poll: Option<std::time::Duration>,
 }
 
 /// What we knew of an entry.
@@ -146,6 +148,8 @@ pub struct PollCommit<'a> {
     /// recorded so held advisories are checked again only when they change.
     pub keyring: Option<&'a str>,
     pub now: SystemTime,
+    /// How long the poll took; `None` keeps the stored one.
+    pub duration: Option<std::time::Duration>,
 }
 
 /// The ETag and Last-Modified one URL was last fetched with (a CSAF provider's
@@ -165,6 +169,8 @@ pub struct FailureCommit<'a> {
     /// The whole message, shown by `status`.
     pub error: &'a str,
     pub now: SystemTime,
+    /// How long the poll took; `None` keeps the stored one.
+    pub duration: Option<std::time::Duration>,
 }
 
 /// The state the watcher and the commands read and write.
@@ -217,6 +223,25 @@ pub trait Store: Outbox<Error = StoreError> {
 
     /// How many acknowledged events are undelivered on any of `channels`: handled.
     fn handled_count(&self, channels: &[&str]) -> Result<u64, StoreError>;
+
+    /// The events pending on `channel` (not delivered, not acknowledged), each id with
+    /// when it was detected, oldest first: what monitoring ages.
+    fn pending_detected(&self, channel: &str) -> Result<Vec<(String, SystemTime)>, StoreError>;
+
+    /// Delivery attempts so far, per channel: how many were acknowledged and how many
+    /// failed.
+    fn delivery_totals(&self) -> Result<Vec<DeliveryTotals>, StoreError>;
+
+    /// How many events are stored, per kind code, by kind.
+    fn event_totals(&self) -> Result<Vec<(String, u64)>, StoreError>;
+}
+
+/// Delivery attempts on one channel, for monitoring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryTotals {
+    pub channel: String,
+    pub delivered: u64,
+    pub failed: u64,
 }
 
 /// The history of verdicts, hash-chained (see `history`).

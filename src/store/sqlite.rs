@@ -22,8 +22,8 @@ use crate::alert::event::Event;
 use crate::alert::{Attempt, DeliveryProblem, Outbox, PendingEvent, UnreadableEvent};
 use crate::store::history::{self as chain, Entry, Record};
 use crate::store::{
-    EntryRow, EventRow, FailureCommit, History, PollCommit, ProblemRow, SourceHealth, SourceRow,
-    Store, StoreError, UrlValidators,
+    DeliveryTotals, EntryRow, EventRow, FailureCommit, History, PollCommit, ProblemRow,
+    SourceHealth, SourceRow, Store, StoreError, UrlValidators,
 };
 
 /// Each entry brings the schema from version `i` to `i + 1`.
@@ -137,12 +137,14 @@ const MIGRATIONS: &[&str] = &[
         last_modified TEXT,
         PRIMARY KEY (source, url)
     );",
+    // 8 -> 9: how long a source's last poll took, in milliseconds, for monitoring.
+    "ALTER TABLE sources ADD COLUMN last_poll_ms INTEGER;",
 ];
 
 /// The columns `row_to_source` reads, in its order.
 const SOURCE_SELECT: &str = "SELECT id, vendor, kind, url, etag, last_modified, initialized, last_success,
         last_attempt, last_error, last_error_code, failures, failing_since, failing_alerted, first_seen,
-        (SELECT COUNT(*) FROM entries e WHERE e.source = s.id)
+        (SELECT COUNT(*) FROM entries e WHERE e.source = s.id), last_poll_ms
     FROM sources s";
 
 /// Opens the state at `path` (see [`SqliteStore::open`]).
@@ -206,6 +208,10 @@ fn secs(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn from_secs(s: i64) -> SystemTime {
@@ -404,9 +410,10 @@ impl Store for SqliteStore {
         }
         tx.execute(
             "UPDATE sources SET initialized = 1, last_success = ?2, last_attempt = ?2, last_error = NULL,
-                    last_error_code = NULL, failures = 0, failing_since = NULL, failing_alerted = 0
+                    last_error_code = NULL, failures = 0, failing_since = NULL, failing_alerted = 0,
+                    last_poll_ms = COALESCE(?3, last_poll_ms)
              WHERE id = ?1",
-            params![c.source.id, now],
+            params![c.source.id, now, c.duration.map(millis)],
         )?;
         {
             let mut up = tx.prepare_cached(
@@ -489,9 +496,9 @@ impl Store for SqliteStore {
         )?;
         tx.execute(
             "UPDATE sources SET failures = failures + 1, last_error = ?2, last_error_code = ?3, last_attempt = ?4,
-                    failing_since = COALESCE(failing_since, ?4)
+                    failing_since = COALESCE(failing_since, ?4), last_poll_ms = COALESCE(?5, last_poll_ms)
              WHERE id = ?1",
-            params![id, error, code, t],
+            params![id, error, code, t, f.duration.map(millis)],
         )?;
         let row = tx.query_row(
             &format!("{SOURCE_SELECT} WHERE id = ?1"),
@@ -578,6 +585,44 @@ impl Store for SqliteStore {
             }
         }
         Ok(ids.len() as u64)
+    }
+
+    fn pending_detected(&self, channel: &str) -> Result<Vec<(String, SystemTime)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT e.id, e.detected_at FROM events e
+             LEFT JOIN deliveries d ON d.event_id = e.id AND d.channel = ?1
+             WHERE d.delivered_at IS NULL AND e.acked_at IS NULL ORDER BY e.seq",
+        )?;
+        let rows = stmt.query_map([channel], |r| {
+            Ok((r.get::<_, String>(0)?, from_secs(r.get(1)?)))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn delivery_totals(&self) -> Result<Vec<DeliveryTotals>, StoreError> {
+        // A delivered row's last attempt succeeded; every other attempt failed.
+        let mut stmt = self.conn.prepare(
+            "SELECT channel, COUNT(delivered_at), SUM(attempts) - COUNT(delivered_at)
+             FROM deliveries GROUP BY channel ORDER BY channel",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(DeliveryTotals {
+                channel: r.get(0)?,
+                delivered: r.get::<_, i64>(1)?.max(0) as u64,
+                failed: r.get::<_, i64>(2)?.max(0) as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn event_totals(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT kind, COUNT(*) FROM events GROUP BY kind ORDER BY kind")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 }
 
@@ -1121,6 +1166,9 @@ fn row_to_source(r: &rusqlite::Row<'_>) -> rusqlite::Result<SourceRow> {
             failing_since: t(r.get(12)?),
             failing_alerted: r.get::<_, i64>(13)? != 0,
             first_seen: t(r.get(14)?),
+            last_poll: r
+                .get::<_, Option<i64>>(16)?
+                .map(|ms| Duration::from_millis(ms.max(0) as u64)),
         },
         entries: r.get::<_, i64>(15)? as u64,
     })
@@ -1171,6 +1219,7 @@ mod tests {
             listing: None,
             keyring: None,
             now: from_secs(1_700_000_000),
+            duration: Some(Duration::from_millis(1500)),
         };
         assert_eq!(s.commit_poll(&c).unwrap(), 2);
         assert_eq!(
@@ -1407,6 +1456,7 @@ mod tests {
                 listing: None,
                 keyring: None,
                 now: from_secs(1_700_000_000),
+                duration: None,
             })
             .unwrap();
         };

@@ -119,6 +119,7 @@ impl<'a> Watcher<'a> {
         let mut set = JoinSet::new();
         let mut tasks: HashMap<tokio::task::Id, Source> = HashMap::new();
         let mut priors: HashMap<String, Option<SourceRow>> = HashMap::new();
+        let timings: Arc<std::sync::Mutex<HashMap<String, Duration>>> = Arc::default();
         for s in &list {
             let row = state.source(&s.id)?;
             let validators = row
@@ -157,8 +158,15 @@ impl<'a> Watcher<'a> {
                 },
             );
             let (f, src, kr) = (fetcher.clone(), s.clone(), keyrings.get(&s.vendor).cloned());
+            let timings = timings.clone();
             let task = set.spawn(async move {
-                poll_source(&f, &src, validators, known, kr, acceptance, now).await
+                // tokio's clock: how long the poll took, for monitoring.
+                let start = tokio::time::Instant::now();
+                let r = poll_source(&f, &src, validators, known, kr, acceptance, now).await;
+                if let Ok(mut t) = timings.lock() {
+                    t.insert(src.id.clone(), start.elapsed());
+                }
+                r
             });
             tasks.insert(task.id(), s.clone());
         }
@@ -175,10 +183,12 @@ impl<'a> Watcher<'a> {
                 key_results.push((src, result));
                 continue;
             }
-            outcomes.push(record(config, state, &mut priors, &src, result, now)?);
+            let took = took(&timings, &src);
+            outcomes.push(record(config, state, &mut priors, &src, result, took, now)?);
         }
         for (src, result) in key_results {
-            outcomes.push(record(config, state, &mut priors, &src, result, now)?);
+            let took = took(&timings, &src);
+            outcomes.push(record(config, state, &mut priors, &src, result, took, now)?);
         }
         outcomes.sort_by(|a, b| {
             (&a.source.vendor, &a.source.url).cmp(&(&b.source.vendor, &b.source.url))
@@ -196,6 +206,11 @@ fn pinned_fingerprints(keyring: Option<&Keyring>) -> String {
     fprs.sort();
     fprs.dedup();
     fprs.join(",")
+}
+
+/// How long `src`'s poll task took; `None` when it did not finish (a panic).
+fn took(timings: &std::sync::Mutex<HashMap<String, Duration>>, src: &Source) -> Option<Duration> {
+    timings.lock().ok()?.remove(&src.id)
 }
 
 /// The source and result of a finished poll task. A task that panicked (or was
@@ -302,12 +317,13 @@ fn record(
     priors: &mut HashMap<String, Option<SourceRow>>,
     src: &Source,
     result: Result<Polled, PollError>,
+    took: Option<Duration>,
     now: SystemTime,
 ) -> Result<SourceOutcome, StoreError> {
     let prior = priors.remove(&src.id).flatten();
     match result {
-        Ok(polled) => record_success(config, state, src, prior.as_ref(), polled, now),
-        Err(failure) => record_failure(config, state, src, &failure, now),
+        Ok(polled) => record_success(config, state, src, prior.as_ref(), polled, took, now),
+        Err(failure) => record_failure(config, state, src, &failure, took, now),
     }
 }
 
@@ -339,6 +355,7 @@ fn record_success(
     src: &Source,
     prior: Option<&SourceRow>,
     polled: Polled,
+    took: Option<Duration>,
     now: SystemTime,
 ) -> Result<SourceOutcome, StoreError> {
     let first = !prior.is_some_and(|p| p.initialized);
@@ -468,6 +485,7 @@ fn record_success(
         listing: listing.as_deref(),
         keyring: keyring.as_deref(),
         now,
+        duration: took,
     })?;
     let mut open_problems = BTreeMap::new();
     for p in problems.iter().flatten() {
@@ -674,6 +692,7 @@ fn record_failure(
     state: &mut dyn Store,
     src: &Source,
     failure: &PollError,
+    took: Option<Duration>,
     now: SystemTime,
 ) -> Result<SourceOutcome, StoreError> {
     let (code, message) = (failure.code, failure.to_string());
@@ -684,6 +703,7 @@ fn record_failure(
         code,
         error: &message,
         now,
+        duration: took,
     };
     let (row, event) = state.commit_failure(&commit, &|row| {
         let row = &row.health;
@@ -746,7 +766,7 @@ fn failing_since(row: &SourceHealth) -> String {
 /// Whether a source that just failed counts as failing: `threshold` failures in a row,
 /// or no success for `stale_after` (counted from its first poll when it never
 /// succeeded).
-fn is_failing(
+pub(crate) fn is_failing(
     row: &SourceHealth,
     threshold: u32,
     stale_after: Option<Duration>,
