@@ -72,9 +72,20 @@ pub enum Command {
     Watch(WatchArgs),
     /// Per source: last success, last error, failures in a row, entries seen; pending
     /// events per channel.
+    ///
+    /// --check: a Nagios/Icinga plugin (one line; exit 0 OK, 1 WARNING, 2 CRITICAL,
+    /// 3 UNKNOWN, a bad configuration included). --prometheus: the metrics in
+    /// Prometheus text format, for node_exporter's textfile collector.
     Status {
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["check", "prometheus"])]
         json: bool,
+        /// One Nagios/Icinga plugin line with perfdata; exit 0 OK, 1 WARNING,
+        /// 2 CRITICAL, 3 UNKNOWN.
+        #[arg(long, conflicts_with = "prometheus")]
+        check: bool,
+        /// Prometheus text exposition format on stdout.
+        #[arg(long)]
+        prometheus: bool,
     },
     /// The stored events and where each was delivered; acknowledge one to stop its
     /// retries.

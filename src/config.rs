@@ -42,6 +42,9 @@ pub struct Watch {
     /// folded into one summary event.
     pub problem_events: usize,
     pub backoff: Backoff,
+    /// Where the daemon serves `/metrics` (`metrics = "127.0.0.1:9899"`); `None`: not
+    /// served.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// `[watch.backoff]`: retry policy for transient HTTP failures.
@@ -236,6 +239,9 @@ pub struct Alerts {
     /// Advisory events below this severity are not given to the program.
     pub escalation_min_severity: Option<SeverityFloor>,
     pub email: Option<Email>,
+    /// How long an event may stay undelivered on every channel before
+    /// `status --check` says CRITICAL.
+    pub pending_critical: Duration,
     /// `[[alerts.include]]`: when any, an advisory event must match one to be sent.
     pub include: Vec<Rule>,
     /// `[[alerts.exclude]]`: an advisory event matching one is sent nowhere.
@@ -451,6 +457,19 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// Parses the address the daemon's metrics endpoint listens on: an IP address and a
+/// port (`127.0.0.1:9899`, `[::1]:9899`; port 0 lets the system choose). Names are
+/// refused: which interface a name means is not something to guess.
+///
+/// # Errors
+///
+/// A message saying what was expected.
+pub fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
+    s.parse().map_err(|_| {
+        format!("expected an IP address and port such as \"127.0.0.1:9899\" or \"[::1]:9899\", got {s:?}")
+    })
+}
+
 /// Parses a size such as `20MiB`, `512KiB`, `1GB` or a plain byte count.
 ///
 /// # Errors
@@ -572,6 +591,13 @@ impl Validator {
             stale_after: self.opt_duration("watch.stale_after", raw.stale_after.as_deref()),
             problem_events,
             backoff,
+            metrics: raw.metrics.as_deref().and_then(|m| match parse_listen(m) {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    self.problem("watch.metrics", e);
+                    None
+                }
+            }),
         }
     }
 
@@ -640,6 +666,11 @@ impl Validator {
             ),
             escalation_min_severity,
             email,
+            pending_critical: self.duration(
+                "alerts.pending_critical",
+                raw.pending_critical.as_deref(),
+                3600,
+            ),
             include: self.rules("alerts.include", raw.include),
             exclude: self.rules("alerts.exclude", raw.exclude),
         }
@@ -1014,6 +1045,7 @@ struct RawWatch {
     stale_after: Option<String>,
     problem_events: Option<usize>,
     backoff: Option<RawBackoff>,
+    metrics: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1032,6 +1064,7 @@ struct RawAlerts {
     escalation_timeout: Option<String>,
     escalation_min_severity: Option<String>,
     email: Option<RawEmail>,
+    pending_critical: Option<String>,
     #[serde(default)]
     include: Vec<RawRule>,
     #[serde(default)]
@@ -1140,6 +1173,39 @@ mod tests {
         );
         let err = check("[watch]\nproblem_events = -1\n").unwrap_err();
         assert!(err[0].contains("problem_events"), "{err:?}");
+    }
+
+    #[test]
+    fn monitoring_keys_are_parsed_strictly() {
+        let c = check("").unwrap();
+        assert_eq!(c.alerts.pending_critical, Duration::from_secs(3600));
+        assert_eq!(c.watch.metrics, None);
+        let c = check("[watch]\nmetrics = \"127.0.0.1:0\"\n[alerts]\npending_critical = \"15m\"\n")
+            .unwrap();
+        assert_eq!(c.alerts.pending_critical, Duration::from_secs(900));
+        assert_eq!(c.watch.metrics, Some("127.0.0.1:0".parse().unwrap()));
+        let c = check("[watch]\nmetrics = \"[::1]:9899\"\n").unwrap();
+        assert_eq!(c.watch.metrics, Some("[::1]:9899".parse().unwrap()));
+        for bad in [
+            "localhost:9899",
+            "127.0.0.1",
+            ":9899",
+            "127.0.0.1:99999",
+            " 127.0.0.1:1",
+        ] {
+            let err = check(&format!("[watch]\nmetrics = {bad:?}\n")).unwrap_err();
+            assert!(
+                err[0].starts_with("watch.metrics: expected an IP address and port"),
+                "{bad}: {err:?}"
+            );
+        }
+        let err = check("[alerts]\npending_critical = \"0s\"\n").unwrap_err();
+        assert!(
+            err[0].starts_with("alerts.pending_critical: expected a duration greater than zero"),
+            "{err:?}"
+        );
+        let err = check("[alerts]\npending_critical = 3600\n").unwrap_err();
+        assert!(err[0].contains("pending_critical"), "{err:?}");
     }
 
     #[test]

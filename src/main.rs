@@ -26,6 +26,8 @@ fn main() -> ExitCode {
         Ok(Outcome::Findings) => ExitCode::from(1),
         Ok(Outcome::UnexpectedSigner) => ExitCode::from(3),
         Ok(Outcome::Busy) => ExitCode::from(75),
+        Ok(Outcome::Critical) => ExitCode::from(2),
+        Ok(Outcome::Unknown) => ExitCode::from(3),
         Err(e) => {
             eprintln!("vendorguard: error: {}", cmd::error_line(&e));
             ExitCode::from(2)

@@ -297,3 +297,12 @@ fn summaries_and_preflight_of_mangled_archives_never_panic() {
         }
     }
 }
+
+#[test]
+fn metrics_request_parser_never_panics() {
+    let mut rng = Rng(0x0bad_cafe_1234_5678);
+    let seed = b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: */*\r\n\r\n".to_vec();
+    for _ in 0..ROUNDS {
+        let _ = crate::cmd::serve::parse_request(&rng.mutate(&seed));
+    }
+}

@@ -2,8 +2,9 @@
 //! threshold), a call into the capability modules, the result printed, an [`Outcome`]
 //! out. One file per family: `verify` (verify, unpack, inspect), `review` (diff,
 //! preflight, and the host view preflight checks against), `keys` (keys, pin; `unpin`
-//! for `keys remove`), `watch` (watch, status, alert test), `events` (events list,
-//! events ack), `history` (history, inventory, and the record and rollback check around
+//! for `keys remove`), `watch` (watch, status, alert test), `monitor` (status --check
+//! and --prometheus; `serve`, the daemon's /metrics), `events` (events list, events
+//! ack), `history` (history, inventory, and the record and rollback check around
 //! `verify` and `unpack`), `check_config`; `docs` (completions, man), which read no
 //! configuration.
 //!
@@ -16,8 +17,10 @@ mod docs;
 mod events;
 mod history;
 mod keys;
+mod monitor;
 mod outcome;
 mod review;
+pub(crate) mod serve;
 mod setup;
 mod unpin;
 mod verify;
@@ -42,6 +45,14 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Man => return docs::run_man(),
         _ => {}
     }
+    // A monitoring plugin reports a configuration it cannot load as UNKNOWN (exit 3),
+    // not as an error (exit 2, which Nagios reads as CRITICAL).
+    if let Command::Status { check: true, .. } = cli.command {
+        return Ok(monitor::run_check(
+            setup::load_config(cli.config.as_deref()),
+            now,
+        ));
+    }
     let config = setup::load_config(cli.config.as_deref())?;
     let config = config.as_ref();
     match cli.command {
@@ -53,7 +64,10 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Watch(args) => {
             watch::run_watch(config, args.once, args.recheck.as_deref(), args.json, quiet)
         }
-        Command::Status { json } => watch::run_status(config, json),
+        Command::Status {
+            prometheus: true, ..
+        } => monitor::run_prometheus(config),
+        Command::Status { json, .. } => watch::run_status(config, json),
         Command::Events {
             command:
                 EventsCommand::List {

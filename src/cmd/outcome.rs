@@ -15,6 +15,10 @@ pub enum Outcome {
     UnexpectedSigner,
     /// Another run holds the lock; nothing was done.
     Busy,
+    /// A monitoring check found something that needs someone now (Nagios CRITICAL).
+    Critical,
+    /// A monitoring check could not read what it checks (Nagios UNKNOWN).
+    Unknown,
 }
 
 impl From<Verdict> for Outcome {

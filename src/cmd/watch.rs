@@ -5,6 +5,8 @@
 //! The daemon gives each source its own schedule (its interval plus up to 10% jitter so
 //! sources do not poll in lockstep), retries pending deliveries every pass, and on
 //! SIGTERM or SIGINT stops starting new polls, lets the open pass commit, and exits.
+//! With `[watch] metrics` set it also serves `/metrics` (`cmd/serve.rs`) beside the
+//! loop.
 
 use std::time::SystemTime;
 
@@ -217,6 +219,16 @@ async fn daemon(
         "vendorguard: watching {} sources (SIGTERM or SIGINT to stop)",
         schedule.len()
     );
+    let metrics = match config.watch.metrics {
+        Some(addr) => {
+            let (listener, local) = super::serve::bind(addr).await?;
+            // The address is told so that port 0 can be found (and scraped) by a test.
+            eprintln!("vendorguard: metrics at http://{local}/metrics");
+            let config = std::sync::Arc::new(config.clone());
+            Some(tokio::spawn(super::serve::serve(listener, config)))
+        }
+        None => None,
+    };
     let names: Vec<&str> = alert::channels(&config.alerts, json)
         .iter()
         .map(|c| c.name())
@@ -242,6 +254,9 @@ async fn daemon(
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
+    }
+    if let Some(m) = metrics {
+        m.abort();
     }
     eprintln!("vendorguard: stopping");
     Ok(Outcome::Clean)

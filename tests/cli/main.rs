@@ -11,6 +11,7 @@ mod history;
 mod http;
 mod keys;
 mod logs;
+mod monitor;
 mod mutation;
 mod package;
 mod preflight;
