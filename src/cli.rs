@@ -129,6 +129,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Onboard vendors: fetch and pin a key, add the vendor to feeds.toml.
+    Vendor {
+        #[command(subcommand)]
+        command: VendorCommand,
+    },
 }
 
 /// The format of log lines on stderr.
@@ -155,6 +160,52 @@ pub struct HistoryArgs {
     /// changed, removed or reordered.
     #[arg(long, conflicts_with_all = ["vendor", "product", "json"])]
     pub check: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VendorCommand {
+    /// Fetch the vendor's key from --key-url, show it, pin it into keyring/NAME/ only
+    /// when its primary fingerprint is --fingerprint, add a [[vendor]] block to
+    /// feeds.toml (comments and layout kept), then run check-config.
+    ///
+    /// Exit codes: 0 added and check-config clean; 1 the key's primary fingerprint is
+    /// not FPR (nothing written); 2 could not add (vendor exists, bad arguments, key
+    /// unreachable, no certificate there), or check-config found problems after adding.
+    Add(VendorAddArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VendorAddArgs {
+    /// The vendor's name (lowercase letters, digits, '-' and '_'): names keyring/NAME/.
+    pub name: String,
+    /// Where the vendor publishes its OpenPGP certificate (also watched for changes).
+    #[arg(long, value_name = "URL")]
+    pub key_url: String,
+    /// The certificate's primary fingerprint, as the vendor gave it to you out of band
+    /// (spaces allowed). A subkey's fingerprint is not accepted.
+    #[arg(long, value_name = "FPR")]
+    pub fingerprint: String,
+    /// A feed to watch: RSS, Atom or JSON Feed, a CSAF provider-metadata.json, or CISA
+    /// KEV (see --format).
+    #[arg(long, value_name = "URL")]
+    pub feed: Option<String>,
+    /// What --feed serves [default: feed, detected RSS/Atom/JSON Feed].
+    #[arg(long, value_name = "FORMAT", requires = "feed")]
+    pub format: Option<FeedKind>,
+    /// A file name pattern of the vendor's bundles (`*` and `?`; repeatable).
+    #[arg(long, value_name = "GLOB")]
+    pub bundles: Vec<String>,
+}
+
+/// `--format` of `vendor add`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FeedKind {
+    /// RSS 0.9x/1.0/2.0, Atom or JSON Feed, detected.
+    Feed,
+    /// A CSAF 2.0 provider-metadata.json.
+    Csaf,
+    /// CISA's Known Exploited Vulnerabilities catalogue.
+    CisaKev,
 }
 
 #[derive(Debug, Args)]

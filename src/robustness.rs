@@ -306,3 +306,13 @@ fn metrics_request_parser_never_panics() {
         let _ = crate::cmd::serve::parse_request(&rng.mutate(&seed));
     }
 }
+
+#[test]
+fn provider_metadata_fingerprint_reader_never_panics() {
+    let mut rng = Rng(0x5eed_f00d_0123_4567);
+    let seed = br#"{"public_openpgp_keys": [{"fingerprint": "ABABABABABABABABABABABABABABABABABABABAB", "url": "https://x.example/k.asc"}]}"#.to_vec();
+    for _ in 0..ROUNDS {
+        let got = crate::cmd::onboard::provider_fingerprints(&rng.mutate(&seed));
+        assert!(got.len() <= 16);
+    }
+}

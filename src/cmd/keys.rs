@@ -125,7 +125,7 @@ pub fn run_keys(
 }
 
 /// A full fingerprint in uppercase hex, from what an operator typed (spaces allowed).
-fn full_fingerprint(what: &str, typed: &str) -> anyhow::Result<String> {
+pub(super) fn full_fingerprint(what: &str, typed: &str) -> anyhow::Result<String> {
     let hex: String = typed
         .chars()
         .filter(|c| !c.is_whitespace())

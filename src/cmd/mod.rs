@@ -5,7 +5,7 @@
 //! for `keys remove`), `watch` (watch, status, alert test), `monitor` (status --check
 //! and --prometheus; `serve`, the daemon's /metrics), `events` (events list, events
 //! ack), `history` (history, inventory, and the record and rollback check around
-//! `verify` and `unpack`), `check_config`; `docs` (completions, man), which read no
+//! `verify` and `unpack`), `check_config`; `onboard` (vendor add); `docs` (completions, man), which read no
 //! configuration.
 //!
 //! Errors returned from here mean "could not check" (exit 2); `main.rs` chooses every
@@ -18,6 +18,7 @@ mod events;
 mod history;
 mod keys;
 mod monitor;
+pub(crate) mod onboard;
 mod outcome;
 mod review;
 pub(crate) mod serve;
@@ -28,7 +29,7 @@ mod watch;
 
 use std::time::SystemTime;
 
-use crate::cli::{AlertCommand, Cli, Command, EventsCommand};
+use crate::cli::{AlertCommand, Cli, Command, EventsCommand, VendorCommand};
 pub use outcome::{error_line, Outcome};
 
 /// Runs the command in `cli`.
@@ -85,6 +86,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Pin(args) => keys::run_pin(config, &args),
         Command::Keys { command } => keys::run_keys(config, command, now),
         Command::CheckConfig => check_config::run_check_config(config, now),
+        Command::Vendor {
+            command: VendorCommand::Add(args),
+        } => onboard::run_vendor_add(config, &args, now),
         Command::History(args) => history::run_history(config, &args),
         Command::Inventory { json } => history::run_inventory(config, json),
         Command::Completions { .. } | Command::Man => unreachable!("handled above"),

@@ -13,6 +13,7 @@ mod keys;
 mod logs;
 mod monitor;
 mod mutation;
+mod onboard;
 mod package;
 mod preflight;
 mod unpack;
