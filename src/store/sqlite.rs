@@ -141,6 +141,12 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE sources ADD COLUMN last_poll_ms INTEGER;",
 ];
 
+/// The events pending on channel `?1` (neither delivered there nor acknowledged),
+/// oldest first; the tail of every query that lists them.
+const PENDING_ON_CHANNEL: &str = "FROM events e
+    LEFT JOIN deliveries d ON d.event_id = e.id AND d.channel = ?1
+    WHERE d.delivered_at IS NULL AND e.acked_at IS NULL ORDER BY e.seq";
+
 /// The columns `row_to_source` reads, in its order.
 const SOURCE_SELECT: &str = "SELECT id, vendor, kind, url, etag, last_modified, initialized, last_success,
         last_attempt, last_error, last_error_code, failures, failing_since, failing_alerted, first_seen,
@@ -588,11 +594,9 @@ impl Store for SqliteStore {
     }
 
     fn pending_detected(&self, channel: &str) -> Result<Vec<(String, SystemTime)>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT e.id, e.detected_at FROM events e
-             LEFT JOIN deliveries d ON d.event_id = e.id AND d.channel = ?1
-             WHERE d.delivered_at IS NULL AND e.acked_at IS NULL ORDER BY e.seq",
-        )?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT e.id, e.detected_at {PENDING_ON_CHANNEL}"))?;
         let rows = stmt.query_map([channel], |r| {
             Ok((r.get::<_, String>(0)?, from_secs(r.get(1)?)))
         })?;
@@ -639,11 +643,9 @@ impl Outbox for SqliteStore {
     }
 
     fn pending(&self, channel: &str) -> Result<Vec<PendingEvent>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT e.json, d.message_id FROM events e
-             LEFT JOIN deliveries d ON d.event_id = e.id AND d.channel = ?1
-             WHERE d.delivered_at IS NULL AND e.acked_at IS NULL ORDER BY e.seq",
-        )?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT e.json, d.message_id {PENDING_ON_CHANNEL}"))?;
         let rows = stmt.query_map([channel], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
         })?;
@@ -660,11 +662,9 @@ impl Outbox for SqliteStore {
     }
 
     fn unreadable_pending(&self, channels: &[&str]) -> Result<Vec<UnreadableEvent>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT e.seq, e.id, e.json FROM events e
-             LEFT JOIN deliveries d ON d.event_id = e.id AND d.channel = ?1
-             WHERE d.delivered_at IS NULL AND e.acked_at IS NULL ORDER BY e.seq",
-        )?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT e.seq, e.id, e.json {PENDING_ON_CHANNEL}"))?;
         let mut out: std::collections::BTreeMap<i64, UnreadableEvent> = Default::default();
         for channel in channels {
             let rows = stmt.query_map([channel], |r| {
