@@ -185,7 +185,11 @@ pub fn check_line(snap: &Snapshot, limits: Limits, now: SystemTime) -> (Level, S
         said.push(format!("{} {} {} ({why})", s.vendor, s.kind, s.url));
     }
     let mut text = match failing {
-        0 => format!("{} sources polled fine", snap.sources.len()),
+        0 => format!(
+            "{} source{} polled fine",
+            snap.sources.len(),
+            crate::text::plural(snap.sources.len() as u64)
+        ),
         n => format!(
             "{n} of {} source{} failing: {}",
             snap.sources.len(),
@@ -438,7 +442,7 @@ mod tests {
             Level::Ok,
             "| sources=0 failing=0 pending=0 oldest_pending_s=0",
         );
-        check(&[(0, Some(60))], &[], Level::Ok, "1 sources polled fine");
+        check(&[(0, Some(60))], &[], Level::Ok, "1 source polled fine");
         check(
             &[(1, Some(60))],
             &[],

@@ -1422,6 +1422,83 @@ mod tests {
     }
 
     #[test]
+    fn a_version_4_state_gains_poll_durations_and_monitoring_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state.sqlite");
+        {
+            let conn = Connection::open(&p).unwrap();
+            for sql in &MIGRATIONS[..4] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 4).unwrap();
+            conn.execute(
+                "INSERT INTO sources (id, vendor, kind, url, first_seen, failures) VALUES ('src', 'acme', 'feed', 'http://x', 1, 2)",
+                [],
+            )
+            .unwrap();
+        }
+        let mut s = SqliteStore::open(&p).unwrap();
+        let row = s.source("src").unwrap().unwrap();
+        assert_eq!((row.health.failures, row.health.last_poll), (2, None));
+        let src = SourceRef {
+            id: "src",
+            vendor: "acme",
+            kind: "feed",
+            url: "http://x",
+        };
+        let fail = |s: &mut SqliteStore, duration| {
+            s.commit_failure(
+                &FailureCommit {
+                    source: src,
+                    code: "http-error",
+                    error: "HTTP 500",
+                    now: from_secs(1_700_000_000),
+                    duration,
+                },
+                &|_| None,
+            )
+            .unwrap();
+        };
+        fail(&mut s, Some(Duration::from_millis(2500)));
+        let last_poll = |s: &SqliteStore| s.source("src").unwrap().unwrap().health.last_poll;
+        assert_eq!(last_poll(&s), Some(Duration::from_millis(2500)));
+        // A poll that was not timed (a panicked task) keeps the last measured one.
+        fail(&mut s, None);
+        assert_eq!(last_poll(&s), Some(Duration::from_millis(2500)));
+        // Totals: e1 failed once then was delivered, e2 failed twice; an ack keeps
+        // the counts but ends the pending.
+        s.add_events(&[ev(1), ev(2)]).unwrap();
+        let failure = DeliveryFailure {
+            error: "down".into(),
+            kind: "connection".into(),
+            output: None,
+            retry_at: from_secs(1),
+        };
+        for id in [&ev(1).id, &ev(2).id, &ev(2).id] {
+            s.record(id, "email", Attempt::Failed(&failure)).unwrap();
+        }
+        let at = from_secs(1_700_000_100);
+        s.record(&ev(1).id, "email", Attempt::Delivered { at, output: None })
+            .unwrap();
+        assert_eq!(
+            s.delivery_totals().unwrap(),
+            [DeliveryTotals {
+                channel: "email".into(),
+                delivered: 1,
+                failed: 3
+            }]
+        );
+        assert_eq!(
+            s.pending_detected("email").unwrap(),
+            [(ev(2).id, from_secs(1_700_000_000))]
+        );
+        assert_eq!(s.pending_detected("escalation").unwrap().len(), 2);
+        s.ack_event(&ev(2).id, at).unwrap();
+        assert!(s.pending_detected("email").unwrap().is_empty());
+        assert_eq!(s.event_totals().unwrap(), [("advisory-new".to_string(), 2)]);
+    }
+
+    #[test]
     fn a_version_1_state_gains_the_problem_table_and_keeps_its_data() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("state.sqlite");
