@@ -4,7 +4,8 @@
 //! Each source is polled on its own task; the HTTP politeness limits live in `fetch`.
 //! Results come back to this task, which alone touches the store: it compares items with
 //! what was seen, turns differences into events, and commits the source's new state and
-//! its events in one transaction. One failing source is recorded and reported; it never
+//! its events in one transaction, with how long the poll took (tokio's clock, for
+//! monitoring). One failing source is recorded and reported; it never
 //! stops the others. After `failures_before_alert` failed polls in a row (or no success
 //! for `stale_after`) a source gets one `source-failing` event, and one
 //! `source-recovered` when it comes back. The first successful poll of a feed records
