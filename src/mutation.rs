@@ -12,7 +12,10 @@
 //! cleartext line endings, trailing blanks and dash escapes), so a changed message may
 //! verify only when the change lies in such a part of the original and the signed
 //! content, read independently by Sequoia's own verifier, is unchanged; a change at
-//! the edges of the file (before it, after it, cutting it) never verifies.
+//! the edges of the file (before it, after it, cutting it) never verifies. An `.rpm`
+//! carries its signatures in its signature header, which no signature covers (nor
+//! does rpm's): a changed package may verify only when its main header and payload,
+//! read again, are byte for byte the original's.
 //!
 //! The seed is fixed, printed, and replaced by `VENDORGUARD_MUTATION_SEED`; every case
 //! derives its own generator from the seed and its number, so a failure names what to
@@ -176,6 +179,9 @@ enum Kind {
     Opaque { armored: bool },
     /// A `.deb` with its signature inside: only the unsigned `framing`, in place.
     Embedded { framing: Vec<Range<usize>> },
+    /// An `.rpm`: the lead and the signature header (where the signatures live) may
+    /// change, the main header and the payload may not.
+    Rpm,
 }
 
 struct Fixture {
@@ -307,6 +313,36 @@ fn clearsign(cert: &Cert, text: &[u8]) -> Vec<u8> {
     sign_outside(cert, text, true)
 }
 
+/// A small package laid out as `rpmsign` writes it: a header-only signature and the
+/// header's SHA-256 in the signature header, over a main header that holds the
+/// payload's digest.
+fn rpm_package(cert: &Cert, payload: &[u8]) -> Vec<u8> {
+    use crate::package::rpm::tests::{header, package};
+    use crate::package::rpm::{sigtag, tag};
+    use sha2::Digest as _;
+    let hex0 = |bytes: &[u8]| format!("{}\0", crate::text::hex(&sha2::Sha256::digest(bytes)));
+    let payload_digest = hex0(payload);
+    let main = header(&[
+        (crate::package::rpm::tests::NAME, 6, b"acme\0", 1),
+        (tag::PAYLOADDIGEST, 8, payload_digest.as_bytes(), 1),
+        (tag::PAYLOADDIGESTALGO, 4, &8u32.to_be_bytes(), 1),
+    ]);
+    let sig = sign_detached(cert, &main);
+    let header_digest = hex0(&main);
+    let sig_header = header(&[
+        (sigtag::RSAHEADER, 7, &sig, sig.len() as u32),
+        (sigtag::SHA256HEADER, 6, header_digest.as_bytes(), 1),
+    ]);
+    package(&sig_header, &main, payload)
+}
+
+/// The main header and payload of a package, when it still parses as one.
+fn rpm_signed_part(bytes: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let mut r = bytes;
+    let p = crate::package::rpm::read_package(&mut r).ok()?;
+    Some((p.header.bytes().to_vec(), r.to_vec()))
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> usize {
     hay.windows(needle.len())
         .position(|w| w == needle)
@@ -409,6 +445,17 @@ fn fixtures() -> Vec<Fixture> {
             sign_inline(&cert, RELEASE, true, false),
             Kind::Opaque { armored: false },
         ),
+        Fixture {
+            name: "rpm, header signature and payload digest",
+            file: "acme.rpm",
+            bundle: rpm_package(&cert, &tar_gz()),
+            signature: None,
+            cert: armored.clone(),
+            cert_file: "cert.asc",
+            pinned: fpr.clone(),
+            content: Vec::new(),
+            kind: Kind::Rpm,
+        },
         with(
             "inline-signed, armored",
             "Release.asc",
@@ -630,6 +677,14 @@ fn verified_change_is_wrong(f: &Fixture, m: &Mutation) -> Option<String> {
                 return None;
             }
             Some("the .deb changed outside its ar header dates, owners and modes and its signature member, and verified".into())
+        }
+        Kind::Rpm => {
+            if rpm_signed_part(&m.bytes).is_some()
+                && rpm_signed_part(&m.bytes) == rpm_signed_part(&f.bundle)
+            {
+                return None;
+            }
+            Some("the package changed in its header or payload and verified".into())
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The thresholds of vendorguard's policy, in one place: how far a signature may be
 //! dated in the future, when a key counts as expiring, and how large a signature file,
-//! a manifest or a scanned file may be.
+//! a manifest, an rpm header or a scanned file may be.
 //!
 //! Only constants live here, so that a threshold is changed once and every message
 //! that names it follows. Applying them is the job of the modules that import them;
@@ -25,6 +25,14 @@ pub const EXPIRY_URGENT_DAYS: u64 = 7;
 pub const MAX_SIGNATURE_FILE: u64 = 1 << 20;
 /// Checksum manifests larger than this are refused.
 pub const MAX_MANIFEST: u64 = 16 << 20;
+/// Index entries an rpm header may declare (rpm's own limit, `HEADER_TAGS_MAX`).
+pub const RPM_MAX_INDEX: u32 = 0xffff;
+/// Data bytes of an rpm signature header: signatures and digests, a few KiB in
+/// practice.
+pub const RPM_MAX_SIGNATURE_DATA: u32 = 1 << 20;
+/// Data bytes of an rpm main header: the file list of the largest distribution
+/// packages is a few tens of MiB (rpm itself allows 256 MiB).
+pub const RPM_MAX_HEADER_DATA: u32 = 64 << 20;
 /// Bytes of each archived file the inspector scans for findings.
 pub const SCAN_LIMIT: usize = 8 << 20;
 

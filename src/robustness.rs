@@ -165,6 +165,37 @@ fn csaf_product_tree_walk_never_panics() {
 }
 
 #[test]
+fn rpm_framing_parser_never_panics() {
+    use crate::package::rpm::tests::{header, package};
+    use crate::package::rpm::{read_package, sigtag, tag};
+    let mut rng = Rng(0x0bad_c0de_1357_9bdf);
+    let seed = package(
+        &header(&[
+            (sigtag::RSAHEADER, 7, &[0x88, 0x00, 0x01][..], 3),
+            (sigtag::SHA256HEADER, 6, b"00ff\0", 1),
+        ]),
+        &header(&[
+            (crate::package::rpm::tests::NAME, 6, b"acme\0", 1),
+            (tag::FILEMODES, 3, &[0x81, 0xa4, 0xa1, 0xff], 2),
+            (tag::BASENAMES, 8, b"a\0b\0", 2),
+            (tag::FILESIZES, 4, &[0, 0, 0, 1, 0, 0, 0, 2], 2),
+            (tag::LONGFILESIZES, 5, &[0; 16], 2),
+        ]),
+        b"\x1f\x8b payload",
+    );
+    for _ in 0..ROUNDS {
+        let input = rng.mutate(&seed);
+        if let Ok(p) = read_package(&mut &input[..]) {
+            for h in [&p.signature, &p.header] {
+                for t in h.tags().collect::<Vec<_>>() {
+                    let _ = (h.get(t), h.strings(t), h.ints(t), h.bin(t));
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn escaping_never_lets_a_control_character_through() {
     let mut rng = Rng(0x1234_5678_9abc_def1);
     for _ in 0..ROUNDS {

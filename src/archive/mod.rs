@@ -1,9 +1,9 @@
-//! Archives: one walker over zip, tar and `.deb` entries (`walk`, and `deb` for a
-//! package's members), and its visitors: the extractor that fills a staging folder
-//! (`extract`), the inspector that lists what an upgrade will do (`inspect`), and the
-//! summarizer (`summary`) that wraps the inspector and adds hashes, configuration keys
-//! (`config_keys`) and line signals (`signals`) for `diff` (two summaries compared) and
-//! `preflight` (one summary against a view of the host); the extractor and the
+//! Archives: one walker over zip and tar entries and `.deb` and `.rpm` packages (`walk`,
+//! and `deb`, `rpm` for a package's members), and its visitors: the extractor that
+//! fills a staging folder (`extract`), the inspector that lists what an upgrade will do
+//! (`inspect`), and the summarizer (`summary`) that wraps the inspector and adds hashes,
+//! configuration keys (`config_keys`) and line signals (`signals`) for `diff` (two
+//! summaries compared) and `preflight` (one summary against a view of the host); the extractor and the
 //! inspector model the tree an archive makes (`tree`) to judge its links as the kernel
 //! will follow them.
 //!
@@ -18,6 +18,7 @@ pub(crate) mod diff;
 pub(crate) mod extract;
 pub(crate) mod inspect;
 pub(crate) mod preflight;
+pub(crate) mod rpm;
 pub(crate) mod signals;
 pub(crate) mod summary;
 pub(crate) mod tree;

@@ -1,6 +1,6 @@
 //! Reading archives entry by entry: zip, tar plain or compressed with gzip, xz or
-//! zstd, and `.deb` packages (walked by `deb.rs` through `walk_tar`), detected by
-//! content, never by name.
+//! zstd, and `.deb` and `.rpm` packages (walked by `deb.rs` through `walk_tar`, and by
+//! `rpm.rs`), detected by content, never by name.
 //!
 //! `walk` hands every entry's metadata and a reader over its bytes to a [`Visitor`],
 //! then calls its `end`. It decides nothing about entries' safety: refusing `..` paths,
@@ -31,6 +31,8 @@ pub enum Format {
     TarZst,
     /// A Debian package: an ar archive of control and data tar members.
     Deb,
+    /// An `.rpm` package: scriptlets from its header, files from its cpio payload.
+    Rpm,
 }
 
 impl Format {
@@ -42,13 +44,16 @@ impl Format {
             Format::TarXz => "tar.xz",
             Format::TarZst => "tar.zst",
             Format::Deb => "deb",
+            Format::Rpm => "rpm",
         }
     }
 }
 
 /// Detects the format from the first bytes (at least 512 for plain tar).
 pub fn detect(head: &[u8]) -> Option<Format> {
-    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+    if crate::package::rpm::detect(head) {
+        Some(Format::Rpm)
+    } else if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
         Some(Format::Zip)
     } else if head.starts_with(crate::package::ar::MAGIC) {
         Some(Format::Deb)
@@ -221,7 +226,8 @@ pub fn walk(file: &mut File, visitor: &mut dyn Visitor) -> Result<Format, WalkEr
     file.seek(SeekFrom::Start(0)).map_err(WalkError::Io)?;
     let format = detect(&head).ok_or_else(|| WalkError::Corrupt {
         entry: None,
-        message: "not an archive vendorguard reads (zip, tar, tar.gz, tar.xz, tar.zst, deb)".into(),
+        message: "not an archive vendorguard reads (zip, tar, tar.gz, tar.xz, tar.zst, deb, rpm)"
+            .into(),
     })?;
     match format {
         Format::Zip => walk_zip(file, visitor)?,
@@ -248,12 +254,13 @@ pub fn walk(file: &mut File, visitor: &mut dyn Visitor) -> Result<Format, WalkEr
             walk_tar(dec, visitor, TarOptions::BUNDLE)?
         }
         Format::Deb => crate::archive::deb::walk_deb(file, visitor)?,
+        Format::Rpm => crate::archive::rpm::walk_rpm(file, visitor)?,
     }
     visitor.end()?;
     Ok(format)
 }
 
-fn corrupt(entry: Option<String>, e: impl std::fmt::Display) -> WalkError {
+pub(crate) fn corrupt(entry: Option<String>, e: impl std::fmt::Display) -> WalkError {
     WalkError::Corrupt {
         entry,
         message: e.to_string(),
@@ -597,7 +604,7 @@ pub const MAX_NAMES_TOTAL: u64 = 64 << 20;
 
 /// Counts the names and link targets passed on, refusing past [`MAX_NAMES_TOTAL`].
 #[derive(Default)]
-struct NameBudget(u64);
+pub(crate) struct NameBudget(u64);
 
 impl NameBudget {
     fn spend(&mut self, meta: &Meta, shown: &str) -> Result<(), WalkError> {
@@ -620,7 +627,7 @@ impl NameBudget {
 
     /// Counts `meta`'s names, then hands the entry to the visitor with read errors
     /// tagged as the archive's corruption and the visitor's errors naming the entry.
-    fn offer<R: Read>(
+    pub(crate) fn offer<R: Read>(
         &mut self,
         visitor: &mut dyn Visitor,
         meta: &Meta,

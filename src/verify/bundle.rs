@@ -1,7 +1,8 @@
 //! Reading a bundle once and collecting what its signature source says: the
-//! detached signature, the signed manifest, or the inline message, judged signature by
-//! signature, then handed to `verdict::decide`. A signed apt `Release`/`InRelease`
-//! whose signed dates are stale or ahead of `now` is refused after that (`release`).
+//! detached signature, the signed manifest, the inline message, or an `.rpm`'s own
+//! signature header (`rpm`), judged signature by signature, then handed to
+//! `verdict::decide`. A signed apt `Release`/`InRelease` whose signed dates are stale
+//! or ahead of `now` is refused after that (`release`).
 //!
 //! A rejected bundle is a value (`Ok(report)` with `Verdict::Rejected`), never an error;
 //! `Err` means the bundle could not be checked at all (unreadable bundle or signature
@@ -30,6 +31,7 @@ use crate::verify::discover::{self, Source};
 use crate::verify::judge::{judge_signature, Judge};
 use crate::verify::release;
 use crate::verify::repository::{self, HeadCapture, Repository};
+use crate::verify::rpm;
 use crate::verify::sigfile::{self, Malformed};
 use crate::verify::verdict::{decide, Findings, Pin, Report, Subject};
 
@@ -234,6 +236,11 @@ pub fn verify_bundle(req: &Request<'_>) -> Result<Report, VerifyError> {
                     (digests.size, digests.sha256(), None)
                 }
             }
+        }
+        Source::Rpm => {
+            let (size, sha256) = rpm::check_rpm(&mut reader, req.bundle, judge, &mut acc)
+                .map_err(|e| reader.error(req.bundle, e))?;
+            (size, sha256, Some(req.bundle.to_path_buf()))
         }
         Source::None { looked_at, skipped } => {
             let digests = digest::hash_once(&mut reader, &digest::plan([]))

@@ -1,6 +1,7 @@
 //! Where a bundle's signature is: the discovery order of the contract.
 //!
-//! First found wins: `--signature FILE`; `BUNDLE.asc`, `BUNDLE.sig`, `BUNDLE.gpg`; a
+//! First found wins: `--signature FILE`; an `.rpm` package (by its magic bytes), whose
+//! signatures are in its own signature header; `BUNDLE.asc`, `BUNDLE.sig`, `BUNDLE.gpg`; a
 //! signed `SHA256SUMS` manifest in the bundle's folder that lists the bundle; the bundle
 //! itself when it is a `.deb` (its `_gpgorigin` member, looked for by the verifier);
 //! the bundle itself when it is an inline or cleartext-signed message (an apt
@@ -39,6 +40,8 @@ pub enum Source {
     /// A `.deb` vouched for by a signed apt release through its index
     /// (`--release`, `--index`): not discovered, given.
     Repository,
+    /// The bundle is an `.rpm` package, signed (or not) in its signature header.
+    Rpm,
     /// Nothing found; `looked_at` says where we looked, `skipped` what we passed over.
     None {
         looked_at: Vec<PathBuf>,
@@ -81,7 +84,7 @@ impl std::fmt::Display for Skipped {
 
 impl Source {
     /// A short stable name for reports: `detached`, `manifest`, `inline`, `embedded`,
-    /// `release`, `none`.
+    /// `release`, `rpm`, `none`.
     pub fn kind(&self) -> &'static str {
         match self {
             Source::Detached { .. } => "detached",
@@ -89,6 +92,7 @@ impl Source {
             Source::Inline => "inline",
             Source::Repository => "release",
             Source::Embedded { .. } => "embedded",
+            Source::Rpm => "rpm",
             Source::None { .. } => "none",
         }
     }
@@ -101,6 +105,11 @@ pub fn find(bundle: &Path, explicit: Option<&Path>, head: &[u8]) -> Source {
         return Source::Detached {
             signature: sig.to_path_buf(),
         };
+    }
+    // A package carries its signatures: a stray BUNDLE.asc beside it does not replace
+    // them (`--signature` does, explicitly).
+    if crate::package::rpm::detect(head) {
+        return Source::Rpm;
     }
     let mut looked_at = Vec::new();
     let mut skipped = Vec::new();

@@ -5,7 +5,8 @@
 //! (`discover`), reading signature files and signed messages (`sigfile`, `armor`, and
 //! the signed-region rule for inline messages, `framing`), the
 //! one pass over the bundle (`digest`, `bundle`), a `.deb`'s apt repository
-//! (`repository`), the pinned keyring (`keyring`,
+//! (`repository`), an `.rpm`'s signatures and digests (`rpm`, over `package::rpm`'s
+//! framing), the pinned keyring (`keyring`,
 //! `checksums`), the policy for one signature (`judge`), the verdict (`verdict`) and its
 //! rendering (`report`), and describing certificates (`keys`).
 //!
@@ -25,6 +26,7 @@ pub(crate) mod keys;
 pub(crate) mod release;
 pub(crate) mod report;
 pub(crate) mod repository;
+pub(crate) mod rpm;
 pub(crate) mod sigfile;
 pub(crate) mod verdict;
 

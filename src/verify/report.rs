@@ -82,6 +82,9 @@ pub fn render_text(r: &Report) -> String {
             let _ = writeln!(out, "      {}", escape(d));
         }
     }
+    for c in &r.checked {
+        let _ = writeln!(out, "  checked  {}: {}", c.what, c.outcome);
+    }
     for p in &r.pins {
         let _ = writeln!(
             out,
@@ -189,6 +192,8 @@ fn next_steps(r: &Report) -> String {
                 "do not install: the repository's files do not vouch for this package (named above). Fetch the release file, the index and the package again from the same repository, at the same time, and verify again; if it still fails, tell the vendor."
             } else if r.codes.contains(&"unsigned-content") {
                 "do not install: the file carries bytes that no signature covers (named above), and a signed file must be signed throughout. Download it again from the vendor's official site and verify again; if it still fails, tell the vendor and your security team."
+            } else if r.codes.contains(&"malformed-package") {
+                "do not install: the package is damaged or truncated (named above) and could not be read as one. Download it again from the vendor's official site and verify again; if it still fails, tell the vendor and your security team."
             } else if r.codes.contains(&"digest-mismatch") || r.codes.contains(&"bad-signature") {
                 "do not install: the bytes are not the ones the vendor signed or pinned. Download the bundle again from the vendor's official site and verify again; if it still fails, tell the vendor and your security team."
             } else if r
@@ -197,6 +202,8 @@ fn next_steps(r: &Report) -> String {
                 .any(|c| matches!(*c, "key-revoked" | "key-expired" | "key-invalid"))
             {
                 "do not install: the vendor key that signed was not valid for that signature. Ask the vendor for a bundle signed with their current key, and check `vendorguard keys check`."
+            } else if r.subject.source_kind == "rpm" && r.codes.contains(&"no-signature") {
+                "do not install: the package is not signed. Ask the vendor for the signed package (`rpmsign --addsign` with their key), or verify a signature they publish beside it with --signature."
             } else if r.codes.contains(&"no-signature") || r.codes.contains(&"not-in-manifest") {
                 "do not install: nothing signs this bundle. Download the vendor's signature (BUNDLE.asc or a signed SHA256SUMS) and verify again, or pass it with --signature."
             } else if r.codes.contains(&"below-threshold") {
@@ -229,6 +236,9 @@ fn verified_advice(r: &Report, bundle: &str) -> String {
         "release" => format!(
             "{bundle} matches its stanza in the index, the index matches the signed release, and the release's signature is the vendor's; {} ({AGAIN})",
             archive_step(bundle)
+        ),
+        "rpm" => format!(
+            "the package's header and payload are the vendor's and match every pin; install this same file, or look inside it with `vendorguard inspect {bundle}` ({AGAIN})"
         ),
         "manifest" => format!(
             "{bundle} matches its line in the signed checksum manifest, and the manifest's signature is the vendor's; {} ({AGAIN})",
@@ -289,6 +299,7 @@ pub fn render_json(r: &Report) -> Value {
             "expected": p.pin.expected,
             "matched": p.matched,
         })).collect::<Vec<_>>(),
+        "checked": r.checked.iter().map(|c| json!({"what": c.what, "outcome": c.outcome})).collect::<Vec<_>>(),
         "good_certificates": r.good_certificates.iter().map(|f| f.to_hex()).collect::<Vec<_>>(),
         "warnings": r.warnings.iter().map(|w| json!({"code": w.code, "message": w.message})).collect::<Vec<_>>(),
         "problems": r.problems,

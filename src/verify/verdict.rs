@@ -155,7 +155,7 @@ pub struct Subject {
     pub size: u64,
     /// Lowercase hex.
     pub sha256: String,
-    /// `detached`, `manifest`, `inline` or `none`.
+    /// `detached`, `manifest`, `inline`, `rpm` or `none`.
     pub source_kind: &'static str,
     /// The signature (or manifest) file used.
     pub source_path: Option<PathBuf>,
@@ -181,6 +181,8 @@ pub struct Report {
     pub warnings: Vec<Warning>,
     /// Problems with the signature source itself (malformed file, manifest errors).
     pub problems: Vec<String>,
+    /// A package's own checks, in the order made.
+    pub checked: Vec<Checked>,
 }
 
 /// A refusal of a bundle whose signatures are fine but whose content is stale: an
@@ -234,11 +236,23 @@ impl Report {
 pub struct Findings {
     pub signatures: Vec<SignatureCheck>,
     /// Codes of problems with the source itself (`malformed-signature`,
+    /// `malformed-package`, `digest-mismatch` of a package's own digests,
     /// `unsigned-content`, `not-in-manifest`, `manifest-conflict`, `no-signature`).
     pub codes: Vec<&'static str>,
     pub problems: Vec<String>,
     /// The signed manifest's lines for the bundle.
     pub manifest_pins: Vec<Pin>,
+    /// What a package's own checks covered (an `.rpm`'s signature tags and digests).
+    pub checked: Vec<Checked>,
+}
+
+/// One check a package format makes of itself, for the report: what was checked
+/// (`SHA256HEADER of the header`) and its outcome code (`matched`,
+/// `digest-mismatch`, or the signature's status code).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    pub what: String,
+    pub outcome: &'static str,
 }
 
 impl Findings {
@@ -381,6 +395,7 @@ pub fn decide(subject: Subject, pins: &[Pin], acc: Findings) -> Report {
         good_certificates: good.into_iter().collect(),
         warnings,
         problems: acc.problems,
+        checked: acc.checked,
     }
 }
 

@@ -16,6 +16,7 @@ mod mutation;
 mod onboard;
 mod package;
 mod preflight;
+mod rpm;
 mod unpack;
 mod verify;
 mod watch;

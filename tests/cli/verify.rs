@@ -81,7 +81,7 @@ fn good_gpg_ed25519_signature_verifies() {
         .ends_with('Z'));
 }
 
-fn sha256_hex(data: &[u8]) -> String {
+pub(crate) fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest as _;
     sha2::Sha256::digest(data)
         .iter()

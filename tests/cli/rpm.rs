@@ -1,0 +1,336 @@
+//! `.rpm` packages: built by the real `rpmbuild`, signed by the real `rpmsign` with a
+//! GnuPG key from the harness, then verified, inspected and unpacked. Every verify
+//! case is also put to the anchor, `rpmkeys --checksig`, with the pinned key imported
+//! into a temporary rpm database: good and bad must agree.
+//!
+//! These tests need `rpmbuild`, `rpmsign` and `rpmkeys` (Debian's `rpm` package; `.ci/run`
+//! installs it) and fail, naming the missing tool, without them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::harness::*;
+use crate::verify::sha256_hex;
+
+const SPEC: &str = r#"Name: acme-agent
+Version: 1.0
+Release: 1
+Summary: Acme agent
+License: MIT
+BuildArch: noarch
+%description
+The Acme agent.
+%install
+mkdir -p %{buildroot}/opt/acme %{buildroot}/etc/acme %{buildroot}/usr/lib/systemd/system %{buildroot}/etc/cron.d
+echo hello > %{buildroot}/opt/acme/hello.txt
+printf '#!/bin/sh\necho run\n' > %{buildroot}/opt/acme/run
+chmod 0755 %{buildroot}/opt/acme/run
+ln -s hello.txt %{buildroot}/opt/acme/greeting
+printf '[Service]\nExecStart=/opt/acme/run\n' > %{buildroot}/usr/lib/systemd/system/acme.service
+echo '*/5 * * * * root /opt/acme/run' > %{buildroot}/etc/cron.d/acme
+echo 'level=1' > %{buildroot}/etc/acme/acme.conf
+echo 'token=0' > %{buildroot}/etc/acme/secret
+%pre
+useradd --system acme || true
+%post
+systemctl enable acme.service
+%files
+/opt/acme/hello.txt
+/opt/acme/run
+/opt/acme/greeting
+/usr/lib/systemd/system/acme.service
+/etc/cron.d/acme
+%config(noreplace) /etc/acme/acme.conf
+%attr(0640,acme,acme) /etc/acme/secret
+"#;
+
+/// Fails the test, naming the tool, when it is not installed.
+fn require(tool: &str) -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(tool))
+            .find(|p| p.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!("`{tool}` is not installed: these tests need Debian's `rpm` package (apt-get install rpm)")
+    })
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run tool");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A project with vendor `acme` (bundles `acme-*.rpm`), a pinned GnuPG key, a
+/// stranger's key, and the package built unsigned.
+struct Acme {
+    p: Project,
+    gpg: Gpg,
+    fpr: String,
+    stranger: String,
+    unsigned: PathBuf,
+}
+
+impl Acme {
+    fn new() -> Acme {
+        let p = Project::new();
+        p.vendors(&[("acme", "acme-*.rpm")]);
+        let gpg = Gpg::new();
+        let fpr = gpg.key("Acme Release <release@acme.example>", "ed25519", "0", None);
+        let stranger = gpg.key("Stranger <x@stranger.example>", "ed25519", "0", None);
+        p.pin_cert("acme", "acme.asc", &gpg.export(&fpr));
+        let top = p.path("rpmbuild");
+        p.write("rpmbuild/SPECS/acme.spec", SPEC);
+        run_ok(
+            Command::new(require("rpmbuild"))
+                .arg("--define")
+                .arg(format!("_topdir {}", top.display()))
+                .args(["--quiet", "-bb"])
+                .arg(top.join("SPECS/acme.spec")),
+        );
+        let unsigned = p.path("acme-unsigned.rpm");
+        std::fs::copy(
+            top.join("RPMS/noarch/acme-agent-1.0-1.noarch.rpm"),
+            &unsigned,
+        )
+        .unwrap();
+        Acme {
+            p,
+            gpg,
+            fpr,
+            stranger,
+            unsigned,
+        }
+    }
+
+    /// A copy of the package signed by `fpr` with `rpmsign --addsign`.
+    fn signed(&self, name: &str, fpr: &str) -> PathBuf {
+        let out = self.p.path(name);
+        std::fs::copy(&self.unsigned, &out).unwrap();
+        run_ok(
+            Command::new(require("rpmsign"))
+                .arg("--define")
+                .arg(format!("_gpg_name {fpr}"))
+                .arg("--define")
+                .arg(format!("_gpg_path {}", self.gpg.home.path().display()))
+                .arg("--define")
+                .arg(format!("__gpg {}", require("gpg").display()))
+                .arg("--addsign")
+                .arg(&out),
+        );
+        out
+    }
+
+    fn verify(&self, file: &Path) -> Run {
+        let name = file.file_name().unwrap().to_str().unwrap();
+        self.p.run(&["verify", "--json", name])
+    }
+
+    /// What `rpmkeys --checksig` says with the pinned key imported: whether a
+    /// signature checked OK and nothing was bad or missing.
+    fn anchor_good(&self, file: &Path) -> bool {
+        let db = self.p.path("rpmdb");
+        std::fs::create_dir_all(&db).unwrap();
+        let key = self.p.path("keyring/acme/acme.asc");
+        let rpmkeys = require("rpmkeys");
+        run_ok(
+            Command::new(&rpmkeys)
+                .arg("--dbpath")
+                .arg(&db)
+                .arg("--import")
+                .arg(&key),
+        );
+        let out = Command::new(&rpmkeys)
+            .arg("--dbpath")
+            .arg(&db)
+            .args(["--checksig", "-v"])
+            .arg(file)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        out.status.success()
+            && text.contains("Signature, key ID")
+            && !text.contains("NOKEY")
+            && !text.contains("BAD")
+    }
+
+    /// Verifies `file`, checks exit code and codes, and that the anchor agrees.
+    fn expect(&self, file: &Path, code: i32, codes: &[&str]) -> serde_json::Value {
+        let r = self.verify(file);
+        r.code(code);
+        let got = r.codes();
+        for c in codes {
+            assert!(got.iter().any(|g| g == c), "{got:?} lacks {c}");
+        }
+        assert_eq!(
+            self.anchor_good(file),
+            code == 0,
+            "rpmkeys --checksig disagrees about {}",
+            file.display()
+        );
+        r.json()
+    }
+}
+
+/// Where the main header starts, read from the signature header's counts.
+fn main_header_offset(bytes: &[u8]) -> usize {
+    let be = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    let sig = 16 + be(96 + 8) * 16 + be(96 + 12);
+    96 + sig + (8 - sig % 8) % 8
+}
+
+fn payload_offset(bytes: &[u8]) -> usize {
+    let h = main_header_offset(bytes);
+    let be = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    h + 16 + be(h + 8) * 16 + be(h + 12)
+}
+
+#[test]
+fn a_package_signed_by_the_pinned_key_verifies_and_says_what_it_checked() {
+    let a = Acme::new();
+    let pkg = a.signed("acme-agent.rpm", &a.fpr);
+    let v = a.expect(&pkg, 0, &[]);
+    assert_eq!(v["verdict"], "verified");
+    assert_eq!(v["source"]["kind"], "rpm");
+    assert_eq!(v["signatures"][0]["status"], "good-signature");
+    assert_eq!(v["signatures"][0]["certificate"], a.fpr.as_str());
+    let checked: Vec<String> = v["checked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            format!(
+                "{}: {}",
+                c["what"].as_str().unwrap(),
+                c["outcome"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(
+        checked
+            .iter()
+            .any(|c| c.ends_with("signature over the header: good-signature")),
+        "{checked:?}"
+    );
+    assert!(checked.contains(&"SHA256HEADER of the header: matched".to_string()));
+    assert!(
+        checked.contains(&"PAYLOADDIGEST (SHA256) of the compressed payload: matched".to_string())
+    );
+    let data = std::fs::read(&pkg).unwrap();
+    assert_eq!(v["bundle"]["sha256"], sha256_hex(&data));
+
+    a.p.run(&["verify", "acme-agent.rpm"])
+        .code(0)
+        .stdout_has(
+            "verified: acme-agent.rpm: 1 pinned certificate signed, 1 required (vendor acme)",
+        )
+        .stdout_has("  source  rpm acme-agent.rpm")
+        .stdout_has("  checked  PAYLOADDIGEST (SHA256) of the compressed payload: matched");
+    // A stray detached signature beside the package does not replace its own.
+    a.p.write("acme-agent.rpm.asc", b"not a signature");
+    a.p.run(&["verify", "acme-agent.rpm"]).code(0);
+    // Detection is by content: the same bytes under any name.
+    std::fs::copy(&pkg, a.p.path("acme-agent.bin")).unwrap();
+    a.p.run(&["verify", "--vendor", "acme", "acme-agent.bin"])
+        .code(0)
+        .stdout_has("source  rpm");
+}
+
+#[test]
+fn an_unsigned_package_is_no_signature() {
+    let a = Acme::new();
+    let v = a.expect(&a.unsigned.clone(), 1, &["no-signature"]);
+    assert_eq!(v["verdict"], "rejected");
+    a.p.run(&["verify", "acme-unsigned.rpm"])
+        .code(1)
+        .stdout_has("the rpm signature header holds no OpenPGP signature")
+        .stdout_has("next: do not install: the package is not signed.");
+}
+
+#[test]
+fn a_package_signed_by_a_stranger_exits_3_naming_the_fingerprint() {
+    let a = Acme::new();
+    let pkg = a.signed("acme-stranger.rpm", &a.stranger);
+    let v = a.expect(&pkg, 3, &["unpinned-signer"]);
+    assert_eq!(v["verdict"], "unexpected-signer");
+    a.p.run(&["verify", "acme-stranger.rpm"])
+        .code(3)
+        .stdout_has(&format!("unpinned signer fingerprint: {}", a.stranger));
+}
+
+#[test]
+fn a_changed_payload_is_digest_mismatch_although_the_header_signature_is_good() {
+    let a = Acme::new();
+    let pkg = a.signed("acme-payload.rpm", &a.fpr);
+    let mut bytes = std::fs::read(&pkg).unwrap();
+    let at = payload_offset(&bytes) + 20;
+    bytes[at] ^= 0x01;
+    std::fs::write(&pkg, &bytes).unwrap();
+    let v = a.expect(&pkg, 1, &["digest-mismatch"]);
+    assert_eq!(v["signatures"][0]["status"], "good-signature");
+    // Bytes appended after the payload are in the payload digest's range too.
+    let pkg2 = a.signed("acme-appended.rpm", &a.fpr);
+    let mut bytes = std::fs::read(&pkg2).unwrap();
+    bytes.extend_from_slice(b"trailing bytes nobody signed");
+    std::fs::write(&pkg2, &bytes).unwrap();
+    a.expect(&pkg2, 1, &["digest-mismatch"]);
+    a.p.run(&["verify", "acme-appended.rpm"])
+        .code(1)
+        .stdout_has("rpm PAYLOADDIGEST (SHA256) of the compressed payload does not match");
+}
+
+#[test]
+fn a_changed_header_is_rejected() {
+    let a = Acme::new();
+    let pkg = a.signed("acme-header.rpm", &a.fpr);
+    let mut bytes = std::fs::read(&pkg).unwrap();
+    let h = main_header_offset(&bytes);
+    let end = payload_offset(&bytes);
+    let at = h + bytes[h..end]
+        .windows(14)
+        .position(|w| w == b"The Acme agent")
+        .expect("the description is in the header");
+    bytes[at + 4] = b'a';
+    std::fs::write(&pkg, &bytes).unwrap();
+    a.expect(&pkg, 1, &["bad-signature", "digest-mismatch"]);
+}
+
+#[test]
+fn a_truncated_package_is_rejected_with_a_clear_message() {
+    let a = Acme::new();
+    let pkg = a.signed("acme-trunc.rpm", &a.fpr);
+    let bytes = std::fs::read(&pkg).unwrap();
+    let h = main_header_offset(&bytes);
+    std::fs::write(&pkg, &bytes[..h + 100]).unwrap();
+    a.expect(&pkg, 1, &["malformed-package"]);
+    a.p.run(&["verify", "acme-trunc.rpm"])
+        .code(1)
+        .stdout_has("acme-trunc.rpm: rpm: truncated: the file ends inside the header")
+        .stdout_has("next: do not install: the package is damaged or truncated");
+    let pkg2 = a.signed("acme-trunc2.rpm", &a.fpr);
+    std::fs::write(&pkg2, &bytes[..payload_offset(&bytes) + 10]).unwrap();
+    a.expect(&pkg2, 1, &["digest-mismatch"]);
+}
+
+#[test]
+fn an_explicit_signature_still_means_a_detached_signature_over_the_whole_file() {
+    let a = Acme::new();
+    let sig = a.p.path("acme-unsigned.rpm.sig");
+    a.gpg
+        .detach_sign(&a.fpr, &a.unsigned, &sig, "SHA256", None, false);
+    let r = a.p.run(&[
+        "verify",
+        "--json",
+        "acme-unsigned.rpm",
+        "--signature",
+        "acme-unsigned.rpm.sig",
+    ]);
+    r.code(0);
+    assert_eq!(r.json()["source"]["kind"], "detached");
+}
