@@ -334,3 +334,218 @@ fn an_explicit_signature_still_means_a_detached_signature_over_the_whole_file() 
     r.code(0);
     assert_eq!(r.json()["source"]["kind"], "detached");
 }
+
+/// `(kind, file)` of every inspect finding, and the detail, as `kind file: detail`.
+fn findings(v: &serde_json::Value) -> Vec<String> {
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            format!(
+                "{} {}: {}",
+                f["kind"].as_str().unwrap(),
+                f["file"].as_str().unwrap(),
+                f["detail"].as_str().unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+#[track_caller]
+fn has(found: &[String], prefix: &str, needle: &str) {
+    assert!(
+        found
+            .iter()
+            .any(|f| f.starts_with(prefix) && f.contains(needle)),
+        "no finding {prefix} .. {needle} in {found:#?}"
+    );
+}
+
+#[test]
+fn inspect_reports_scriptlets_accounts_owners_conffiles_units_and_cron() {
+    let a = Acme::new();
+    let pkg = a.signed("acme-agent.rpm", &a.fpr);
+    let name = pkg.file_name().unwrap().to_str().unwrap();
+    let j = a.p.run(&["inspect", "--json", name]);
+    j.code(0);
+    let v = j.json();
+    assert_eq!(v["format"], "rpm");
+    let f = findings(&v);
+    has(&f, "maintainer-script %pre:", "(%pre)");
+    has(&f, "maintainer-script %post:", "(%post)");
+    has(&f, "account %pre", "useradd");
+    has(
+        &f,
+        "privileged-command %post",
+        "systemctl enable acme.service",
+    );
+    has(&f, "ownership etc/acme/secret:", "owned by acme:acme");
+    has(&f, "conffile conffiles", "/etc/acme/acme.conf");
+    has(
+        &f,
+        "systemd usr/lib/systemd/system/acme.service",
+        "ExecStart=/opt/acme/run",
+    );
+    has(&f, "cron etc/cron.d/acme", "user root");
+    assert!(
+        !f.iter().any(|x| x.starts_with("ownership opt/")),
+        "root-owned files are not ownership findings: {f:#?}"
+    );
+    a.p.run(&["inspect", name])
+        .code(0)
+        .stdout_has("inspect: acme-agent.rpm: rpm,")
+        .stdout_has("%post:2  systemctl: systemctl enable acme.service");
+}
+
+#[test]
+fn unpack_extracts_the_verified_payload_with_modes_and_links() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let a = Acme::new();
+    a.signed("acme-agent.rpm", &a.fpr);
+    a.p.run(&["unpack", "acme-agent.rpm", "--into", "out"])
+        .code(0)
+        .stdout_has("unpacked: acme-agent.rpm into out (rpm,");
+    let out = a.p.path("out");
+    assert_eq!(
+        std::fs::read(out.join("opt/acme/hello.txt")).unwrap(),
+        b"hello\n"
+    );
+    let mode = |p: &str| std::fs::metadata(out.join(p)).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode("opt/acme/run"), 0o755);
+    assert_eq!(mode("etc/acme/secret"), 0o640);
+    assert_eq!(
+        std::fs::read_link(out.join("opt/acme/greeting")).unwrap(),
+        Path::new("hello.txt")
+    );
+    // Scriptlets are reviewed, never written.
+    let names: Vec<String> = walk(&out);
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.contains('%') || n.ends_with("conffiles")),
+        "{names:?}"
+    );
+    assert_eq!(names.len(), 16, "{names:?}");
+
+    // Unsigned, stranger-signed and tampered packages extract nothing.
+    std::fs::copy(&a.unsigned, a.p.path("acme-u.rpm")).unwrap();
+    a.p.run(&["unpack", "acme-u.rpm", "--into", "u"]).code(1);
+    assert!(!a.p.path("u").exists());
+    a.signed("acme-s.rpm", &a.stranger);
+    a.p.run(&["unpack", "acme-s.rpm", "--into", "s"]).code(3);
+    assert!(!a.p.path("s").exists());
+}
+
+fn walk(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        out.push(e.file_name().to_string_lossy().into_owned());
+        if e.file_type().unwrap().is_dir() {
+            out.extend(walk(&e.path()));
+        }
+    }
+    out
+}
+
+/// A header from `(tag, type, data, count)` entries, laid out in order.
+fn header(entries: &[(u32, u32, &[u8], u32)]) -> Vec<u8> {
+    let mut index = Vec::new();
+    let mut data = Vec::new();
+    for (tag, typ, bytes, count) in entries {
+        for v in [*tag, *typ, data.len() as u32, *count] {
+            index.extend_from_slice(&v.to_be_bytes());
+        }
+        data.extend_from_slice(bytes);
+    }
+    let mut out = vec![0x8e, 0xad, 0xe8, 0x01, 0, 0, 0, 0];
+    out.extend_from_slice(&(entries.len() as u32).to_be_bytes());
+    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    out.extend(index);
+    out.extend(data);
+    out
+}
+
+/// One newc cpio member.
+fn cpio(name: &str, mode: u32, data: &[u8]) -> Vec<u8> {
+    let name = format!("{name}\0");
+    let mut h =
+        format!(
+        "070701{:08x}{mode:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
+        1, 0, 0, 1, 0, data.len(), 0, 0, 0, 0, name.len(), 0
+    )
+        .into_bytes();
+    h.extend_from_slice(name.as_bytes());
+    while h.len() % 4 != 0 {
+        h.push(0);
+    }
+    h.extend_from_slice(data);
+    while h.len() % 4 != 0 {
+        h.push(0);
+    }
+    h
+}
+
+/// A package signed by `fpr` whose header and payload both list `dir` + `base`: the
+/// name checks are the extractor's, as for any archive.
+fn crafted(a: &Acme, file: &str, dir: &str, base: &str) -> PathBuf {
+    let payload = [
+        cpio(&format!(".{dir}{base}"), 0o100644, b"evil\n"),
+        cpio("TRAILER!!!", 0, b""),
+    ]
+    .concat();
+    let z = |s: &str| format!("{s}\0").into_bytes();
+    let payload_digest = z(&sha256_hex(&payload));
+    let main = header(&[
+        (1000, 6, &z("evil"), 1),
+        (1030, 3, &0o100644u16.to_be_bytes(), 1),
+        (1039, 8, &z("root"), 1),
+        (1040, 8, &z("root"), 1),
+        (1028, 4, &5u32.to_be_bytes(), 1),
+        (1116, 4, &0u32.to_be_bytes(), 1),
+        (1117, 8, &z(base), 1),
+        (1118, 8, &z(dir), 1),
+        (5092, 8, &payload_digest, 1),
+        (5093, 4, &8u32.to_be_bytes(), 1),
+    ]);
+    let main_path = a.p.write(&format!("{file}.header"), &main);
+    let sig_path = a.p.path(&format!("{file}.header.sig"));
+    a.gpg
+        .detach_sign(&a.fpr, &main_path, &sig_path, "SHA256", None, false);
+    let sig = std::fs::read(&sig_path).unwrap();
+    let sig_header = header(&[
+        (268, 7, &sig, sig.len() as u32),
+        (273, 6, &z(&sha256_hex(&main)), 1),
+    ]);
+    let mut pkg = vec![0xed, 0xab, 0xee, 0xdb, 3, 0];
+    pkg.resize(96, 0);
+    pkg.extend_from_slice(&sig_header);
+    pkg.resize(pkg.len() + (8 - sig_header.len() % 8) % 8, 0);
+    pkg.extend_from_slice(&main);
+    pkg.extend_from_slice(&payload);
+    a.p.write(file, &pkg)
+}
+
+#[test]
+fn unpack_refuses_a_package_whose_names_climb_out() {
+    let a = Acme::new();
+    crafted(&a, "acme-slip.rpm", "/../../", "evil.txt");
+    // The crafted package is genuinely signed: verify accepts it, unpack refuses it.
+    a.p.run(&["verify", "acme-slip.rpm"]).code(0);
+    let r = a.p.run(&["unpack", "acme-slip.rpm", "--into", "out"]);
+    r.code(1).stderr_has("path-traversal: entry ../../evil.txt");
+    assert!(!a.p.path("out").exists());
+    assert!(!a.p.dir.path().parent().unwrap().join("evil.txt").exists());
+
+    // A cpio name the header does not list is the archive's corruption.
+    let a2 = Acme::new();
+    let file = crafted(&a2, "acme-odd.rpm", "/opt/", "ok.txt");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = bytes.windows(9).rposition(|w| w == b"./opt/ok.").unwrap();
+    bytes[at + 6..at + 8].copy_from_slice(b"OK");
+    std::fs::write(&file, &bytes).unwrap();
+    a2.p.run(&["inspect", "acme-odd.rpm"])
+        .code(2)
+        .stderr_has("a cpio entry that is not in the package header's file list");
+}
