@@ -336,6 +336,109 @@ fn rpm_package(cert: &Cert, payload: &[u8]) -> Vec<u8> {
     package(&sig_header, &main, payload)
 }
 
+/// One newc cpio member.
+fn cpio_member(name: &str, mode: u32, ino: u32, nlink: u32, data: &[u8]) -> Vec<u8> {
+    let name = format!("{name}\0");
+    let fields = [
+        ino,
+        mode,
+        0,
+        0,
+        nlink,
+        0,
+        data.len() as u32,
+        0,
+        0,
+        0,
+        0,
+        name.len() as u32,
+        0,
+    ];
+    let mut out = b"070701".to_vec();
+    for f in fields {
+        out.extend_from_slice(format!("{f:08x}").as_bytes());
+    }
+    out.extend_from_slice(name.as_bytes());
+    out.resize(out.len().next_multiple_of(4), 0);
+    out.extend_from_slice(data);
+    out.resize(out.len().next_multiple_of(4), 0);
+    out
+}
+
+/// An unsigned package for the archive walker: scriptlets, a `%config` file, an owner,
+/// a symlink and a hard-link pair in a gzip cpio payload that its header lists.
+fn rpm_archive() -> Vec<u8> {
+    rpm_archive_with(&rpm_cpio())
+}
+
+fn rpm_cpio() -> Vec<Vec<u8>> {
+    vec![
+        cpio_member("./opt/acme", 0o040755, 1, 2, b""),
+        cpio_member(
+            "./opt/acme/run",
+            0o100755,
+            2,
+            1,
+            b"#!/bin/sh\nsystemctl restart acme\n",
+        ),
+        cpio_member("./opt/acme/link", 0o120777, 3, 1, b"run"),
+        cpio_member("./opt/acme/a", 0o100644, 4, 2, b""),
+        cpio_member("./opt/acme/b", 0o100644, 4, 2, b"shared\n"),
+        cpio_member(
+            "./etc/acme.conf",
+            0o100640,
+            5,
+            1,
+            b"url=https://acme.example\n",
+        ),
+        cpio_member("TRAILER!!!", 0, 0, 1, b""),
+    ]
+}
+
+/// The package of [`rpm_archive`] with `members` as its cpio payload.
+fn rpm_archive_with(members: &[Vec<u8>]) -> Vec<u8> {
+    use crate::package::rpm::tag;
+    use crate::package::rpm::tests::{header, package};
+    let cpio = members.concat();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&cpio).unwrap();
+    let payload = gz.finish().unwrap();
+    let be16 = |v: &[u16]| v.iter().flat_map(|x| x.to_be_bytes()).collect::<Vec<u8>>();
+    let be32 = |v: &[u32]| v.iter().flat_map(|x| x.to_be_bytes()).collect::<Vec<u8>>();
+    let main = header(&[
+        (tag::PREIN, 6, b"useradd acme\0", 1),
+        (tag::FILESIZES, 4, &be32(&[4096, 34, 3, 7, 7, 25]), 6),
+        (
+            tag::FILEMODES,
+            3,
+            &be16(&[0o040755, 0o100755, 0o120777, 0o100644, 0o100644, 0o100640]),
+            6,
+        ),
+        (tag::FILELINKTOS, 8, b"\0\0run\0\0\0\0", 6),
+        (tag::FILEFLAGS, 4, &be32(&[0, 0, 0, 0, 0, 1]), 6),
+        (
+            tag::FILEUSERNAME,
+            8,
+            b"root\0root\0root\0root\0root\0acme\0",
+            6,
+        ),
+        (
+            tag::FILEGROUPNAME,
+            8,
+            b"root\0root\0root\0root\0root\0acme\0",
+            6,
+        ),
+        (tag::DIRINDEXES, 4, &be32(&[0, 1, 1, 1, 1, 2]), 6),
+        (tag::BASENAMES, 8, b"acme\0run\0link\0a\0b\0acme.conf\0", 6),
+        (tag::DIRNAMES, 8, b"/opt/\0/opt/acme/\0/etc/\0", 3),
+    ]);
+    package(
+        &header(&[(crate::package::rpm::tests::NAME, 6, b"x\0", 1)]),
+        &main,
+        &payload,
+    )
+}
+
 /// The main header and payload of a package, when it still parses as one.
 fn rpm_signed_part(bytes: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
     let mut r = bytes;
@@ -869,6 +972,84 @@ fn mutated_bundles_signatures_and_certificates_never_verify_falsely() {
     );
 }
 
+/// Walks `bytes` with the inspector: its findings as `kind file: detail`, or the error.
+fn inspect_rpm(bytes: &[u8]) -> Result<Vec<String>, String> {
+    use crate::archive::inspect::Inspector;
+    let mut tmp = tempfile::tempfile().unwrap();
+    tmp.write_all(bytes).unwrap();
+    let mut inspector = Inspector::new();
+    crate::archive::walk::walk(&mut tmp, &mut inspector).map_err(|e| e.to_string())?;
+    Ok(inspector
+        .finish()
+        .iter()
+        .map(|f| format!("{} {}: {}", f.kind.code(), f.file, f.detail))
+        .collect())
+}
+
+#[test]
+fn rpm_payloads_are_walked_as_their_header_lists_them() {
+    let found = inspect_rpm(&rpm_archive()).unwrap();
+    for want in [
+        "maintainer-script %pre:",
+        "account %pre:",
+        "conffile conffiles: /etc/acme.conf",
+        "ownership etc/acme.conf: owned by acme:acme",
+        "privileged-command opt/acme/run:",
+        "host etc/acme.conf:",
+    ] {
+        assert!(
+            found.iter().any(|f| f.starts_with(want)),
+            "{want} not in {found:#?}"
+        );
+    }
+    let mut m = rpm_cpio();
+    let check = |members: &[Vec<u8>], want: &str| {
+        let got = inspect_rpm(&rpm_archive_with(members)).unwrap_err();
+        assert!(got.contains(want), "{got:?} lacks {want:?}");
+    };
+    // A name the header does not list, a second entry for one file, another type,
+    // another link target.
+    let member = |at: usize, name: &str, mode: u32, data: &[u8]| {
+        let mut v = rpm_cpio();
+        v[at] = cpio_member(name, mode, 9, 1, data);
+        v
+    };
+    for (members, want) in [
+        (
+            member(5, "./etc/other.conf", 0o100640, b"x"),
+            "a cpio entry that is not in the package header's file list",
+        ),
+        (
+            [&m[..2], &m[1..]].concat(),
+            "a second cpio entry for the same file",
+        ),
+        (
+            member(1, "./opt/acme/run", 0o120777, b"x"),
+            "the cpio entry's file type is not the one",
+        ),
+        (
+            member(2, "./opt/acme/link", 0o120777, b"../../etc"),
+            "symlink's target in the payload is not the one",
+        ),
+    ] {
+        check(&members, want);
+    }
+    // A name length that would allocate gigabytes, a truncated payload, no trailer.
+    let mut huge = m[1].clone();
+    huge[6 + 11 * 8..6 + 12 * 8].copy_from_slice(b"ffffffff");
+    check(
+        &[m[0].clone(), huge],
+        "a cpio name of 4294967295 bytes; the limit is 4096",
+    );
+    let cut = m[1][..m[1].len() - 10].to_vec();
+    check(&[m[0].clone(), cut], "truncated");
+    m.pop();
+    check(&m, "truncated");
+    let mut not_hex = rpm_cpio();
+    not_hex[1][6] = b'z';
+    check(&not_hex, "not hex");
+}
+
 #[test]
 fn mutated_archives_never_panic_hang_or_write_outside_the_staging_folder() {
     use crate::archive::extract::{Extractor, Limits};
@@ -882,6 +1063,7 @@ fn mutated_archives_never_panic_hang_or_write_outside_the_staging_folder() {
         include_bytes!("../examples/Full-upgrade-package-dten.zip").to_vec(),
         tar_gz(),
         deb_with_origin(&sequoia_cert()).0,
+        rpm_archive(),
     ]);
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().to_path_buf();

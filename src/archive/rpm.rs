@@ -349,15 +349,7 @@ fn walk_cpio(
         } else {
             size
         };
-        let meta = Meta {
-            name: meta_name,
-            kind: kind.clone(),
-            mode: decl.mode & 0o7777,
-            size: body_len,
-            compressed_size: None,
-            part: Part::Payload,
-            owner: Some(decl.owner.clone()),
-        };
+        let meta = file_meta(meta_name, kind.clone(), body_len, decl);
         let shown = meta.display_name();
         if kind == Kind::File && nlink > 1 && size == 0 {
             // newc: the data of a hard-link set comes with its last member.
@@ -387,15 +379,7 @@ fn walk_cpio(
         let Some((first, others)) = set.split_first() else {
             continue;
         };
-        let meta = Meta {
-            name: first.name.clone(),
-            kind: Kind::File,
-            mode: files[first.file].mode & 0o7777,
-            size: 0,
-            compressed_size: None,
-            part: Part::Payload,
-            owner: Some(files[first.file].owner.clone()),
-        };
+        let meta = file_meta(first.name.clone(), Kind::File, 0, &files[first.file]);
         let shown = meta.display_name();
         budget.offer(visitor, &meta, &mut io::empty(), &shown)?;
         for d in others {
@@ -412,17 +396,27 @@ fn hard_link(
     visitor: &mut dyn Visitor,
     budget: &mut NameBudget,
 ) -> Result<(), WalkError> {
-    let meta = Meta {
-        name: d.name.clone(),
-        kind: Kind::Hardlink(target.to_vec()),
-        mode: files[d.file].mode & 0o7777,
-        size: 0,
-        compressed_size: None,
-        part: Part::Payload,
-        owner: Some(files[d.file].owner.clone()),
-    };
+    let meta = file_meta(
+        d.name.clone(),
+        Kind::Hardlink(target.to_vec()),
+        0,
+        &files[d.file],
+    );
     let shown = meta.display_name();
     budget.offer(visitor, &meta, &mut io::empty(), &shown)
+}
+
+/// A payload entry with the mode and owner the header declares for it.
+fn file_meta(name: Vec<u8>, kind: Kind, size: u64, decl: &Declared) -> Meta {
+    Meta {
+        name,
+        kind,
+        mode: decl.mode & 0o7777,
+        size,
+        compressed_size: None,
+        part: Part::Payload,
+        owner: Some(decl.owner.clone()),
+    }
 }
 
 /// A symlink's target: the cpio data, bounded, and the one the header declares.

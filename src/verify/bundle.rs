@@ -238,8 +238,10 @@ pub fn verify_bundle(req: &Request<'_>) -> Result<Report, VerifyError> {
             }
         }
         Source::Rpm => {
-            let (size, sha256) = rpm::check_rpm(&mut reader, req.bundle, judge, &mut acc)
-                .map_err(|e| reader.error(req.bundle, e))?;
+            let mut tee = HashingReader::new(&mut reader);
+            rpm::check_rpm(&mut tee, req.bundle, judge, &mut acc)
+                .map_err(|e| tee.inner.error(req.bundle, e))?;
+            let (size, sha256) = tee.finish();
             (size, sha256, Some(req.bundle.to_path_buf()))
         }
         Source::None { looked_at, skipped } => {

@@ -30,7 +30,6 @@ use openpgp::crypto::hash::Context;
 use openpgp::packet::Signature;
 use openpgp::types::HashAlgorithm;
 use sequoia_openpgp as openpgp;
-use sha2::Digest as _;
 
 use crate::package::rpm::{self as format, sigtag, tag, Package, RpmError};
 use crate::text::{escape, escape_os, hex};
@@ -65,24 +64,20 @@ impl Covers {
     }
 }
 
-/// Reads the whole package from `reader` once, records every signature and digest
-/// check in `acc`, and returns the file's size and SHA-256 (for pins).
+/// Reads the whole package from `reader` once, to its end, and records every
+/// signature and digest check in `acc`. The caller hashes the file for pins through
+/// `reader`.
 ///
 /// # Errors
 ///
 /// A failed read. A package that is malformed or truncated is a finding
 /// (`malformed-package`), not an error.
 pub fn check_rpm(
-    reader: impl Read,
+    mut whole: impl Read,
     bundle: &Path,
     judge: &Judge<'_>,
     acc: &mut Findings,
-) -> io::Result<(u64, [u8; 32])> {
-    let mut whole = WholeFile {
-        inner: reader,
-        sha256: sha2::Sha256::new(),
-        size: 0,
-    };
+) -> io::Result<()> {
     let shown = escape_os(bundle.as_os_str());
     let pkg = match format::read_package(&mut whole) {
         Ok(p) => p,
@@ -92,7 +87,7 @@ pub fn check_rpm(
             acc.problems
                 .push(format!("{shown}: rpm: {}", escape(&e.to_string())));
             io::copy(&mut whole, &mut io::sink())?;
-            return Ok(whole.finish());
+            return Ok(());
         }
     };
     let header = pkg.header.bytes();
@@ -130,7 +125,7 @@ pub fn check_rpm(
     }
 
     // The payload: streamed once into the payload digest and the legacy signatures'
-    // contexts, and (through `whole`) into the file's SHA-256.
+    // contexts, and (through the caller's reader) into the file's SHA-256.
     let mut payload_ctx = payload_digest.as_ref().map(|(algo, _)| {
         algo.context()
             .expect("payload_digest returns supported algorithms only")
@@ -159,7 +154,7 @@ pub fn check_rpm(
     for (name, sig, ctx) in legacy {
         judge_one(judge, name, Covers::HeaderAndPayload, &sig, ctx, acc);
     }
-    Ok(whole.finish())
+    Ok(())
 }
 
 /// The OpenPGP signatures under one signature tag: a `BIN` packet, or rpm 6's array of
@@ -304,26 +299,4 @@ fn record_digest(acc: &mut Findings, shown: &str, what: String, got: &str, expec
             "digest-mismatch"
         },
     });
-}
-
-/// Everything read through it is counted and hashed (SHA-256): the file pin.
-struct WholeFile<R> {
-    inner: R,
-    sha256: sha2::Sha256,
-    size: u64,
-}
-
-impl<R> WholeFile<R> {
-    fn finish(self) -> (u64, [u8; 32]) {
-        (self.size, self.sha256.finalize().into())
-    }
-}
-
-impl<R: Read> Read for WholeFile<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.sha256.update(&buf[..n]);
-        self.size += n as u64;
-        Ok(n)
-    }
 }
