@@ -61,7 +61,8 @@ def main():
         key = os.path.join(work, "bench.asc")
         with open(key, "wb") as f:
             f.write(subprocess.run(["gpg", "--homedir", home, "--armor", "--export", fpr],
-                                   check=True, stdout=subprocess.PIPE).stdout)
+                                   check=True, stdout=subprocess.PIPE,
+                                   stderr=subprocess.DEVNULL).stdout)
 
         top = os.path.join(work, "top")
         os.makedirs(os.path.join(top, "SPECS"))
