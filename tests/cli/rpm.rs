@@ -111,6 +111,11 @@ impl Acme {
 
     /// A copy of the package signed by `fpr` with `rpmsign --addsign`.
     fn signed(&self, name: &str, fpr: &str) -> PathBuf {
+        self.signed_with(name, fpr, &[])
+    }
+
+    /// As [`Acme::signed`], with more `rpmsign` options (`--rpmv3`).
+    fn signed_with(&self, name: &str, fpr: &str, extra: &[&str]) -> PathBuf {
         let out = self.p.path(name);
         std::fs::copy(&self.unsigned, &out).unwrap();
         run_ok(
@@ -121,6 +126,7 @@ impl Acme {
                 .arg(format!("_gpg_path {}", self.gpg.home.path().display()))
                 .arg("--define")
                 .arg(format!("__gpg {}", require("gpg").display()))
+                .args(extra)
                 .arg("--addsign")
                 .arg(&out),
         );
@@ -283,6 +289,32 @@ fn a_changed_payload_is_digest_mismatch_although_the_header_signature_is_good() 
     a.p.run(&["verify", "acme-appended.rpm"])
         .code(1)
         .stdout_has("rpm PAYLOADDIGEST (SHA256) of the compressed payload does not match");
+}
+
+#[test]
+fn legacy_header_and_payload_signatures_are_judged_over_the_payload_too() {
+    let a = Acme::new();
+    let pkg = a.signed_with("acme-v3.rpm", &a.fpr, &["--rpmv3"]);
+    let v = a.expect(&pkg, 0, &[]);
+    let checked = v["checked"].to_string();
+    assert!(
+        checked.contains("signature over the header and payload")
+            && checked.contains("good-signature"),
+        "{checked}"
+    );
+    assert_eq!(v["signatures"].as_array().unwrap().len(), 2);
+    let mut bytes = std::fs::read(&pkg).unwrap();
+    let at = payload_offset(&bytes) + 20;
+    bytes[at] ^= 0x01;
+    std::fs::write(&pkg, &bytes).unwrap();
+    let v = a.expect(&pkg, 1, &["digest-mismatch", "bad-signature"]);
+    let statuses: Vec<&str> = v["signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["good-signature", "bad-signature"]);
 }
 
 #[test]
