@@ -79,6 +79,11 @@ struct Acme {
 
 impl Acme {
     fn new() -> Acme {
+        Acme::with_spec(SPEC)
+    }
+
+    /// As [`Acme::new`], built from `spec`.
+    fn with_spec(spec: &str) -> Acme {
         let p = Project::new();
         p.vendors(&[("acme", "acme-*.rpm")]);
         let gpg = Gpg::new();
@@ -86,7 +91,7 @@ impl Acme {
         let stranger = gpg.key("Stranger <x@stranger.example>", "ed25519", "0", None);
         p.pin_cert("acme", "acme.asc", &gpg.export(&fpr));
         let top = p.path("rpmbuild");
-        p.write("rpmbuild/SPECS/acme.spec", SPEC);
+        p.write("rpmbuild/SPECS/acme.spec", spec);
         run_ok(
             Command::new(require("rpmbuild"))
                 .arg("--define")
@@ -95,11 +100,13 @@ impl Acme {
                 .arg(top.join("SPECS/acme.spec")),
         );
         let unsigned = p.path("acme-unsigned.rpm");
-        std::fs::copy(
-            top.join("RPMS/noarch/acme-agent-1.0-1.noarch.rpm"),
-            &unsigned,
-        )
-        .unwrap();
+        let built = std::fs::read_dir(top.join("RPMS/noarch"))
+            .unwrap()
+            .next()
+            .expect("rpmbuild made a package")
+            .unwrap()
+            .path();
+        std::fs::copy(built, &unsigned).unwrap();
         Acme {
             p,
             gpg,
@@ -580,4 +587,28 @@ fn unpack_refuses_a_package_whose_names_climb_out() {
     a2.p.run(&["inspect", "acme-odd.rpm"])
         .code(2)
         .stderr_has("a cpio entry that is not in the package header's file list");
+}
+
+#[test]
+fn diff_and_preflight_read_packages_through_the_same_walker() {
+    let old = Acme::new();
+    let next = SPEC
+        .replace("Version: 1.0", "Version: 1.1")
+        .replace(
+            "systemctl enable acme.service",
+            "systemctl enable acme.service\nsystemctl restart acme-db.service",
+        )
+        .replace("echo hello >", "echo hello again >");
+    let new = Acme::with_spec(&next);
+    std::fs::copy(&new.unsigned, old.p.path("acme-1.1.rpm")).unwrap();
+    old.p
+        .run(&["diff", "acme-unsigned.rpm", "acme-1.1.rpm"])
+        .code(0)
+        .stdout_has("changed control:%post")
+        .stdout_has("changed opt/acme/hello.txt")
+        .stdout_has("added   %post  systemctl: systemctl restart acme-db.service");
+    old.p
+        .run(&["preflight", "acme-1.1.rpm"])
+        .code(1)
+        .stdout_has("blocking missing-unit: control:%post:3  unit acme-db.service");
 }
