@@ -612,3 +612,25 @@ fn diff_and_preflight_read_packages_through_the_same_walker() {
         .code(1)
         .stdout_has("blocking missing-unit: control:%post:3  unit acme-db.service");
 }
+
+#[test]
+fn a_signature_tag_that_does_not_parse_is_malformed_not_absent() {
+    let a = Acme::new();
+    let file = crafted(&a, "acme-garbled.rpm", "/opt/", "ok.txt");
+    a.p.run(&["verify", "acme-garbled.rpm"]).code(0);
+    let mut bytes = std::fs::read(&file).unwrap();
+    // The crafted signature header lays RSAHEADER's packet first in its data.
+    bytes[96 + 16 + 2 * 16] = 0x00;
+    std::fs::write(&file, &bytes).unwrap();
+    let r = a.p.run(&["verify", "--json", "acme-garbled.rpm"]);
+    r.code(1);
+    let codes = r.codes();
+    assert!(
+        codes.contains(&"malformed-signature".to_string()),
+        "{codes:?}"
+    );
+    assert!(!codes.contains(&"no-signature".to_string()), "{codes:?}");
+    a.p.run(&["verify", "acme-garbled.rpm"])
+        .code(1)
+        .stdout_has("problem: acme-garbled.rpm: rpm RSAHEADER: ");
+}
