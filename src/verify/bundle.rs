@@ -238,7 +238,7 @@ pub fn verify_bundle(req: &Request<'_>) -> Result<Report, VerifyError> {
             }
         }
         Source::Rpm => {
-            let mut tee = HashingReader::new(&mut reader);
+            let mut tee = digest::HashingReader::new(&mut reader);
             rpm::check_rpm(&mut tee, req.bundle, judge, &mut acc)
                 .map_err(|e| tee.inner.error(req.bundle, e))?;
             let (size, sha256) = tee.finish();
