@@ -83,3 +83,11 @@ pub const MAX_CONFIG_VALUE: usize = 512;
 pub const MAX_CONFIG_DEPTH: usize = 64;
 /// Signals (unit references, SQL, writes, webhooks) kept per bundle for `preflight`.
 pub const MAX_SIGNALS: usize = 20_000;
+
+/// Every verified CSAF advisory's hash and signature files are fetched again within
+/// this window, a slice on each poll, so one changed or re-signed without a new date in
+/// the provider's listing is noticed.
+pub const CSAF_RECHECK_WINDOW: Duration = Duration::from_secs(DAY);
+/// At most this much of a CSAF hash file's first word is kept (a SHA-512 is 128 hex
+/// digits): what a hostile provider writes there cannot grow the state.
+pub const CSAF_MAX_HASH_VALUE: usize = 128;

@@ -165,6 +165,17 @@ fn csaf_product_tree_walk_never_panics() {
 }
 
 #[test]
+fn csaf_hash_file_reading_never_panics() {
+    let mut rng = Rng(0x5eed_f11e_2468_ace0);
+    let seed = format!("{}  2026/acme-2026-001.json\n", "0f".repeat(64)).into_bytes();
+    for _ in 0..ROUNDS {
+        let input = rng.mutate(&seed);
+        let v = crate::watch::csaf::hash_value(&input);
+        assert!(v.chars().count() <= crate::policy::CSAF_MAX_HASH_VALUE + 1);
+    }
+}
+
+#[test]
 fn rpm_framing_parser_never_panics() {
     use crate::package::rpm::tests::{header, package};
     use crate::package::rpm::{read_package, sigtag, tag};

@@ -1,9 +1,10 @@
 //! The watcher's durable state: per source its HTTP validators and health (for a CSAF
-//! source also each listing document's validators and the pinned fingerprints its
-//! last poll checked against), per entry what was seen, the open problems of CSAF
-//! advisories, and the outbox of events with their per-channel deliveries (delivered,
-//! or filtered: a channel that does not carry the event) and whether an operator
-//! acknowledged them (handled: no channel delivers them again).
+//! source also each listing document's validators, the pinned fingerprints its last
+//! poll checked against and what its verified advisories' side files said), per entry
+//! what was seen, the open problems of CSAF advisories, and the outbox of events with
+//! their per-channel deliveries (delivered, or filtered: a channel that does not carry
+//! the event) and whether an operator acknowledged them (handled: no channel delivers
+//! them again).
 //!
 //! [`Store`] is the interface the watcher and the commands use (with
 //! [`alert::Outbox`](crate::alert::Outbox) for delivery); `sqlite` is the one
@@ -147,6 +148,9 @@ pub struct PollCommit<'a> {
     /// `Some` (CSAF): the vendor's pinned fingerprints this poll checked against,
     /// recorded so held advisories are checked again only when they change.
     pub keyring: Option<&'a str>,
+    /// `Some` (CSAF): the side files of every verified advisory the source lists,
+    /// replacing the source's; `None` keeps them.
+    pub side_files: Option<&'a [SideFiles]>,
     pub now: SystemTime,
     /// How long the poll took; `None` keeps the stored one.
     pub duration: Option<std::time::Duration>,
@@ -159,6 +163,20 @@ pub struct UrlValidators {
     pub url: String,
     pub etag: Option<String>,
     pub last_modified: Option<String>,
+}
+
+/// What a verified CSAF advisory's side files said when last fetched: the first word
+/// of its hash file (the SHA-256/512 value) and the SHA-256 of its signature file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SideFiles {
+    pub advisory_url: String,
+    pub hash_url: String,
+    pub signature_url: String,
+    /// Empty when not known yet (an advisory verified before they were recorded).
+    pub hash_value: String,
+    pub signature_sha256: String,
+    /// The poll round that last fetched them: the lowest are fetched again first.
+    pub round: i64,
 }
 
 /// One failed poll.
@@ -188,6 +206,9 @@ pub trait Store: Outbox<Error = StoreError> {
 
     /// The validators of the listing documents of a CSAF source's last full poll.
     fn listing_validators(&self, source: &str) -> Result<Vec<UrlValidators>, StoreError>;
+
+    /// The side files of a CSAF source's verified advisories, by advisory URL.
+    fn side_files(&self, source: &str) -> Result<Vec<SideFiles>, StoreError>;
 
     /// The vendor's pinned fingerprints the source's last successful CSAF poll checked
     /// against (`PollCommit::keyring`), if any was recorded.

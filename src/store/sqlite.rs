@@ -22,7 +22,7 @@ use crate::alert::event::Event;
 use crate::alert::{Attempt, DeliveryProblem, Outbox, PendingEvent, UnreadableEvent};
 use crate::store::history::{self as chain, Entry, Record};
 use crate::store::{
-    DeliveryTotals, EntryRow, EventRow, FailureCommit, History, PollCommit, ProblemRow,
+    DeliveryTotals, EntryRow, EventRow, FailureCommit, History, PollCommit, ProblemRow, SideFiles,
     SourceHealth, SourceRow, Store, StoreError, UrlValidators,
 };
 
@@ -139,6 +139,21 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 8 -> 9: how long a source's last poll took, in milliseconds, for monitoring.
     "ALTER TABLE sources ADD COLUMN last_poll_ms INTEGER;",
+    // 9 -> 10: the side files (hash file, signature) of each verified CSAF advisory and
+    // what they said, so a bounded slice of them is fetched again each poll and an
+    // advisory changed or re-signed without a new listing date is noticed. The listing
+    // validators go: the next poll reads the listing whole and records every advisory's.
+    "DELETE FROM listing_validators;
+    CREATE TABLE csaf_side_files (
+        source TEXT NOT NULL,
+        advisory_url TEXT NOT NULL,
+        hash_url TEXT NOT NULL,
+        signature_url TEXT NOT NULL,
+        hash_value TEXT NOT NULL,
+        signature_sha256 TEXT NOT NULL,
+        round INTEGER NOT NULL,
+        PRIMARY KEY (source, advisory_url)
+    );",
 ];
 
 /// The events pending on channel `?1` (neither delivered there nor acknowledged),
@@ -367,6 +382,24 @@ impl Store for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    fn side_files(&self, source: &str) -> Result<Vec<SideFiles>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT advisory_url, hash_url, signature_url, hash_value, signature_sha256, round
+             FROM csaf_side_files WHERE source = ?1 ORDER BY advisory_url",
+        )?;
+        let rows = stmt.query_map([source], |r| {
+            Ok(SideFiles {
+                advisory_url: r.get(0)?,
+                hash_url: r.get(1)?,
+                signature_url: r.get(2)?,
+                hash_value: r.get(3)?,
+                signature_sha256: r.get(4)?,
+                round: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     fn keyring_seen(&self, source: &str) -> Result<Option<String>, StoreError> {
         Ok(self
             .conn
@@ -471,6 +504,28 @@ impl Store for SqliteStore {
             )?;
             for v in listing {
                 ins.execute(params![c.source.id, v.url, v.etag, v.last_modified])?;
+            }
+        }
+        if let Some(side_files) = c.side_files {
+            tx.execute(
+                "DELETE FROM csaf_side_files WHERE source = ?1",
+                [c.source.id],
+            )?;
+            let mut ins = tx.prepare_cached(
+                "INSERT OR REPLACE INTO csaf_side_files
+                    (source, advisory_url, hash_url, signature_url, hash_value, signature_sha256, round)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for f in side_files {
+                ins.execute(params![
+                    c.source.id,
+                    f.advisory_url,
+                    f.hash_url,
+                    f.signature_url,
+                    f.hash_value,
+                    f.signature_sha256,
+                    f.round
+                ])?;
             }
         }
         if let Some(fingerprints) = c.keyring {
@@ -1218,6 +1273,7 @@ mod tests {
             events: &events,
             listing: None,
             keyring: None,
+            side_files: None,
             now: from_secs(1_700_000_000),
             duration: Some(Duration::from_millis(1500)),
         };
@@ -1255,6 +1311,54 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
             .unwrap();
         assert_eq!(events, 2);
+    }
+
+    /// A successful poll of CSAF source `src` that writes only `problems` and
+    /// `side_files`.
+    fn csaf_commit<'a>(
+        problems: Option<&'a [ProblemRow]>,
+        side_files: Option<&'a [SideFiles]>,
+    ) -> PollCommit<'a> {
+        PollCommit {
+            source: SourceRef {
+                id: "src",
+                vendor: "acme",
+                kind: "csaf",
+                url: "http://x",
+            },
+            validators: None,
+            entries: &[],
+            problems,
+            events: &[],
+            listing: None,
+            keyring: None,
+            side_files,
+            now: from_secs(1_700_000_000),
+            duration: None,
+        }
+    }
+
+    #[test]
+    fn csaf_side_files_are_replaced_by_a_poll_that_names_them_and_kept_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = SqliteStore::open(&dir.path().join("state.sqlite")).unwrap();
+        let row = |u: &str, round: i64| SideFiles {
+            advisory_url: u.into(),
+            hash_url: format!("{u}.sha512"),
+            signature_url: format!("{u}.asc"),
+            hash_value: "ab".into(),
+            signature_sha256: "cd".into(),
+            round,
+        };
+        let commit = |s: &mut SqliteStore, side_files: Option<&[SideFiles]>| {
+            s.commit_poll(&csaf_commit(None, side_files)).unwrap();
+        };
+        commit(&mut s, Some(&[row("b", 1), row("a", 2)]));
+        commit(&mut s, None);
+        assert_eq!(s.side_files("src").unwrap(), [row("a", 2), row("b", 1)]);
+        commit(&mut s, Some(&[row("b", 3)]));
+        assert_eq!(s.side_files("src").unwrap(), [row("b", 3)]);
+        assert!(s.side_files("other").unwrap().is_empty());
     }
 
     #[test]
@@ -1519,23 +1623,7 @@ mod tests {
             listed_updated: None,
         };
         let commit = |s: &mut SqliteStore, problems: Option<&[ProblemRow]>| {
-            s.commit_poll(&PollCommit {
-                source: SourceRef {
-                    id: "src",
-                    vendor: "acme",
-                    kind: "csaf",
-                    url: "http://x",
-                },
-                validators: None,
-                entries: &[],
-                problems,
-                events: &[],
-                listing: None,
-                keyring: None,
-                now: from_secs(1_700_000_000),
-                duration: None,
-            })
-            .unwrap();
+            s.commit_poll(&csaf_commit(problems, None)).unwrap();
         };
         let open = [
             problem("u1", "digest-mismatch", 10),

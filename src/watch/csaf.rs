@@ -20,7 +20,13 @@
 //! `key-expiring`.
 //! The listing documents (metadata, ROLIE feeds, `changes.csv`) are asked with the
 //! validators of the last full poll when no advisory waits for a second check; if all
-//! answer 304 the poll ends unparsed and the pass treats it as not modified.
+//! answer 304 the listing is not parsed and the pass treats it as not modified.
+//! Either way, the side files (hash file, signature) of a bounded slice of the verified
+//! advisories, those fetched longest ago, are fetched again ([`slice_len`]: each within
+//! [`CSAF_RECHECK_WINDOW`](crate::policy::CSAF_RECHECK_WINDOW) at the source's interval);
+//! one that says something else has its advisory checked in full, so an advisory
+//! changed or re-signed without a new listing date is noticed: other content under the
+//! same `tracking.version` is an update too.
 //! An advisory's identity is the publisher namespace plus `tracking.id`; a new
 //! `tracking.version` is an update. Real quirks handled: CISA's `"ref"` where ROLIE says
 //! `"rel"`, unsorted and duplicated `changes.csv` rows, hash files naming `2026/<file>`
@@ -31,7 +37,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -39,7 +45,7 @@ use sha2::Digest as _;
 use tokio::task::JoinSet;
 
 use crate::alert::event::{Event, Kind, Severity, PRODUCTS_SEPARATOR};
-use crate::store::{EntryRow, EntryWrite, ProblemRow, UrlValidators};
+use crate::store::{EntryRow, EntryWrite, ProblemRow, SideFiles, UrlValidators};
 use crate::text::group4;
 use crate::verify::judge::Judge;
 use crate::verify::keyring::{parse_certs, Keyring};
@@ -79,6 +85,10 @@ pub struct Known {
     pub keyring_changed: bool,
     /// The validators of the listing documents the last full poll fetched.
     pub listing: Vec<UrlValidators>,
+    /// The side files of the advisories verified so far, and how often the source is
+    /// polled: together they size the slice fetched again each poll.
+    pub side_files: Vec<SideFiles>,
+    pub interval: Duration,
 }
 
 /// A listed advisory that could not be fetched or did not pass its checks.
@@ -115,6 +125,16 @@ pub struct CsafPoll {
     pub known: Known,
     /// The validators of the listing documents this poll fetched.
     pub listing: Vec<UrlValidators>,
+    /// The side files of every verified advisory listed.
+    pub side_files: Vec<SideFiles>,
+}
+
+/// What a poll of a provider found.
+pub enum Outcome {
+    /// The listing answered 304 and the slice's side files said what they said before:
+    /// nothing to check; the side files with their new rounds.
+    Unchanged(Vec<SideFiles>),
+    Polled(Box<CsafPoll>),
 }
 
 /// What checking one advisory needs, shared by its tasks.
@@ -131,6 +151,65 @@ struct Ctx {
 struct Checked {
     advisory: Advisory,
     notices: Vec<Event>,
+    side_files: SideFiles,
+}
+
+/// How checking one listed advisory ended.
+enum Check {
+    /// Its side files said what they said before: not downloaded.
+    Same(SideFiles),
+    Done(Box<Result<Checked, Problem>>),
+}
+
+/// How many advisories (of `n`) one poll fetches the side files of, so that each is
+/// fetched within [`CSAF_RECHECK_WINDOW`](crate::policy::CSAF_RECHECK_WINDOW) when the
+/// source is polled every `interval`: at least one, at most all.
+fn slice_len(n: usize, interval: Duration) -> usize {
+    let window = crate::policy::CSAF_RECHECK_WINDOW.as_secs().max(1);
+    let k = (n as u128 * u128::from(interval.as_secs())).div_ceil(u128::from(window));
+    usize::try_from(k).unwrap_or(n).clamp(n.min(1), n)
+}
+
+/// The advisory URLs of the `k` side files fetched longest ago (lowest round, then
+/// URL); an advisory without a row (verified before they were recorded) comes first.
+fn due_first<'a>(rows: impl Iterator<Item = (&'a str, i64)>, k: usize) -> HashSet<String> {
+    let mut rows: Vec<(i64, &str)> = rows.map(|(u, r)| (r, u)).collect();
+    rows.sort_unstable();
+    rows.into_iter()
+        .take(k)
+        .map(|(_, u)| u.to_string())
+        .collect()
+}
+
+/// Whether `f`'s hash file and signature still say what they said. One that cannot be
+/// fetched counts as changed: the full check then says what is wrong.
+async fn side_files_unchanged(fetcher: &Fetcher, f: &SideFiles) -> bool {
+    if f.hash_value.is_empty() {
+        return false;
+    }
+    let Ok(hash) = get_bytes(fetcher, &f.hash_url).await else {
+        return false;
+    };
+    if hash_value(&hash) != f.hash_value {
+        return false;
+    }
+    get_bytes(fetcher, &f.signature_url)
+        .await
+        .is_ok_and(|sig| crate::text::hex(&sha2::Sha256::digest(&sig)) == f.signature_sha256)
+}
+
+/// The value a hash file states: its first word, lowercased, cut one character past
+/// [`CSAF_MAX_HASH_VALUE`](crate::policy::CSAF_MAX_HASH_VALUE) (longer matches no digest).
+pub(crate) fn hash_value(text: &[u8]) -> String {
+    let text = &text[..text.len().min(crate::policy::CSAF_MAX_HASH_VALUE * 4 + 64)];
+    String::from_utf8_lossy(text)
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(crate::policy::CSAF_MAX_HASH_VALUE + 1)
+        .collect::<String>()
+        .to_ascii_lowercase()
 }
 
 /// Why a download failed.
@@ -243,7 +322,7 @@ pub async fn poll(
     keyring: Option<Arc<Keyring>>,
     acceptance: Acceptance,
     now: SystemTime,
-) -> Result<Option<CsafPoll>, PollError> {
+) -> Result<Outcome, PollError> {
     let keyring = keyring.filter(|k| !k.is_empty()).ok_or_else(|| {
         PollError::new("csaf-no-pinned-key", format!("no certificate is pinned for vendor {vendor}: advisories cannot be checked (pin the provider's key in keyring/{vendor}/)"))
     })?;
@@ -254,8 +333,50 @@ pub async fn poll(
         && !known.keyring_changed
         && !known.listing.is_empty()
         && known.problems.iter().all(|p| p.code == HELD);
+    let round = known.side_files.iter().map(|f| f.round).max().unwrap_or(0) + 1;
+    let mut forced = HashSet::new();
     if quiet && listing_unchanged(&fetcher, &known.listing).await? {
-        return Ok(None);
+        // The listing did not change, but an advisory may have in place: fetch the
+        // slice's side files again; a change means the full poll, that advisory forced.
+        let open: HashSet<&str> = known
+            .problems
+            .iter()
+            .map(|p| p.advisory_url.as_str())
+            .collect();
+        let rows: Vec<&SideFiles> = known
+            .side_files
+            .iter()
+            .filter(|f| !open.contains(f.advisory_url.as_str()))
+            .collect();
+        let due = due_first(
+            rows.iter().map(|f| (f.advisory_url.as_str(), f.round)),
+            slice_len(rows.len(), known.interval),
+        );
+        let mut set = JoinSet::new();
+        for f in rows.iter().filter(|f| due.contains(&f.advisory_url)) {
+            let (fetcher, f) = (fetcher.clone(), (*f).clone());
+            set.spawn(async move { (side_files_unchanged(&fetcher, &f).await, f.advisory_url) });
+        }
+        while let Some(r) = set.join_next().await {
+            let (same, url) = r.map_err(|e| PollError::new("csaf-internal", e.to_string()))?;
+            if !same {
+                forced.insert(url);
+            }
+        }
+        if forced.is_empty() {
+            let rows = rows
+                .into_iter()
+                .map(|f| SideFiles {
+                    round: if due.contains(&f.advisory_url) {
+                        round
+                    } else {
+                        f.round
+                    },
+                    ..f.clone()
+                })
+                .collect();
+            return Ok(Outcome::Unchanged(rows));
+        }
     }
     let mut seen = Vec::new();
     let body = get_listing(&fetcher, &url, &mut seen).await?;
@@ -375,13 +496,73 @@ pub async fn poll(
     let mut carried = Vec::new();
     let mut listed: Vec<Listed> = listed.into_values().collect();
     listed.sort_by(|a, b| a.url.cmp(&b.url));
-    for l in listed {
-        let key = format!("url:{}", l.url);
-        let unchanged = known
-            .entries
-            .get(&key)
-            .is_some_and(|p| p.updated.as_deref() == Some(l.updated.as_str()));
-        if unchanged && !known.recheck && !open.contains(l.url.as_str()) {
+    // Listed with the same date, verified, no open problem: only its side files, and
+    // only when it is in this poll's slice.
+    let skipped = |l: &Listed| {
+        !known.recheck
+            && !open.contains(l.url.as_str())
+            && !forced.contains(&l.url)
+            && known
+                .entries
+                .get(&format!("url:{}", l.url))
+                .is_some_and(|p| p.updated.as_deref() == Some(l.updated.as_str()))
+    };
+    let sides: HashMap<&str, &SideFiles> = known
+        .side_files
+        .iter()
+        .map(|f| (f.advisory_url.as_str(), f))
+        .collect();
+    let skip: Vec<bool> = listed.iter().map(skipped).collect();
+    let candidates = || {
+        listed.iter().zip(&skip).filter(|(_, s)| **s).map(|(l, _)| {
+            let round = sides.get(l.url.as_str()).map_or(0, |f| f.round);
+            (l.url.as_str(), round)
+        })
+    };
+    let due = due_first(
+        candidates(),
+        slice_len(candidates().count(), known.interval),
+    );
+    let mut side_files = Vec::new();
+    for (l, skip) in listed.iter().zip(skip) {
+        let seen = EntryWrite {
+            key: format!("url:{}", l.url),
+            content_hash: String::new(),
+            updated: Some(l.updated.clone()),
+            title: String::new(),
+            url: l.url.clone(),
+        };
+        if skip {
+            let known_side = sides.get(l.url.as_str()).map(|f| (*f).clone());
+            if !due.contains(&l.url) {
+                // Verified before side files were recorded: where they are, said nothing
+                // yet, so its turn in the slice checks it whole.
+                side_files.push(known_side.unwrap_or_else(|| {
+                    SideFiles {
+                        advisory_url: l.url.clone(),
+                        hash_url: l
+                            .hashes
+                            .first()
+                            .cloned()
+                            .unwrap_or_else(|| format!("{}.sha512", l.url)),
+                        signature_url: l
+                            .signature
+                            .clone()
+                            .unwrap_or_else(|| format!("{}.asc", l.url)),
+                        ..SideFiles::default()
+                    }
+                }));
+                continue;
+            }
+            let (ctx, l) = (ctx.clone(), l.clone());
+            set.spawn(async move {
+                if let Some(f) = known_side {
+                    if side_files_unchanged(&ctx.fetcher, &f).await {
+                        return (seen, Check::Same(f));
+                    }
+                }
+                (seen, Check::Done(Box::new(check_advisory(&ctx, l).await)))
+            });
             continue;
         }
         if still_held.get(l.url.as_str()) == Some(&Some(l.updated.as_str())) {
@@ -394,27 +575,23 @@ pub async fn poll(
             });
             continue;
         }
-        let seen = EntryWrite {
-            key,
-            content_hash: String::new(),
-            updated: Some(l.updated.clone()),
-            title: String::new(),
-            url: l.url.clone(),
-        };
-        let ctx = ctx.clone();
-        set.spawn(async move { (seen, check_advisory(&ctx, l).await) });
+        let (ctx, l) = (ctx.clone(), l.clone());
+        set.spawn(async move { (seen, Check::Done(Box::new(check_advisory(&ctx, l).await))) });
     }
     let mut checked = Vec::new();
     let mut problems = Vec::new();
     while let Some(r) = set.join_next().await {
         let (seen, result) = r.map_err(|e| PollError::new("csaf-internal", e.to_string()))?;
         match result {
-            Ok(c) => checked.push((seen, c)),
-            // Not recorded as downloaded: it stays due until it verifies.
-            Err(mut problem) => {
-                problem.listed_updated = seen.updated;
-                problems.push(problem);
-            }
+            Check::Same(f) => side_files.push(SideFiles { round, ..f }),
+            Check::Done(done) => match *done {
+                Ok(c) => checked.push((seen, c)),
+                // Not recorded as downloaded: it stays due until it verifies.
+                Err(mut problem) => {
+                    problem.listed_updated = seen.updated;
+                    problems.push(problem);
+                }
+            },
         }
     }
     checked.sort_by(|a, b| a.0.key.cmp(&b.0.key));
@@ -429,19 +606,25 @@ pub async fn poll(
         entries.push(seen);
         notices.extend(c.notices);
         advisories.push(c.advisory);
+        side_files.push(SideFiles {
+            round,
+            ..c.side_files
+        });
     }
+    side_files.sort_by(|a, b| a.advisory_url.cmp(&b.advisory_url));
     // Many advisories co-signed by the same key make one notice, naming the first.
     let mut ids = HashSet::new();
     notices.retain(|e| ids.insert(e.id.clone()));
     advisories.sort_by(|a, b| a.entry.key.cmp(&b.entry.key));
-    Ok(Some(CsafPoll {
+    Ok(Outcome::Polled(Box::new(CsafPoll {
         entries,
         notices,
         problems,
         advisories,
         known,
         listing: seen,
-    }))
+        side_files,
+    })))
 }
 
 /// The advisories a ROLIE feed lists. The feed is read into the few fields used (fast:
@@ -784,16 +967,15 @@ async fn check_advisory(ctx: &Ctx, l: Listed) -> Result<Checked, Problem> {
         l.hashes.clone()
     };
     let mut checked = 0;
+    let mut side_files = SideFiles {
+        advisory_url: l.url.clone(),
+        ..SideFiles::default()
+    };
     for hu in &hash_urls {
         let Ok(text) = get_bytes(fetcher, hu).await else {
             continue;
         };
-        let text = String::from_utf8_lossy(&text);
-        let want = text
-            .split_whitespace()
-            .next()
-            .unwrap_or("")
-            .to_ascii_lowercase();
+        let want = hash_value(&text);
         let got = if want.len() == 128 {
             crate::text::hex(&sha2::Sha512::digest(&data))
         } else {
@@ -806,6 +988,10 @@ async fn check_advisory(ctx: &Ctx, l: Listed) -> Result<Checked, Problem> {
                 "digest-mismatch",
                 format!("{} does not match the document", file_name(hu)),
             ));
+        }
+        if checked == 0 {
+            side_files.hash_url.clone_from(hu);
+            side_files.hash_value.clone_from(&want);
         }
         checked += 1;
     }
@@ -824,6 +1010,8 @@ async fn check_advisory(ctx: &Ctx, l: Listed) -> Result<Checked, Problem> {
     let sig = get_bytes(fetcher, &sig_url)
         .await
         .map_err(|e| rejected(ctx, &l, "no-signature", format!("no signature: {e}")))?;
+    side_files.signature_url = sig_url;
+    side_files.signature_sha256 = crate::text::hex(&sha2::Sha256::digest(&sig));
     let policy = sequoia_openpgp::policy::StandardPolicy::new();
     let judge = Judge {
         keyring: &ctx.keyring,
@@ -943,6 +1131,7 @@ async fn check_advisory(ctx: &Ctx, l: Listed) -> Result<Checked, Problem> {
     Ok(Checked {
         advisory: Advisory::new(doc, content_hash, title, event),
         notices,
+        side_files,
     })
 }
 
@@ -1112,6 +1301,46 @@ fn csaf_cves(doc: &Value) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// How many of `n` advisories a poll every `hours` fetches the side files of.
+    fn check_slice(n: usize, hours: u64, want: usize) {
+        let got = slice_len(n, Duration::from_secs(hours * 3600));
+        assert_eq!(got, want, "{n} advisories, polled every {hours}h");
+    }
+
+    #[test]
+    fn side_file_slices_cover_every_advisory_within_the_window() {
+        check_slice(0, 1, 0);
+        check_slice(1, 1, 1);
+        check_slice(30, 1, 2);
+        check_slice(48, 1, 2);
+        check_slice(49, 1, 3);
+        check_slice(20_000, 1, 834);
+        check_slice(2, 12, 1);
+        check_slice(5, 48, 5);
+        check_slice(5, 0, 1);
+        check_slice(usize::MAX, u64::MAX / 3600, usize::MAX);
+        // Each of n fetched once in ceil(n / k) polls: the lowest round first, then URL.
+        let rows = [("c", 3), ("a", 5), ("b", 3), ("d", 0)];
+        let due = due_first(rows.iter().copied(), 2);
+        assert_eq!(due, HashSet::from(["d".to_string(), "b".to_string()]));
+        assert!(due_first(rows.iter().copied(), 0).is_empty());
+        assert_eq!(due_first(rows.iter().copied(), 9).len(), 4);
+    }
+
+    #[test]
+    fn hash_file_values_are_bounded() {
+        let h = "AB".repeat(64);
+        assert_eq!(
+            hash_value(format!("{h}  2026/a.json").as_bytes()),
+            h.to_lowercase()
+        );
+        assert_eq!(hash_value(b"\n\n  abc"), "abc");
+        assert_eq!(hash_value(b""), "");
+        assert_eq!(hash_value(&[0xff; 64]).chars().count(), 64);
+        let long = "a".repeat(10 << 20);
+        assert_eq!(hash_value(long.as_bytes()).len(), 129);
+    }
 
     #[test]
     fn changes_csv_quirks() {

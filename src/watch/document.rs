@@ -58,14 +58,19 @@ impl Advisory {
         Advisory { doc, entry, event }
     }
 
-    /// The event for a new version of a document seen before.
+    /// The event for a new version of a document seen before, or the same version
+    /// changed in place: its id names the content's hash, so each change is an event.
     pub fn updated_event(&self) -> Event {
         let mut e = self.event.clone();
         e.kind = Kind::AdvisoryUpdated;
         e.id = event_id(
             Kind::AdvisoryUpdated,
             &e.vendor,
-            &self.doc.event_identity(Kind::AdvisoryUpdated),
+            &format!(
+                "{} {}",
+                self.doc.event_identity(Kind::AdvisoryUpdated),
+                self.entry.content_hash
+            ),
         );
         e
     }

@@ -53,11 +53,13 @@ pub struct SourceOutcome {
 /// What a poll task sends back.
 enum Polled {
     NotModified,
+    /// A CSAF listing that did not change, with the side files its slice fetched.
+    CsafUnchanged(Vec<crate::store::SideFiles>),
     Items {
         items: Vec<Item>,
         validators: (Option<String>, Option<String>),
     },
-    Csaf(crate::watch::csaf::CsafPoll),
+    Csaf(Box<crate::watch::csaf::CsafPoll>),
     Key(Vec<Event>),
 }
 
@@ -140,6 +142,8 @@ impl<'a> Watcher<'a> {
                     keyring_changed: state.keyring_seen(&s.id)?.as_deref() != Some(&pinned),
                     pinned,
                     listing: state.listing_validators(&s.id)?,
+                    side_files: state.side_files(&s.id)?,
+                    interval: s.interval,
                 }
             } else {
                 crate::watch::csaf::Known::default()
@@ -264,7 +268,10 @@ async fn poll_source(
             now,
         )
         .await
-        .map(|p| p.map_or(Polled::NotModified, Polled::Csaf)),
+        .map(|p| match p {
+            crate::watch::csaf::Outcome::Unchanged(f) => Polled::CsafUnchanged(f),
+            crate::watch::csaf::Outcome::Polled(c) => Polled::Csaf(c),
+        }),
         SourceKind::KeyUrl => {
             let keyring = keyring.ok_or_else(|| {
                 PollError::new(
@@ -366,12 +373,13 @@ fn record_success(
     let mut problems: Option<Vec<ProblemRow>> = None;
     let mut keyring = None;
     let mut listing = None;
+    let mut side_files = None;
     let (status, items_n) = match polled {
-        Polled::NotModified => {
+        Polled::NotModified => ("not-modified", 0),
+        Polled::CsafUnchanged(f) => {
             // A CSAF listing that did not change keeps its open problems: counted still.
-            if src.kind == SourceKind::Feed(FeedFormat::Csaf) {
-                problems = Some(state.problems(&src.id)?);
-            }
+            problems = Some(state.problems(&src.id)?);
+            side_files = Some(f);
             ("not-modified", 0)
         }
         Polled::Items {
@@ -408,9 +416,11 @@ fn record_success(
             ("ok", items.len())
         }
         Polled::Csaf(c) => {
+            let c = *c;
             let known = c.known;
             keyring = Some(known.pinned.clone());
             listing = Some(c.listing);
+            side_files = Some(c.side_files);
             entries.extend(c.entries);
             events.extend(c.notices);
             let (raised, open) = fold_problems(
@@ -449,7 +459,11 @@ fn record_success(
                             }
                         }
                     }
-                    Some(k) if k.updated != advisory.entry.updated => {
+                    // A new version, or the same version changed in place.
+                    Some(k)
+                        if k.updated != advisory.entry.updated
+                            || k.content_hash != advisory.entry.content_hash =>
+                    {
                         events.push(advisory.updated_event());
                     }
                     Some(_) => {}
@@ -485,6 +499,7 @@ fn record_success(
         events: &events,
         listing: listing.as_deref(),
         keyring: keyring.as_deref(),
+        side_files: side_files.as_deref(),
         now,
         duration: took,
     })?;

@@ -1011,12 +1011,14 @@ fn csaf_listing_is_fetched_conditionally_and_a_304_costs_nothing_more() {
     let first = p.w.srv.requests(meta);
     assert!(!first[0].headers.contains_key("if-none-match"), "{first:?}");
 
+    // Polled hourly, each poll also fetches the side files (hash file, signature) of
+    // 1/24th of the verified advisories, at least one: here 2 more requests.
     let before = p.w.srv.request_count();
     p.w.once().code(0).stderr_has("not modified");
     assert_eq!(
         p.w.srv.request_count() - before,
-        2,
-        "one conditional GET each"
+        2 + 2,
+        "one conditional GET each, and one advisory's side files"
     );
     let m = p.w.srv.requests(meta).pop().unwrap();
     assert!(m.headers["if-none-match"].starts_with('"'), "{m:?}");
@@ -1037,13 +1039,14 @@ fn csaf_listing_is_fetched_conditionally_and_a_304_costs_nothing_more() {
         !c.headers.contains_key("if-none-match"),
         "the whole listing: {c:?}"
     );
-    // Unchanged again: two 304s.
+    // Unchanged again: two 304s and one advisory's side files.
     let before = p.w.srv.request_count();
     p.w.once().code(0).stdout_lacks("event ");
-    assert_eq!(p.w.srv.request_count() - before, 2);
+    assert_eq!(p.w.srv.request_count() - before, 2 + 2);
 
     // An advisory held back for its signer waits for the keyring, not the listing: the
-    // unchanged listing is still two 304s, and the held advisory still counts (exit 1).
+    // unchanged listing is still two 304s (and a verified advisory's side files), and
+    // the held advisory still counts (exit 1).
     let stranger = p.gpg.key("Other <o@acme.example>", "ed25519", "0", None);
     *p.signers.borrow_mut() = vec![stranger];
     p.publish("ACME-2026-003", "1", 5.0, "2026-11-21T00:00:00Z");
@@ -1053,7 +1056,7 @@ fn csaf_listing_is_fetched_conditionally_and_a_304_costs_nothing_more() {
         .code(1)
         .stdout_lacks("event ")
         .stderr_has("not modified; 1 advisories with open problems (unpinned-signer 1)");
-    assert_eq!(p.w.srv.request_count() - before, 2);
+    assert_eq!(p.w.srv.request_count() - before, 2 + 2);
 }
 
 #[test]
@@ -1527,20 +1530,218 @@ fn group(fpr: &str) -> String {
 fn csaf_recheck_downloads_every_advisory_again() {
     let p = OwnProvider::new();
     p.publish("ACME-2026-001", "1", 5.3, "2026-11-01T00:00:00Z");
+    p.publish("ACME-2026-002", "1", 5.3, "2026-11-01T00:00:00Z");
     p.w.once().code(0);
-    // Changed in place, same listing date: a normal poll does not download it.
-    p.publish("ACME-2026-001", "2", 7.5, "2026-11-01T00:00:00Z");
+    // Changed in place, same listing date: a normal poll does not download it (polled
+    // hourly, this poll's slice of side files is 001's).
+    p.publish("ACME-2026-002", "2", 7.5, "2026-11-01T00:00:00Z");
     p.w.once().code(0).stdout_lacks("event ");
     p.w.p
         .run(&["watch", "--once", "--recheck", "acme"])
         .code(0)
-        .stdout_has("event advisory-updated high acme: ACME-2026-001");
+        .stdout_has("event advisory-updated high acme: ACME-2026-002");
     p.w.p
         .run(&["watch", "--once", "--recheck", "nosuch"])
         .code(2)
         .stderr_has("--recheck \"nosuch\": no such vendor in ")
         .stderr_has("known vendors: acme");
     p.w.p.run(&["watch", "--recheck", "acme"]).code(2);
+}
+
+impl OwnProvider {
+    /// From now on the vendor's sources are polled every `interval`: each poll fetches
+    /// again the side files of interval/24h of the verified advisories.
+    fn polled_every(&self, interval: &str) {
+        self.w.config(
+            &[("/prov/provider-metadata.json", "csaf")],
+            &format!("interval = \"{interval}\""),
+        );
+    }
+
+    /// Two advisories listed on one date, polled every 12 hours (one a poll has its
+    /// side files fetched again), the listing with validators, and the first poll done.
+    fn two_advisories_every_12h() -> (OwnProvider, &'static str) {
+        let p = OwnProvider::new();
+        p.polled_every("12h");
+        p.tag_listing();
+        let date = "2026-11-01T00:00:00Z";
+        p.publish("ACME-2026-001", "1", 5.3, date);
+        p.publish("ACME-2026-002", "1", 5.3, date);
+        p.w.once()
+            .code(0)
+            .stdout_has("2 advisories already published");
+        (p, date)
+    }
+
+    /// How many requests the next poll makes, and its output.
+    fn poll_counted(&self) -> (usize, Run) {
+        let before = self.w.srv.request_count();
+        let r = self.w.once();
+        (self.w.srv.request_count() - before, r)
+    }
+
+    /// How often advisory `name` (`2026/acme-2026-001.json`) and its hash file were
+    /// requested.
+    fn fetched(&self, name: &str) -> (usize, usize) {
+        let path = format!("/prov/white/{name}");
+        (
+            self.w.srv.requests(&path).len(),
+            self.w.srv.requests(&format!("{path}.sha512")).len(),
+        )
+    }
+}
+
+/// Issue 14: an advisory changed in place (same `changes.csv` date, same
+/// `tracking.version`) is noticed through its hash file, fetched again in a bounded
+/// slice even when the listing answers 304; each change is its own `advisory-updated`.
+#[test]
+fn csaf_advisory_changed_in_place_is_announced_within_the_window() {
+    let (p, date) = OwnProvider::two_advisories_every_12h();
+    p.publish("ACME-2026-002", "1", 9.8, date);
+    // Polled every 12h, half of the advisories a poll: 001 first (its side files say
+    // the same: not downloaded), then 002.
+    let (n, r) = p.poll_counted();
+    r.code(0).stdout_lacks("event ").stderr_has("not modified");
+    assert_eq!(n, 2 + 2, "two 304s and 001's hash file and signature");
+    assert_eq!(p.fetched("2026/acme-2026-001.json"), (1, 2));
+    assert_eq!(p.fetched("2026/acme-2026-002.json"), (1, 1));
+    p.w.once().code(0).stdout_has(
+        "event advisory-updated critical acme: ACME-2026-002: ACME-2026-002 in acme agent",
+    );
+    let ev = p.w.event("advisory-updated");
+    assert_eq!(ev["tracking_version"], "1");
+    assert_eq!(p.fetched("2026/acme-2026-002.json").0, 2);
+    // Nothing more to say about it, however often it is fetched again.
+    p.w.once().code(0).stdout_lacks("event ");
+    p.w.once().code(0).stdout_lacks("event ");
+    // Changed again, still version 1: a second event, with its own id.
+    p.publish("ACME-2026-002", "1", 7.5, date);
+    let r1 = p.w.once();
+    let r2 = p.w.once();
+    r1.code(0);
+    r2.code(0);
+    let both = format!("{}{}", r1.stdout, r2.stdout);
+    assert!(
+        both.contains("event advisory-updated high acme: ACME-2026-002"),
+        "{both}"
+    );
+    let updated: Vec<_> =
+        p.w.events()
+            .into_iter()
+            .filter(|(k, _)| k == "advisory-updated")
+            .collect();
+    assert_eq!(updated.len(), 2, "{updated:?}");
+    assert_ne!(updated[0].1["id"], updated[1].1["id"]);
+}
+
+/// Issue 14: the same document re-signed by a key that is not pinned, its hash file
+/// unchanged, is noticed through its signature and held back for its signer.
+#[test]
+fn csaf_advisory_resigned_by_a_stranger_is_held_for_its_signer() {
+    let p = OwnProvider::new();
+    p.polled_every("24h");
+    p.tag_listing();
+    let date = "2026-11-01T00:00:00Z";
+    p.publish("ACME-2026-001", "1", 5.3, date);
+    p.w.once().code(0);
+    let sha =
+        p.w.srv
+            .requests("/prov/white/2026/acme-2026-001.json.sha512");
+    let stranger = p.gpg.key("Other <o@acme.example>", "ed25519", "0", None);
+    *p.signers.borrow_mut() = vec![stranger];
+    p.publish("ACME-2026-001", "1", 5.3, date);
+    let r = p.w.once();
+    r.code(1)
+        .stdout_has("event key-changed high acme: ")
+        .stdout_has("1 advisory signed by it is held back until it is pinned: acme-2026-001.json");
+    assert_eq!(sha.len(), 1);
+    let v = p.w.p.run(&["status", "--json"]).json();
+    assert!(v.to_string().contains("unpinned-signer"), "{v:#}");
+    // Held: not fetched again until the keyring or its listing date changes.
+    let (n, r) = p.poll_counted();
+    r.code(1).stdout_lacks("event ");
+    assert_eq!(n, 2, "two 304s, nothing verified left to re-check");
+}
+
+/// Issue 14: side files that say what they said cost no advisory download.
+#[test]
+fn csaf_unchanged_side_files_cost_no_advisory_download() {
+    let p = OwnProvider::new();
+    p.polled_every("24h");
+    p.tag_listing();
+    p.publish("ACME-2026-001", "1", 5.3, "2026-11-01T00:00:00Z");
+    p.w.once().code(0);
+    for _ in 0..2 {
+        let (n, r) = p.poll_counted();
+        r.code(0).stdout_lacks("event ").stderr_has("not modified");
+        assert_eq!(n, 4, "two 304s, the hash file and the signature");
+    }
+    assert_eq!(p.fetched("2026/acme-2026-001.json"), (1, 3));
+    assert_eq!(
+        p.w.srv
+            .requests("/prov/white/2026/acme-2026-001.json.asc")
+            .len(),
+        3
+    );
+}
+
+/// Issue 14: a state from before side files were recorded (the migration drops the
+/// listing validators too): the next poll reads the listing whole, and each advisory is
+/// checked whole once in its turn, with nothing to announce.
+#[test]
+fn csaf_advisories_verified_before_side_files_were_recorded_are_checked_once_quietly() {
+    let (p, _) = OwnProvider::two_advisories_every_12h();
+    let conn = rusqlite::Connection::open(p.w.p.path("state/vg.sqlite")).unwrap();
+    conn.execute_batch("DELETE FROM csaf_side_files; DELETE FROM listing_validators;")
+        .unwrap();
+    drop(conn);
+    let csv = "/prov/white/changes.csv";
+    for _ in 0..3 {
+        p.w.once().code(0).stdout_lacks("event ");
+    }
+    let c = p.w.srv.requests(csv);
+    assert!(!c[1].headers.contains_key("if-none-match"), "{c:?}");
+    assert!(c[2].headers.contains_key("if-none-match"), "{c:?}");
+    assert_eq!(p.fetched("2026/acme-2026-001.json").0, 2);
+    assert_eq!(p.fetched("2026/acme-2026-002.json").0, 2);
+    // Recorded now: their side files only.
+    let (n, r) = p.poll_counted();
+    r.code(0).stdout_lacks("event ").stderr_has("not modified");
+    assert_eq!(n, 2 + 2);
+}
+
+/// Issue 14: polled hourly, a poll fetches the side files of 1/24th of the advisories
+/// (rounded up), the longest unchecked first, so each is fetched again within 24 polls.
+#[test]
+fn csaf_side_file_slice_is_bounded_and_rotates() {
+    let p = OwnProvider::new();
+    p.tag_listing();
+    let names: Vec<String> = (1..=30)
+        .map(|i| format!("2026/acme-2026-{i:03}.json"))
+        .collect();
+    for i in 1..=30 {
+        p.publish(
+            &format!("ACME-2026-{i:03}"),
+            "1",
+            5.0,
+            "2026-11-01T00:00:00Z",
+        );
+    }
+    p.w.once()
+        .code(0)
+        .stdout_has("30 advisories already published");
+    for poll in 0..15 {
+        let (n, r) = p.poll_counted();
+        r.code(0).stdout_lacks("event ");
+        assert_eq!(
+            n,
+            2 + 2 * 2,
+            "poll {poll}: two 304s and two advisories' side files"
+        );
+    }
+    for name in &names {
+        assert_eq!(p.fetched(name), (1, 2), "{name}");
+    }
 }
 
 /// Issue: redirects and feed URLs could aim the watcher at the cloud metadata service.
