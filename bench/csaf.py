@@ -10,7 +10,8 @@ medians of several runs of:
 
 * the anchor: curl fetching the same 8,002 files with `--parallel --parallel-max 8`;
 * the first poll (download, hash-check and verify 2,000 advisories; store them);
-* an unchanged poll (metadata and ROLIE fetched again, nothing else);
+* an unchanged poll (metadata and ROLIE asked with their validators, and the hash file
+  and signature of one slice of the advisories fetched again);
 * a failing provider: the same ROLIE feed, but every advisory file answers 404: its
   first poll (time, exit code, events raised) and its second poll (events raised).
 
