@@ -177,6 +177,9 @@ pub struct SideFiles {
     pub signature_sha256: String,
     /// The poll round that last fetched them: the lowest are fetched again first.
     pub round: i64,
+    /// The ETag and Last-Modified each was last fetched with, sent back next time.
+    pub hash_validators: (Option<String>, Option<String>),
+    pub signature_validators: (Option<String>, Option<String>),
 }
 
 /// One failed poll.

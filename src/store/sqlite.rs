@@ -152,6 +152,10 @@ const MIGRATIONS: &[&str] = &[
         hash_value TEXT NOT NULL,
         signature_sha256 TEXT NOT NULL,
         round INTEGER NOT NULL,
+        hash_etag TEXT,
+        hash_last_modified TEXT,
+        signature_etag TEXT,
+        signature_last_modified TEXT,
         PRIMARY KEY (source, advisory_url)
     );",
 ];
@@ -384,7 +388,8 @@ impl Store for SqliteStore {
 
     fn side_files(&self, source: &str) -> Result<Vec<SideFiles>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT advisory_url, hash_url, signature_url, hash_value, signature_sha256, round
+            "SELECT advisory_url, hash_url, signature_url, hash_value, signature_sha256, round,
+                    hash_etag, hash_last_modified, signature_etag, signature_last_modified
              FROM csaf_side_files WHERE source = ?1 ORDER BY advisory_url",
         )?;
         let rows = stmt.query_map([source], |r| {
@@ -395,6 +400,8 @@ impl Store for SqliteStore {
                 hash_value: r.get(3)?,
                 signature_sha256: r.get(4)?,
                 round: r.get(5)?,
+                hash_validators: (r.get(6)?, r.get(7)?),
+                signature_validators: (r.get(8)?, r.get(9)?),
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -513,8 +520,9 @@ impl Store for SqliteStore {
             )?;
             let mut ins = tx.prepare_cached(
                 "INSERT OR REPLACE INTO csaf_side_files
-                    (source, advisory_url, hash_url, signature_url, hash_value, signature_sha256, round)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    (source, advisory_url, hash_url, signature_url, hash_value, signature_sha256, round,
+                     hash_etag, hash_last_modified, signature_etag, signature_last_modified)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?;
             for f in side_files {
                 ins.execute(params![
@@ -524,7 +532,11 @@ impl Store for SqliteStore {
                     f.signature_url,
                     f.hash_value,
                     f.signature_sha256,
-                    f.round
+                    f.round,
+                    f.hash_validators.0,
+                    f.hash_validators.1,
+                    f.signature_validators.0,
+                    f.signature_validators.1
                 ])?;
             }
         }
@@ -1349,6 +1361,8 @@ mod tests {
             hash_value: "ab".into(),
             signature_sha256: "cd".into(),
             round,
+            hash_validators: (Some("\"h\"".into()), None),
+            signature_validators: (None, Some("Sun, 01 Nov 2026 00:00:00 GMT".into())),
         };
         let commit = |s: &mut SqliteStore, side_files: Option<&[SideFiles]>| {
             s.commit_poll(&csaf_commit(None, side_files)).unwrap();

@@ -22,7 +22,8 @@
 //! validators of the last full poll when no advisory waits for a second check; if all
 //! answer 304 the listing is not parsed and the pass treats it as not modified.
 //! Either way, the side files (hash file, signature) of a bounded slice of the verified
-//! advisories, those fetched longest ago, are fetched again ([`slice_len`]: each within
+//! advisories, those fetched longest ago, are asked for again with their own validators
+//! ([`slice_len`]: each within
 //! [`CSAF_RECHECK_WINDOW`](crate::policy::CSAF_RECHECK_WINDOW) at the source's interval);
 //! one that says something else has its advisory checked in full, so an advisory
 //! changed or re-signed without a new listing date is noticed: other content under the
@@ -157,7 +158,7 @@ struct Checked {
 /// How checking one listed advisory ended.
 enum Check {
     /// Its side files said what they said before: not downloaded.
-    Same(SideFiles),
+    Same(Box<SideFiles>),
     Done(Box<Result<Checked, Problem>>),
 }
 
@@ -181,21 +182,32 @@ fn due_first<'a>(rows: impl Iterator<Item = (&'a str, i64)>, k: usize) -> HashSe
         .collect()
 }
 
-/// Whether `f`'s hash file and signature still say what they said. One that cannot be
-/// fetched counts as changed: the full check then says what is wrong.
-async fn side_files_unchanged(fetcher: &Fetcher, f: &SideFiles) -> bool {
+/// `f` with the validators its side files answered with, when both still say what
+/// they said; `None` when either changed or cannot be fetched (the full check then says
+/// what is wrong).
+async fn side_files_unchanged(fetcher: &Fetcher, f: &SideFiles) -> Option<SideFiles> {
     if f.hash_value.is_empty() {
-        return false;
+        return None;
     }
-    let Ok(hash) = get_bytes(fetcher, &f.hash_url).await else {
-        return false;
-    };
-    if hash_value(&hash) != f.hash_value {
-        return false;
+    let mut f = f.clone();
+    let (url, want) = (f.hash_url.clone(), f.hash_value.clone());
+    if !side_file_same(fetcher, &url, &mut f.hash_validators, &want, hash_value).await {
+        return None;
     }
-    get_bytes(fetcher, &f.signature_url)
-        .await
-        .is_ok_and(|sig| crate::text::hex(&sha2::Sha256::digest(&sig)) == f.signature_sha256)
+    let (url, want) = (f.signature_url.clone(), f.signature_sha256.clone());
+    let same = side_file_same(
+        fetcher,
+        &url,
+        &mut f.signature_validators,
+        &want,
+        sha256_hex,
+    );
+    same.await.then_some(f)
+}
+
+/// The SHA-256 of `bytes`, in hex: how a signature file is remembered.
+fn sha256_hex(bytes: &[u8]) -> String {
+    crate::text::hex(&sha2::Sha256::digest(bytes))
 }
 
 /// The value a hash file states: its first word, lowercased, cut one character past
@@ -222,9 +234,52 @@ enum Download {
 }
 
 async fn get_bytes(fetcher: &Fetcher, url: &str) -> Result<Vec<u8>, Download> {
+    get_with_validators(fetcher, url)
+        .await
+        .map(|(bytes, _)| bytes)
+}
+
+/// A body with the ETag and Last-Modified it came with.
+async fn get_with_validators(
+    fetcher: &Fetcher,
+    url: &str,
+) -> Result<(Vec<u8>, (Option<String>, Option<String>)), Download> {
     match fetcher.get(url, &Validators::default()).await? {
-        Fetched::Body { bytes, .. } => Ok(bytes),
+        Fetched::Body {
+            bytes,
+            etag,
+            last_modified,
+        } => Ok((bytes, (etag, last_modified))),
         Fetched::NotModified => Err(Download::NotModified(url.to_string())),
+    }
+}
+
+/// Whether the side file at `url` still says `want` (`read` reads what it says), asked
+/// with the validators it was last fetched with: 304 says so with no body. What it
+/// answered with is kept in `validators`. `false` when it cannot be fetched.
+async fn side_file_same(
+    fetcher: &Fetcher,
+    url: &str,
+    validators: &mut (Option<String>, Option<String>),
+    want: &str,
+    read: fn(&[u8]) -> String,
+) -> bool {
+    let asked = Validators {
+        etag: validators.0.clone(),
+        last_modified: validators.1.clone(),
+    };
+    let sent = asked.etag.is_some() || asked.last_modified.is_some();
+    match fetcher.get(url, &asked).await {
+        Ok(Fetched::NotModified) => sent,
+        Ok(Fetched::Body {
+            bytes,
+            etag,
+            last_modified,
+        }) => {
+            *validators = (etag, last_modified);
+            read(&bytes) == want
+        }
+        Err(_) => false,
     }
 }
 
@@ -357,23 +412,22 @@ pub async fn poll(
             let (fetcher, f) = (fetcher.clone(), (*f).clone());
             set.spawn(async move { (side_files_unchanged(&fetcher, &f).await, f.advisory_url) });
         }
+        let mut fetched: HashMap<String, SideFiles> = HashMap::new();
         while let Some(r) = set.join_next().await {
             let (same, url) = r.map_err(|e| PollError::new("csaf-internal", e.to_string()))?;
-            if !same {
-                forced.insert(url);
+            match same {
+                Some(f) => {
+                    fetched.insert(url, SideFiles { round, ..f });
+                }
+                None => {
+                    forced.insert(url);
+                }
             }
         }
         if forced.is_empty() {
             let rows = rows
                 .into_iter()
-                .map(|f| SideFiles {
-                    round: if due.contains(&f.advisory_url) {
-                        round
-                    } else {
-                        f.round
-                    },
-                    ..f.clone()
-                })
+                .map(|f| fetched.remove(&f.advisory_url).unwrap_or_else(|| f.clone()))
                 .collect();
             return Ok(Outcome::Unchanged(rows));
         }
@@ -557,8 +611,8 @@ pub async fn poll(
             let (ctx, l) = (ctx.clone(), l.clone());
             set.spawn(async move {
                 if let Some(f) = known_side {
-                    if side_files_unchanged(&ctx.fetcher, &f).await {
-                        return (seen, Check::Same(f));
+                    if let Some(f) = side_files_unchanged(&ctx.fetcher, &f).await {
+                        return (seen, Check::Same(Box::new(f)));
                     }
                 }
                 (seen, Check::Done(Box::new(check_advisory(&ctx, l).await)))
@@ -583,7 +637,7 @@ pub async fn poll(
     while let Some(r) = set.join_next().await {
         let (seen, result) = r.map_err(|e| PollError::new("csaf-internal", e.to_string()))?;
         match result {
-            Check::Same(f) => side_files.push(SideFiles { round, ..f }),
+            Check::Same(f) => side_files.push(SideFiles { round, ..*f }),
             Check::Done(done) => match *done {
                 Ok(c) => checked.push((seen, c)),
                 // Not recorded as downloaded: it stays due until it verifies.
@@ -972,7 +1026,7 @@ async fn check_advisory(ctx: &Ctx, l: Listed) -> Result<Checked, Problem> {
         ..SideFiles::default()
     };
     for hu in &hash_urls {
-        let Ok(text) = get_bytes(fetcher, hu).await else {
+        let Ok((text, validators)) = get_with_validators(fetcher, hu).await else {
             continue;
         };
         let want = hash_value(&text);
@@ -992,6 +1046,7 @@ async fn check_advisory(ctx: &Ctx, l: Listed) -> Result<Checked, Problem> {
         if checked == 0 {
             side_files.hash_url.clone_from(hu);
             side_files.hash_value.clone_from(&want);
+            side_files.hash_validators = validators;
         }
         checked += 1;
     }
@@ -1007,11 +1062,12 @@ async fn check_advisory(ctx: &Ctx, l: Listed) -> Result<Checked, Problem> {
         .signature
         .clone()
         .unwrap_or_else(|| format!("{}.asc", l.url));
-    let sig = get_bytes(fetcher, &sig_url)
+    let (sig, validators) = get_with_validators(fetcher, &sig_url)
         .await
         .map_err(|e| rejected(ctx, &l, "no-signature", format!("no signature: {e}")))?;
     side_files.signature_url = sig_url;
-    side_files.signature_sha256 = crate::text::hex(&sha2::Sha256::digest(&sig));
+    side_files.signature_sha256 = sha256_hex(&sig);
+    side_files.signature_validators = validators;
     let policy = sequoia_openpgp::policy::StandardPolicy::new();
     let judge = Judge {
         keyring: &ctx.keyring,

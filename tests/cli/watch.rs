@@ -910,15 +910,15 @@ impl OwnProvider {
         self.w
             .srv
             .route(&format!("/prov/white/{name}"), vec![Resp::ok(doc)]);
+        let line = format!("{h}  {name}");
         self.w.srv.route(
             &format!("/prov/white/{name}.sha512"),
-            vec![Resp::ok(format!("{h}  {name}"))],
+            vec![self.tag(Resp::ok(line.clone()), &line)],
         );
+        let asc = std::fs::read_to_string(format!("{}.asc", file.display())).unwrap();
         self.w.srv.route(
             &format!("/prov/white/{name}.asc"),
-            vec![Resp::ok(
-                std::fs::read(format!("{}.asc", file.display())).unwrap(),
-            )],
+            vec![self.tag(Resp::ok(asc.clone()), &asc)],
         );
         let mut rows = self.rows.borrow_mut();
         rows.retain(|(n, _)| *n != name);
@@ -939,8 +939,9 @@ impl OwnProvider {
         self.w.srv.route("/prov/white/changes.csv", vec![resp]);
     }
 
-    /// From now on the metadata and changes.csv carry an ETag (the metadata also a
-    /// Last-Modified), so the server answers a conditional GET with 304.
+    /// From now on the metadata, changes.csv and the side files published carry an
+    /// ETag (the metadata also a Last-Modified), so the server answers a conditional
+    /// GET with 304.
     fn tag_listing(&self) {
         self.tagged.set(true);
         let meta = self
@@ -1663,7 +1664,8 @@ fn csaf_advisory_resigned_by_a_stranger_is_held_for_its_signer() {
     assert_eq!(n, 2, "two 304s, nothing verified left to re-check");
 }
 
-/// Issue 14: side files that say what they said cost no advisory download.
+/// Issue 14: side files that say what they said cost no advisory download; they are
+/// asked with the validators they last answered with, so unchanged they are 304s.
 #[test]
 fn csaf_unchanged_side_files_cost_no_advisory_download() {
     let p = OwnProvider::new();
@@ -1675,6 +1677,11 @@ fn csaf_unchanged_side_files_cost_no_advisory_download() {
         let (n, r) = p.poll_counted();
         r.code(0).stdout_lacks("event ").stderr_has("not modified");
         assert_eq!(n, 4, "two 304s, the hash file and the signature");
+        for side in ["sha512", "asc"] {
+            let path = format!("/prov/white/2026/acme-2026-001.json.{side}");
+            let asked = p.w.srv.requests(&path).pop().unwrap();
+            assert!(asked.headers["if-none-match"].starts_with('"'), "{asked:?}");
+        }
     }
     assert_eq!(p.fetched("2026/acme-2026-001.json"), (1, 3));
     assert_eq!(
