@@ -421,6 +421,9 @@ pub fn body_for(e: &Event) -> String {
     if !e.cves.is_empty() {
         s.push_str(&format!("{:<12} {}\n", "cves:", escape(&e.cves.join(", "))));
     }
+    if let Some(a) = &e.affects {
+        s.push_str(&format!("{:<12} {}\n", "affected:", escape(&a.line())));
+    }
     for (k, v) in &e.fields {
         s.push_str(&format!("{:<12} {}\n", format!("{k}:"), escape(v)));
         if k == "fingerprint" && v.len() >= 16 {

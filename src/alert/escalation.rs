@@ -13,7 +13,7 @@ use rustix::process::{self, Signal};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::alert::channel::{Batch, Channel, Failure, Sending};
-use crate::alert::event::Event;
+use crate::alert::event::{Affects, Event};
 use crate::alert::route::Route;
 use crate::config::Alerts;
 
@@ -184,6 +184,7 @@ fn captured(out: &[u8], err: &[u8]) -> String {
 pub fn escalation_env(e: &Event) -> Vec<(&'static str, String)> {
     let field = |k: &str| e.fields.get(k).map(String::as_str).unwrap_or("");
     let cves = e.cves.join(" ");
+    let affected = e.affects.as_ref().map(Affects::line).unwrap_or_default();
     [
         ("VENDORGUARD_EVENT_ID", e.id.as_str()),
         ("VENDORGUARD_KIND", e.kind.code()),
@@ -196,6 +197,7 @@ pub fn escalation_env(e: &Event) -> Vec<(&'static str, String)> {
         ("VENDORGUARD_CVES", cves.as_str()),
         ("VENDORGUARD_DUE_DATE", field("dueDate")),
         ("VENDORGUARD_REQUIRED_ACTION", field("requiredAction")),
+        ("VENDORGUARD_AFFECTED", affected.as_str()),
     ]
     .into_iter()
     .map(|(k, v)| (k, crate::text::escape(v)))

@@ -123,6 +123,111 @@ impl Severity {
 /// Between the names of an event's `products` field (a CSAF advisory's product names).
 pub const PRODUCTS_SEPARATOR: &str = "; ";
 
+/// What an advisory says about one installed product (an entry of an event's `affects`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Affect {
+    pub product: String,
+    /// The installed version; `None`: nothing of the product is installed.
+    pub installed: Option<String>,
+    /// A stable kebab-case code: `known-affected`, `first-affected`, `last-affected`,
+    /// `fixed`, `known-not-affected`, `under-investigation`, `not-listed`,
+    /// `not-installed`, `known-exploited`, `mentioned`.
+    pub status: &'static str,
+    /// The fixed version the advisory names for the product, when it names one.
+    pub fixed: Option<String>,
+}
+
+/// Every status code an [`Affect`] may carry, for reading events back.
+pub const AFFECT_STATUSES: &[&str] = &[
+    "known-affected",
+    "first-affected",
+    "last-affected",
+    "fixed",
+    "known-not-affected",
+    "under-investigation",
+    "not-listed",
+    "not-installed",
+    "known-exploited",
+    "mentioned",
+];
+
+/// An advisory matched to the inventory: `affected` is `None` when nothing can be said.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Affects {
+    pub affected: Option<bool>,
+    pub products: Vec<Affect>,
+}
+
+impl Affects {
+    /// One line for the terminal, the mail body and `VENDORGUARD_AFFECTED` (unescaped:
+    /// product names come from the configuration, versions from outside).
+    pub fn line(&self) -> String {
+        let verdict = match self.affected {
+            Some(true) => "yes",
+            Some(false) => "no",
+            None => "unknown",
+        };
+        let each: Vec<String> = self
+            .products
+            .iter()
+            .map(|a| {
+                let mut s = format!(
+                    "{} {} {}",
+                    a.product,
+                    a.installed.as_deref().unwrap_or("not installed"),
+                    a.status
+                );
+                if let Some(f) = &a.fixed {
+                    s.push_str(&format!(" (fixed in {f})"));
+                }
+                s
+            })
+            .collect();
+        if each.is_empty() {
+            verdict.to_string()
+        } else {
+            format!("{verdict}: {}", each.join("; "))
+        }
+    }
+
+    fn to_json(&self) -> (Value, Value) {
+        let list = self
+            .products
+            .iter()
+            .map(|a| {
+                json!({
+                    "product": a.product,
+                    "installed": a.installed,
+                    "status": a.status,
+                    "fixed": a.fixed,
+                })
+            })
+            .collect();
+        (json!(self.affected), Value::Array(list))
+    }
+
+    fn from_json(v: &Value) -> Option<Affects> {
+        let list = v.get("affects")?.as_array()?;
+        let s = |a: &Value, k: &str| a.get(k).and_then(Value::as_str).map(str::to_string);
+        let products = list
+            .iter()
+            .map(|a| {
+                let status = a.get("status").and_then(Value::as_str)?;
+                Some(Affect {
+                    product: s(a, "product")?,
+                    installed: s(a, "installed"),
+                    status: AFFECT_STATUSES.iter().copied().find(|c| *c == status)?,
+                    fixed: s(a, "fixed"),
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Affects {
+            affected: v.get("affected").and_then(Value::as_bool),
+            products,
+        })
+    }
+}
+
 /// One event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
@@ -138,6 +243,8 @@ pub struct Event {
     pub fields: BTreeMap<String, String>,
     /// CVE ids the advisory names (a list in the JSON), in the order first named.
     pub cves: Vec<String>,
+    /// Advisory events: what the advisory means for the installed products.
+    pub affects: Option<Affects>,
 }
 
 impl Event {
@@ -162,6 +269,7 @@ impl Event {
             detected_at,
             fields: BTreeMap::new(),
             cves: Vec::new(),
+            affects: None,
         }
     }
 
@@ -192,6 +300,11 @@ impl Event {
         if !self.cves.is_empty() {
             obj.insert("cves".into(), json!(self.cves));
         }
+        if let Some(a) = &self.affects {
+            let (affected, list) = a.to_json();
+            obj.insert("affected".into(), affected);
+            obj.insert("affects".into(), list);
+        }
         for (k, val) in &self.fields {
             obj.entry(k.clone())
                 .or_insert_with(|| Value::String(val.clone()));
@@ -214,6 +327,8 @@ impl Event {
                 "url",
                 "detected_at",
                 "cves",
+                "affected",
+                "affects",
             ]
             .contains(&k.as_str())
             {
@@ -242,6 +357,7 @@ impl Event {
             detected_at,
             fields,
             cves,
+            affects: Affects::from_json(v),
         })
     }
 }
@@ -324,6 +440,23 @@ mod tests {
         e.cves = vec!["CVE-2024-1".into(), "CVE-2024-2".into()];
         let back = Event::from_json(&e.to_json()).unwrap();
         assert_eq!(back, e);
+        e.affects = Some(Affects {
+            affected: Some(true),
+            products: vec![Affect {
+                product: "api".into(),
+                installed: Some("4.2.1".into()),
+                status: "known-affected",
+                fixed: Some("4.2.2".into()),
+            }],
+        });
+        let json = e.to_json();
+        assert_eq!(json["affected"], json!(true));
+        assert_eq!(json["affects"][0]["fixed"], json!("4.2.2"));
+        assert_eq!(Event::from_json(&json).unwrap(), e);
+        assert_eq!(
+            e.affects.as_ref().unwrap().line(),
+            "yes: api 4.2.1 known-affected (fixed in 4.2.2)"
+        );
     }
 
     #[test]

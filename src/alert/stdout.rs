@@ -37,20 +37,21 @@ fn print_stdout(e: &Event, json: bool) -> Result<(), Failure> {
     let line = if json {
         e.to_json().to_string()
     } else {
-        format!(
-            "event {} {} {}: {} {} {}",
+        let mut line = format!(
+            "event {} {} {}: {} {}",
             e.kind.code(),
             e.severity.code(),
             e.vendor,
             crate::text::escape(&e.title),
             crate::text::escape(&e.url),
-            e.fields
-                .get("fingerprint")
-                .map(|f| format!("fingerprint {f}"))
-                .unwrap_or_default()
-        )
-        .trim_end()
-        .to_string()
+        );
+        if let Some(f) = e.fields.get("fingerprint") {
+            line.push_str(&format!(" fingerprint {f}"));
+        }
+        if let Some(a) = &e.affects {
+            line.push_str(&format!(" affected {}", crate::text::escape(&a.line())));
+        }
+        line.trim_end().to_string()
     };
     let mut out = std::io::stdout().lock();
     writeln!(out, "{line}")
