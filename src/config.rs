@@ -107,21 +107,9 @@ pub struct Product {
     /// What is installed, stated by the operator; overrides history.
     pub installed: Option<crate::version::Version>,
     /// Words that tie feed entries to this product (used by advisory matching).
-    #[allow(
-        dead_code,
-        reason = "read by the advisory matcher, the second half of this work"
-    )]
     pub match_words: Vec<String>,
     /// CPE and purl, matched against CSAF product identification helpers.
-    #[allow(
-        dead_code,
-        reason = "read by the advisory matcher, the second half of this work"
-    )]
     pub cpe: Option<String>,
-    #[allow(
-        dead_code,
-        reason = "read by the advisory matcher, the second half of this work"
-    )]
     pub purl: Option<String>,
 }
 

@@ -91,3 +91,13 @@ pub const CSAF_RECHECK_WINDOW: Duration = Duration::from_secs(DAY);
 /// At most this much of a CSAF hash file's first word is kept (a SHA-512 is 128 hex
 /// digits): what a hostile provider writes there cannot grow the state.
 pub const CSAF_MAX_HASH_VALUE: usize = 128;
+
+/// At most this many CSAF product ids are read from one advisory's `product_tree` for
+/// matching against the inventory; the rest are not looked at.
+pub const MAX_CSAF_PRODUCT_IDS: usize = 10_000;
+
+/// At most this many `product_status` references are read from one CSAF advisory.
+pub const MAX_CSAF_STATUS_REFS: usize = 100_000;
+
+/// `product_tree` branches deeper than this are not walked for matching.
+pub const MAX_CSAF_BRANCH_DEPTH: usize = 16;

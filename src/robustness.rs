@@ -176,6 +176,26 @@ fn csaf_hash_file_reading_never_panics() {
 }
 
 #[test]
+fn csaf_product_matching_never_panics() {
+    let mut rng = Rng(0x0afe_c7ed_0000_0001);
+    let config = crate::config::Config::parse(
+        std::path::Path::new("feeds.toml"),
+        "[[vendor]]\nname = \"a\"\nbundles = [\"*\"]\n[[vendor.product]]\nname = \"A\"\ninstalled = \"1.2\"\ncpe = \"cpe:2.3:a:a:a\"\n",
+    )
+    .unwrap();
+    let inventory = crate::inventory::Inventory::build(Some(&config), &[]);
+    let seed = br#"{"product_tree": {"full_product_names": [{"product_id": "F", "name": "A 1.2", "product_identification_helper": {"cpe": "cpe:2.3:a:a:a:1.2"}}], "branches": [{"category": "product_name", "name": "A", "branches": [{"category": "product_version_range", "name": "vers:generic/>=1|<2", "product": {"product_id": "R", "name": "A 1"}}]}]}, "vulnerabilities": [{"product_status": {"known_affected": ["R"], "fixed": ["F"], "first_affected": ["F"]}}]}"#.to_vec();
+    for _ in 0..ROUNDS {
+        let input = rng.mutate(&seed);
+        if let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&input) {
+            let claims = crate::watch::affects::csaf_claims(&doc);
+            let a = crate::watch::affects::match_csaf(&claims, &config, &inventory);
+            assert!(a.is_some_and(|a| a.products.len() <= 1));
+        }
+    }
+}
+
+#[test]
 fn rpm_framing_parser_never_panics() {
     use crate::package::rpm::tests::{header, package};
     use crate::package::rpm::{read_package, sigtag, tag};

@@ -221,13 +221,6 @@ pub fn from_file_name(name: &str) -> Option<Version> {
 }
 
 /// One comparator of a `vers:` range.
-#[cfg_attr(
-    not(test),
-    allow(
-        dead_code,
-        reason = "read by the advisory matcher (CSAF product_version_range), the second half of this work"
-    )
-)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Cmp {
     Eq,
@@ -239,26 +232,12 @@ enum Cmp {
 }
 
 /// A parsed `vers:` range.
-#[cfg_attr(
-    not(test),
-    allow(
-        dead_code,
-        reason = "read by the advisory matcher (CSAF product_version_range), the second half of this work"
-    )
-)]
 #[derive(Debug, Clone)]
 pub struct Range {
     /// `None` for `*`, every version.
     constraints: Option<Vec<(Cmp, Version)>>,
 }
 
-#[cfg_attr(
-    not(test),
-    allow(
-        dead_code,
-        reason = "read by the advisory matcher (CSAF product_version_range), the second half of this work"
-    )
-)]
 impl Range {
     /// Parses `vers:SCHEME/CONSTRAINTS`.
     ///
@@ -366,13 +345,6 @@ impl Range {
 }
 
 /// `%xx` escapes decoded, as `vers:` versions may carry them.
-#[cfg_attr(
-    not(test),
-    allow(
-        dead_code,
-        reason = "read by the advisory matcher (CSAF product_version_range), the second half of this work"
-    )
-)]
 fn percent_decode(s: &str) -> Result<String, String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());

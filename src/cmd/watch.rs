@@ -58,9 +58,16 @@ pub fn run_watch(
         );
         return Ok(Outcome::Busy);
     };
+    // What is installed, read once: advisories are matched against it. Read on its
+    // own connection, closed before the state's is opened: closing a second connection
+    // to the file while the state's is open would remove the WAL under it.
+    let unpacked = store::sqlite::open_history(state_path)
+        .and_then(|h| h.installed())
+        .with_context(|| format!("{}: cannot read the history", state_path.display()))?;
+    let inventory = crate::inventory::Inventory::build(Some(config), &unpacked);
     let mut state = store::sqlite::open(state_path)?;
     let state = &mut *state;
-    let watcher = Watcher::new(config)?;
+    let watcher = Watcher::new(config, inventory)?;
     let rt = runtime()?;
     if once {
         rt.block_on(async {

@@ -1163,6 +1163,7 @@ async fn check_advisory(ctx: &Ctx, l: Listed) -> Result<Checked, Problem> {
     let severity = csaf_severity(&doc);
     let cves = csaf_cves(&doc);
     let products = csaf_products(&doc);
+    let claims = crate::watch::affects::csaf_claims(&doc);
     let doc = DocumentId {
         scheme: "csaf",
         id: format!("{namespace}#{tracking_id}"),
@@ -1184,8 +1185,10 @@ async fn check_advisory(ctx: &Ctx, l: Listed) -> Result<Checked, Problem> {
     }
     event.cves = cves;
     let content_hash = crate::text::hex(&sha2::Sha256::digest(&data)[..16]);
+    let mut advisory = Advisory::new(doc, content_hash, title, event);
+    advisory.claims = claims;
     Ok(Checked {
-        advisory: Advisory::new(doc, content_hash, title, event),
+        advisory,
         notices,
         side_files,
     })

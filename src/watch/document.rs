@@ -42,6 +42,8 @@ pub struct Advisory {
     pub doc: DocumentId,
     pub entry: EntryWrite,
     pub event: Event,
+    /// What the document says about products, for matching against the inventory.
+    pub claims: crate::watch::affects::Claims,
 }
 
 impl Advisory {
@@ -55,7 +57,12 @@ impl Advisory {
             title,
             url: event.url.clone(),
         };
-        Advisory { doc, entry, event }
+        Advisory {
+            doc,
+            entry,
+            event,
+            claims: crate::watch::affects::Claims::default(),
+        }
     }
 
     /// The event for a new version of a document seen before, or the same version

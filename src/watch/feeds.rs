@@ -39,6 +39,8 @@ pub struct Item {
     pub cves: Vec<String>,
     /// Source-specific fields the event carries as they are (CISA KEV's `dueDate`, ...).
     pub fields: Vec<(&'static str, String)>,
+    /// The entry's summary, for matching products' `match` words (not carried).
+    pub summary: String,
 }
 
 /// Why a body is not a feed.
@@ -82,6 +84,7 @@ pub fn parse_feed(bytes: &[u8], base_url: &str) -> Result<Vec<Item>, FeedError> 
         updated: Option<String>,
         hash: String,
         cves: Vec<String>,
+        summary: String,
     }
     let mut raws = Vec::with_capacity(feed.entries.len());
     for e in feed.entries {
@@ -126,6 +129,7 @@ pub fn parse_feed(bytes: &[u8], base_url: &str) -> Result<Vec<Item>, FeedError> 
             updated,
             hash: crate::text::hex(&h.finalize()[..16]),
             cves,
+            summary: e.summary.map(|s| s.content).unwrap_or_default(),
         });
     }
     let mut link_count: HashMap<&str, usize> = HashMap::new();
@@ -161,6 +165,7 @@ pub fn parse_feed(bytes: &[u8], base_url: &str) -> Result<Vec<Item>, FeedError> 
             advisory_id: None,
             cves: r.cves.clone(),
             fields: Vec::new(),
+            summary: r.summary.clone(),
         });
     }
     // The same key twice in one feed (a feed bug): keep the first, as readers show it.
@@ -258,6 +263,7 @@ pub fn parse_cisa_kev(bytes: &[u8]) -> Result<Vec<Item>, FeedError> {
             cves: vec![cve.clone()],
             advisory_id: Some(cve),
             fields,
+            summary: String::new(),
         });
     }
     Ok(items)

@@ -8,8 +8,11 @@
 //! monitoring). One failing source is recorded and reported; it never
 //! stops the others. After `failures_before_alert` failed polls in a row (or no success
 //! for `stale_after`) a source gets one `source-failing` event, and one
-//! `source-recovered` when it comes back. The first successful poll of a feed records
-//! its backlog and emits one summary event instead of one per entry. A CSAF provider's
+//! `source-recovered` when it comes back. Each advisory is matched to the inventory
+//! the command handed in (`affects`): one that affects an installed product is at least
+//! `high`, one that affects nothing installed `info`. The first successful poll of a
+//! feed records its backlog and emits one summary event instead of one per entry, except
+//! for advisories that affect an installed product: those are news, one by one. A CSAF provider's
 //! advisory problems are remembered per advisory and code: a new one is raised once (the
 //! first `problem_events` of a poll one by one, the rest folded into one summary event
 //! per kind), a persisting one never again, and a fixed one is cleared when its advisory
@@ -28,6 +31,7 @@ use tokio::task::JoinSet;
 
 use crate::alert::event::{Event, Kind, Severity};
 use crate::config::{Config, ExpiredSigner, FeedFormat};
+use crate::inventory::Inventory;
 use crate::store::{
     EntryWrite, FailureCommit, PollCommit, ProblemRow, SourceHealth, SourceRow, Store, StoreError,
 };
@@ -67,6 +71,8 @@ enum Polled {
 /// (its politeness limits span all sources), and each vendor's pinned keyring.
 pub struct Watcher<'a> {
     pub config: &'a Config,
+    /// What is installed, for matching advisories (built by the command).
+    inventory: Inventory,
     fetcher: Arc<Fetcher>,
     keyrings: HashMap<String, Arc<Keyring>>,
 }
@@ -78,7 +84,7 @@ impl<'a> Watcher<'a> {
     /// # Errors
     ///
     /// When the HTTP client cannot be set up.
-    pub fn new(config: &'a Config) -> anyhow::Result<Watcher<'a>> {
+    pub fn new(config: &'a Config, inventory: Inventory) -> anyhow::Result<Watcher<'a>> {
         let mut keyrings = HashMap::new();
         for v in &config.vendors {
             match Keyring::load(std::slice::from_ref(&v.keyring)) {
@@ -96,6 +102,7 @@ impl<'a> Watcher<'a> {
         }
         Ok(Watcher {
             config,
+            inventory,
             fetcher: Arc::new(Fetcher::new(&config.watch)?),
             keyrings,
         })
@@ -117,6 +124,10 @@ impl<'a> Watcher<'a> {
         now: SystemTime,
     ) -> Result<Vec<SourceOutcome>, StoreError> {
         let (config, fetcher, keyrings) = (self.config, &self.fetcher, &self.keyrings);
+        let ctx = Ctx {
+            config,
+            inventory: &self.inventory,
+        };
         let all = sources(config);
         let list: Vec<Source> = only.map(<[Source]>::to_vec).unwrap_or(all);
         let mut set = JoinSet::new();
@@ -189,11 +200,11 @@ impl<'a> Watcher<'a> {
                 continue;
             }
             let took = took(&timings, &src);
-            outcomes.push(record(config, state, &mut priors, &src, result, took, now)?);
+            outcomes.push(record(&ctx, state, &mut priors, &src, result, took, now)?);
         }
         for (src, result) in key_results {
             let took = took(&timings, &src);
-            outcomes.push(record(config, state, &mut priors, &src, result, took, now)?);
+            outcomes.push(record(&ctx, state, &mut priors, &src, result, took, now)?);
         }
         outcomes.sort_by(|a, b| {
             (&a.source.vendor, &a.source.url).cmp(&(&b.source.vendor, &b.source.url))
@@ -319,8 +330,14 @@ async fn poll_items(
     }
 }
 
+/// What recording a poll needs besides the state.
+struct Ctx<'c> {
+    config: &'c Config,
+    inventory: &'c Inventory,
+}
+
 fn record(
-    config: &Config,
+    ctx: &Ctx,
     state: &mut dyn Store,
     priors: &mut HashMap<String, Option<SourceRow>>,
     src: &Source,
@@ -330,8 +347,8 @@ fn record(
 ) -> Result<SourceOutcome, StoreError> {
     let prior = priors.remove(&src.id).flatten();
     match result {
-        Ok(polled) => record_success(config, state, src, prior.as_ref(), polled, took, now),
-        Err(failure) => record_failure(config, state, src, &failure, took, now),
+        Ok(polled) => record_success(ctx, state, src, prior.as_ref(), polled, took, now),
+        Err(failure) => record_failure(ctx.config, state, src, &failure, took, now),
     }
 }
 
@@ -358,7 +375,7 @@ fn recovered(src: &Source, prior: Option<&SourceRow>, now: SystemTime) -> Option
 }
 
 fn record_success(
-    config: &Config,
+    ctx: &Ctx,
     state: &mut dyn Store,
     src: &Source,
     prior: Option<&SourceRow>,
@@ -366,6 +383,7 @@ fn record_success(
     took: Option<Duration>,
     now: SystemTime,
 ) -> Result<SourceOutcome, StoreError> {
+    let config = ctx.config;
     let first = !prior.is_some_and(|p| p.initialized);
     let mut events: Vec<Event> = recovered(src, prior, now).into_iter().collect();
     let mut entries: Vec<EntryWrite> = Vec::new();
@@ -390,15 +408,21 @@ fn record_success(
             let known = state.entries(&src.id)?;
             let mut new_items = 0usize;
             for it in &items {
+                let affects = item_affects(ctx, src, it);
                 match known.get(&it.key) {
                     None => {
-                        new_items += 1;
-                        if !first {
-                            events.push(advisory_event(Kind::AdvisoryNew, src, it, now));
+                        // On the first poll only what affects an installed product is
+                        // news; the rest is the backlog.
+                        if !first || is_affected(affects.as_ref()) {
+                            let e = advisory_event(Kind::AdvisoryNew, src, it, now);
+                            events.push(matched(e, affects));
+                        } else {
+                            new_items += 1;
                         }
                     }
                     Some(k) if k.content_hash != it.content_hash || k.updated != it.updated => {
-                        events.push(advisory_event(Kind::AdvisoryUpdated, src, it, now));
+                        let e = advisory_event(Kind::AdvisoryUpdated, src, it, now);
+                        events.push(matched(e, affects));
                     }
                     Some(_) => continue,
                 }
@@ -448,7 +472,12 @@ fn record_success(
                 if let Some(codes) = codes {
                     advisory.event = advisory.event.with("resolved", codes.join(","));
                 }
+                let affects =
+                    crate::watch::affects::match_csaf(&advisory.claims, config, ctx.inventory);
+                let news = is_affected(affects.as_ref());
+                advisory.event = matched(advisory.event, affects);
                 match known.entries.get(&advisory.entry.key) {
+                    None if first && news => events.push(advisory.event.clone()),
                     None => {
                         new_items += 1;
                         if !first {
@@ -680,6 +709,45 @@ fn advisory_event(kind: Kind, src: &Source, it: &Item, now: SystemTime) -> Event
     if let Some(u) = &it.updated {
         e = e.with("updated", u.clone());
     }
+    e
+}
+
+/// What `it` means for the installed products: a CISA KEV entry by its
+/// `vendorProject`/`product`, a feed entry by its title and summary.
+fn item_affects(ctx: &Ctx, src: &Source, it: &Item) -> Option<crate::alert::event::Affects> {
+    use crate::watch::affects::{match_kev, match_text};
+    if src.kind == SourceKind::Feed(FeedFormat::CisaKev) {
+        let field = |k: &str| {
+            it.fields
+                .iter()
+                .find(|(f, _)| *f == k)
+                .map_or("", |(_, v)| v.as_str())
+        };
+        match_kev(
+            field("vendorProject"),
+            field("product"),
+            ctx.config,
+            ctx.inventory,
+        )
+    } else {
+        let text = format!("{}\n{}", it.title, it.summary);
+        match_text(&text, ctx.config, ctx.inventory)
+    }
+}
+
+fn is_affected(a: Option<&crate::alert::event::Affects>) -> bool {
+    a.is_some_and(|a| a.affected == Some(true))
+}
+
+/// `e` with what it means for the installed products: an advisory that affects one
+/// is at least `high`, one that affects nothing installed is `info`.
+fn matched(mut e: Event, affects: Option<crate::alert::event::Affects>) -> Event {
+    match affects.as_ref().and_then(|a| a.affected) {
+        Some(true) => e.severity = e.severity.max(Severity::High),
+        Some(false) => e.severity = Severity::Info,
+        None => {}
+    }
+    e.affects = affects;
     e
 }
 
