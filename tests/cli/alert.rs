@@ -12,7 +12,7 @@ mod actionable;
 mod routing;
 
 /// The SMTP server process; killed on drop.
-struct Smtp {
+pub(crate) struct Smtp {
     child: Child,
     spool: PathBuf,
 }
@@ -70,7 +70,7 @@ impl Smtp {
             .count()
     }
 
-    fn messages(&self) -> Vec<String> {
+    pub(crate) fn messages(&self) -> Vec<String> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(&self.spool)
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -110,20 +110,20 @@ fn header<'a>(msg: &'a str, name: &str) -> Vec<&'a str> {
 
 /// A project with one feed on a test HTTP server, an escalation script written by the
 /// test (`esc.sh`), and email to an SMTP port.
-struct A {
-    p: Project,
-    srv: HttpServer,
+pub(crate) struct A {
+    pub(crate) p: Project,
+    pub(crate) srv: HttpServer,
     port: u16,
 }
 
-const ESC_RECORDING: &str =
+pub(crate) const ESC_RECORDING: &str =
     "#!/bin/sh\n# Records what it was given, then obeys ./esc-exit (default 0).\n\
 n=$(ls calls/*.json 2>/dev/null | wc -l)\nmkdir -p calls\ncat > \"calls/$n.json\"\n\
 env | grep '^VENDORGUARD_' | sort > \"calls/$n.env\"\n\
 code=$(cat esc-exit 2>/dev/null || echo 0)\nexit \"$code\"\n";
 
 impl A {
-    fn new(escalation: Option<&str>, timeout: &str) -> A {
+    pub(crate) fn new(escalation: Option<&str>, timeout: &str) -> A {
         let srv = HttpServer::start();
         let p = Project::new();
         let port = free_port();
@@ -147,7 +147,7 @@ impl A {
         A { p, srv, port }
     }
 
-    fn smtp(&self) -> Smtp {
+    pub(crate) fn smtp(&self) -> Smtp {
         Smtp::start(self.port, &self.p.path("spool"))
     }
 
@@ -176,7 +176,7 @@ impl A {
         self.feed(&refs);
     }
 
-    fn once(&self) -> Run {
+    pub(crate) fn once(&self) -> Run {
         self.p.run(&["watch", "--once"])
     }
 
@@ -246,7 +246,7 @@ impl A {
         (a, smtp)
     }
 
-    fn calls(&self) -> Vec<(serde_json::Value, String)> {
+    pub(crate) fn calls(&self) -> Vec<(serde_json::Value, String)> {
         let dir = self.p.path("calls");
         let mut out = Vec::new();
         for n in 0.. {

@@ -1,6 +1,7 @@
 //! The one integration-test binary: runs the real `vendorguard` against temporary
 //! projects. See `harness.rs` for how fixtures are made.
 
+mod affects;
 mod alert;
 mod config;
 mod corpus;

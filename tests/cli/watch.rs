@@ -8,16 +8,16 @@ use crate::http::{HttpServer, Resp};
 
 /// A project whose feeds.toml points vendor `acme` at the test server, with fast
 /// retries, and no alert channel (events go to stdout).
-struct W {
-    p: Project,
-    srv: HttpServer,
+pub(crate) struct W {
+    pub(crate) p: Project,
+    pub(crate) srv: HttpServer,
 }
 
 const WATCH: &str = "[watch]\nstate = \"state/vg.sqlite\"\ntimeout = \"2s\"\nmax_body = \"1MiB\"\n\
 [watch.backoff]\nattempts = 3\ninitial = \"10ms\"\nmax = \"2s\"\njitter = \"none\"\n\n";
 
 impl W {
-    fn new(feeds: &[(&str, &str)]) -> W {
+    pub(crate) fn new(feeds: &[(&str, &str)]) -> W {
         let srv = HttpServer::start();
         let p = Project::new();
         let w = W { p, srv };
@@ -26,7 +26,7 @@ impl W {
     }
 
     /// `feeds`: (path, format) pairs; `extra` goes into the vendor table.
-    fn config(&self, feeds: &[(&str, &str)], extra: &str) {
+    pub(crate) fn config(&self, feeds: &[(&str, &str)], extra: &str) {
         let mut s = String::from(WATCH);
         s.push_str(&format!("[[vendor]]\nname = \"acme\"\n{extra}\n"));
         for (path, format) in feeds {
@@ -41,12 +41,12 @@ impl W {
         self.p.write("feeds.toml", s);
     }
 
-    fn once(&self) -> Run {
+    pub(crate) fn once(&self) -> Run {
         self.p.run(&["watch", "--once"])
     }
 
     /// The first stored event of `kind`; panics when there is none.
-    fn event(&self, kind: &str) -> serde_json::Value {
+    pub(crate) fn event(&self, kind: &str) -> serde_json::Value {
         self.events()
             .into_iter()
             .find(|(k, _)| k == kind)
@@ -54,7 +54,7 @@ impl W {
             .1
     }
 
-    fn events(&self) -> Vec<(String, serde_json::Value)> {
+    pub(crate) fn events(&self) -> Vec<(String, serde_json::Value)> {
         let conn = rusqlite::Connection::open(self.p.path("state/vg.sqlite")).unwrap();
         let mut st = conn
             .prepare("SELECT kind, json FROM events ORDER BY seq")
@@ -69,7 +69,7 @@ impl W {
     }
 }
 
-fn rss(items: &[(&str, &str, &str)]) -> String {
+pub(crate) fn rss(items: &[(&str, &str, &str)]) -> String {
     let mut s = String::from(
         "<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>Acme security</title>",
     );
@@ -835,8 +835,8 @@ fn daemon_polls_each_source_on_its_interval_and_stops_cleanly_on_sigterm() {
 }
 
 /// A CSAF directory provider made by the test: documents signed with real GnuPG.
-struct OwnProvider {
-    w: W,
+pub(crate) struct OwnProvider {
+    pub(crate) w: W,
     gpg: Gpg,
     fpr: String,
     rows: std::cell::RefCell<Vec<(String, String)>>,
@@ -849,7 +849,7 @@ struct OwnProvider {
 }
 
 impl OwnProvider {
-    fn new() -> OwnProvider {
+    pub(crate) fn new() -> OwnProvider {
         OwnProvider::with_key_expiry("0")
     }
 
@@ -883,15 +883,36 @@ impl OwnProvider {
 
     /// Publishes (or republishes) advisory `id` at `version` with a CVSS score.
     fn publish(&self, id: &str, version: &str, score: f64, date: &str) {
-        let doc = serde_json::json!({
+        let none = serde_json::Value::Null;
+        self.publish_with(id, version, score, date, &none, &none);
+    }
+
+    /// `publish` with a `product_tree` and the vulnerability's `product_status` (each
+    /// left out when null).
+    pub(crate) fn publish_with(
+        &self,
+        id: &str,
+        version: &str,
+        score: f64,
+        date: &str,
+        product_tree: &serde_json::Value,
+        product_status: &serde_json::Value,
+    ) {
+        let mut doc = serde_json::json!({
             "document": {
                 "category": "csaf_security_advisory", "csaf_version": "2.0", "title": format!("{id} in acme agent"),
                 "publisher": {"namespace": "https://acme.example", "name": "Acme", "category": "vendor"},
                 "tracking": {"id": id, "version": version, "status": "final", "current_release_date": date},
             },
             "vulnerabilities": [{"scores": [{"cvss_v3": {"baseScore": score}}]}],
-        })
-        .to_string();
+        });
+        if !product_tree.is_null() {
+            doc["product_tree"] = product_tree.clone();
+        }
+        if !product_status.is_null() {
+            doc["vulnerabilities"][0]["product_status"] = product_status.clone();
+        }
+        let doc = doc.to_string();
         let name = format!("2026/{}.json", id.to_lowercase());
         let file = self.w.p.write(&format!("prov/{name}"), &doc);
         let mut asc = Vec::new();
