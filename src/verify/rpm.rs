@@ -9,7 +9,9 @@
 //!   `PAYLOADDIGEST`, so a good header signature plus a matching payload digest covers
 //!   every byte from the main header to the end of the file.
 //! * Legacy header+payload signatures (`PGP`, `GPG`) cover the main header and the
-//!   payload in one digest, hashed as the payload streams.
+//!   payload in one digest, hashed as the payload streams. When the header declares no
+//!   payload digest, they are the only signatures that count: a header-only signature
+//!   is listed as `not-counted`, since it says nothing of the payload.
 //! * `SHA256HEADER` (else `SHA1HEADER`) must match the main header, and
 //!   `PAYLOADDIGEST` (with `PAYLOADDIGESTALGO`) the payload as stored, compressed:
 //!   a changed payload is `digest-mismatch` even when the header signature is good.
@@ -91,6 +93,11 @@ pub fn check_rpm(
         }
     };
     let header = pkg.header.bytes();
+    // Without a payload digest in the header, a header-only signature vouches for
+    // nothing of the payload: only header+payload signatures then count, so that a
+    // vendor's old header with a swapped payload and anyone's header+payload
+    // signature is not "verified" (rpm before 4.14 wrote no payload digest).
+    let payload_digest = payload_digest(&pkg, &shown, acc);
 
     let mut legacy: Vec<(&str, Signature, Option<Context>)> = Vec::new();
     let mut any_signature = false;
@@ -106,6 +113,16 @@ pub fn check_rpm(
                 legacy.push((name, sig, ctx));
                 continue;
             }
+            if payload_digest.is_none() {
+                acc.checked.push(Checked {
+                    what: format!(
+                        "{name} signature over {}, not counted: the header declares no payload digest",
+                        covers.words()
+                    ),
+                    outcome: "not-counted",
+                });
+                continue;
+            }
             judge_one(judge, name, covers, &sig, ctx, acc);
         }
     }
@@ -117,7 +134,6 @@ pub fn check_rpm(
     }
     check_header_digest(&pkg, &shown, acc);
 
-    let payload_digest = payload_digest(&pkg, &shown, acc);
     if any_signature && payload_digest.is_none() && legacy.is_empty() {
         acc.codes.push("unsigned-content");
         acc.problems.push(format!(

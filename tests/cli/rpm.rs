@@ -634,3 +634,118 @@ fn a_signature_tag_that_does_not_parse_is_malformed_not_absent() {
         .code(1)
         .stdout_has("problem: acme-garbled.rpm: rpm RSAHEADER: ");
 }
+
+/// A package as rpm before 4.14 signed it: a header with no payload digest, signed by
+/// `header_by` (RSAHEADER), and when `legacy` says so a header+payload (PGP) signature
+/// by that key over the main header and `signed_payload`; the file carries `payload`.
+fn old_style(
+    a: &Acme,
+    file: &str,
+    header_by: &str,
+    legacy: Option<(&str, &[u8])>,
+    payload: &[u8],
+) -> PathBuf {
+    let z = |s: &str| format!("{s}\0").into_bytes();
+    let main = header(&[
+        (1000, 6, &z("acme-old"), 1),
+        (1030, 3, &0o100644u16.to_be_bytes(), 1),
+        (1039, 8, &z("root"), 1),
+        (1040, 8, &z("root"), 1),
+        (1028, 4, &5u32.to_be_bytes(), 1),
+        (1116, 4, &0u32.to_be_bytes(), 1),
+        (1117, 8, &z("tool"), 1),
+        (1118, 8, &z("/opt/"), 1),
+    ]);
+    let sign = |by: &str, bytes: &[u8], what: &str| {
+        let data = a.p.write(&format!("{file}.{what}"), bytes);
+        let sig = a.p.path(&format!("{file}.{what}.sig"));
+        a.gpg.detach_sign(by, &data, &sig, "SHA256", None, false);
+        std::fs::read(&sig).unwrap()
+    };
+    let header_sig = sign(header_by, &main, "header");
+    let mut entries: Vec<(u32, u32, Vec<u8>, u32)> = vec![
+        (268, 7, header_sig.clone(), header_sig.len() as u32),
+        (273, 6, z(&sha256_hex(&main)), 1),
+    ];
+    if let Some((by, signed_payload)) = legacy {
+        let sig = sign(by, &[&main[..], signed_payload].concat(), "whole");
+        entries.push((1002, 7, sig.clone(), sig.len() as u32));
+    }
+    let entries: Vec<(u32, u32, &[u8], u32)> = entries
+        .iter()
+        .map(|(t, ty, d, c)| (*t, *ty, &d[..], *c))
+        .collect();
+    let sig_header = header(&entries);
+    let mut pkg = vec![0xed, 0xab, 0xee, 0xdb, 3, 0];
+    pkg.resize(96, 0);
+    pkg.extend_from_slice(&sig_header);
+    pkg.resize(pkg.len() + (8 - sig_header.len() % 8) % 8, 0);
+    pkg.extend_from_slice(&main);
+    pkg.extend_from_slice(payload);
+    a.p.write(file, &pkg)
+}
+
+/// Found by attacking the release binary: a vendor's header-only signature on a header
+/// with no payload digest (rpm before 4.14), a swapped payload, and a header+payload
+/// signature by anybody in the unsigned signature header verified, and `unpack`
+/// extracted the attacker's files. A header-only signature now counts only when the
+/// header pins the payload by its digest.
+#[test]
+fn without_a_payload_digest_only_header_and_payload_signatures_count() {
+    let a = Acme::new();
+    let genuine = [
+        cpio("./opt/tool", 0o100644, b"good\n"),
+        cpio("TRAILER!!!", 0, b""),
+    ]
+    .concat();
+    let evil = [
+        cpio("./opt/tool", 0o100644, b"evil\n"),
+        cpio("TRAILER!!!", 0, b""),
+    ]
+    .concat();
+    let run = |file: &str| {
+        let r = a.p.run(&["verify", "--json", file]);
+        (Some(r.code), r.codes(), r.json())
+    };
+    // The vendor signed header and payload: verified.
+    old_style(
+        &a,
+        "acme-old.rpm",
+        &a.fpr,
+        Some((&a.fpr, &genuine)),
+        &genuine,
+    );
+    let (code, codes, v) = run("acme-old.rpm");
+    assert_eq!(code, Some(0), "{codes:?}");
+    assert!(v["checked"].to_string().contains("not-counted"), "{v}");
+    // The attack: the vendor's header, another payload, a stranger's header+payload
+    // signature. Only an unpinned key vouches for the payload: exit 3, never 0.
+    old_style(
+        &a,
+        "acme-swap.rpm",
+        &a.fpr,
+        Some((&a.stranger, &evil)),
+        &evil,
+    );
+    let (code, codes, _) = run("acme-swap.rpm");
+    assert_eq!(code, Some(3), "{codes:?}");
+    a.p.run(&["unpack", "acme-swap.rpm", "--into", "out"])
+        .code(3);
+    assert!(!a.p.path("out").exists(), "nothing is extracted");
+    // No header+payload signature at all: nothing covers the payload.
+    old_style(&a, "acme-bare.rpm", &a.fpr, None, &evil);
+    let (code, codes, _) = run("acme-bare.rpm");
+    assert_eq!(code, Some(1));
+    assert!(codes.iter().any(|c| c == "unsigned-content"), "{codes:?}");
+    // The vendor's header+payload signature over the genuine payload, evil carried.
+    old_style(
+        &a,
+        "acme-moved.rpm",
+        &a.fpr,
+        Some((&a.fpr, &genuine)),
+        &evil,
+    );
+    let (code, codes, _) = run("acme-moved.rpm");
+    assert_eq!(code, Some(1));
+    assert!(codes.iter().any(|c| c == "bad-signature"), "{codes:?}");
+}
