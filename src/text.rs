@@ -30,12 +30,20 @@ pub fn escape(s: &str) -> String {
 }
 
 /// Characters that are not C0/C1 controls but still change what a reader sees: line
-/// and paragraph separators (a second line to a log reader or a mail client) and the
-/// bidirectional controls that reorder text ("Trojan Source", CVE-2021-42574).
+/// and paragraph separators (a second line to a log reader or a mail client), the
+/// bidirectional controls that reorder text ("Trojan Source", CVE-2021-42574), and the
+/// zero-width characters that make two different names look the same.
 fn invisible_control(c: char) -> bool {
     matches!(
         c,
-        '\u{2028}' | '\u{2029}' | '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+        '\u{2028}'
+            | '\u{2029}'
+            | '\u{061c}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{feff}'
     )
 }
 
@@ -146,6 +154,7 @@ mod tests {
                 "\\u{2066}iso\\u{2069}\\u{200f}",
             ),
             ("arabic \u{627}\u{644}", "arabic \u{627}\u{644}"),
+            ("zero\u{200b}width\u{feff}", "zero\\u{200b}width\\u{feff}"),
         ] {
             assert_eq!(escape(input), want);
         }
