@@ -19,6 +19,7 @@
 //! judges nothing: it says what the headers hold, and the verifier and the archive
 //! walker decide what that means.
 
+use std::collections::HashSet;
 use std::io::{self, Read};
 
 use crate::policy::{RPM_MAX_HEADER_DATA, RPM_MAX_INDEX, RPM_MAX_SIGNATURE_DATA};
@@ -397,17 +398,18 @@ pub fn read_header(r: &mut impl Read, which: Which) -> Result<Header, RpmError> 
 }
 
 /// Checks every index entry against the data and returns them.
+///
+/// Every check is linear in the index and the data (after one sort): duplicate tags
+/// go through a set, and the strings of string entries are counted in offset order,
+/// each entry's scan refused as an overlap as soon as it starts inside an earlier
+/// entry's data, so no byte is scanned for two entries that both pass.
 fn check_index(index: &[u8], data: &[u8], what: &'static str) -> Result<Vec<Entry>, RpmError> {
     let mut entries: Vec<Entry> = Vec::with_capacity(index.len() / 16);
+    let mut tags = HashSet::with_capacity(index.len() / 16);
     for (i, raw) in index.chunks_exact(16).enumerate() {
         let word = |n: usize| u32::from_be_bytes(raw[n..n + 4].try_into().expect("4 bytes"));
         let (tag, typ_raw, offset, count) = (word(0), word(4), word(8), word(12));
-        let bad = |why: String| RpmError::BadEntry {
-            what,
-            index: i,
-            tag,
-            why,
-        };
+        let bad = |why: String| bad_entry(what, i, tag, why);
         let typ = Type::from_raw(typ_raw).ok_or_else(|| bad(format!("unknown type {typ_raw}")))?;
         let (offset, count) = (offset as usize, count as usize);
         if count == 0 && typ != Type::Null {
@@ -419,28 +421,22 @@ fn check_index(index: &[u8], data: &[u8], what: &'static str) -> Result<Vec<Entr
                 data.len()
             )));
         }
-        let rest = &data[offset..];
         let len = match typ.width() {
             Some(w) => count
                 .checked_mul(w)
-                .filter(|n| *n <= rest.len())
+                .filter(|n| *n <= data.len() - offset)
                 .ok_or_else(|| {
                     bad(format!(
                         "{count} elements at offset {offset} do not fit the data"
                     ))
                 })?,
-            None => {
-                if typ == Type::String && count != 1 {
-                    return Err(bad(format!("a STRING with count {count}")));
-                }
-                strings_len(rest, count).ok_or_else(|| {
-                    bad(format!(
-                        "{count} strings at offset {offset} do not end inside the data"
-                    ))
-                })?
+            None if typ == Type::String && count != 1 => {
+                return Err(bad(format!("a STRING with count {count}")));
             }
+            // Counted below, in offset order.
+            None => 0,
         };
-        if entries.iter().any(|e| e.tag == tag) {
+        if !tags.insert(tag) {
             return Err(bad("a second entry with the same tag".into()));
         }
         entries.push(Entry {
@@ -453,31 +449,56 @@ fn check_index(index: &[u8], data: &[u8], what: &'static str) -> Result<Vec<Entr
     }
     // No two entries' data may overlap: one byte means one thing. The region entry
     // (tags 62 and 63) points at a trailer that is not otherwise referenced.
-    let mut spans: Vec<(usize, usize, u32)> = entries
-        .iter()
-        .filter(|e| e.len > 0)
-        .map(|e| (e.offset, e.offset + e.len, e.tag))
-        .collect();
-    spans.sort_unstable();
-    for w in spans.windows(2) {
-        if w[1].0 < w[0].1 {
-            return Err(RpmError::BadEntry {
-                what,
-                index: entries
-                    .iter()
-                    .position(|e| e.tag == w[1].2)
-                    .unwrap_or_default(),
-                tag: w[1].2,
-                why: format!("its data overlaps that of tag {}", w[0].2),
-            });
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    order.sort_unstable_by_key(|&i| (entries[i].offset, i));
+    // The end of the data seen so far, and the tag whose data reaches it.
+    let mut reach: Option<(usize, u32)> = None;
+    for i in order {
+        let e = &entries[i];
+        let counted = e.typ.width().is_none();
+        if !counted && e.len == 0 {
+            continue;
         }
+        if let Some((_, by)) = reach.filter(|(end, _)| e.offset < *end) {
+            return Err(bad_entry(
+                what,
+                i,
+                e.tag,
+                format!("its data overlaps that of tag {by}"),
+            ));
+        }
+        if counted {
+            let len = strings_len(&data[e.offset..], e.count).ok_or_else(|| {
+                bad_entry(
+                    what,
+                    i,
+                    e.tag,
+                    format!(
+                        "{} strings at offset {} do not end inside the data",
+                        e.count, e.offset
+                    ),
+                )
+            })?;
+            entries[i].len = len;
+        }
+        let e = &entries[i];
+        reach = Some((e.offset + e.len, e.tag));
     }
     Ok(entries)
 }
 
+fn bad_entry(what: &'static str, index: usize, tag: u32, why: String) -> RpmError {
+    RpmError::BadEntry {
+        what,
+        index,
+        tag,
+        why,
+    }
+}
+
 /// The length of `count` NUL-terminated strings at the start of `data`, if they all
 /// end inside it. Each string takes at least one byte, so the loop is bounded by the
-/// data, not by the claimed count.
+/// data, not by the claimed count, and each byte is looked at once.
 fn strings_len(data: &[u8], count: usize) -> Option<usize> {
     if count > data.len() {
         return None;
@@ -636,6 +657,54 @@ pub(crate) mod tests {
         let at = LEAD_LEN + 16 + 16 + 8 + 16 + 16 + 8;
         overlap[at..at + 4].copy_from_slice(&1u32.to_be_bytes());
         check(&overlap, Err("overlaps that of tag 1000"));
+    }
+
+    /// An index of `n` entries `(tag, type, offset, count)` over `data` bytes.
+    fn index(entries: impl Iterator<Item = (u32, u32, u32, u32)>) -> Vec<u8> {
+        entries
+            .flat_map(|(t, y, o, c)| [t, y, o, c])
+            .flat_map(u32::to_be_bytes)
+            .collect()
+    }
+
+    /// Runs `check_index` and returns the error's text and how long it took.
+    fn timed_refusal(index: &[u8], data: &[u8]) -> (String, std::time::Duration) {
+        let start = std::time::Instant::now();
+        let got = check_index(index, data, "header").map(|_| ());
+        (got.unwrap_err().to_string(), start.elapsed())
+    }
+
+    #[test]
+    fn many_string_arrays_over_the_same_bytes_are_refused_in_linear_time() {
+        // 65,535 STRING_ARRAY entries at offset 0, each claiming 1 Mi one-byte strings
+        // over 1 MiB of NULs: counted one by one this is 2^36 steps.
+        let n = RPM_MAX_INDEX;
+        let data = vec![0u8; 1 << 20];
+        let idx = index((0..n).map(|i| (100_000 + i, 8, 0, 1 << 20)));
+        let (err, took) = timed_refusal(&idx, &data);
+        assert!(err.contains("overlaps that of tag 100000"), "{err}");
+        assert!(took.as_secs() < 5, "took {took:?}");
+        // One string running over the start of every later entry: an overlap found after
+        // one scan, not 65,535 scans of a megabyte each.
+        let mut text = vec![b'a'; 1 << 20];
+        *text.last_mut().unwrap() = 0;
+        let idx = index((0..n).map(|i| (100_000 + i, 8, n - 1 - i, 1)));
+        let (err, took) = timed_refusal(&idx, &text);
+        assert!(err.contains("its data overlaps"), "{err}");
+        assert!(took.as_secs() < 5, "took {took:?}");
+    }
+
+    #[test]
+    fn a_duplicate_tag_among_many_entries_is_found_in_linear_time() {
+        // 65,534 distinct INT32 entries and then the first tag again: pairwise this is
+        // two billion comparisons.
+        let n = RPM_MAX_INDEX;
+        let data = vec![0u8; 4 * n as usize];
+        let idx = index((0..n).map(|i| (100_000 + i % (n - 1), 4, 4 * i, 1)));
+        let (err, took) = timed_refusal(&idx, &data);
+        assert!(err.contains("a second entry with the same tag"), "{err}");
+        assert!(err.contains("entry 65534"), "{err}");
+        assert!(took.as_secs() < 2, "took {took:?}");
     }
 
     #[test]
