@@ -33,6 +33,9 @@ pub const RPM_MAX_SIGNATURE_DATA: u32 = 1 << 20;
 /// Data bytes of an rpm main header: the file list of the largest distribution
 /// packages is a few tens of MiB (rpm itself allows 256 MiB).
 pub const RPM_MAX_HEADER_DATA: u32 = 64 << 20;
+/// Trigger scripts an rpm header may declare before walking it is refused
+/// (`too-large`): each becomes a control entry, and real packages have a few dozen.
+pub const RPM_MAX_TRIGGER_SCRIPTS: usize = 4096;
 /// Bytes of each archived file the inspector scans for findings.
 pub const SCAN_LIMIT: usize = 8 << 20;
 

@@ -20,6 +20,7 @@ use crate::archive::walk::{
     corrupt, Kind, Meta, NameBudget, Owner, Part, Refusal, Visitor, WalkError, MAX_NAME,
 };
 use crate::package::rpm::{self as format, tag, Header, FILE_CONFIG};
+use crate::policy::RPM_MAX_TRIGGER_SCRIPTS;
 
 /// The scriptlets, in the order rpm runs them, with their interpreter tags.
 const SCRIPTLETS: [(u32, u32, &str); 6] = [
@@ -157,9 +158,26 @@ fn control_entries(
         let targets = h.strings(tag::TRIGGERNAME).unwrap_or_default();
         let flags = h.ints(tag::TRIGGERFLAGS).unwrap_or_default();
         let which = h.ints(tag::TRIGGERINDEX).unwrap_or_default();
+        if scripts.len() > RPM_MAX_TRIGGER_SCRIPTS {
+            return Err(WalkError::Refused(Refusal {
+                entry: "%trigger".into(),
+                code: "too-large",
+                message: format!(
+                    "the header declares {} trigger scripts, more than the {RPM_MAX_TRIGGER_SCRIPTS} read",
+                    scripts.len()
+                ),
+            }));
+        }
+        // The first condition that runs each script names it: one pass over the
+        // conditions, not one per script.
+        let mut first: Vec<Option<usize>> = vec![None; scripts.len()];
+        for (c, w) in which.iter().enumerate() {
+            if let Some(slot @ None) = usize::try_from(*w).ok().and_then(|w| first.get_mut(w)) {
+                *slot = Some(c);
+            }
+        }
         for (i, body) in scripts.iter().enumerate() {
-            // The first condition that runs this script names it.
-            let cond = which.iter().position(|w| *w == i as u64);
+            let cond = first[i];
             let kind = cond
                 .and_then(|c| flags.get(c))
                 .and_then(|f| TRIGGERS.iter().find(|(bit, _)| *f as u32 & bit != 0))
@@ -473,4 +491,84 @@ fn read_exact(r: &mut dyn Read, buf: &mut [u8], at: &str) -> Result<(), WalkErro
 fn skip(r: &mut dyn Read, n: u64, at: &str) -> Result<(), WalkError> {
     let mut pad = [0u8; 4];
     read_exact(r, &mut pad[..n as usize], at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::package::rpm::tests::{header, package};
+
+    /// Collects the names of the entries it is handed.
+    #[derive(Default)]
+    struct Names(Vec<String>);
+
+    impl Visitor for Names {
+        fn entry(&mut self, meta: &Meta, _: &mut dyn Read) -> Result<(), WalkError> {
+            self.0
+                .push(String::from_utf8_lossy(&meta.name).into_owned());
+            Ok(())
+        }
+    }
+
+    /// The control entries of a header with `scripts` empty trigger scripts, the
+    /// conditions `which` and their `flags`, and the time they took.
+    fn triggers(
+        scripts: usize,
+        which: &[u32],
+        flags: &[u32],
+    ) -> (Result<Vec<String>, String>, std::time::Duration) {
+        let ints = |v: &[u32]| v.iter().flat_map(|w| w.to_be_bytes()).collect::<Vec<u8>>();
+        let (which_bytes, flag_bytes) = (ints(which), ints(flags));
+        let mut entries = vec![
+            (tag::TRIGGERSCRIPTS, 8, vec![0u8; scripts], scripts as u32),
+            (tag::TRIGGERINDEX, 4, which_bytes, which.len() as u32),
+        ];
+        if !flags.is_empty() {
+            entries.push((tag::TRIGGERFLAGS, 4, flag_bytes, flags.len() as u32));
+        }
+        let entries: Vec<(u32, u32, &[u8], u32)> = entries
+            .iter()
+            .map(|(t, y, d, c)| (*t, *y, d.as_slice(), *c))
+            .collect();
+        let sig = header(&[(format::sigtag::SHA256HEADER, 6, b"a\0", 1)]);
+        let bytes = package(&sig, &header(&entries), b"");
+        let pkg = format::read_package(&mut &bytes[..]).expect("a readable package");
+        let mut names = Names::default();
+        let start = std::time::Instant::now();
+        let got = control_entries(
+            &pkg.header,
+            &[],
+            &[],
+            &mut names,
+            &mut NameBudget::default(),
+        );
+        let took = start.elapsed();
+        (got.map(|()| names.0).map_err(|e| e.to_string()), took)
+    }
+
+    #[test]
+    fn trigger_scripts_are_named_by_their_first_condition() {
+        let (got, _) = triggers(2, &[1, 0, 1], &[0x0001_0000, 0x0004_0000, 0x0002_0000]);
+        assert_eq!(got.unwrap(), ["%triggerpostun", "%triggerin"]);
+    }
+
+    #[test]
+    fn many_trigger_conditions_are_matched_in_one_pass() {
+        // The most scripts read, and a million conditions that name none of them:
+        // one search per script was four billion comparisons.
+        let which = vec![u32::MAX; 1 << 20];
+        let (got, took) = triggers(RPM_MAX_TRIGGER_SCRIPTS, &which, &[]);
+        assert_eq!(got.unwrap().len(), RPM_MAX_TRIGGER_SCRIPTS);
+        assert!(took.as_secs() < 5, "took {took:?}");
+    }
+
+    #[test]
+    fn too_many_trigger_scripts_are_refused() {
+        let (got, _) = triggers(RPM_MAX_TRIGGER_SCRIPTS + 1, &[0], &[]);
+        let err = got.unwrap_err();
+        assert!(
+            err.starts_with("too-large: entry %trigger: the header declares 4097 trigger scripts"),
+            "{err}"
+        );
+    }
 }
