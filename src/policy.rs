@@ -36,6 +36,9 @@ pub const RPM_MAX_HEADER_DATA: u32 = 64 << 20;
 /// Trigger scripts an rpm header may declare before walking it is refused
 /// (`too-large`): each becomes a control entry, and real packages have a few dozen.
 pub const RPM_MAX_TRIGGER_SCRIPTS: usize = 4096;
+/// Fields one deb822 paragraph (a `.deb`'s control, a `Release`, a `Packages`
+/// stanza) may have; past this it is malformed. Real ones have a few dozen.
+pub const DEB822_MAX_FIELDS: usize = 1024;
 /// Bytes of each archived file the inspector scans for findings.
 pub const SCAN_LIMIT: usize = 8 << 20;
 
