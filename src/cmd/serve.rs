@@ -4,9 +4,12 @@
 //!
 //! It never holds up the watcher: each scrape opens its own connection to the state
 //! (SQLite in WAL mode lets it read while the watcher writes) on a blocking thread. A
-//! request may be at most [`MAX_REQUEST`] bytes and the whole exchange takes at most
-//! [`EXCHANGE_TIMEOUT`]; at most [`MAX_CONNECTIONS`] are served at once. The rendering
-//! is `cmd/monitor.rs`'s; nothing here reads the clock or writes to the state.
+//! request may be at most [`MAX_REQUEST`] bytes and must arrive within
+//! [`HEAD_TIMEOUT`]; answering it then takes at most [`EXCHANGE_TIMEOUT`], and at most
+//! [`MAX_CONNECTIONS`] are answered at once. Connections are always accepted, so idle
+//! ones cannot queue scrapes behind them: at most [`MAX_OPEN`] are open at once and
+//! more are closed as soon as they are accepted. The rendering is `cmd/monitor.rs`'s;
+//! nothing here reads the clock or writes to the state.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,10 +24,15 @@ use crate::config::Config;
 
 /// The most a request (line and headers) may take.
 pub const MAX_REQUEST: usize = 8 * 1024;
-/// The most one exchange may take, from accept to the last byte written.
+/// The most the request head may take to arrive, from accept.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(2);
+/// The most answering one request may take, from its head to the last byte written.
 pub const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections served at once; more wait to be accepted.
+/// Requests answered at once; more wait, their head read.
 pub const MAX_CONNECTIONS: usize = 8;
+/// Connections open at once (most of them still sending their head); more are
+/// closed on accept.
+pub const MAX_OPEN: usize = 256;
 
 /// Binds `addr` and returns the listener and the address it got (port 0 chooses one).
 ///
@@ -41,23 +49,58 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<(TcpListener, SocketAddr)>
 
 /// Serves scrapes on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, config: Arc<Config>) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let open = Arc::new(tokio::sync::Semaphore::new(MAX_OPEN));
+    let answering = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let Ok(permit) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        let (stream, _) = match listener.accept().await {
+        let (mut stream, _) = match listener.accept().await {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!("metrics: accept failed: {e}");
                 continue;
             }
         };
-        let config = config.clone();
+        let Ok(held) = open.clone().try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
+        let (config, answering) = (config.clone(), answering.clone());
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(EXCHANGE_TIMEOUT, exchange(stream, config)).await;
-            drop(permit);
+            let Ok(Ok(Some(head))) =
+                tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream)).await
+            else {
+                return;
+            };
+            if let Ok(_slot) = answering.acquire().await {
+                let _ = tokio::time::timeout(EXCHANGE_TIMEOUT, answer(stream, head, config)).await;
+            }
+            drop(held);
         });
+    }
+}
+
+/// What the client sent before the blank line.
+enum Head {
+    Request(Request),
+    TooLarge,
+}
+
+/// Reads up to the blank line ending the request head; `None` when the client closes
+/// first.
+async fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<Head>> {
+    let mut head = Vec::with_capacity(1024);
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        head.extend_from_slice(&buf[..n]);
+        if head.windows(4).any(|w| w == b"\r\n\r\n") || head.windows(2).any(|w| w == b"\n\n") {
+            return Ok(Some(Head::Request(parse_request(&head))));
+        }
+        if head.len() > MAX_REQUEST {
+            return Ok(Some(Head::TooLarge));
+        }
     }
 }
 
@@ -88,19 +131,10 @@ pub(crate) fn parse_request(head: &[u8]) -> Request {
     }
 }
 
-async fn exchange(mut stream: TcpStream, config: Arc<Config>) -> std::io::Result<()> {
-    let mut head = Vec::with_capacity(1024);
-    let mut buf = [0u8; 1024];
-    let request = loop {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        head.extend_from_slice(&buf[..n]);
-        if head.windows(4).any(|w| w == b"\r\n\r\n") || head.windows(2).any(|w| w == b"\n\n") {
-            break parse_request(&head);
-        }
-        if head.len() > MAX_REQUEST {
+async fn answer(mut stream: TcpStream, head: Head, config: Arc<Config>) -> std::io::Result<()> {
+    let request = match head {
+        Head::Request(r) => r,
+        Head::TooLarge => {
             return respond(
                 &mut stream,
                 "431 Request Header Fields Too Large",

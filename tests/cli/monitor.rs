@@ -480,6 +480,34 @@ fn daemon_serves_metrics_on_the_configured_address() {
         ),
     );
     assert_eq!(status, "HTTP/1.1 431 Request Header Fields Too Large");
+    // A hundred connections that never finish their request neither hold up a scrape
+    // nor stay open past the 2 s allowed for a request head.
+    let start = std::time::Instant::now();
+    let idle: Vec<std::net::TcpStream> = (0..100)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(&addr).unwrap();
+            s.write_all(b"G").unwrap();
+            s
+        })
+        .collect();
+    let (status, _) = http_get(&addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status, "HTTP/1.1 404 Not Found");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "a request behind idle connections took {:?}",
+        start.elapsed()
+    );
+    for mut s in idle {
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap();
+        assert!(got.is_empty(), "{}", String::from_utf8_lossy(&got));
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "idle connections were closed only after {:?}",
+        start.elapsed()
+    );
     // The daemon's first pass runs beside the endpoint: scrape until it is recorded
     // (the source that failed before fails again, so its failures go to 2).
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
