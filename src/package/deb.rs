@@ -246,12 +246,15 @@ pub struct Embedded {
     pub origin: Option<Result<Vec<u8>, String>>,
     /// Whether dpkg-sig's `_gpgbuilder` is there.
     pub builder: bool,
+    /// Where the file ends inside a member header or a member's data, if it does.
+    pub truncated: Option<String>,
 }
 
 /// Looks for the signature members by reading each member header and seeking over its
 /// data; only `_gpgorigin`'s bytes are read, at most
 /// [`MAX_SIGNATURE_FILE`](crate::policy::MAX_SIGNATURE_FILE). A malformed container
-/// ends the search (the verifying pass reports it). Leaves `r` at its start.
+/// ends the search (the verifying pass reports it); a file that ends inside a member
+/// is recorded in `truncated`. Leaves `r` at its start.
 ///
 /// # Errors
 ///
@@ -276,6 +279,15 @@ pub fn signature_members<R: Read + Seek>(r: &mut R) -> io::Result<Embedded> {
         r.read_exact(&mut h)?;
         let Ok(m) = parse_header(&h, at) else { break };
         let start = at + HEADER as u64;
+        if m.size > len - start {
+            found.truncated = Some(format!(
+                "the file ends {} bytes into the {} bytes of member {}",
+                len - start,
+                m.size,
+                crate::text::escape(&m.name)
+            ));
+            break;
+        }
         match m.name.as_str() {
             "_gpgorigin" if found.origin.is_none() => {
                 found.origin = Some(if m.size > crate::policy::MAX_SIGNATURE_FILE {
@@ -295,6 +307,11 @@ pub fn signature_members<R: Read + Seek>(r: &mut R) -> io::Result<Embedded> {
         }
         at = start.saturating_add(m.size).saturating_add(m.size % 2);
         r.seek(SeekFrom::Start(at))?;
+    }
+    if found.truncated.is_none() && at < len && at + HEADER as u64 > len {
+        found.truncated = Some(format!(
+            "the file ends inside the member header at offset {at}"
+        ));
     }
     r.rewind()?;
     Ok(found)

@@ -190,6 +190,18 @@ pub fn verify_bundle(req: &Request<'_>) -> Result<Report, VerifyError> {
         Source::Embedded { looked_at, skipped } => {
             let found = deb::signature_members(&mut &file).map_err(bundle_err)?;
             match found.origin {
+                // Cut short: whatever a signature says, this is not the package.
+                _ if found.truncated.is_some() => {
+                    let digests = digest::hash_once(&mut reader, &digest::plan([]))
+                        .map_err(|e| reader.error(req.bundle, e))?;
+                    acc.codes.push("malformed-package");
+                    acc.problems.push(format!(
+                        "{}: deb: truncated: {}",
+                        crate::text::escape_os(req.bundle.as_os_str()),
+                        found.truncated.as_deref().unwrap_or_default()
+                    ));
+                    (digests.size, digests.sha256(), None)
+                }
                 Some(Ok(sig_bytes)) => {
                     let sigs = sigfile::parse_detached(&sig_bytes);
                     let mut whole = digest::HashingReader::new(&mut reader);

@@ -670,6 +670,34 @@ fn a_debsig_origin_signature_inside_the_package_verifies() {
 }
 
 #[test]
+fn a_truncated_package_is_malformed_not_unsigned() {
+    let r = Repo::new();
+    let deb = r.p.path(DEB);
+    sign_origin(&r.p, &r.gpg, &r.fpr, &deb);
+    let good = std::fs::read(&deb).unwrap();
+    let sig = members(&good)[3].1.len();
+    let origin = good.len() - sig - sig % 2;
+    // Cut inside the data member (before the signature), inside the signature, and
+    // inside a member header.
+    for (cut, why) in [
+        (origin - 200, "bytes of member data.tar"),
+        (origin + 10, "bytes of member _gpgorigin"),
+        (8 + 30, "inside the member header at offset 8"),
+    ] {
+        std::fs::write(&deb, &good[..cut]).unwrap();
+        let run = r.p.run(&["verify", DEB, "--json"]);
+        run.code(1);
+        assert_eq!(run.codes(), ["malformed-package"], "cut at {cut}");
+        run.stdout_has("deb: truncated: the file ends ")
+            .stdout_has(why);
+        let text = r.p.run(&["verify", DEB]);
+        text.code(1).stdout_has("damaged or truncated");
+        let out = &text.stdout;
+        assert_eq!(out.matches("deb: truncated").count(), 1, "{out}");
+    }
+}
+
+#[test]
 fn a_changed_member_or_one_after_the_signed_ones_is_rejected() {
     let r = Repo::new();
     let deb = r.p.path(DEB);
