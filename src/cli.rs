@@ -307,6 +307,10 @@ pub struct InspectArgs {
     /// tar means decompressing every entry, scanned or not).
     #[arg(long, value_name = "SIZE", default_value = "8GiB", value_parser = parse_size_arg)]
     pub max_size: u64,
+    /// Refuse archives whose entries declare more than this many times the archive's
+    /// size (past the first MiB).
+    #[arg(long, value_name = "N", default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_ratio: u64,
     /// Print the findings as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -321,6 +325,10 @@ pub struct DiffArgs {
     /// Refuse archives whose entries declare more than this size in total.
     #[arg(long, value_name = "SIZE", default_value = "8GiB", value_parser = parse_size_arg)]
     pub max_size: u64,
+    /// Refuse archives whose entries declare more than this many times the archive's
+    /// size (past the first MiB).
+    #[arg(long, value_name = "N", default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_ratio: u64,
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -340,6 +348,10 @@ pub struct PreflightArgs {
     /// Refuse archives whose entries declare more than this size in total.
     #[arg(long, value_name = "SIZE", default_value = "8GiB", value_parser = parse_size_arg)]
     pub max_size: u64,
+    /// Refuse archives whose entries declare more than this many times the archive's
+    /// size (past the first MiB).
+    #[arg(long, value_name = "N", default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_ratio: u64,
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,

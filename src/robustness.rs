@@ -354,7 +354,15 @@ fn summaries_and_preflight_of_mangled_archives_never_panic() {
         file.set_len(0).unwrap();
         file.rewind().unwrap();
         file.write_all(&input).unwrap();
-        if let Ok(summary) = summarize(&mut file, 1 << 30, i % 2 == 0) {
+        if let Ok(summary) = summarize(
+            &mut file,
+            crate::archive::inspect::ReadLimits {
+                max_size: 1 << 30,
+                max_ratio: 200,
+                archive_size: input.len() as u64,
+            },
+            i % 2 == 0,
+        ) {
             let _ = check(&summary, &Nothing);
         }
     }

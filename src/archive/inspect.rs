@@ -153,14 +153,29 @@ pub struct Inspector {
     buf: Vec<u8>,
     /// The archive's tree when walking as a visitor, for its links.
     links: Links,
-    /// When walking as a visitor: the most bytes the archive's entries may declare in
-    /// total. A tar entry is read through to reach the next, so an honest 1 TB entry
-    /// would cost its whole decompression though only its start is scanned.
-    max_size: Option<u64>,
+    /// When walking as a visitor: what the archive's entries may declare in total. A
+    /// tar entry is read through to reach the next, so an honest 1 TB entry would cost
+    /// its whole decompression though only its start is scanned.
+    limits: Option<ReadLimits>,
     declared: u64,
     /// What `preflight` needs beyond findings, when asked for.
     signals: Option<Signals>,
 }
+
+/// What a walk that extracts nothing (`inspect`, `diff`, `preflight`) reads at most:
+/// the entries' declared bytes in total, and their ratio to the archive's own size
+/// (past the first MiB; `unpack` judges a zip entry's the same way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadLimits {
+    pub max_size: u64,
+    pub max_ratio: u64,
+    /// The archive's size on disk.
+    pub archive_size: u64,
+}
+
+/// Declared bytes below which the ratio is not judged: small archives of small files
+/// compress absurdly well and harm nobody.
+const RATIO_FLOOR: u64 = 1 << 20;
 
 /// The links of the archive being walked, modelled as the extractor models them, so
 /// that links it would refuse are reported. Built on the first entry; given up (and
@@ -181,11 +196,12 @@ impl Inspector {
         Inspector::default()
     }
 
-    /// An inspector that refuses (`too-large`) archives whose entries declare more than
-    /// `max_size` bytes in total, when it walks an archive itself.
-    pub fn with_max_size(max_size: u64) -> Inspector {
+    /// An inspector that, when it walks an archive itself, refuses archives whose
+    /// entries declare more than `limits.max_size` bytes in total (`too-large`) or more
+    /// than `limits.max_ratio` times the archive's size (`ratio-exceeded`).
+    pub fn with_limits(limits: ReadLimits) -> Inspector {
         Inspector {
-            max_size: Some(max_size),
+            limits: Some(limits),
             ..Inspector::default()
         }
     }
@@ -493,14 +509,32 @@ impl Visitor for Inspector {
     /// extracts nothing.
     fn entry(&mut self, meta: &Meta, data: &mut dyn Read) -> Result<(), WalkError> {
         self.declared = self.declared.saturating_add(meta.size);
-        if let Some(max) = self.max_size.filter(|max| self.declared > *max) {
-            return Err(WalkError::Refused(crate::archive::walk::Refusal {
-                entry: meta.display_name(),
-                code: "too-large",
-                message: format!(
-                    "the archive's entries declare more than {max} bytes (--max-size)"
-                ),
-            }));
+        if let Some(l) = self.limits {
+            let refuse = |code, message| {
+                Err(WalkError::Refused(crate::archive::walk::Refusal {
+                    entry: meta.display_name(),
+                    code,
+                    message,
+                }))
+            };
+            if self.declared > l.max_size {
+                let max = l.max_size;
+                return refuse(
+                    "too-large",
+                    format!("the archive's entries declare more than {max} bytes (--max-size)"),
+                );
+            }
+            if self.declared > RATIO_FLOOR
+                && self.declared > l.archive_size.max(1).saturating_mul(l.max_ratio)
+            {
+                return refuse(
+                    "ratio-exceeded",
+                    format!(
+                        "the archive's entries declare more than {} times its {} bytes (--max-ratio)",
+                        l.max_ratio, l.archive_size
+                    ),
+                );
+            }
         }
         if meta.part == Part::Payload {
             self.model(meta);

@@ -19,7 +19,7 @@ use std::io::{self, Read};
 use sha2::{Digest as _, Sha256};
 
 use crate::archive::config_keys::{self, ConfigFormat};
-use crate::archive::inspect::{Finding, Inspector};
+use crate::archive::inspect::{Finding, Inspector, ReadLimits};
 pub use crate::archive::signals::Entry;
 use crate::archive::signals::{entry_path, Signals};
 use crate::archive::walk::{self, Kind, Meta, Visitor, WalkError};
@@ -43,11 +43,11 @@ pub struct Summary {
 ///
 /// # Errors
 ///
-/// The archive could not be read, or its entries declare more than `max_size` bytes.
-pub fn summarize(file: &mut File, max_size: u64, hash: bool) -> Result<Summary, WalkError> {
+/// The archive could not be read, or its entries declare more than `limits` allow.
+pub fn summarize(file: &mut File, limits: ReadLimits, hash: bool) -> Result<Summary, WalkError> {
     let mut s = Summarizer {
         hash,
-        inspector: Inspector::with_max_size(max_size).with_signals(),
+        inspector: Inspector::with_limits(limits).with_signals(),
         hashes: BTreeMap::new(),
         config: BTreeMap::new(),
         notes: Vec::new(),

@@ -17,7 +17,7 @@ use anyhow::{bail, Context as _};
 use sha2::{Digest as _, Sha256};
 
 use crate::archive::diff::{self, Side};
-use crate::archive::inspect::Finding;
+use crate::archive::inspect::{Finding, ReadLimits};
 use crate::archive::preflight::{self, HostView};
 use crate::archive::signals::Signals;
 use crate::archive::summary::{self, Summary};
@@ -34,7 +34,7 @@ const RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
 /// (with every file's hash; `preflight` needs neither).
 fn read_bundle(
     path: &Path,
-    max_size: u64,
+    (max_size, max_ratio): (u64, u64),
     diff: bool,
 ) -> anyhow::Result<(String, String, Summary)> {
     let shown = escape_os(path.as_os_str());
@@ -46,7 +46,16 @@ fn read_bundle(
             .with_context(|| format!("{shown}: cannot read bundle"))?;
         sha256 = format!("{:x}", hasher.finalize());
     }
-    let summary = match summary::summarize(&mut file, max_size, diff) {
+    let archive_size = file
+        .metadata()
+        .with_context(|| format!("{shown}: cannot read bundle"))?
+        .len();
+    let limits = ReadLimits {
+        max_size,
+        max_ratio,
+        archive_size,
+    };
+    let summary = match summary::summarize(&mut file, limits, diff) {
         Ok(s) => s,
         Err(WalkError::Io(e)) => {
             return Err(anyhow::Error::new(e).context(format!("{shown}: cannot read bundle")))
@@ -60,8 +69,8 @@ fn read_bundle(
 }
 
 pub fn run_diff(args: &DiffArgs) -> anyhow::Result<Outcome> {
-    let (old_path, old_sha, old) = read_bundle(&args.old, args.max_size, true)?;
-    let (new_path, new_sha, new) = read_bundle(&args.new, args.max_size, true)?;
+    let (old_path, old_sha, old) = read_bundle(&args.old, (args.max_size, args.max_ratio), true)?;
+    let (new_path, new_sha, new) = read_bundle(&args.new, (args.max_size, args.max_ratio), true)?;
     let changes = diff::compare(&old, &new);
     let (old_side, new_side) = (
         Side {
@@ -92,7 +101,7 @@ pub fn run_diff(args: &DiffArgs) -> anyhow::Result<Outcome> {
 
 pub fn run_preflight(args: &PreflightArgs) -> anyhow::Result<Outcome> {
     let host = Host::new(&args.root, args.hosts.as_deref(), true)?;
-    let (shown, _, summary) = read_bundle(&args.bundle, args.max_size, false)?;
+    let (shown, _, summary) = read_bundle(&args.bundle, (args.max_size, args.max_ratio), false)?;
     let result = preflight::check(&summary, &host);
     let mut stdout = std::io::stdout().lock();
     if args.json {

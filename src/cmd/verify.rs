@@ -333,7 +333,15 @@ pub fn run_inspect(args: &InspectArgs) -> anyhow::Result<Outcome> {
     let bundle = escape_os(args.bundle.as_os_str());
     let mut file = std::fs::File::open(&args.bundle)
         .with_context(|| format!("{bundle}: cannot read bundle"))?;
-    let mut inspector = Inspector::with_max_size(args.max_size);
+    let archive_size = file
+        .metadata()
+        .with_context(|| format!("{bundle}: cannot read bundle"))?
+        .len();
+    let mut inspector = Inspector::with_limits(inspect::ReadLimits {
+        max_size: args.max_size,
+        max_ratio: args.max_ratio,
+        archive_size,
+    });
     let format = match archive::walk(&mut file, &mut inspector) {
         Ok(f) => f,
         Err(WalkError::Io(e)) => {

@@ -387,7 +387,19 @@ fn bombs_and_limits() {
         .code(2)
         .stderr_has("too-large: entry zeros")
         .stderr_has("--max-size");
-    b.p.run(&["inspect", &tgz]).code(0);
+    // So do inspect's, diff's and preflight's ratio limit (200 by default), found by
+    // attacking the release binary: diff of a 293 KB package expanded 2 x 8 GiB.
+    b.p.run(&["inspect", &tgz])
+        .code(2)
+        .stderr_has("ratio-exceeded: entry zeros")
+        .stderr_has("--max-ratio");
+    b.p.run(&["diff", &tgz, &tgz])
+        .code(2)
+        .stderr_has("ratio-exceeded");
+    b.p.run(&["preflight", &tgz, "--hosts", "/dev/null"])
+        .code(2)
+        .stderr_has("ratio-exceeded");
+    b.p.run(&["inspect", &tgz, "--max-ratio", "5000"]).code(0);
     let many = b.archive(
         "many.zip",
         "zip",
