@@ -299,10 +299,9 @@ pub struct UnpackArgs {
     pub json: bool,
 }
 
-#[derive(Debug, Args)]
-pub struct InspectArgs {
-    /// The bundle to read (it is not extracted).
-    pub bundle: PathBuf,
+/// How much a command that extracts nothing (`inspect`, `diff`, `preflight`) reads.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct ReadLimitArgs {
     /// Refuse archives whose entries declare more than this size in total (reading a
     /// tar means decompressing every entry, scanned or not).
     #[arg(long, value_name = "SIZE", default_value = "8GiB", value_parser = parse_size_arg)]
@@ -311,6 +310,14 @@ pub struct InspectArgs {
     /// size (past the first MiB).
     #[arg(long, value_name = "N", default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_ratio: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The bundle to read (it is not extracted).
+    pub bundle: PathBuf,
+    #[command(flatten)]
+    pub limits: ReadLimitArgs,
     /// Print the findings as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -322,13 +329,8 @@ pub struct DiffArgs {
     pub old: PathBuf,
     /// The bundle to upgrade to.
     pub new: PathBuf,
-    /// Refuse archives whose entries declare more than this size in total.
-    #[arg(long, value_name = "SIZE", default_value = "8GiB", value_parser = parse_size_arg)]
-    pub max_size: u64,
-    /// Refuse archives whose entries declare more than this many times the archive's
-    /// size (past the first MiB).
-    #[arg(long, value_name = "N", default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
-    pub max_ratio: u64,
+    #[command(flatten)]
+    pub limits: ReadLimitArgs,
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -345,13 +347,8 @@ pub struct PreflightArgs {
     /// [default: the system resolver, 2 seconds per name].
     #[arg(long, value_name = "FILE")]
     pub hosts: Option<PathBuf>,
-    /// Refuse archives whose entries declare more than this size in total.
-    #[arg(long, value_name = "SIZE", default_value = "8GiB", value_parser = parse_size_arg)]
-    pub max_size: u64,
-    /// Refuse archives whose entries declare more than this many times the archive's
-    /// size (past the first MiB).
-    #[arg(long, value_name = "N", default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
-    pub max_ratio: u64,
+    #[command(flatten)]
+    pub limits: ReadLimitArgs,
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,

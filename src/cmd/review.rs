@@ -22,7 +22,7 @@ use crate::archive::preflight::{self, HostView};
 use crate::archive::signals::Signals;
 use crate::archive::summary::{self, Summary};
 use crate::archive::walk::WalkError;
-use crate::cli::{DiffArgs, PreflightArgs};
+use crate::cli::{DiffArgs, PreflightArgs, ReadLimitArgs};
 use crate::cmd::outcome::Outcome;
 use crate::policy::MAX_MANIFEST;
 use crate::text::escape_os;
@@ -34,7 +34,10 @@ const RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
 /// (with every file's hash; `preflight` needs neither).
 fn read_bundle(
     path: &Path,
-    (max_size, max_ratio): (u64, u64),
+    ReadLimitArgs {
+        max_size,
+        max_ratio,
+    }: ReadLimitArgs,
     diff: bool,
 ) -> anyhow::Result<(String, String, Summary)> {
     let shown = escape_os(path.as_os_str());
@@ -69,8 +72,8 @@ fn read_bundle(
 }
 
 pub fn run_diff(args: &DiffArgs) -> anyhow::Result<Outcome> {
-    let (old_path, old_sha, old) = read_bundle(&args.old, (args.max_size, args.max_ratio), true)?;
-    let (new_path, new_sha, new) = read_bundle(&args.new, (args.max_size, args.max_ratio), true)?;
+    let (old_path, old_sha, old) = read_bundle(&args.old, args.limits, true)?;
+    let (new_path, new_sha, new) = read_bundle(&args.new, args.limits, true)?;
     let changes = diff::compare(&old, &new);
     let (old_side, new_side) = (
         Side {
@@ -101,7 +104,7 @@ pub fn run_diff(args: &DiffArgs) -> anyhow::Result<Outcome> {
 
 pub fn run_preflight(args: &PreflightArgs) -> anyhow::Result<Outcome> {
     let host = Host::new(&args.root, args.hosts.as_deref(), true)?;
-    let (shown, _, summary) = read_bundle(&args.bundle, (args.max_size, args.max_ratio), false)?;
+    let (shown, _, summary) = read_bundle(&args.bundle, args.limits, false)?;
     let result = preflight::check(&summary, &host);
     let mut stdout = std::io::stdout().lock();
     if args.json {

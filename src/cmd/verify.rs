@@ -338,8 +338,8 @@ pub fn run_inspect(args: &InspectArgs) -> anyhow::Result<Outcome> {
         .with_context(|| format!("{bundle}: cannot read bundle"))?
         .len();
     let mut inspector = Inspector::with_limits(inspect::ReadLimits {
-        max_size: args.max_size,
-        max_ratio: args.max_ratio,
+        max_size: args.limits.max_size,
+        max_ratio: args.limits.max_ratio,
         archive_size,
     });
     let format = match archive::walk(&mut file, &mut inspector) {
