@@ -9,9 +9,8 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sha2::Digest as _;
-
 use crate::harness::{Gpg, Project, Run};
+use crate::verify::sha256_hex;
 
 const DEB: &str = "pool/acme-agent_1.0_all.deb";
 
@@ -93,10 +92,6 @@ fn build_deb(p: &Project, version: &str, out: &str) -> PathBuf {
         ],
     );
     out
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    format!("{:x}", sha2::Sha256::digest(data))
 }
 
 /// A project with vendor acme's key pinned, acme-agent 1.0 built and published.

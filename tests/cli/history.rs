@@ -9,6 +9,7 @@ use std::time::SystemTime;
 use serde_json::Value;
 
 use crate::harness::*;
+use crate::verify::sha256_hex;
 
 const CONFIG: &str = r#"
 [[vendor]]
@@ -94,14 +95,6 @@ impl Bench {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    use sha2::Digest as _;
-    sha2::Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 #[test]
