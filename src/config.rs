@@ -29,7 +29,12 @@ pub struct Config {
 /// `[watch]`: polling settings.
 #[derive(Debug, Clone)]
 pub struct Watch {
-    pub state: PathBuf,
+    /// Where the state lives: a SQLite file or a PostgreSQL database.
+    pub state: crate::store::StateLocation,
+    /// This instance's name among those sharing a state (`host:pid` when unset).
+    pub instance: Option<String>,
+    /// How long a source's poll lease and a delivery's claim hold (`[watch] lease`).
+    pub lease: Duration,
     pub interval: Duration,
     pub timeout: Duration,
     pub max_body: u64,
@@ -564,11 +569,37 @@ impl Validator {
                 "must not be greater than watch.backoff.max",
             );
         }
+        let state = match crate::store::StateLocation::parse(
+            raw.state.as_deref().unwrap_or("state/vendorguard.sqlite"),
+            base,
+            raw.password_env.as_deref(),
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                let key = match raw.state.is_some() {
+                    true => "watch.state",
+                    false => "watch.password_env",
+                };
+                self.problem(key, e);
+                crate::store::StateLocation::Sqlite(base.join("state/vendorguard.sqlite"))
+            }
+        };
+        if let Some(id) = &raw.instance {
+            if id.is_empty() || id.len() > 128 || id.chars().any(|c| c.is_control()) {
+                self.problem(
+                    "watch.instance",
+                    "expected 1 to 128 characters without control characters",
+                );
+            }
+        }
+        let lease = self.duration("watch.lease", raw.lease.as_deref(), 300);
+        if lease < Duration::from_secs(2) || lease > Duration::from_secs(24 * 3600) {
+            self.problem("watch.lease", "expected from 2s to 24h");
+        }
         Watch {
-            state: base.join(
-                raw.state
-                    .unwrap_or_else(|| PathBuf::from("state/vendorguard.sqlite")),
-            ),
+            state,
+            instance: raw.instance,
+            lease,
             interval: self.duration("watch.interval", raw.interval.as_deref(), 3600),
             timeout: self.duration("watch.timeout", raw.timeout.as_deref(), 30),
             max_body,
@@ -1022,7 +1053,10 @@ struct RawConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawWatch {
-    state: Option<PathBuf>,
+    state: Option<String>,
+    password_env: Option<String>,
+    instance: Option<String>,
+    lease: Option<String>,
     interval: Option<String>,
     timeout: Option<String>,
     max_body: Option<String>,
@@ -1143,7 +1177,10 @@ mod tests {
         let text = include_str!("../feeds.toml");
         let c = check(text).expect("shipped feeds.toml must load");
         assert_eq!(c.vendors[0].name, "dten");
-        assert_eq!(c.watch.state, Path::new("/etc/vg/state/vendorguard.sqlite"));
+        assert_eq!(
+            c.watch.state,
+            crate::store::StateLocation::Sqlite("/etc/vg/state/vendorguard.sqlite".into())
+        );
         assert_eq!(c.vendors[0].keyring, Path::new("/etc/vg/keyring/dten"));
         assert_eq!(c.watch.max_body, 20 << 20);
         assert!(!c.alerts.email.as_ref().unwrap().insecure_auth);

@@ -72,6 +72,15 @@ pub trait Outbox {
     /// Events not yet delivered on `channel`, oldest first.
     fn pending(&self, channel: &str) -> Result<Vec<PendingEvent>, Self::Error>;
 
+    /// Claims for this instance, until `now` plus its lease, the events pending on
+    /// `channel` that no other instance has claimed (or whose claim ran out), oldest
+    /// first: what this instance may deliver. One instance at a time (SQLite's lock):
+    /// the same as [`Outbox::pending`].
+    fn claim(&mut self, channel: &str, now: SystemTime) -> Result<Vec<PendingEvent>, Self::Error>;
+
+    /// Gives back this instance's claims on `channel` that no attempt was recorded for.
+    fn release_claims(&mut self, channel: &str) -> Result<(), Self::Error>;
+
     /// Events pending on any of `channels` whose stored JSON does not parse, oldest
     /// first: `pending` skips them, so they are reported here instead.
     fn unreadable_pending(&self, channels: &[&str]) -> Result<Vec<UnreadableEvent>, Self::Error>;
@@ -89,8 +98,8 @@ pub trait Outbox {
         message_id: &str,
     ) -> Result<(), Self::Error>;
 
-    /// Records how an attempt to deliver `event` (an id) on `channel` ended; called
-    /// only after the channel answered.
+    /// Records how an attempt to deliver `event` (an id) on `channel` ended, and ends
+    /// this instance's claim on it; called only after the channel answered.
     fn record(&mut self, event: &str, channel: &str, a: Attempt<'_>) -> Result<(), Self::Error>;
 
     /// Failures among pending deliveries, per channel and kind: the count, and the

@@ -114,7 +114,7 @@ pub fn run_ack(config: Option<&Config>, id: &str, now: SystemTime) -> anyhow::Re
         eprintln!(
             "no event with id {} in {} (see `vendorguard events list`)",
             escape(id),
-            config.watch.state.display()
+            config.watch.state
         );
         Ok(Outcome::Findings)
     }

@@ -19,7 +19,7 @@ use crate::cmd::setup::NO_CONFIG;
 use crate::config::Config;
 use crate::inventory::{Installed, Inventory};
 use crate::store::history::{self, Entry, Record};
-use crate::store::{sqlite, History};
+use crate::store::{self, History};
 use crate::text::{escape, time};
 use crate::verify::{Refusal, Report, Status};
 use crate::version::Version;
@@ -55,7 +55,7 @@ pub fn track(config: Option<&Config>, report: &Report) -> Tracking {
         inventory: Inventory::build(config, &[]),
     };
     let Some(config) = config else { return t };
-    let opened = sqlite::open_history(&config.watch.state)
+    let opened = store::open_history(&config.watch.state)
         .and_then(|h| h.installed().map(|unpacked| (h, unpacked)));
     match opened {
         Ok((h, unpacked)) => {
@@ -238,7 +238,7 @@ fn at(secs: u64) -> SystemTime {
 /// `history`: list, or check the chain.
 pub fn run_history(config: Option<&Config>, args: &HistoryArgs) -> anyhow::Result<Outcome> {
     let config = config.ok_or_else(|| anyhow::anyhow!(NO_CONFIG))?;
-    let h = sqlite::open_history(&config.watch.state)?;
+    let h = store::open_history(&config.watch.state)?;
     let mut out = std::io::stdout().lock();
     if args.check {
         return match h.check()? {
@@ -333,7 +333,7 @@ fn record_line(r: &Record) -> String {
 /// `inventory`.
 pub fn run_inventory(config: Option<&Config>, json: bool) -> anyhow::Result<Outcome> {
     let config = config.ok_or_else(|| anyhow::anyhow!(NO_CONFIG))?;
-    let h = sqlite::open_history(&config.watch.state)?;
+    let h = store::open_history(&config.watch.state)?;
     let inventory = Inventory::build(Some(config), &h.installed()?);
     let mut out = std::io::stdout().lock();
     if json {

@@ -442,12 +442,18 @@ fn raise_verify_events(config: Option<&Config>, report: &Report, no_alert: bool)
         e.set_contact(report.subject.contact.as_deref());
     }
     let result = (|| -> anyhow::Result<Vec<ChannelReport>> {
-        let mut state = store::sqlite::open(&config.watch.state)?;
+        let me = store::Instance::this_process(
+            config.watch.instance.as_deref(),
+            config.watch.lease,
+            now,
+        );
+        let mut state = store::open(&config.watch.state, &me)?;
         state.add_events(&events)?;
-        // Deliver only while holding the watcher's lock: two processes delivering the
-        // same pending event at once would send it twice. When a watcher holds it, the
-        // events are in the outbox and it delivers them.
-        let Some(_lock) = store::sqlite::try_lock(&config.watch.state)? else {
+        // Deliver only while holding the watcher's lock (SQLite; PostgreSQL claims each
+        // delivery instead): two processes delivering the same pending event at once
+        // would send it twice. When a watcher holds it, the events are in the outbox
+        // and it delivers them.
+        let Some(_lock) = store::lock(&config.watch.state)? else {
             eprintln!("vendorguard: alert stored; the running watcher will deliver it");
             return Ok(Vec::new());
         };

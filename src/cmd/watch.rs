@@ -48,24 +48,22 @@ pub fn run_watch(
                 .join(", ")
         );
     }
-    let state_path = &config.watch.state;
-    let Some(_lock) = store::sqlite::try_lock(state_path)
-        .with_context(|| format!("{}: cannot create the lock file", state_path.display()))?
+    let location = &config.watch.state;
+    let Some(_lock) = store::lock(location)
+        .with_context(|| format!("{location}: cannot create the lock file"))?
     else {
-        eprintln!(
-            "vendorguard: another run holds the lock on {}; nothing done",
-            state_path.display()
-        );
+        eprintln!("vendorguard: another run holds the lock on {location}; nothing done");
         return Ok(Outcome::Busy);
     };
     // What is installed, read once: advisories are matched against it. Read on its
     // own connection, closed before the state's is opened: closing a second connection
     // to the file while the state's is open would remove the WAL under it.
-    let unpacked = store::sqlite::open_history(state_path)
+    let unpacked = store::open_history(location)
         .and_then(|h| h.installed())
-        .with_context(|| format!("{}: cannot read the history", state_path.display()))?;
+        .with_context(|| format!("{location}: cannot read the history"))?;
     let inventory = crate::inventory::Inventory::build(Some(config), &unpacked);
-    let mut state = store::sqlite::open(state_path)?;
+    let me = this_instance(config);
+    let mut state = store::open(location, &me)?;
     let state = &mut *state;
     let watcher = Watcher::new(config, inventory)?;
     let rt = runtime()?;
@@ -412,13 +410,22 @@ pub fn run_status(config: Option<&Config>, json: bool) -> anyhow::Result<Outcome
 
 /// The state named in feeds.toml, which a run of `watch` must have created.
 pub(super) fn existing_state(config: &Config) -> anyhow::Result<Box<dyn Store>> {
-    if !config.watch.state.exists() {
+    if !store::exists(&config.watch.state) {
         bail!(
             "{}: no state yet: run `vendorguard watch --once` first",
-            config.watch.state.display()
+            config.watch.state
         );
     }
-    Ok(store::sqlite::open(&config.watch.state)?)
+    Ok(store::open(&config.watch.state, &this_instance(config))?)
+}
+
+/// This process among the instances sharing the state, as the configuration names it.
+pub(super) fn this_instance(config: &Config) -> store::Instance {
+    store::Instance::this_process(
+        config.watch.instance.as_deref(),
+        config.watch.lease,
+        SystemTime::now(),
+    )
 }
 
 /// `alert test`.

@@ -21,13 +21,89 @@
 //! alerting's job.
 
 pub(crate) mod history;
+pub mod location;
+pub(crate) mod postgres;
 pub(crate) mod sqlite;
+
+pub use location::{PgState, StateLocation};
 
 use std::collections::HashMap;
 use std::time::SystemTime;
 
 use crate::alert::event::Event;
 use crate::alert::Outbox;
+
+/// Opens the state at `location` as `instance`, creating it (SQLite file, PostgreSQL
+/// schema) when new and bringing its schema up to date.
+///
+/// # Errors
+///
+/// [`StoreError::Open`] naming the file or the database (never a password) and what is
+/// wrong: unreachable, refused, not a vendorguard state, newer than this vendorguard.
+pub fn open(location: &StateLocation, instance: &Instance) -> Result<Box<dyn Store>, StoreError> {
+    match location {
+        StateLocation::Sqlite(path) => sqlite::open(path, instance),
+        StateLocation::Postgres(pg) => postgres::open(pg, instance),
+    }
+}
+
+/// Opens the state at `location` for the history of verdicts.
+///
+/// # Errors
+///
+/// As [`open`].
+pub fn open_history(location: &StateLocation) -> Result<Box<dyn History>, StoreError> {
+    match location {
+        StateLocation::Sqlite(path) => sqlite::open_history(path),
+        StateLocation::Postgres(pg) => postgres::open_history(pg),
+    }
+}
+
+/// Opens the state at `location` to copy its rows (`state migrate`).
+///
+/// # Errors
+///
+/// As [`open`].
+pub fn open_rows(location: &StateLocation) -> Result<Box<dyn Rows>, StoreError> {
+    match location {
+        StateLocation::Sqlite(path) => sqlite::open_rows(path),
+        StateLocation::Postgres(pg) => postgres::open_rows(pg),
+    }
+}
+
+/// Whether the state at `location` exists yet: a SQLite file is created by the first
+/// `watch`; a PostgreSQL database is the operator's, and its schema is made on first
+/// use.
+pub fn exists(location: &StateLocation) -> bool {
+    match location {
+        StateLocation::Sqlite(path) => path.exists(),
+        StateLocation::Postgres(_) => true,
+    }
+}
+
+/// What keeps runs that share a state from stepping on each other: a SQLite state is
+/// used by one run at a time (an exclusive lock on `<state>.lock`); a PostgreSQL one by
+/// many, coordinated by leases and claims in the database.
+#[derive(Debug)]
+pub enum RunLock {
+    /// Held until dropped.
+    File(std::fs::File),
+    /// Nothing to hold: the database coordinates.
+    Shared,
+}
+
+/// Takes the run lock of the state at `location`.
+///
+/// # Errors
+///
+/// `Ok(None)` when another run holds a SQLite state's lock; `Err` when the lock file
+/// cannot be opened.
+pub fn lock(location: &StateLocation) -> std::io::Result<Option<RunLock>> {
+    match location {
+        StateLocation::Sqlite(path) => Ok(sqlite::try_lock(path)?.map(RunLock::File)),
+        StateLocation::Postgres(_) => Ok(Some(RunLock::Shared)),
+    }
+}
 
 /// Why the state could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +147,8 @@ pub struct SourceHealth {
     pub last_error_code: Option<String>,
     /// How long the last poll took (success or failure), when it was measured.
     pub last_poll: Option<std::time::Duration>,
+    /// The instance whose poll (success or failure) was recorded last.
+    pub last_polled_by: Option<String>,
 }
 
 /// What we knew of an entry.
@@ -194,6 +272,161 @@ pub struct FailureCommit<'a> {
     pub duration: Option<std::time::Duration>,
 }
 
+/// Who this process is among the instances that share one state, and how long its
+/// leases (a source being polled, a delivery being sent) last unless renewed or released.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    /// `host:pid` unless the configuration names it.
+    pub id: String,
+    pub host: String,
+    pub pid: u32,
+    /// vendorguard's version.
+    pub version: String,
+    pub started_at: SystemTime,
+    /// How long a lease holds; an instance's heartbeat older than this means it is gone.
+    pub lease: std::time::Duration,
+}
+
+impl Instance {
+    /// This process, with `lease` and the id the configuration gives (else `host:pid`).
+    pub fn this_process(id: Option<&str>, lease: std::time::Duration, now: SystemTime) -> Instance {
+        let host = rustix::system::uname()
+            .nodename()
+            .to_string_lossy()
+            .into_owned();
+        let pid = std::process::id();
+        Instance {
+            id: id.map_or_else(|| format!("{host}:{pid}"), str::to_owned),
+            host,
+            pid,
+            version: env!("CARGO_PKG_VERSION").into(),
+            started_at: now,
+            lease,
+        }
+    }
+}
+
+/// An instance as its heartbeats left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceRow {
+    pub id: String,
+    pub host: String,
+    pub pid: u32,
+    pub version: String,
+    pub started_at: SystemTime,
+    pub heartbeat_at: SystemTime,
+    /// When its heartbeat stops counting: `heartbeat_at` plus the instance's lease.
+    pub alive_until: SystemTime,
+}
+
+/// What [`Store::lease_source`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lease {
+    /// This instance holds the source until its poll is committed or the lease runs out.
+    Taken,
+    /// Another instance is polling it now.
+    Held { by: String, until: SystemTime },
+    /// Another instance polled it at `at`, within the `fresh_within` asked for.
+    Fresh { by: String, at: SystemTime },
+}
+
+/// One table as `state migrate` copies it: every column, in order.
+#[derive(Debug, Clone, Copy)]
+pub struct TableSpec {
+    pub name: &'static str,
+    pub columns: &'static [&'static str],
+}
+
+/// One value of a copied row: the schema's columns are integers or text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cell {
+    Null,
+    Int(i64),
+    Text(String),
+}
+
+/// The tables `state migrate` copies, parents first, with every column of the current
+/// schema (version [`SCHEMA_VERSION`]); the leases and heartbeats of the instances of
+/// the source state are not copied.
+pub const TABLES: &[TableSpec] = &[
+    TableSpec {
+        name: "sources",
+        columns: &[
+            "id", "vendor", "kind", "url", "etag", "last_modified", "initialized",
+            "last_success", "last_attempt", "last_error", "last_error_code", "failures",
+            "failing_since", "failing_alerted", "first_seen", "last_poll_ms", "last_polled_by",
+        ],
+    },
+    TableSpec {
+        name: "entries",
+        columns: &[
+            "source", "key", "content_hash", "updated", "title", "url", "first_seen", "last_seen",
+        ],
+    },
+    TableSpec {
+        name: "events",
+        columns: &["seq", "id", "kind", "vendor", "json", "detected_at", "acked_at"],
+    },
+    TableSpec {
+        name: "deliveries",
+        columns: &[
+            "event_id", "channel", "delivered_at", "attempts", "last_error", "last_error_kind",
+            "next_attempt_at", "output", "message_id", "filtered",
+        ],
+    },
+    TableSpec {
+        name: "advisory_problems",
+        columns: &["source", "advisory_url", "code", "first_seen", "last_seen", "listed_updated"],
+    },
+    TableSpec {
+        name: "history",
+        columns: &[
+            "seq", "at", "command", "bundle", "size", "sha256", "vendor", "product", "version",
+            "verdict", "codes", "signers", "unexpected", "into_dir", "user", "host", "allowed",
+            "prev", "hash",
+        ],
+    },
+    TableSpec {
+        name: "history_head",
+        columns: &["id", "count", "hash"],
+    },
+    TableSpec {
+        name: "keyring_seen",
+        columns: &["source", "fingerprints", "seen_at"],
+    },
+    TableSpec {
+        name: "listing_validators",
+        columns: &["source", "url", "etag", "last_modified"],
+    },
+    TableSpec {
+        name: "csaf_side_files",
+        columns: &[
+            "source", "advisory_url", "hash_url", "signature_url", "hash_value",
+            "signature_sha256", "round", "hash_etag", "hash_last_modified", "signature_etag",
+            "signature_last_modified",
+        ],
+    },
+];
+
+/// The schema version both backends' migrations end at.
+pub const SCHEMA_VERSION: usize = 11;
+
+/// How long a lease holds when `[watch] lease` does not say.
+pub const DEFAULT_LEASE: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Raw rows, for `state migrate`: every table of [`TABLES`] read and written whole.
+pub trait Rows {
+    /// The rows of `table`, its columns in the spec's order, ordered by those columns.
+    fn read_rows(&self, table: &TableSpec) -> Result<Vec<Vec<Cell>>, StoreError>;
+
+    /// Whether the state holds no source, event or history record.
+    fn is_empty(&self) -> Result<bool, StoreError>;
+
+    /// Writes every table's rows in one transaction (all or nothing), onto an empty
+    /// state.
+    fn write_rows(&mut self, tables: &[(TableSpec, Vec<Vec<Cell>>)]) -> Result<(), StoreError>;
+}
+
 /// The state the watcher and the commands read and write.
 pub trait Store: Outbox<Error = StoreError> {
     fn source(&self, id: &str) -> Result<Option<SourceRow>, StoreError>;
@@ -258,6 +491,27 @@ pub trait Store: Outbox<Error = StoreError> {
 
     /// How many events are stored, per kind code, by kind.
     fn event_totals(&self) -> Result<Vec<(String, u64)>, StoreError>;
+
+    /// Records that this instance is alive at `now` (and forgets instances not heard
+    /// from for a week).
+    fn heartbeat(&mut self, now: SystemTime) -> Result<(), StoreError>;
+
+    /// Every instance heard from in the last week, by id.
+    fn instances(&self) -> Result<Vec<InstanceRow>, StoreError>;
+
+    /// Takes `source`'s lease for this instance until `now` plus the lease (creating the
+    /// source's row when new), unless another instance holds an unexpired lease
+    /// (`Held`) or, with `fresh_within`, another instance's poll was recorded less than
+    /// that long ago (`Fresh`). A committed poll or failure gives the lease back.
+    fn lease_source(
+        &mut self,
+        source: SourceRef<'_>,
+        fresh_within: Option<std::time::Duration>,
+        now: SystemTime,
+    ) -> Result<Lease, StoreError>;
+
+    /// Gives back this instance's lease on source `id` without recording a poll.
+    fn release_source(&mut self, id: &str) -> Result<(), StoreError>;
 }
 
 /// Delivery attempts on one channel, for monitoring.

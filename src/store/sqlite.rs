@@ -22,8 +22,9 @@ use crate::alert::event::Event;
 use crate::alert::{Attempt, DeliveryProblem, Outbox, PendingEvent, UnreadableEvent};
 use crate::store::history::{self as chain, Entry, Record};
 use crate::store::{
-    DeliveryTotals, EntryRow, EventRow, FailureCommit, History, PollCommit, ProblemRow, SideFiles,
-    SourceHealth, SourceRow, Store, StoreError, UrlValidators,
+    Cell, DeliveryTotals, EntryRow, EventRow, FailureCommit, History, Instance, InstanceRow, Lease,
+    PollCommit, ProblemRow, Rows, SideFiles, SourceHealth, SourceRef, SourceRow, Store, StoreError,
+    TableSpec, UrlValidators, DEFAULT_LEASE, SCHEMA_VERSION,
 };
 
 /// Each entry brings the schema from version `i` to `i + 1`.
@@ -158,6 +159,23 @@ const MIGRATIONS: &[&str] = &[
         signature_last_modified TEXT,
         PRIMARY KEY (source, advisory_url)
     );",
+    // 10 -> 11: instances sharing one state (a PostgreSQL one; SQLite has one at a time):
+    // which instance polled each source last, its lease while it polls, claims on
+    // deliveries being sent, and each instance's heartbeat. Kept alike in both backends.
+    "ALTER TABLE sources ADD COLUMN last_polled_by TEXT;
+    ALTER TABLE sources ADD COLUMN lease_holder TEXT;
+    ALTER TABLE sources ADD COLUMN lease_until INTEGER;
+    ALTER TABLE deliveries ADD COLUMN claimed_by TEXT;
+    ALTER TABLE deliveries ADD COLUMN claim_until INTEGER;
+    CREATE TABLE instances (
+        id TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        version TEXT NOT NULL,
+        started_at INTEGER NOT NULL,
+        heartbeat_at INTEGER NOT NULL,
+        lease_secs INTEGER NOT NULL
+    );",
 ];
 
 /// The events pending on channel `?1` (neither delivered there nor acknowledged),
@@ -169,7 +187,7 @@ const PENDING_ON_CHANNEL: &str = "FROM events e
 /// The columns `row_to_source` reads, in its order.
 const SOURCE_SELECT: &str = "SELECT id, vendor, kind, url, etag, last_modified, initialized, last_success,
         last_attempt, last_error, last_error_code, failures, failing_since, failing_alerted, first_seen,
-        (SELECT COUNT(*) FROM entries e WHERE e.source = s.id), last_poll_ms
+        (SELECT COUNT(*) FROM entries e WHERE e.source = s.id), last_poll_ms, last_polled_by
     FROM sources s";
 
 /// Opens the state at `path` (see [`SqliteStore::open`]).
@@ -178,7 +196,18 @@ const SOURCE_SELECT: &str = "SELECT id, vendor, kind, url, etag, last_modified, 
 ///
 /// [`StoreError`] naming the file when it cannot be created, is empty, is not a
 /// vendorguard database, or was written by a newer vendorguard.
-pub fn open(path: &Path) -> Result<Box<dyn Store>, StoreError> {
+pub fn open(path: &Path, instance: &Instance) -> Result<Box<dyn Store>, StoreError> {
+    let mut s = SqliteStore::open(path)?;
+    s.instance = instance.clone();
+    Ok(Box::new(s))
+}
+
+/// Opens the state at `path` for `state migrate` (see [`SqliteStore::open`]).
+///
+/// # Errors
+///
+/// As [`open`].
+pub fn open_rows(path: &Path) -> Result<Box<dyn Rows>, StoreError> {
     Ok(Box::new(SqliteStore::open(path)?))
 }
 
@@ -221,6 +250,7 @@ pub fn try_lock(state_path: &Path) -> std::io::Result<Option<std::fs::File>> {
 /// The state in one SQLite file.
 pub struct SqliteStore {
     conn: Connection,
+    instance: Instance,
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -287,7 +317,8 @@ impl SqliteStore {
         // Left behind, readable, by an older vendorguard: SQLite keeps their mode.
         make_private(&sidecar(path, "-wal"));
         make_private(&sidecar(path, "-shm"));
-        let mut state = SqliteStore { conn };
+        let instance = Instance::this_process(None, DEFAULT_LEASE, SystemTime::now());
+        let mut state = SqliteStore { conn, instance };
         state.migrate().map_err(|e| match e {
             StoreError::Open { message, .. } => open_err(message),
             e => open_err(e.to_string()),
@@ -440,6 +471,7 @@ impl Store for SqliteStore {
 
     fn commit_poll(&mut self, c: &PollCommit<'_>) -> Result<usize, StoreError> {
         let now = secs(c.now);
+        let me = &self.instance;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -457,9 +489,10 @@ impl Store for SqliteStore {
         tx.execute(
             "UPDATE sources SET initialized = 1, last_success = ?2, last_attempt = ?2, last_error = NULL,
                     last_error_code = NULL, failures = 0, failing_since = NULL, failing_alerted = 0,
-                    last_poll_ms = COALESCE(?3, last_poll_ms)
+                    last_poll_ms = COALESCE(?3, last_poll_ms), last_polled_by = ?4,
+                    lease_holder = NULL, lease_until = NULL
              WHERE id = ?1",
-            params![c.source.id, now, c.duration.map(millis)],
+            params![c.source.id, now, c.duration.map(millis), me.id],
         )?;
         {
             let mut up = tx.prepare_cached(
@@ -559,6 +592,7 @@ impl Store for SqliteStore {
         let (id, vendor, kind, url) = (f.source.id, f.source.vendor, f.source.kind, f.source.url);
         let (code, error, now) = (f.code, f.error, f.now);
         let t = secs(now);
+        let me = &self.instance;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -569,9 +603,10 @@ impl Store for SqliteStore {
         )?;
         tx.execute(
             "UPDATE sources SET failures = failures + 1, last_error = ?2, last_error_code = ?3, last_attempt = ?4,
-                    failing_since = COALESCE(failing_since, ?4), last_poll_ms = COALESCE(?5, last_poll_ms)
+                    failing_since = COALESCE(failing_since, ?4), last_poll_ms = COALESCE(?5, last_poll_ms),
+                    last_polled_by = ?6, lease_holder = NULL, lease_until = NULL
              WHERE id = ?1",
-            params![id, error, code, t, f.duration.map(millis)],
+            params![id, error, code, t, f.duration.map(millis), me.id],
         )?;
         let row = tx.query_row(
             &format!("{SOURCE_SELECT} WHERE id = ?1"),
@@ -695,6 +730,128 @@ impl Store for SqliteStore {
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+
+    fn heartbeat(&mut self, now: SystemTime) -> Result<(), StoreError> {
+        let i = &self.instance;
+        let t = secs(now);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT INTO instances (id, host, pid, version, started_at, heartbeat_at, lease_secs)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT(id) DO UPDATE SET host = ?2, pid = ?3, version = ?4, started_at = ?5,
+                heartbeat_at = ?6, lease_secs = ?7",
+            params![
+                i.id,
+                i.host,
+                i.pid,
+                i.version,
+                secs(i.started_at),
+                t,
+                i.lease.as_secs().max(1) as i64
+            ],
+        )?;
+        tx.execute(
+            "DELETE FROM instances WHERE heartbeat_at < ?1",
+            [t - FORGET_INSTANCES_SECS],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn instances(&self) -> Result<Vec<InstanceRow>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, host, pid, version, started_at, heartbeat_at, lease_secs FROM instances ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let heartbeat: i64 = r.get(5)?;
+            Ok(InstanceRow {
+                id: r.get(0)?,
+                host: r.get(1)?,
+                pid: r.get(2)?,
+                version: r.get(3)?,
+                started_at: from_secs(r.get(4)?),
+                heartbeat_at: from_secs(heartbeat),
+                alive_until: from_secs(heartbeat.saturating_add(r.get(6)?)),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn lease_source(
+        &mut self,
+        source: SourceRef<'_>,
+        fresh_within: Option<Duration>,
+        now: SystemTime,
+    ) -> Result<Lease, StoreError> {
+        let t = secs(now);
+        let me = &self.instance;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT INTO sources (id, vendor, kind, url, first_seen) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(id) DO NOTHING",
+            params![source.id, source.vendor, source.kind, source.url, t],
+        )?;
+        let (holder, until, by, at): (Option<String>, Option<i64>, Option<String>, Option<i64>) =
+            tx.query_row(
+                "SELECT lease_holder, lease_until, last_polled_by, last_attempt FROM sources WHERE id = ?1",
+                [source.id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )?;
+        let found = lease_decision(&me.id, t, fresh_within, holder, until, by, at);
+        if found == Lease::Taken {
+            tx.execute(
+                "UPDATE sources SET lease_holder = ?2, lease_until = ?3 WHERE id = ?1",
+                params![source.id, me.id, t.saturating_add(me.lease.as_secs() as i64)],
+            )?;
+        }
+        tx.commit()?;
+        Ok(found)
+    }
+
+    fn release_source(&mut self, id: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE sources SET lease_holder = NULL, lease_until = NULL WHERE id = ?1 AND lease_holder = ?2",
+            params![id, self.instance.id],
+        )?;
+        Ok(())
+    }
+}
+
+/// How long an instance not heard from is still listed: a week.
+const FORGET_INSTANCES_SECS: i64 = 7 * 24 * 3600;
+
+/// Whether this instance (`me`) may poll a source whose lease and last poll are as
+/// stored, at `now` (seconds): the rule both backends apply.
+pub(crate) fn lease_decision(
+    me: &str,
+    now: i64,
+    fresh_within: Option<Duration>,
+    holder: Option<String>,
+    until: Option<i64>,
+    last_by: Option<String>,
+    last_at: Option<i64>,
+) -> Lease {
+    if let (Some(by), Some(until)) = (holder, until) {
+        if by != me && until > now {
+            return Lease::Held {
+                by,
+                until: from_secs(until),
+            };
+        }
+    }
+    if let (Some(fresh), Some(by), Some(at)) = (fresh_within, last_by, last_at) {
+        if by != me && now.saturating_sub(at) < fresh.as_secs() as i64 {
+            return Lease::Fresh {
+                by,
+                at: from_secs(at),
+            };
+        }
+    }
+    Lease::Taken
 }
 
 impl Outbox for SqliteStore {
@@ -707,6 +864,15 @@ impl Outbox for SqliteStore {
         let n = insert_events(&tx, events)?;
         tx.commit()?;
         Ok(n)
+    }
+
+    fn claim(&mut self, channel: &str, _now: SystemTime) -> Result<Vec<PendingEvent>, StoreError> {
+        // One run at a time holds the state's lock: everything pending is this run's.
+        self.pending(channel)
+    }
+
+    fn release_claims(&mut self, _channel: &str) -> Result<(), StoreError> {
+        Ok(())
     }
 
     fn pending(&self, channel: &str) -> Result<Vec<PendingEvent>, StoreError> {
@@ -832,6 +998,74 @@ impl Outbox for SqliteStore {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+const _: () = assert!(MIGRATIONS.len() == SCHEMA_VERSION);
+
+impl Rows for SqliteStore {
+    fn read_rows(&self, table: &TableSpec) -> Result<Vec<Vec<Cell>>, StoreError> {
+        // Names from `store::TABLES`, never from input.
+        let cols = table.columns.join(", ");
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {cols} FROM {} ORDER BY {cols}", table.name))?;
+        let n = table.columns.len();
+        let rows = stmt.query_map([], |r| {
+            (0..n)
+                .map(|i| {
+                    Ok(match r.get_ref(i)? {
+                        rusqlite::types::ValueRef::Null => Cell::Null,
+                        rusqlite::types::ValueRef::Integer(v) => Cell::Int(v),
+                        rusqlite::types::ValueRef::Text(t) => {
+                            Cell::Text(String::from_utf8_lossy(t).into_owned())
+                        }
+                        rusqlite::types::ValueRef::Real(v) => Cell::Int(v as i64),
+                        rusqlite::types::ValueRef::Blob(b) => {
+                            Cell::Text(String::from_utf8_lossy(b).into_owned())
+                        }
+                    })
+                })
+                .collect::<rusqlite::Result<Vec<Cell>>>()
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn is_empty(&self) -> Result<bool, StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT NOT EXISTS (SELECT 1 FROM sources) AND NOT EXISTS (SELECT 1 FROM events)
+                AND NOT EXISTS (SELECT 1 FROM history)",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    fn write_rows(&mut self, tables: &[(TableSpec, Vec<Vec<Cell>>)]) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for (table, rows) in tables {
+            let marks: Vec<String> = (1..=table.columns.len()).map(|i| format!("?{i}")).collect();
+            let mut stmt = tx.prepare(&format!(
+                "INSERT INTO {} ({}) VALUES ({})",
+                table.name,
+                table.columns.join(", "),
+                marks.join(", ")
+            ))?;
+            for row in rows {
+                let values: Vec<rusqlite::types::Value> = row
+                    .iter()
+                    .map(|c| match c {
+                        Cell::Null => rusqlite::types::Value::Null,
+                        Cell::Int(v) => rusqlite::types::Value::Integer(*v),
+                        Cell::Text(t) => rusqlite::types::Value::Text(t.clone()),
+                    })
+                    .collect();
+                stmt.execute(rusqlite::params_from_iter(values))?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 }
 
@@ -1060,7 +1294,8 @@ fn create(path: &Path) -> Result<(), String> {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| format!("cannot create it: {e}"))?;
-        let mut fresh = SqliteStore { conn };
+        let instance = Instance::this_process(None, DEFAULT_LEASE, SystemTime::now());
+        let mut fresh = SqliteStore { conn, instance };
         fresh
             .migrate()
             .map_err(|e| format!("cannot create it: {e}"))?;
@@ -1236,6 +1471,7 @@ fn row_to_source(r: &rusqlite::Row<'_>) -> rusqlite::Result<SourceRow> {
             last_poll: r
                 .get::<_, Option<i64>>(16)?
                 .map(|ms| Duration::from_millis(ms.max(0) as u64)),
+            last_polled_by: r.get(17)?,
         },
         entries: r.get::<_, i64>(15)? as u64,
     })
