@@ -127,7 +127,7 @@ fn parse_url(value: &str, base: &Path, password_env: Option<&str>) -> Result<PgS
     if u.password().is_some() {
         return Err(format!(
             "the URL holds a password: remove it and set it in the environment ({}), \
-             so feeds.toml holds no secret",
+             so feeds.toml holds no credentials",
             password_env.unwrap_or("PGPASSWORD")
         ));
     }
@@ -256,7 +256,7 @@ mod tests {
     #[test]
     fn bad_urls_say_what_is_wrong() {
         for (url, want) in [
-            ("postgresql://vg:secret@h/db", "holds a password"),
+            ("postgresql://vg:hunter2@h/db", "holds a password"),
             ("postgresql://h/db", "no user"),
             ("postgresql://vg@h/", "no database"),
             ("postgresql://vg@h/a/b", "more than one"),
@@ -269,7 +269,7 @@ mod tests {
         ] {
             let e = parse(url).unwrap_err();
             assert!(e.contains(want), "{url}: {e}");
-            assert!(!e.contains("secret"), "{e}");
+            assert!(!e.contains("hunter2"), "{e}");
         }
         assert!(StateLocation::parse("s.sqlite", Path::new("/"), Some("X"))
             .unwrap_err()
