@@ -93,6 +93,11 @@ pub enum Command {
         #[command(subcommand)]
         command: EventsCommand,
     },
+    /// The state itself: copy it between SQLite and PostgreSQL.
+    State {
+        #[command(subcommand)]
+        command: StateCommand,
+    },
     /// Alerting commands.
     Alert {
         #[command(subcommand)]
@@ -376,6 +381,34 @@ pub enum AlertCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Copy a whole state (sources, validators, entries, problems, events, deliveries,
+    /// history) from FROM to TO, each a SQLite file or a postgresql:// URL, so the
+    /// watchers that use TO next re-alert nothing. TO must be empty (a new file, or a
+    /// database without vendorguard's tables or with none of their rows).
+    ///
+    /// Exit codes: 0 copied and checked; 2 nothing copied (FROM missing or unreadable,
+    /// TO not empty or unreachable); 75 a watcher holds FROM's or TO's lock (SQLite).
+    Migrate(MigrateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The state to copy: a SQLite file or postgresql://USER@HOST:PORT/DB.
+    #[arg(long, value_name = "STATE")]
+    pub from: String,
+    /// Where to copy it: a SQLite file (created) or postgresql://USER@HOST:PORT/DB.
+    #[arg(long, value_name = "STATE")]
+    pub to: String,
+    /// The environment variable holding FROM's PostgreSQL password.
+    #[arg(long, value_name = "VAR", default_value = "PGPASSWORD")]
+    pub from_password_env: String,
+    /// The environment variable holding TO's PostgreSQL password.
+    #[arg(long, value_name = "VAR", default_value = "PGPASSWORD")]
+    pub to_password_env: String,
 }
 
 #[derive(Debug, Subcommand)]

@@ -56,7 +56,8 @@ pub async fn deliver_pending<O: Outbox + ?Sized>(
 ) -> Result<Vec<ChannelReport>, O::Error> {
     let mut reports = Vec::new();
     for ch in channels {
-        let mut pending = outbox.pending(ch.name())?;
+        // Claimed: another instance sharing the state does not send these meanwhile.
+        let mut pending = outbox.claim(ch.name(), now)?;
         if let Scope::Only(ids) = scope {
             pending.retain(|p| ids.contains(&p.event.id));
         }
@@ -117,6 +118,9 @@ pub async fn deliver_pending<O: Outbox + ?Sized>(
                 }
             }
         }
+        // What was claimed and not attempted (out of scope, or the channel is down)
+        // is free for any instance again.
+        outbox.release_claims(ch.name())?;
         reports.push(rep);
     }
     Ok(reports)

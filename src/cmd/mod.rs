@@ -23,13 +23,14 @@ mod outcome;
 mod review;
 pub(crate) mod serve;
 mod setup;
+mod state;
 mod unpin;
 mod verify;
 mod watch;
 
 use std::time::SystemTime;
 
-use crate::cli::{AlertCommand, Cli, Command, EventsCommand, VendorCommand};
+use crate::cli::{AlertCommand, Cli, Command, EventsCommand, StateCommand, VendorCommand};
 pub use outcome::{error_line, Outcome};
 
 /// Runs the command in `cli`.
@@ -44,6 +45,10 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Completions { shell } => return docs::run_completions(shell),
         Command::Man => return docs::run_man(),
+        // Names both states itself: feeds.toml is not needed.
+        Command::State {
+            command: StateCommand::Migrate(args),
+        } => return state::run_migrate(&args),
         _ => {}
     }
     // A monitoring plugin reports a configuration it cannot load as UNKNOWN (exit 3),
@@ -91,6 +96,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         } => onboard::run_vendor_add(config, &args, now),
         Command::History(args) => history::run_history(config, &args),
         Command::Inventory { json } => history::run_inventory(config, json),
-        Command::Completions { .. } | Command::Man => unreachable!("handled above"),
+        Command::Completions { .. } | Command::Man | Command::State { .. } => {
+            unreachable!("handled above")
+        }
     }
 }

@@ -69,30 +69,55 @@ pub fn run_watch(
     let rt = runtime()?;
     if once {
         rt.block_on(async {
-            let (outcomes, reports) = pass(&watcher, state, None, recheck, json, quiet).await?;
-            finish_pass(state, &outcomes, &reports, json)
+            let share = false;
+            match pass(&watcher, state, None, recheck, share, json, quiet).await {
+                Ok((outcomes, reports)) => finish_pass(state, &outcomes, &reports, json),
+                Err(e) => state_failed(location, e).map(|()| Outcome::Findings),
+            }
         })
     } else {
         rt.block_on(daemon(&watcher, state, json, quiet))
     }
 }
 
+/// A pass the state failed under (a PostgreSQL server gone mid-run): told, and the run
+/// degrades rather than aborts. Nothing is lost: a poll is recorded with its events in
+/// one transaction or not at all (then polled again), and a delivery not recorded is
+/// sent again. Any other error is returned.
+fn state_failed(location: &store::StateLocation, e: anyhow::Error) -> anyhow::Result<()> {
+    if e.downcast_ref::<store::StoreError>().is_none() {
+        return Err(e);
+    }
+    eprintln!(
+        "vendorguard: {location}: the state failed during the run: {}; what was not recorded \
+         is polled and delivered again by the next run",
+        crate::text::error_chain(e.as_ref())
+    );
+    Ok(())
+}
+
 /// One pass over `only` (or every source): retry what earlier runs left pending
 /// (oldest first), poll, print a summary line per source (`-q`: failures only), and
 /// deliver what the pass raised.
+///
+/// The pass starts with this instance's heartbeat; with `share` (daemons sharing a
+/// state), a source another instance polled less than half its interval ago is left to
+/// it.
 async fn pass(
     watcher: &Watcher<'_>,
     state: &mut dyn Store,
     only: Option<&[Source]>,
     recheck: Option<&str>,
+    share: bool,
     json: bool,
     quiet: bool,
 ) -> anyhow::Result<(Vec<SourceOutcome>, Vec<ChannelReport>)> {
     // A pass's channels (an SMTP transport included) serve its deliveries only.
     let channels = alert::channels(&watcher.config.alerts, json);
     let now = SystemTime::now();
+    state.heartbeat(now)?;
     let mut reports = alert::deliver_pending(state, &channels, Scope::All, now).await?;
-    let outcomes = watcher.run_pass(state, only, recheck, now).await?;
+    let outcomes = watcher.run_pass(state, only, recheck, share, now).await?;
     // -q keeps only the failures and the sources with open problems.
     for o in outcomes.iter().filter(|o| !quiet || !o.is_clean()) {
         eprintln!("{}", watch::summary_line(o));
@@ -240,22 +265,37 @@ async fn daemon(
         .collect();
     // Told again only when the set changes, not every pass.
     let mut unreadable_seen = Vec::new();
+    // Daemons sharing a PostgreSQL state take turns; one on SQLite is alone.
+    let share = matches!(config.watch.state, store::StateLocation::Postgres(_));
+    // Heartbeats at least three times a lease, so a live instance never looks gone.
+    let beat = config.watch.lease / 3;
     loop {
         let ready = schedule.ready(Instant::now());
         if !ready.is_empty() {
             let only = Some(ready.as_slice());
-            pass(watcher, state, only, None, json, quiet).await?;
-            let unreadable = state.unreadable_pending(&names)?;
-            if unreadable != unreadable_seen {
-                for u in &unreadable {
-                    eprintln!("{}", unreadable_line(u));
+            match pass(watcher, state, only, None, share, json, quiet).await {
+                Ok(_) => {
+                    let unreadable = state.unreadable_pending(&names)?;
+                    if unreadable != unreadable_seen {
+                        for u in &unreadable {
+                            eprintln!("{}", unreadable_line(u));
+                        }
+                        unreadable_seen = unreadable;
+                    }
                 }
-                unreadable_seen = unreadable;
+                // The daemon goes on: the next pass retries what this one could not
+                // record.
+                Err(e) => state_failed(&config.watch.state, e)?,
             }
             schedule.polled(&ready, Instant::now());
+        } else if let Err(e) = state.heartbeat(SystemTime::now()) {
+            state_failed(&config.watch.state, e.into())?;
         }
+        let wake = schedule
+            .next(Instant::now(), config.watch.interval)
+            .min(Instant::now() + beat);
         tokio::select! {
-            _ = tokio::time::sleep_until(schedule.next(Instant::now(), config.watch.interval)) => {}
+            _ = tokio::time::sleep_until(wake) => {}
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
@@ -273,6 +313,10 @@ pub fn run_status(config: Option<&Config>, json: bool) -> anyhow::Result<Outcome
         .with_context(|| format!("status reads the state named in feeds.toml; {NO_CONFIG}"))?;
     let state = existing_state(config)?;
     let sources = state.sources()?;
+    let now = SystemTime::now();
+    // Instances and who polled what matter where several share the state.
+    let shared = matches!(config.watch.state, store::StateLocation::Postgres(_));
+    let instances = state.instances()?;
     let channels = alert::channels(&config.alerts, false);
     let mut pending = Vec::new();
     let mut filtered = Vec::new();
@@ -318,6 +362,12 @@ pub fn run_status(config: Option<&Config>, json: bool) -> anyhow::Result<Outcome
                     "open_problem_codes": open_of(&s.id).1.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
                     "held_back": held_of(&s.id),
                     "rejected": open_of(&s.id).0 - held_of(&s.id),
+                    "last_polled_by": s.health.last_polled_by,
+                })).collect::<Vec<_>>(),
+                "instances": instances.iter().map(|i| json!({
+                    "id": i.id, "host": i.host, "pid": i.pid, "version": i.version,
+                    "started": t(Some(i.started_at)), "last_heartbeat": t(Some(i.heartbeat_at)),
+                    "alive": i.alive_until > now,
                 })).collect::<Vec<_>>(),
                 "pending": pending.iter().map(|(c, n)| json!({"channel": c, "events": n})).collect::<Vec<_>>(),
                 "filtered": filtered.iter().map(|(c, n)| json!({"channel": c, "events": n})).collect::<Vec<_>>(),
@@ -340,6 +390,9 @@ pub fn run_status(config: Option<&Config>, json: bool) -> anyhow::Result<Outcome
             println!(
                 "  last success {success}  failures in a row {failures}  entries seen {entries}"
             );
+            if let (true, Some(by)) = (shared, &s.health.last_polled_by) {
+                println!("  last polled by {}", crate::text::escape(by));
+            }
             if let Some(e) = &s.health.last_error {
                 println!("  last error {}", crate::text::escape(e));
             }
@@ -355,6 +408,21 @@ pub fn run_status(config: Option<&Config>, json: bool) -> anyhow::Result<Outcome
                     n - held
                 );
             }
+        }
+        for i in instances.iter().filter(|_| shared) {
+            let alive = match i.alive_until > now {
+                true => "alive",
+                false => "gone",
+            };
+            println!(
+                "instance {} {alive}: last heartbeat {}, started {} (host {}, pid {}, vendorguard {})",
+                crate::text::escape(&i.id),
+                crate::text::time(i.heartbeat_at),
+                crate::text::time(i.started_at),
+                crate::text::escape(&i.host),
+                i.pid,
+                crate::text::escape(&i.version)
+            );
         }
         for (c, n) in &pending {
             println!("pending: {n} event{} on {c}", plural(*n));

@@ -77,14 +77,6 @@ impl StateLocation {
         }
         Ok(StateLocation::Sqlite(base.join(value)))
     }
-
-    /// The SQLite file, if that is where the state lives.
-    pub fn sqlite_path(&self) -> Option<&Path> {
-        match self {
-            StateLocation::Sqlite(p) => Some(p),
-            StateLocation::Postgres(_) => None,
-        }
-    }
 }
 
 impl fmt::Display for StateLocation {
@@ -179,12 +171,10 @@ fn parse_url(value: &str, base: &Path, password_env: Option<&str>) -> Result<PgS
                     "disable" => SslMode::Disable,
                     "require" => SslMode::Require,
                     "verify-full" => SslMode::VerifyFull,
-                    other => {
-                        return Err(format!(
-                            "sslmode {other:?} is not supported: use disable, require or verify-full \
+                    other => return Err(format!(
+                        "sslmode {other:?} is not supported: use disable, require or verify-full \
                              (require checks the server's certificate like verify-full)"
-                        ))
-                    }
+                    )),
                 }
             }
             "sslrootcert" => pg.sslrootcert = Some(base.join(&*v)),
@@ -261,7 +251,10 @@ mod tests {
             ("postgresql://vg@h/", "no database"),
             ("postgresql://vg@h/a/b", "more than one"),
             ("postgresql://vg@h/db?sslmode=prefer", "not supported"),
-            ("postgresql://vg@h/db?sslmode=disable&sslmode=require", "twice"),
+            (
+                "postgresql://vg@h/db?sslmode=disable&sslmode=require",
+                "twice",
+            ),
             ("postgresql://vg@h/db?options=-c", "unknown URL parameter"),
             ("postgresql://vg@h/db?connect_timeout=0", "connect_timeout"),
             ("mysql://vg@h/db", "neither a path"),

@@ -87,7 +87,7 @@ pub fn exists(location: &StateLocation) -> bool {
 #[derive(Debug)]
 pub enum RunLock {
     /// Held until dropped.
-    File(std::fs::File),
+    File { _held: std::fs::File },
     /// Nothing to hold: the database coordinates.
     Shared,
 }
@@ -100,7 +100,9 @@ pub enum RunLock {
 /// cannot be opened.
 pub fn lock(location: &StateLocation) -> std::io::Result<Option<RunLock>> {
     match location {
-        StateLocation::Sqlite(path) => Ok(sqlite::try_lock(path)?.map(RunLock::File)),
+        StateLocation::Sqlite(path) => {
+            Ok(sqlite::try_lock(path)?.map(|f| RunLock::File { _held: f }))
+        }
         StateLocation::Postgres(_) => Ok(Some(RunLock::Shared)),
     }
 }
@@ -338,7 +340,7 @@ pub struct TableSpec {
 }
 
 /// One value of a copied row: the schema's columns are integers or text.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Cell {
     Null,
     Int(i64),
@@ -352,38 +354,98 @@ pub const TABLES: &[TableSpec] = &[
     TableSpec {
         name: "sources",
         columns: &[
-            "id", "vendor", "kind", "url", "etag", "last_modified", "initialized",
-            "last_success", "last_attempt", "last_error", "last_error_code", "failures",
-            "failing_since", "failing_alerted", "first_seen", "last_poll_ms", "last_polled_by",
+            "id",
+            "vendor",
+            "kind",
+            "url",
+            "etag",
+            "last_modified",
+            "initialized",
+            "last_success",
+            "last_attempt",
+            "last_error",
+            "last_error_code",
+            "failures",
+            "failing_since",
+            "failing_alerted",
+            "first_seen",
+            "last_poll_ms",
+            "last_polled_by",
         ],
     },
     TableSpec {
         name: "entries",
         columns: &[
-            "source", "key", "content_hash", "updated", "title", "url", "first_seen", "last_seen",
+            "source",
+            "key",
+            "content_hash",
+            "updated",
+            "title",
+            "url",
+            "first_seen",
+            "last_seen",
         ],
     },
     TableSpec {
         name: "events",
-        columns: &["seq", "id", "kind", "vendor", "json", "detected_at", "acked_at"],
+        columns: &[
+            "seq",
+            "id",
+            "kind",
+            "vendor",
+            "json",
+            "detected_at",
+            "acked_at",
+        ],
     },
     TableSpec {
         name: "deliveries",
         columns: &[
-            "event_id", "channel", "delivered_at", "attempts", "last_error", "last_error_kind",
-            "next_attempt_at", "output", "message_id", "filtered",
+            "event_id",
+            "channel",
+            "delivered_at",
+            "attempts",
+            "last_error",
+            "last_error_kind",
+            "next_attempt_at",
+            "output",
+            "message_id",
+            "filtered",
         ],
     },
     TableSpec {
         name: "advisory_problems",
-        columns: &["source", "advisory_url", "code", "first_seen", "last_seen", "listed_updated"],
+        columns: &[
+            "source",
+            "advisory_url",
+            "code",
+            "first_seen",
+            "last_seen",
+            "listed_updated",
+        ],
     },
     TableSpec {
         name: "history",
         columns: &[
-            "seq", "at", "command", "bundle", "size", "sha256", "vendor", "product", "version",
-            "verdict", "codes", "signers", "unexpected", "into_dir", "user", "host", "allowed",
-            "prev", "hash",
+            "seq",
+            "at",
+            "command",
+            "bundle",
+            "size",
+            "sha256",
+            "vendor",
+            "product",
+            "version",
+            "verdict",
+            "codes",
+            "signers",
+            "unexpected",
+            "into_dir",
+            "user",
+            "host",
+            "allowed",
+            "prev",
+            "hash",
         ],
     },
     TableSpec {
@@ -401,8 +463,16 @@ pub const TABLES: &[TableSpec] = &[
     TableSpec {
         name: "csaf_side_files",
         columns: &[
-            "source", "advisory_url", "hash_url", "signature_url", "hash_value",
-            "signature_sha256", "round", "hash_etag", "hash_last_modified", "signature_etag",
+            "source",
+            "advisory_url",
+            "hash_url",
+            "signature_url",
+            "hash_value",
+            "signature_sha256",
+            "round",
+            "hash_etag",
+            "hash_last_modified",
+            "signature_etag",
             "signature_last_modified",
         ],
     },
@@ -509,9 +579,6 @@ pub trait Store: Outbox<Error = StoreError> {
         fresh_within: Option<std::time::Duration>,
         now: SystemTime,
     ) -> Result<Lease, StoreError>;
-
-    /// Gives back this instance's lease on source `id` without recording a poll.
-    fn release_source(&mut self, id: &str) -> Result<(), StoreError>;
 }
 
 /// Delivery attempts on one channel, for monitoring.

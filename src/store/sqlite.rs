@@ -805,19 +805,15 @@ impl Store for SqliteStore {
         if found == Lease::Taken {
             tx.execute(
                 "UPDATE sources SET lease_holder = ?2, lease_until = ?3 WHERE id = ?1",
-                params![source.id, me.id, t.saturating_add(me.lease.as_secs() as i64)],
+                params![
+                    source.id,
+                    me.id,
+                    t.saturating_add(me.lease.as_secs() as i64)
+                ],
             )?;
         }
         tx.commit()?;
         Ok(found)
-    }
-
-    fn release_source(&mut self, id: &str) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE sources SET lease_holder = NULL, lease_until = NULL WHERE id = ?1 AND lease_holder = ?2",
-            params![id, self.instance.id],
-        )?;
-        Ok(())
     }
 }
 
@@ -1007,9 +1003,10 @@ impl Rows for SqliteStore {
     fn read_rows(&self, table: &TableSpec) -> Result<Vec<Vec<Cell>>, StoreError> {
         // Names from `store::TABLES`, never from input.
         let cols = table.columns.join(", ");
-        let mut stmt = self
-            .conn
-            .prepare(&format!("SELECT {cols} FROM {} ORDER BY {cols}", table.name))?;
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {cols} FROM {} ORDER BY {cols}",
+            table.name
+        ))?;
         let n = table.columns.len();
         let rows = stmt.query_map([], |r| {
             (0..n)

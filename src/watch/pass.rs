@@ -33,7 +33,8 @@ use crate::alert::event::{Event, Kind, Severity};
 use crate::config::{Config, ExpiredSigner, FeedFormat};
 use crate::inventory::Inventory;
 use crate::store::{
-    EntryWrite, FailureCommit, PollCommit, ProblemRow, SourceHealth, SourceRow, Store, StoreError,
+    EntryWrite, FailureCommit, Lease, PollCommit, ProblemRow, SourceHealth, SourceRow, Store,
+    StoreError,
 };
 use crate::verify::keyring::Keyring;
 use crate::verify::{Acceptance, SignerPolicy};
@@ -45,7 +46,7 @@ use crate::watch::source::{sources, PollError, Source, SourceKind};
 #[derive(Debug, Clone)]
 pub struct SourceOutcome {
     pub source: Source,
-    /// `ok`, `not-modified`, or the failure code.
+    /// `ok`, `not-modified`, `skipped` (another instance holds it), or the failure code.
     pub status: &'static str,
     pub detail: String,
     pub items: usize,
@@ -112,6 +113,11 @@ impl<'a> Watcher<'a> {
     /// providers of vendor `recheck` download and check every listed advisory again,
     /// changed or not (`watch --recheck`).
     ///
+    /// Each source is polled under its lease in the state: a source another instance
+    /// is polling is skipped (outcome `skipped`), and so, with `share`, is one another
+    /// instance polled less than half its interval ago (daemons sharing a state take
+    /// turns rather than each polling every source).
+    ///
     /// # Errors
     ///
     /// Only a state database failure; source failures are recorded and reported in
@@ -121,6 +127,7 @@ impl<'a> Watcher<'a> {
         state: &mut dyn Store,
         only: Option<&[Source]>,
         recheck: Option<&str>,
+        share: bool,
         now: SystemTime,
     ) -> Result<Vec<SourceOutcome>, StoreError> {
         let (config, fetcher, keyrings) = (self.config, &self.fetcher, &self.keyrings);
@@ -134,7 +141,14 @@ impl<'a> Watcher<'a> {
         let mut tasks: HashMap<tokio::task::Id, Source> = HashMap::new();
         let mut priors: HashMap<String, Option<SourceRow>> = HashMap::new();
         let timings: Arc<std::sync::Mutex<HashMap<String, Duration>>> = Arc::default();
+        let mut outcomes = Vec::new();
         for s in &list {
+            let fresh_within = share.then_some(s.interval / 2);
+            let lease = state.lease_source(s.store_ref(), fresh_within, now)?;
+            if let Some(skipped) = skipped(s, lease) {
+                outcomes.push(skipped);
+                continue;
+            }
             let row = state.source(&s.id)?;
             let validators = row
                 .as_ref()
@@ -186,7 +200,6 @@ impl<'a> Watcher<'a> {
             });
             tasks.insert(task.id(), s.clone());
         }
-        let mut outcomes = Vec::new();
         // Key URL results are recorded last: a new key that a CSAF provider of the same
         // vendor already signs with is then one incident, the one naming its advisories
         // (both events have the same id, and the first stored wins).
@@ -211,6 +224,32 @@ impl<'a> Watcher<'a> {
         });
         Ok(outcomes)
     }
+}
+
+/// The outcome of a source this instance may not poll now, or `None` when it holds the
+/// lease.
+fn skipped(s: &Source, lease: Lease) -> Option<SourceOutcome> {
+    let detail = match lease {
+        Lease::Taken => return None,
+        Lease::Held { by, until } => format!(
+            "being polled by instance {} (lease until {})",
+            crate::text::escape(&by),
+            crate::text::time(until)
+        ),
+        Lease::Fresh { by, at } => format!(
+            "polled by instance {} at {}",
+            crate::text::escape(&by),
+            crate::text::time(at)
+        ),
+    };
+    Some(SourceOutcome {
+        source: s.clone(),
+        status: "skipped",
+        detail,
+        items: 0,
+        new_events: 0,
+        open_problems: BTreeMap::new(),
+    })
 }
 
 /// A vendor's pinned primary fingerprints, sorted and comma-separated: what a CSAF
@@ -827,8 +866,9 @@ fn record_failure(
 
 impl SourceOutcome {
     /// Polled fine (new data or 304).
+    /// Polled without failing, or left to the instance that holds it (`skipped`).
     pub fn is_success(&self) -> bool {
-        self.status == "ok" || self.status == "not-modified"
+        matches!(self.status, "ok" | "not-modified" | "skipped")
     }
 
     /// Open CSAF advisory problems after the poll.
@@ -898,6 +938,7 @@ pub fn summary_line(o: &SourceOutcome) -> String {
             format!("problems: {what}: not modified; {}", open())
         }
         "not-modified" => format!("ok: {what}: not modified"),
+        "skipped" => format!("skipped: {what}: {}", o.detail),
         _ => format!(
             "failed: {what}: {}{}",
             crate::text::escape(&o.detail),
