@@ -350,6 +350,17 @@ impl Config {
         let mut v = Validator::default();
         let watch = v.watch(base, raw.watch.unwrap_or_default());
         let alerts = v.alerts(base, raw.alerts.unwrap_or_default());
+        // A delivery's claim must outlive its attempt, or a second instance sharing the
+        // state could take it over and send the event again while the first still runs.
+        if alerts.escalation.is_some() && watch.lease <= alerts.escalation_timeout {
+            v.problem(
+                "watch.lease",
+                format!(
+                    "must be longer than alerts.escalation_timeout ({}s), so a delivery's claim outlives its attempt",
+                    alerts.escalation_timeout.as_secs()
+                ),
+            );
+        }
         let mut vendors = Vec::new();
         for (i, rv) in raw.vendor.into_iter().enumerate() {
             if let Some(vendor) = v.vendor(base, i, rv) {
@@ -1185,6 +1196,40 @@ mod tests {
         assert_eq!(c.watch.max_body, 20 << 20);
         assert!(!c.alerts.email.as_ref().unwrap().insecure_auth);
         assert_eq!(c.watch.problem_events, 3);
+    }
+
+    #[test]
+    fn state_lease_and_instance() {
+        let c = check(
+            "[watch]\nstate = \"postgresql://vg@db.example/vg\"\npassword_env = \"VG_PW\"\n\
+             instance = \"watch-a\"\nlease = \"30s\"\n",
+        )
+        .unwrap();
+        let crate::store::StateLocation::Postgres(pg) = &c.watch.state else {
+            panic!("{:?}", c.watch.state)
+        };
+        assert_eq!(pg.password_env, "VG_PW");
+        assert_eq!(c.watch.instance.as_deref(), Some("watch-a"));
+        assert_eq!(c.watch.lease, Duration::from_secs(30));
+        for (toml, want) in [
+            (
+                "[watch]\nstate = \"postgresql://vg:pw@db/vg\"\n",
+                "watch.state: the URL holds a password",
+            ),
+            (
+                "[watch]\npassword_env = \"X\"\n",
+                "watch.password_env: password_env is for a postgresql:// state only",
+            ),
+            ("[watch]\nlease = \"1s\"\n", "watch.lease: expected from 2s to 24h"),
+            ("[watch]\ninstance = \"\"\n", "watch.instance: expected 1 to 128"),
+            (
+                "[watch]\nlease = \"30s\"\n[alerts]\nescalation = \"e\"\nescalation_timeout = \"30s\"\n",
+                "watch.lease: must be longer than alerts.escalation_timeout (30s)",
+            ),
+        ] {
+            let err = check(toml).unwrap_err();
+            assert!(err.iter().any(|e| e.starts_with(want)), "{toml}: {err:?}");
+        }
     }
 
     #[test]

@@ -171,10 +171,12 @@ fn parse_url(value: &str, base: &Path, password_env: Option<&str>) -> Result<PgS
                     "disable" => SslMode::Disable,
                     "require" => SslMode::Require,
                     "verify-full" => SslMode::VerifyFull,
-                    other => return Err(format!(
+                    other => {
+                        return Err(format!(
                         "sslmode {other:?} is not supported: use disable, require or verify-full \
                              (require checks the server's certificate like verify-full)"
-                    )),
+                    ))
+                    }
                 }
             }
             "sslrootcert" => pg.sslrootcert = Some(base.join(&*v)),
