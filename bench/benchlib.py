@@ -1,6 +1,9 @@
 """Shared helpers for the benchmarks in this folder: timing with peak RSS, medians,
-and GnuPG in a private home."""
+GnuPG in a private home, and a private PostgreSQL server."""
+import glob
 import os
+import pwd
+import shutil
 import socket
 import statistics
 import subprocess
@@ -96,3 +99,41 @@ http {{
 }}
 """)
     return conf
+
+
+class Postgres:
+    """A private PostgreSQL server in WORK/pg on 127.0.0.1 and a free port, run as the
+    `postgres` user when we are root (initdb refuses root), trust authentication, no
+    fsync (a benchmark's server, as the test suite's). `stop()` stops it."""
+
+    def __init__(self, work):
+        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        if not bins:
+            sys.exit("PostgreSQL server binaries are needed (apt-get install postgresql)")
+        self.bin = os.path.dirname(bins[-1])
+        self.dir = os.path.join(work, "pg")
+        os.makedirs(self.dir)
+        self.as_user = []
+        if os.geteuid() == 0:
+            os.chown(self.dir, pwd.getpwnam("postgres").pw_uid, -1)
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+        self.port = free_port()
+        data = os.path.join(self.dir, "data")
+        subprocess.run([*self.as_user, f"{self.bin}/initdb", "-D", data, "-A", "trust", "-U", "postgres"],
+                       check=True, stdout=subprocess.DEVNULL)
+        opts = f"-p {self.port} -k {self.dir} -h 127.0.0.1 -c fsync=off -c synchronous_commit=off"
+        subprocess.run([*self.as_user, f"{self.bin}/pg_ctl", "-D", data, "-o", opts, "-w",
+                        "-l", os.path.join(self.dir, "log"), "start"], check=True, stdout=subprocess.DEVNULL)
+        self.data = data
+
+    def sql(self, statement):
+        subprocess.run(["psql", "-q", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+                        "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c", statement],
+                       check=True, stdout=subprocess.DEVNULL)
+
+    def url(self, db):
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{db}?sslmode=disable"
+
+    def stop(self):
+        subprocess.run([*self.as_user, f"{self.bin}/pg_ctl", "-D", self.data, "-m", "immediate", "stop"],
+                       check=False, stdout=subprocess.DEVNULL)

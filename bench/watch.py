@@ -7,11 +7,12 @@ Atom shaped like vendor advisories, about 28 MB in all), serves them with nginx 
 flight), and times, in the same run, medians of several runs of: the first pass
 (parse and store 50,000 entries), a pass where every feed answers 304, a pass where
 10 feeds changed, and the floor: curl fetching the same 1,000 URLs with
-`--parallel --parallel-max 8`. Prints times, peak RSS and the ratios.
+`--parallel --parallel-max 8`. Prints times, peak RSS and the ratios, for a SQLite
+state and for a PostgreSQL one (a private server started here, on 127.0.0.1).
 
-    python3 bench/watch.py [--runs 5]
+    python3 bench/watch.py [--runs 5] [--backend sqlite|postgres|both]
 
-Needs nginx (Debian: nginx-light) and curl.
+Needs nginx (Debian: nginx-light) and curl; for PostgreSQL, Debian's postgresql.
 """
 import argparse
 import os
@@ -20,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 
-from benchlib import median_of, nginx_static_conf, report, run_measured
+from benchlib import Postgres, median_of, nginx_static_conf, report, run_measured
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FEEDS = 1000
@@ -77,7 +78,9 @@ def write_feed(root, n, extra=0):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     args = ap.parse_args()
+    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not os.path.exists(nginx):
         sys.exit("nginx is needed (apt-get install nginx-light)")
@@ -87,6 +90,7 @@ def main():
     work = tempfile.mkdtemp(prefix="vg-watch-bench-")
     os.chmod(work, 0o755)  # nginx's workers run as another user
     nginx_started = False
+    pg = None
     try:
         www = os.path.join(work, "www")
         os.makedirs(www)
@@ -99,67 +103,97 @@ def main():
         nginx_started = True
         urls = [f"http://{HOSTS[i % 4]}:{port}/{name}" for i, name in enumerate(names)]
 
-        cfg = os.path.join(work, "feeds.toml")
-        with open(cfg, "w") as f:
-            f.write('[watch]\nstate = "state/vg.sqlite"\nconcurrency = 8\nper_host = 2\ntimeout = "30s"\n\n')
-            for v in range(10):
-                f.write(f'[[vendor]]\nname = "vendor{v}"\n')
-                for u in urls[v * 100:(v + 1) * 100]:
-                    f.write(f'[[vendor.feed]]\nurl = "{u}"\n')
-        state_dir = os.path.join(work, "state")
-        snapshot = os.path.join(work, "snapshot")
+        def config(path, state):
+            with open(path, "w") as f:
+                f.write(f'[watch]\nstate = "{state}"\nconcurrency = 8\nper_host = 2\ntimeout = "30s"\n\n')
+                for v in range(10):
+                    f.write(f'[[vendor]]\nname = "vendor{v}"\n')
+                    for u in urls[v * 100:(v + 1) * 100]:
+                        f.write(f'[[vendor.feed]]\nurl = "{u}"\n')
 
         curl_cfg = os.path.join(work, "curl.cfg")
         with open(curl_cfg, "w") as f:
             for u in urls:
                 f.write(f'url = "{u}"\noutput = "/dev/null"\n')
 
-        def reset_state():
-            shutil.rmtree(state_dir, ignore_errors=True)
-
-        def restore_snapshot():
-            shutil.rmtree(state_dir, ignore_errors=True)
-            shutil.copytree(snapshot, state_dir)
-
-        watch = [vg, "--config", cfg, "-q", "watch", "--once"]
-        results = {}
-
-        def bench(name, before):
-            t, rss = median_of(args.runs, [watch], before)
-            results[name] = (t, rss)
-            print(f"  {name:<34} {t:8.3f} s   peak RSS {rss:7.1f} MiB", flush=True)
-
         print(f"\n{FEEDS} feeds x {ENTRIES} entries, {total / 1e6:.1f} MB, nginx on {len(HOSTS)} loopback addresses; median of {args.runs} runs")
         t_floor, _ = median_of(args.runs, [["curl", "-s", "--parallel", "--parallel-max", "8", "-K", curl_cfg]])
-        results["floor"] = (t_floor, 0)
         print(f"  {'floor: curl --parallel-max 8':<34} {t_floor:8.3f} s")
-        bench("first pass (50,000 entries)", reset_state)
-        # The state after one first pass is the starting point of the next two.
-        reset_state()
-        run_measured(watch)
-        shutil.copytree(state_dir, snapshot)
-        bench("unchanged pass (all 304)", restore_snapshot)
-        counter = [0]
+        checks = []
+        for backend in backends:
+            cfg = os.path.join(work, f"feeds-{backend}.toml")
+            state_dir = os.path.join(work, "state")
+            snapshot = os.path.join(work, "snapshot")
+            if backend == "sqlite":
+                config(cfg, "state/vg.sqlite")
 
-        def ten_changed():
-            restore_snapshot()
-            counter[0] += 1
+                def reset_state():
+                    shutil.rmtree(state_dir, ignore_errors=True)
+
+                def take_snapshot():
+                    shutil.copytree(state_dir, snapshot)
+
+                def restore_snapshot():
+                    shutil.rmtree(state_dir, ignore_errors=True)
+                    shutil.copytree(snapshot, state_dir)
+            else:
+                pg = pg or Postgres(work)
+                config(cfg, pg.url("vg"))
+                pg.sql("CREATE DATABASE vg")
+
+                def reset_state():
+                    pg.sql("DROP DATABASE IF EXISTS vg")
+                    pg.sql("CREATE DATABASE vg")
+
+                def take_snapshot():
+                    pg.sql("CREATE DATABASE snap TEMPLATE vg")
+
+                def restore_snapshot():
+                    pg.sql("DROP DATABASE IF EXISTS vg")
+                    pg.sql("CREATE DATABASE vg TEMPLATE snap")
+
+            watch = [vg, "--config", cfg, "-q", "watch", "--once"]
+            results = {}
+
+            def bench(name, before):
+                t, rss = median_of(args.runs, [watch], before)
+                results[name] = (t, rss)
+                print(f"  {backend + ': ' + name:<44} {t:8.3f} s   peak RSS {rss:7.1f} MiB", flush=True)
+
+            bench("first pass (50,000 entries)", reset_state)
+            # The state after one first pass is the starting point of the next two.
+            reset_state()
+            run_measured(watch)
+            take_snapshot()
+            bench("unchanged pass (all 304)", restore_snapshot)
+            counter = [0]
+
+            def ten_changed():
+                restore_snapshot()
+                counter[0] += 1
+                for n in range(10):
+                    write_feed(www, n * 97, extra=counter[0])
+
+            bench("pass with 10 feeds changed", ten_changed)
+            # The feeds changed by that pass are restored for the next backend.
             for n in range(10):
-                write_feed(www, n * 97, extra=counter[0])
+                write_feed(www, n * 97)
 
-        bench("pass with 10 feeds changed", ten_changed)
+            def t(name):
+                return results[name][0]
 
-        def t(name):
-            return results[name][0]
-
-        failed = report([
-            ("unchanged pass / floor", t("unchanged pass (all 304)") / t_floor, "<=", 2.0),
-            ("first pass / floor", t("first pass (50,000 entries)") / t_floor, "<=", 12.0),
-            ("10-changed pass / floor (information)", t("pass with 10 feeds changed") / t_floor, ">=", 0.0),
-            ("peak RSS MiB (first pass)", results["first pass (50,000 entries)"][1], "<=", 128.0),
-        ])
+            checks += [
+                (f"{backend}: unchanged pass / floor", t("unchanged pass (all 304)") / t_floor, "<=", 2.0),
+                (f"{backend}: first pass / floor", t("first pass (50,000 entries)") / t_floor, "<=", 12.0),
+                (f"{backend}: 10-changed pass / floor (information)", t("pass with 10 feeds changed") / t_floor,
+                 ">=", 0.0),
+                (f"{backend}: peak RSS MiB (first pass)", results["first pass (50,000 entries)"][1], "<=", 128.0),
+            ]
+        failed = report(checks)
         sys.exit(1 if failed else 0)
     finally:
+        if pg:
+            pg.stop()
         if nginx_started:
             subprocess.run([nginx, "-c", conf, "-p", work, "-s", "quit"], check=False)
         shutil.rmtree(work, ignore_errors=True)
