@@ -64,10 +64,10 @@ pub fn run_watch(
     let inventory = crate::inventory::Inventory::build(Some(config), &unpacked);
     let me = this_instance(config);
     let mut state = store::open(location, &me)?;
-    let state = &mut *state;
     let watcher = Watcher::new(config, inventory)?;
     let rt = runtime()?;
     if once {
+        let state = &mut *state;
         rt.block_on(async {
             let share = false;
             match pass(&watcher, state, None, recheck, share, json, quiet).await {
@@ -76,7 +76,17 @@ pub fn run_watch(
             }
         })
     } else {
-        rt.block_on(daemon(&watcher, state, json, quiet))
+        rt.block_on(daemon(&watcher, &mut state, &me, json, quiet))
+    }
+}
+
+/// Opens the state again after it failed (a PostgreSQL connection does not come back
+/// by itself); while it cannot be opened the old one is kept and the next pass tries
+/// again.
+fn reopen(state: &mut Box<dyn Store>, location: &store::StateLocation, me: &store::Instance) {
+    match store::open(location, me) {
+        Ok(fresh) => *state = fresh,
+        Err(e) => eprintln!("vendorguard: {location}: still unusable: {e}; trying again next pass"),
     }
 }
 
@@ -236,11 +246,13 @@ fn unreadable_json(list: &[UnreadableEvent]) -> serde_json::Value {
 
 async fn daemon(
     watcher: &Watcher<'_>,
-    state: &mut dyn Store,
+    state: &mut Box<dyn Store>,
+    me: &store::Instance,
     json: bool,
     quiet: bool,
 ) -> anyhow::Result<Outcome> {
     let config = watcher.config;
+    let location = &config.watch.state;
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -273,7 +285,7 @@ async fn daemon(
         let ready = schedule.ready(Instant::now());
         if !ready.is_empty() {
             let only = Some(ready.as_slice());
-            match pass(watcher, state, only, None, share, json, quiet).await {
+            match pass(watcher, &mut **state, only, None, share, json, quiet).await {
                 Ok(_) => {
                     let unreadable = state.unreadable_pending(&names)?;
                     if unreadable != unreadable_seen {
@@ -284,12 +296,16 @@ async fn daemon(
                     }
                 }
                 // The daemon goes on: the next pass retries what this one could not
-                // record.
-                Err(e) => state_failed(&config.watch.state, e)?,
+                // record, on a new connection.
+                Err(e) => {
+                    state_failed(location, e)?;
+                    reopen(state, location, me);
+                }
             }
             schedule.polled(&ready, Instant::now());
         } else if let Err(e) = state.heartbeat(SystemTime::now()) {
-            state_failed(&config.watch.state, e.into())?;
+            state_failed(location, e.into())?;
+            reopen(state, location, me);
         }
         let wake = schedule
             .next(Instant::now(), config.watch.interval)
