@@ -1481,6 +1481,136 @@ mod tests {
     use crate::alert::outbox::DeliveryFailure;
     use crate::store::{EntryWrite, SourceRef};
 
+    #[test]
+    fn a_lease_is_taken_unless_another_instance_holds_it_or_just_polled() {
+        let t = 1_000_000i64;
+        let half_hour = Some(Duration::from_secs(1800));
+        let check = |holder: Option<&str>,
+                     until: Option<i64>,
+                     by: Option<&str>,
+                     at: Option<i64>,
+                     fresh,
+                     want: &str| {
+            let got = lease_decision(
+                "me",
+                t,
+                fresh,
+                holder.map(Into::into),
+                until,
+                by.map(Into::into),
+                at,
+            );
+            let got = match got {
+                Lease::Taken => "taken".to_string(),
+                Lease::Held { by, .. } => format!("held {by}"),
+                Lease::Fresh { by, .. } => format!("fresh {by}"),
+            };
+            assert_eq!(got, want, "{holder:?} {until:?} {by:?} {at:?} {fresh:?}");
+        };
+        check(None, None, None, None, half_hour, "taken");
+        check(Some("b"), Some(t + 1), None, None, None, "held b");
+        check(Some("b"), Some(t), None, None, None, "taken");
+        check(Some("me"), Some(t + 100), None, None, None, "taken");
+        check(None, None, Some("b"), Some(t - 60), half_hour, "fresh b");
+        check(None, None, Some("b"), Some(t - 60), None, "taken");
+        check(None, None, Some("b"), Some(t - 1800), half_hour, "taken");
+        check(None, None, Some("me"), Some(t - 60), half_hour, "taken");
+        check(
+            Some("b"),
+            Some(t + 5),
+            Some("c"),
+            Some(t - 60),
+            half_hour,
+            "held b",
+        );
+    }
+
+    #[test]
+    fn leases_heartbeats_and_the_copy_of_every_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let lease = Duration::from_secs(60);
+        let a = Instance {
+            id: "a".into(),
+            host: "h".into(),
+            pid: 1,
+            version: "0".into(),
+            started_at: now,
+            lease,
+        };
+        let b = Instance {
+            id: "b".into(),
+            ..a.clone()
+        };
+        let path = dir.path().join("s.sqlite");
+        let mut sa = SqliteStore::open(&path).unwrap();
+        sa.instance = a;
+        let src = SourceRef {
+            id: "acme feed u",
+            vendor: "acme",
+            kind: "feed",
+            url: "u",
+        };
+        assert_eq!(sa.lease_source(src, None, now).unwrap(), Lease::Taken);
+        sa.heartbeat(now).unwrap();
+        drop(sa);
+        let mut sb = SqliteStore::open(&path).unwrap();
+        sb.instance = b;
+        assert!(
+            matches!(sb.lease_source(src, None, now).unwrap(), Lease::Held { by, .. } if by == "a")
+        );
+        let later = now + lease;
+        assert_eq!(
+            sb.lease_source(src, None, later).unwrap(),
+            Lease::Taken,
+            "expired"
+        );
+        sb.commit_poll(&PollCommit {
+            source: src,
+            validators: None,
+            entries: &[],
+            problems: None,
+            events: &[ev(1)],
+            listing: None,
+            keyring: None,
+            side_files: None,
+            now: later,
+            duration: None,
+        })
+        .unwrap();
+        assert_eq!(
+            sb.source(src.id)
+                .unwrap()
+                .unwrap()
+                .health
+                .last_polled_by
+                .as_deref(),
+            Some("b")
+        );
+        sb.heartbeat(later).unwrap();
+        let inst = sb.instances().unwrap();
+        assert_eq!(
+            inst.iter()
+                .map(|i| (i.id.as_str(), i.alive_until > later))
+                .collect::<Vec<_>>(),
+            [("a", false), ("b", true)]
+        );
+        // Every table copies into an empty state and reads back the same.
+        let copy = dir.path().join("c.sqlite");
+        let mut dst = SqliteStore::open(&copy).unwrap();
+        assert!(dst.is_empty().unwrap());
+        assert!(!sb.is_empty().unwrap());
+        let tables: Vec<_> = crate::store::TABLES
+            .iter()
+            .map(|t| (*t, sb.read_rows(t).unwrap()))
+            .collect();
+        dst.write_rows(&tables).unwrap();
+        for (t, rows) in &tables {
+            assert_eq!(&dst.read_rows(t).unwrap(), rows, "{}", t.name);
+        }
+        assert_eq!(dst.pending("stdout").unwrap().len(), 1);
+    }
+
     fn ev(n: u32) -> Event {
         Event::new(
             Kind::AdvisoryNew,
