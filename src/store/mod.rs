@@ -579,6 +579,10 @@ pub trait Store: Outbox<Error = StoreError> {
         fresh_within: Option<std::time::Duration>,
         now: SystemTime,
     ) -> Result<Lease, StoreError>;
+
+    /// Gives back this instance's lease on source `id` without recording a poll (a
+    /// poll that could not start).
+    fn release_source(&mut self, id: &str) -> Result<(), StoreError>;
 }
 
 /// Delivery attempts on one channel, for monitoring.

@@ -815,6 +815,14 @@ impl Store for SqliteStore {
         tx.commit()?;
         Ok(found)
     }
+
+    fn release_source(&mut self, id: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE sources SET lease_holder = NULL, lease_until = NULL WHERE id = ?1 AND lease_holder = ?2",
+            params![id, self.instance.id],
+        )?;
+        Ok(())
+    }
 }
 
 /// How long an instance not heard from is still listed: a week.

@@ -149,29 +149,40 @@ impl<'a> Watcher<'a> {
                 outcomes.push(skipped);
                 continue;
             }
-            let row = state.source(&s.id)?;
-            let validators = row
-                .as_ref()
-                .filter(|r| r.initialized)
-                .map(|r| Validators {
-                    etag: r.etag.clone(),
-                    last_modified: r.last_modified.clone(),
-                })
-                .unwrap_or_default();
-            let known = if s.kind == SourceKind::Feed(FeedFormat::Csaf) {
-                let pinned = pinned_fingerprints(keyrings.get(&s.vendor).map(|k| &**k));
-                crate::watch::csaf::Known {
-                    entries: state.entries(&s.id)?,
-                    problems: state.problems(&s.id)?,
-                    recheck: recheck == Some(s.vendor.as_str()),
-                    keyring_changed: state.keyring_seen(&s.id)?.as_deref() != Some(&pinned),
-                    pinned,
-                    listing: state.listing_validators(&s.id)?,
-                    side_files: state.side_files(&s.id)?,
-                    interval: s.interval,
+            let read = |state: &mut dyn Store| -> Result<_, StoreError> {
+                let row = state.source(&s.id)?;
+                let validators = row
+                    .as_ref()
+                    .filter(|r| r.initialized)
+                    .map(|r| Validators {
+                        etag: r.etag.clone(),
+                        last_modified: r.last_modified.clone(),
+                    })
+                    .unwrap_or_default();
+                let known = if s.kind == SourceKind::Feed(FeedFormat::Csaf) {
+                    let pinned = pinned_fingerprints(keyrings.get(&s.vendor).map(|k| &**k));
+                    crate::watch::csaf::Known {
+                        entries: state.entries(&s.id)?,
+                        problems: state.problems(&s.id)?,
+                        recheck: recheck == Some(s.vendor.as_str()),
+                        keyring_changed: state.keyring_seen(&s.id)?.as_deref() != Some(&pinned),
+                        pinned,
+                        listing: state.listing_validators(&s.id)?,
+                        side_files: state.side_files(&s.id)?,
+                        interval: s.interval,
+                    }
+                } else {
+                    crate::watch::csaf::Known::default()
+                };
+                Ok((row, validators, known))
+            };
+            let (row, validators, known) = match read(state) {
+                Ok(r) => r,
+                Err(e) => {
+                    // The lease is given back: another instance need not wait for it.
+                    let _ = state.release_source(&s.id);
+                    return Err(e);
                 }
-            } else {
-                crate::watch::csaf::Known::default()
             };
             priors.insert(s.id.clone(), row);
             let acceptance = config.vendor(&s.vendor).map_or(
