@@ -1,22 +1,1520 @@
-//! The state in PostgreSQL (being written).
+//! The state in PostgreSQL: the same tables, columns and migrations as `sqlite`, for
+//! several instances on several machines sharing one state.
+//!
+//! The schema lives in the database's default schema (`public`), beside whatever else
+//! the database holds; `vendorguard_schema` holds its version, and [`MIGRATIONS`] bring
+//! it forward in one transaction under an advisory lock, so instances starting together
+//! do not race. Integer columns are `BIGINT` (unix seconds, 0/1 flags), text is `TEXT`:
+//! `state migrate` copies rows cell for cell between the backends.
+//!
+//! What keeps instances apart is in the rows: a source's lease (`lease_source`, taken
+//! under `FOR UPDATE`), a delivery's claim (`claim`, `FOR UPDATE SKIP LOCKED`, until
+//! the claimer's lease runs out), each instance's heartbeat, and the history's head row
+//! locked while a record is appended. A poll's outcome and the events it causes are one
+//! transaction, as in SQLite.
+//!
+//! The client is the synchronous `postgres` crate; its calls run in
+//! `tokio::task::block_in_place` when made from inside the (multi-thread) runtime. The
+//! password comes from the environment and is never part of a message.
 
-use crate::store::{History, Instance, PgState, Rows, Store, StoreError};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-fn not_yet(pg: &PgState) -> StoreError {
-    StoreError::Open {
-        path: pg.to_string(),
-        message: "PostgreSQL state is not built yet".into(),
+use postgres::types::{ToSql, Type};
+use postgres::{Client, GenericClient, Row, Transaction};
+
+use crate::alert::event::Event;
+use crate::alert::{Attempt, DeliveryProblem, Outbox, PendingEvent, UnreadableEvent};
+use crate::store::history::{self as chain, Entry, Record};
+use crate::store::location::SslMode;
+use crate::store::sqlite::lease_decision;
+use crate::store::{
+    Cell, DeliveryTotals, EntryRow, EventRow, FailureCommit, History, Instance, InstanceRow, Lease,
+    PgState, PollCommit, ProblemRow, Rows, SideFiles, SourceHealth, SourceRef, SourceRow, Store,
+    StoreError, TableSpec, UrlValidators, DEFAULT_LEASE, SCHEMA_VERSION,
+};
+
+/// Each entry brings the schema from version `i` to `i + 1`: `sqlite`'s migrations,
+/// column for column.
+const MIGRATIONS: &[&str] = &[
+    // 0 -> 1
+    "CREATE TABLE sources (
+        id TEXT PRIMARY KEY,
+        vendor TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        url TEXT NOT NULL,
+        etag TEXT,
+        last_modified TEXT,
+        initialized BIGINT NOT NULL DEFAULT 0,
+        last_success BIGINT,
+        last_attempt BIGINT,
+        last_error TEXT,
+        last_error_code TEXT,
+        failures BIGINT NOT NULL DEFAULT 0,
+        failing_since BIGINT,
+        failing_alerted BIGINT NOT NULL DEFAULT 0,
+        first_seen BIGINT NOT NULL
+    );
+    CREATE TABLE entries (
+        source TEXT NOT NULL,
+        key TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        updated TEXT,
+        title TEXT,
+        url TEXT,
+        first_seen BIGINT NOT NULL,
+        last_seen BIGINT NOT NULL,
+        PRIMARY KEY (source, key)
+    );
+    CREATE TABLE events (
+        seq BIGSERIAL PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        vendor TEXT NOT NULL,
+        json TEXT NOT NULL,
+        detected_at BIGINT NOT NULL
+    );
+    CREATE TABLE deliveries (
+        event_id TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        delivered_at BIGINT,
+        attempts BIGINT NOT NULL DEFAULT 0,
+        last_error TEXT,
+        last_error_kind TEXT,
+        next_attempt_at BIGINT,
+        output TEXT,
+        PRIMARY KEY (event_id, channel)
+    );",
+    // 1 -> 2
+    "ALTER TABLE deliveries ADD COLUMN message_id TEXT;",
+    // 2 -> 3
+    "CREATE TABLE advisory_problems (
+        source TEXT NOT NULL,
+        advisory_url TEXT NOT NULL,
+        code TEXT NOT NULL,
+        first_seen BIGINT NOT NULL,
+        last_seen BIGINT NOT NULL,
+        PRIMARY KEY (source, advisory_url, code)
+    );",
+    // 3 -> 4
+    "ALTER TABLE events ADD COLUMN acked_at BIGINT;",
+    // 4 -> 5 (`user` is a reserved word in PostgreSQL: quoted wherever it is named)
+    "CREATE TABLE history (
+        seq BIGINT PRIMARY KEY,
+        at BIGINT NOT NULL,
+        command TEXT NOT NULL,
+        bundle TEXT NOT NULL,
+        size BIGINT NOT NULL,
+        sha256 TEXT NOT NULL,
+        vendor TEXT,
+        product TEXT,
+        version TEXT,
+        verdict TEXT NOT NULL,
+        codes TEXT NOT NULL,
+        signers TEXT NOT NULL,
+        unexpected TEXT NOT NULL,
+        into_dir TEXT,
+        \"user\" TEXT NOT NULL,
+        host TEXT NOT NULL,
+        allowed TEXT NOT NULL,
+        prev TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE TABLE history_head (
+        id BIGINT PRIMARY KEY CHECK (id = 1),
+        count BIGINT NOT NULL,
+        hash TEXT NOT NULL
+    );",
+    // 5 -> 6
+    "ALTER TABLE deliveries ADD COLUMN filtered BIGINT NOT NULL DEFAULT 0;",
+    // 6 -> 7
+    "ALTER TABLE advisory_problems ADD COLUMN listed_updated TEXT;
+    CREATE TABLE keyring_seen (
+        source TEXT PRIMARY KEY,
+        fingerprints TEXT NOT NULL,
+        seen_at BIGINT NOT NULL
+    );",
+    // 7 -> 8
+    "CREATE TABLE listing_validators (
+        source TEXT NOT NULL,
+        url TEXT NOT NULL,
+        etag TEXT,
+        last_modified TEXT,
+        PRIMARY KEY (source, url)
+    );",
+    // 8 -> 9
+    "ALTER TABLE sources ADD COLUMN last_poll_ms BIGINT;",
+    // 9 -> 10
+    "DELETE FROM listing_validators;
+    CREATE TABLE csaf_side_files (
+        source TEXT NOT NULL,
+        advisory_url TEXT NOT NULL,
+        hash_url TEXT NOT NULL,
+        signature_url TEXT NOT NULL,
+        hash_value TEXT NOT NULL,
+        signature_sha256 TEXT NOT NULL,
+        round BIGINT NOT NULL,
+        hash_etag TEXT,
+        hash_last_modified TEXT,
+        signature_etag TEXT,
+        signature_last_modified TEXT,
+        PRIMARY KEY (source, advisory_url)
+    );",
+    // 10 -> 11
+    "ALTER TABLE sources ADD COLUMN last_polled_by TEXT;
+    ALTER TABLE sources ADD COLUMN lease_holder TEXT;
+    ALTER TABLE sources ADD COLUMN lease_until BIGINT;
+    ALTER TABLE deliveries ADD COLUMN claimed_by TEXT;
+    ALTER TABLE deliveries ADD COLUMN claim_until BIGINT;
+    CREATE TABLE instances (
+        id TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        pid BIGINT NOT NULL,
+        version TEXT NOT NULL,
+        started_at BIGINT NOT NULL,
+        heartbeat_at BIGINT NOT NULL,
+        lease_secs BIGINT NOT NULL
+    );",
+];
+
+const _: () = assert!(MIGRATIONS.len() == SCHEMA_VERSION);
+
+/// The advisory lock key migrations run under ("vg-schema").
+const SCHEMA_LOCK: i64 = 0x7667_2d73_6368_656d;
+
+/// The advisory lock key history appends run under while the head row may be absent.
+const HISTORY_LOCK: i64 = 0x7667_2d68_6973_7421;
+
+/// How long an instance not heard from is still listed: a week.
+const FORGET_INSTANCES_SECS: i64 = 7 * 24 * 3600;
+
+/// The events pending on channel `$1` (neither delivered there nor acknowledged),
+/// oldest first; the tail of every query that lists them.
+const PENDING_ON_CHANNEL: &str = "FROM events e
+    LEFT JOIN deliveries d ON d.event_id = e.id AND d.channel = $1
+    WHERE d.delivered_at IS NULL AND e.acked_at IS NULL ORDER BY e.seq";
+
+/// A delivery row that only a claim made (SQLite has no row for such an event): left
+/// out of the attempt totals so both backends count alike.
+const NOT_CLAIM_ONLY: &str =
+    "NOT (attempts = 0 AND delivered_at IS NULL AND message_id IS NULL AND last_error IS NULL)";
+
+/// The columns `row_to_source` reads, in its order.
+const SOURCE_SELECT: &str = "SELECT id, vendor, kind, url, etag, last_modified, initialized, last_success,
+        last_attempt, last_error, last_error_code, failures, failing_since, failing_alerted, first_seen,
+        (SELECT COUNT(*) FROM entries e WHERE e.source = s.id), last_poll_ms, last_polled_by
+    FROM sources s";
+
+/// The columns `row_to_record` reads, in its order.
+const HISTORY_SELECT: &str =
+    "SELECT seq, at, command, bundle, size, sha256, vendor, product, version, verdict,
+        codes, signers, unexpected, into_dir, \"user\", host, allowed, prev, hash FROM history";
+
+/// Opens the PostgreSQL state `pg` as `instance`, creating its schema when the database
+/// has none and bringing it up to date.
+///
+/// # Errors
+///
+/// [`StoreError::Open`] naming the database (never the password): it cannot be reached,
+/// refuses the login or TLS, or holds a newer schema.
+pub fn open(pg: &PgState, instance: &Instance) -> Result<Box<dyn Store>, StoreError> {
+    Ok(Box::new(PgStore::open(pg, instance.clone())?))
+}
+
+/// Opens the PostgreSQL state `pg` for the history of verdicts.
+///
+/// # Errors
+///
+/// As [`open`].
+pub fn open_history(pg: &PgState) -> Result<Box<dyn History>, StoreError> {
+    let me = Instance::this_process(None, DEFAULT_LEASE, SystemTime::now());
+    Ok(Box::new(PgStore::open(pg, me)?))
+}
+
+/// Opens the PostgreSQL state `pg` to copy its rows (`state migrate`).
+///
+/// # Errors
+///
+/// As [`open`].
+pub fn open_rows(pg: &PgState) -> Result<Box<dyn Rows>, StoreError> {
+    let me = Instance::this_process(None, DEFAULT_LEASE, SystemTime::now());
+    Ok(Box::new(PgStore::open(pg, me)?))
+}
+
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> StoreError {
+        StoreError::Backend(describe(&e).into())
     }
 }
 
-pub fn open(pg: &PgState, _instance: &Instance) -> Result<Box<dyn Store>, StoreError> {
-    Err(not_yet(pg))
+/// What went wrong, in the server's words when it answered.
+fn describe(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(detail) => format!("{} ({detail})", db.message()),
+            None => db.message().to_string(),
+        },
+        None => {
+            // The cause (refused, timed out, TLS) is the source, not part of the text.
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(cause) = source {
+                let more = cause.to_string();
+                if !text.contains(&more) {
+                    text = format!("{text}: {more}");
+                }
+                source = cause.source();
+            }
+            text
+        }
+    }
 }
 
-pub fn open_history(pg: &PgState) -> Result<Box<dyn History>, StoreError> {
-    Err(not_yet(pg))
+/// Runs `f`, which blocks on the client's own runtime, out of the async context when
+/// called from inside vendorguard's (multi-thread) runtime.
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        tokio::task::block_in_place(f)
+    } else {
+        f()
+    }
 }
 
-pub fn open_rows(pg: &PgState) -> Result<Box<dyn Rows>, StoreError> {
-    Err(not_yet(pg))
+fn secs(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn at(s: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(s.max(0).unsigned_abs())
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A stored event, or what is wrong with its JSON (the words `sqlite` uses).
+fn parse_event(json: &str) -> Result<Event, String> {
+    match serde_json::from_str::<serde_json::Value>(json) {
+        Err(e) => Err(format!("is not valid JSON ({e})")),
+        Ok(v) => Event::from_json(&v).ok_or_else(|| {
+            "is not a vendorguard event (a field is missing or has an unknown value)".into()
+        }),
+    }
+}
+
+/// The items of `items`, the last of each key only, in the order of those last ones: what
+/// writing them one by one would leave.
+fn last_wins<T, K: std::hash::Hash + Eq>(items: &[T], key: impl Fn(&T) -> K) -> Vec<&T> {
+    let mut last: HashMap<K, usize> = HashMap::new();
+    for (i, item) in items.iter().enumerate() {
+        last.insert(key(item), i);
+    }
+    let mut keep: Vec<usize> = last.into_values().collect();
+    keep.sort_unstable();
+    keep.into_iter().map(|i| &items[i]).collect()
+}
+
+/// The state in one PostgreSQL database, as one instance.
+pub struct PgStore {
+    /// `None` only while being dropped.
+    client: Mutex<Option<Client>>,
+    instance: Instance,
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        let client = self
+            .client
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        // Closing the connection blocks on the client's runtime.
+        blocking(move || drop(client));
+    }
+}
+
+impl PgStore {
+    /// Connects to `pg` as `instance` and brings the schema up to date.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`].
+    pub fn open(pg: &PgState, instance: Instance) -> Result<PgStore, StoreError> {
+        let open_err = |message: String| StoreError::Open {
+            path: pg.to_string(),
+            message,
+        };
+        let mut client = blocking(|| connect(pg)).map_err(open_err)?;
+        blocking(|| migrate(&mut client)).map_err(open_err)?;
+        Ok(PgStore {
+            client: Mutex::new(Some(client)),
+            instance,
+        })
+    }
+
+    /// Runs `f` with the client, out of the async context.
+    fn with<R>(
+        &self,
+        f: impl FnOnce(&mut Client) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let mut guard = self.client.lock().unwrap_or_else(PoisonError::into_inner);
+        let client = guard
+            .as_mut()
+            .ok_or_else(|| StoreError::Backend("the connection is closed".into()))?;
+        blocking(|| f(client))
+    }
+
+    /// Runs `f` in one transaction, committed when it returns `Ok`.
+    fn in_tx<R>(
+        &self,
+        f: impl FnOnce(&mut Transaction<'_>) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        self.with(|c| {
+            let mut tx = c.transaction()?;
+            let r = f(&mut tx)?;
+            tx.commit()?;
+            Ok(r)
+        })
+    }
+}
+
+/// Connects as `pg` says, TLS verified unless `sslmode=disable`.
+fn connect(pg: &PgState) -> Result<Client, String> {
+    let mut config = postgres::Config::new();
+    config
+        .host(&pg.host)
+        .port(pg.port)
+        .user(&pg.user)
+        .dbname(&pg.dbname)
+        .connect_timeout(pg.connect_timeout)
+        .application_name("vendorguard");
+    if let Some(password) = pg.password() {
+        config.password(password);
+    }
+    let fail = |e: postgres::Error| format!("cannot connect: {}", describe(&e));
+    match pg.sslmode {
+        SslMode::Disable => config
+            .ssl_mode(postgres::config::SslMode::Disable)
+            .connect(postgres::NoTls)
+            .map_err(fail),
+        SslMode::Require | SslMode::VerifyFull => {
+            let tls = tls_config(pg)?;
+            config
+                .ssl_mode(postgres::config::SslMode::Require)
+                .connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
+                .map_err(fail)
+        }
+    }
+}
+
+/// TLS that checks the server's certificate against `sslrootcert` (when set) or the
+/// system's CAs, and its name against the host connected to.
+fn tls_config(pg: &PgState) -> Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    match &pg.sslrootcert {
+        Some(path) => {
+            let shown = path.display();
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| format!("cannot read sslrootcert {shown}: {e}"))?;
+            for cert in certs {
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("sslrootcert {shown}: {e}"))?;
+            }
+            if roots.is_empty() {
+                return Err(format!("sslrootcert {shown} holds no certificate"));
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(found.certs);
+            if roots.is_empty() {
+                return Err(
+                    "TLS: the system has no CA certificates; set sslrootcert in the URL".into(),
+                );
+            }
+        }
+    }
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+        .map_err(|e| format!("TLS: {e}"))
+}
+
+/// Creates or brings forward the schema in one transaction under [`SCHEMA_LOCK`]; a
+/// database already at [`SCHEMA_VERSION`] is only read.
+fn migrate(client: &mut Client) -> Result<(), String> {
+    let fail = |e: postgres::Error| format!("cannot bring its schema up to date: {}", describe(&e));
+    if schema_version(client).map_err(fail)? == Some(SCHEMA_VERSION as i64) {
+        return Ok(());
+    }
+    let mut tx = client.transaction().map_err(fail)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
+        .map_err(fail)?;
+    let version = match schema_version(&mut tx).map_err(fail)? {
+        Some(v) => v,
+        None => {
+            tx.batch_execute(
+                "CREATE TABLE vendorguard_schema (version BIGINT NOT NULL);
+                 INSERT INTO vendorguard_schema (version) VALUES (0);",
+            )
+            .map_err(fail)?;
+            0
+        }
+    };
+    if version < 0 || version as usize > MIGRATIONS.len() {
+        return Err(format!(
+            "schema version {version} is newer than this vendorguard knows ({}); upgrade vendorguard",
+            MIGRATIONS.len()
+        ));
+    }
+    for sql in &MIGRATIONS[version as usize..] {
+        tx.batch_execute(sql).map_err(fail)?;
+    }
+    tx.execute(
+        "UPDATE vendorguard_schema SET version = $1",
+        &[&(MIGRATIONS.len() as i64)],
+    )
+    .map_err(fail)?;
+    tx.commit().map_err(fail)
+}
+
+/// The version `vendorguard_schema` holds, `None` when the table does not exist.
+fn schema_version(c: &mut impl GenericClient) -> Result<Option<i64>, postgres::Error> {
+    let exists: bool = c
+        .query_one(
+            // The catalog read as a query (not `to_regclass`, whose cache an advisory
+            // lock does not refresh): a table another instance just made is seen.
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables
+                            WHERE schemaname = 'public' AND tablename = 'vendorguard_schema')",
+            &[],
+        )?
+        .get(0);
+    if !exists {
+        return Ok(None);
+    }
+    let v: Option<i64> = c
+        .query_opt("SELECT MAX(version) FROM public.vendorguard_schema", &[])?
+        .and_then(|r| r.get(0));
+    Ok(Some(v.unwrap_or(0)))
+}
+
+fn row_to_source(r: &Row) -> SourceRow {
+    let t = |i: usize| r.get::<_, Option<i64>>(i).map(at);
+    SourceRow {
+        id: r.get(0),
+        vendor: r.get(1),
+        kind: r.get(2),
+        url: r.get(3),
+        etag: r.get(4),
+        last_modified: r.get(5),
+        initialized: r.get::<_, i64>(6) != 0,
+        health: SourceHealth {
+            last_success: t(7),
+            last_attempt: t(8),
+            last_error: r.get(9),
+            last_error_code: r.get(10),
+            failures: u32::try_from(r.get::<_, i64>(11)).unwrap_or(u32::MAX),
+            failing_since: t(12),
+            failing_alerted: r.get::<_, i64>(13) != 0,
+            first_seen: t(14),
+            last_poll: r
+                .get::<_, Option<i64>>(16)
+                .map(|ms| Duration::from_millis(ms.max(0).unsigned_abs())),
+            last_polled_by: r.get(17),
+        },
+        entries: r.get::<_, i64>(15).max(0).unsigned_abs(),
+    }
+}
+
+/// A history row; a list column that is not a JSON array of strings reads as the text
+/// it holds, so `history --check` reports the change instead of failing to read.
+fn row_to_record(r: &Row) -> Record {
+    let list = |i: usize| -> Vec<String> {
+        let text: String = r.get(i);
+        serde_json::from_str::<Vec<String>>(&text).unwrap_or_else(|_| vec![text])
+    };
+    let unsigned = |i: usize| r.get::<_, i64>(i).max(0).unsigned_abs();
+    Record {
+        seq: unsigned(0),
+        entry: Entry {
+            at: unsigned(1),
+            command: r.get(2),
+            bundle: r.get(3),
+            size: unsigned(4),
+            sha256: r.get(5),
+            vendor: r.get(6),
+            product: r.get(7),
+            version: r.get(8),
+            verdict: r.get(9),
+            codes: list(10),
+            signers: list(11),
+            unexpected: list(12),
+            into: r.get(13),
+            user: r.get(14),
+            host: r.get(15),
+            allowed: list(16),
+        },
+        prev: r.get(17),
+        hash: r.get(18),
+    }
+}
+
+/// Stores `events` not stored yet, in their order, in one statement; how many were new.
+fn insert_events(tx: &mut Transaction<'_>, events: &[Event]) -> Result<usize, StoreError> {
+    if events.is_empty() {
+        return Ok(0);
+    }
+    // Only events not stored yet reach the insert, so the sequence has no gaps but
+    // those of a race between two instances (which `ON CONFLICT` settles).
+    let mut seen = std::collections::HashSet::new();
+    let events: Vec<&Event> = events.iter().filter(|e| seen.insert(&e.id)).collect();
+    let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.code()).collect();
+    let vendors: Vec<&str> = events.iter().map(|e| e.vendor.as_str()).collect();
+    let json: Vec<String> = events.iter().map(|e| e.to_json().to_string()).collect();
+    let detected: Vec<i64> = events.iter().map(|e| secs(e.detected_at)).collect();
+    let n = tx.execute(
+        "INSERT INTO events (id, kind, vendor, json, detected_at)
+         SELECT id, kind, vendor, json, detected_at
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])
+              WITH ORDINALITY AS x(id, kind, vendor, json, detected_at, n)
+         WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = x.id)
+         ORDER BY n
+         ON CONFLICT DO NOTHING",
+        &[&ids, &kinds, &vendors, &json, &detected],
+    )?;
+    Ok(usize::try_from(n).unwrap_or(usize::MAX))
+}
+
+/// The source's row, created when new.
+fn ensure_source(tx: &mut Transaction<'_>, s: SourceRef<'_>, now: i64) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO sources (id, vendor, kind, url, first_seen) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (id) DO NOTHING",
+        &[&s.id, &s.vendor, &s.kind, &s.url, &now],
+    )?;
+    Ok(())
+}
+
+/// Writes a poll's CSAF parts that are `Some`: problems, listing validators, side
+/// files, keyring.
+fn commit_csaf(tx: &mut Transaction<'_>, c: &PollCommit<'_>, now: i64) -> Result<(), StoreError> {
+    let id = c.source.id;
+    if let Some(problems) = c.problems {
+        tx.execute("DELETE FROM advisory_problems WHERE source = $1", &[&id])?;
+        let p = last_wins(problems, |p| (p.advisory_url.clone(), p.code.clone()));
+        let urls: Vec<&str> = p.iter().map(|p| p.advisory_url.as_str()).collect();
+        let codes: Vec<&str> = p.iter().map(|p| p.code.as_str()).collect();
+        let first: Vec<i64> = p.iter().map(|p| secs(p.first_seen)).collect();
+        let listed: Vec<Option<&str>> = p.iter().map(|p| p.listed_updated.as_deref()).collect();
+        tx.execute(
+            "INSERT INTO advisory_problems (source, advisory_url, code, first_seen, last_seen, listed_updated)
+             SELECT $1, u, c, f, $2, l FROM UNNEST($3::text[], $4::text[], $5::bigint[], $6::text[]) AS x(u, c, f, l)",
+            &[&id, &now, &urls, &codes, &first, &listed],
+        )?;
+    }
+    if let Some(listing) = c.listing {
+        tx.execute("DELETE FROM listing_validators WHERE source = $1", &[&id])?;
+        let v = last_wins(listing, |v| v.url.clone());
+        let urls: Vec<&str> = v.iter().map(|v| v.url.as_str()).collect();
+        let etags: Vec<Option<&str>> = v.iter().map(|v| v.etag.as_deref()).collect();
+        let lms: Vec<Option<&str>> = v.iter().map(|v| v.last_modified.as_deref()).collect();
+        tx.execute(
+            "INSERT INTO listing_validators (source, url, etag, last_modified)
+             SELECT $1, u, e, l FROM UNNEST($2::text[], $3::text[], $4::text[]) AS x(u, e, l)",
+            &[&id, &urls, &etags, &lms],
+        )?;
+    }
+    if let Some(side_files) = c.side_files {
+        tx.execute("DELETE FROM csaf_side_files WHERE source = $1", &[&id])?;
+        let f = last_wins(side_files, |f| f.advisory_url.clone());
+        let text = |g: fn(&SideFiles) -> &str| f.iter().map(|f| g(f)).collect::<Vec<&str>>();
+        let opt = |g: fn(&SideFiles) -> Option<&str>| f.iter().map(|f| g(f)).collect::<Vec<_>>();
+        let rounds: Vec<i64> = f.iter().map(|f| f.round).collect();
+        tx.execute(
+            "INSERT INTO csaf_side_files
+                (source, advisory_url, hash_url, signature_url, hash_value, signature_sha256, round,
+                 hash_etag, hash_last_modified, signature_etag, signature_last_modified)
+             SELECT $1, a, hu, su, hv, ss, r, he, hl, se, sl
+             FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[],
+                         $8::text[], $9::text[], $10::text[], $11::text[])
+                  AS x(a, hu, su, hv, ss, r, he, hl, se, sl)",
+            &[
+                &id,
+                &text(|f| &f.advisory_url),
+                &text(|f| &f.hash_url),
+                &text(|f| &f.signature_url),
+                &text(|f| &f.hash_value),
+                &text(|f| &f.signature_sha256),
+                &rounds,
+                &opt(|f| f.hash_validators.0.as_deref()),
+                &opt(|f| f.hash_validators.1.as_deref()),
+                &opt(|f| f.signature_validators.0.as_deref()),
+                &opt(|f| f.signature_validators.1.as_deref()),
+            ],
+        )?;
+    }
+    if let Some(fingerprints) = c.keyring {
+        tx.execute(
+            "INSERT INTO keyring_seen (source, fingerprints, seen_at) VALUES ($1, $2, $3)
+             ON CONFLICT (source) DO UPDATE SET fingerprints = excluded.fingerprints, seen_at = excluded.seen_at",
+            &[&id, &fingerprints, &now],
+        )?;
+    }
+    Ok(())
+}
+
+impl Store for PgStore {
+    fn source(&self, id: &str) -> Result<Option<SourceRow>, StoreError> {
+        self.with(|c| {
+            let row = c.query_opt(&format!("{SOURCE_SELECT} WHERE id = $1"), &[&id])?;
+            Ok(row.as_ref().map(row_to_source))
+        })
+    }
+
+    fn sources(&self) -> Result<Vec<SourceRow>, StoreError> {
+        self.with(|c| {
+            let rows = c.query(&format!("{SOURCE_SELECT} ORDER BY vendor, url, id"), &[])?;
+            Ok(rows.iter().map(row_to_source).collect())
+        })
+    }
+
+    fn entries(&self, source: &str) -> Result<HashMap<String, EntryRow>, StoreError> {
+        self.with(|c| {
+            let rows = c.query(
+                "SELECT key, content_hash, updated FROM entries WHERE source = $1",
+                &[&source],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    let row = EntryRow {
+                        content_hash: r.get(1),
+                        updated: r.get(2),
+                    };
+                    (r.get(0), row)
+                })
+                .collect())
+        })
+    }
+
+    fn problems(&self, source: &str) -> Result<Vec<ProblemRow>, StoreError> {
+        self.with(|c| {
+            let rows = c.query(
+                "SELECT advisory_url, code, first_seen, listed_updated FROM advisory_problems
+                 WHERE source = $1 ORDER BY advisory_url, code",
+                &[&source],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| ProblemRow {
+                    advisory_url: r.get(0),
+                    code: r.get(1),
+                    first_seen: at(r.get(2)),
+                    listed_updated: r.get(3),
+                })
+                .collect())
+        })
+    }
+
+    fn listing_validators(&self, source: &str) -> Result<Vec<UrlValidators>, StoreError> {
+        self.with(|c| {
+            let rows = c.query(
+                "SELECT url, etag, last_modified FROM listing_validators WHERE source = $1 ORDER BY url",
+                &[&source],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| UrlValidators {
+                    url: r.get(0),
+                    etag: r.get(1),
+                    last_modified: r.get(2),
+                })
+                .collect())
+        })
+    }
+
+    fn side_files(&self, source: &str) -> Result<Vec<SideFiles>, StoreError> {
+        self.with(|c| {
+            let rows = c.query(
+                "SELECT advisory_url, hash_url, signature_url, hash_value, signature_sha256, round,
+                        hash_etag, hash_last_modified, signature_etag, signature_last_modified
+                 FROM csaf_side_files WHERE source = $1 ORDER BY advisory_url",
+                &[&source],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| SideFiles {
+                    advisory_url: r.get(0),
+                    hash_url: r.get(1),
+                    signature_url: r.get(2),
+                    hash_value: r.get(3),
+                    signature_sha256: r.get(4),
+                    round: r.get(5),
+                    hash_validators: (r.get(6), r.get(7)),
+                    signature_validators: (r.get(8), r.get(9)),
+                })
+                .collect())
+        })
+    }
+
+    fn keyring_seen(&self, source: &str) -> Result<Option<String>, StoreError> {
+        self.with(|c| {
+            let row = c.query_opt(
+                "SELECT fingerprints FROM keyring_seen WHERE source = $1",
+                &[&source],
+            )?;
+            Ok(row.map(|r| r.get(0)))
+        })
+    }
+
+    fn open_problems(&self) -> Result<HashMap<String, Vec<(String, u64)>>, StoreError> {
+        let rows = self.with(|c| {
+            Ok(c.query(
+                "SELECT source, code, COUNT(*) FROM advisory_problems GROUP BY source, code
+                 ORDER BY source, code",
+                &[],
+            )?)
+        })?;
+        let mut out: HashMap<String, Vec<(String, u64)>> = HashMap::new();
+        for r in &rows {
+            let n: i64 = r.get(2);
+            out.entry(r.get(0))
+                .or_default()
+                .push((r.get(1), n.max(0).unsigned_abs()));
+        }
+        Ok(out)
+    }
+
+    fn commit_poll(&mut self, c: &PollCommit<'_>) -> Result<usize, StoreError> {
+        let now = secs(c.now);
+        let me = self.instance.id.clone();
+        self.in_tx(|tx| {
+            let s = c.source;
+            tx.execute(
+                "INSERT INTO sources (id, vendor, kind, url, first_seen) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (id) DO UPDATE SET vendor = excluded.vendor, kind = excluded.kind, url = excluded.url",
+                &[&s.id, &s.vendor, &s.kind, &s.url, &now],
+            )?;
+            if let Some((etag, last_modified)) = &c.validators {
+                tx.execute(
+                    "UPDATE sources SET etag = $2, last_modified = $3 WHERE id = $1",
+                    &[&s.id, etag, last_modified],
+                )?;
+            }
+            tx.execute(
+                "UPDATE sources SET initialized = 1, last_success = $2, last_attempt = $2, last_error = NULL,
+                        last_error_code = NULL, failures = 0, failing_since = NULL, failing_alerted = 0,
+                        last_poll_ms = COALESCE($3, last_poll_ms), last_polled_by = $4,
+                        lease_holder = NULL, lease_until = NULL
+                 WHERE id = $1",
+                &[&s.id, &now, &c.duration.map(millis), &me],
+            )?;
+            if !c.entries.is_empty() {
+                let e = last_wins(c.entries, |e| e.key.clone());
+                let keys: Vec<&str> = e.iter().map(|e| e.key.as_str()).collect();
+                let hashes: Vec<&str> = e.iter().map(|e| e.content_hash.as_str()).collect();
+                let updated: Vec<Option<&str>> = e.iter().map(|e| e.updated.as_deref()).collect();
+                let titles: Vec<&str> = e.iter().map(|e| e.title.as_str()).collect();
+                let urls: Vec<&str> = e.iter().map(|e| e.url.as_str()).collect();
+                tx.execute(
+                    "INSERT INTO entries (source, key, content_hash, updated, title, url, first_seen, last_seen)
+                     SELECT $1, k, h, u, t, l, $2, $2
+                     FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) AS x(k, h, u, t, l)
+                     ON CONFLICT (source, key) DO UPDATE SET content_hash = excluded.content_hash,
+                        updated = excluded.updated, title = excluded.title, url = excluded.url,
+                        last_seen = excluded.last_seen",
+                    &[&s.id, &now, &keys, &hashes, &updated, &titles, &urls],
+                )?;
+            }
+            commit_csaf(tx, c, now)?;
+            insert_events(tx, c.events)
+        })
+    }
+
+    fn commit_failure(
+        &mut self,
+        f: &FailureCommit<'_>,
+        decide: &dyn Fn(&SourceRow) -> Option<Event>,
+    ) -> Result<(SourceRow, Option<Event>), StoreError> {
+        let t = secs(f.now);
+        let me = self.instance.id.clone();
+        self.in_tx(|tx| {
+            let id = f.source.id;
+            ensure_source(tx, f.source, t)?;
+            tx.execute(
+                "UPDATE sources SET failures = failures + 1, last_error = $2, last_error_code = $3,
+                        last_attempt = $4, failing_since = COALESCE(failing_since, $4),
+                        last_poll_ms = COALESCE($5, last_poll_ms), last_polled_by = $6,
+                        lease_holder = NULL, lease_until = NULL
+                 WHERE id = $1",
+                &[&id, &f.error, &f.code, &t, &f.duration.map(millis), &me],
+            )?;
+            let row =
+                row_to_source(&tx.query_one(&format!("{SOURCE_SELECT} WHERE id = $1"), &[&id])?);
+            let event = if row.health.failing_alerted {
+                None
+            } else {
+                decide(&row)
+            };
+            if let Some(e) = &event {
+                insert_events(tx, std::slice::from_ref(e))?;
+                tx.execute(
+                    "UPDATE sources SET failing_alerted = 1 WHERE id = $1",
+                    &[&id],
+                )?;
+            }
+            Ok((row, event))
+        })
+    }
+
+    fn events(&self, since: Option<SystemTime>) -> Result<Vec<EventRow>, StoreError> {
+        let since = since.map_or(i64::MIN, secs);
+        let (rows, channels) = self.with(|c| {
+            let rows = c.query(
+                "SELECT seq, id, kind, vendor, json, detected_at, acked_at FROM events
+                 WHERE detected_at >= $1 ORDER BY seq",
+                &[&since],
+            )?;
+            let channels = c.query(
+                "SELECT d.event_id, d.channel, d.filtered FROM deliveries d
+                 JOIN events e ON e.id = d.event_id
+                 WHERE e.detected_at >= $1 AND d.delivered_at IS NOT NULL ORDER BY d.channel",
+                &[&since],
+            )?;
+            Ok((rows, channels))
+        })?;
+        let mut done: HashMap<String, (Vec<String>, Vec<String>)> = HashMap::new();
+        for r in &channels {
+            let (delivered, filtered) = done.entry(r.get(0)).or_default();
+            match r.get::<_, i64>(2) != 0 {
+                true => filtered.push(r.get(1)),
+                false => delivered.push(r.get(1)),
+            }
+        }
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let id: String = r.get(1);
+                let (delivered, filtered) = done.remove(&id).unwrap_or_default();
+                EventRow {
+                    seq: r.get(0),
+                    id,
+                    kind: r.get(2),
+                    vendor: r.get(3),
+                    event: parse_event(r.get(4)),
+                    detected_at: at(r.get(5)),
+                    acked_at: r.get::<_, Option<i64>>(6).map(at),
+                    delivered,
+                    filtered,
+                }
+            })
+            .collect())
+    }
+
+    fn ack_event(&mut self, id: &str, now: SystemTime) -> Result<bool, StoreError> {
+        self.with(|c| {
+            let n = c.execute(
+                "UPDATE events SET acked_at = COALESCE(acked_at, $2) WHERE id = $1",
+                &[&id, &secs(now)],
+            )?;
+            Ok(n > 0)
+        })
+    }
+
+    fn filtered_count(&self, channel: &str) -> Result<u64, StoreError> {
+        self.with(|c| {
+            let n: i64 = c
+                .query_one(
+                    "SELECT COUNT(*) FROM deliveries WHERE channel = $1 AND filtered = 1",
+                    &[&channel],
+                )?
+                .get(0);
+            Ok(n.max(0).unsigned_abs())
+        })
+    }
+
+    fn handled_count(&self, channels: &[&str]) -> Result<u64, StoreError> {
+        self.with(|c| {
+            let n: i64 = c
+                .query_one(
+                    "SELECT COUNT(*) FROM events e WHERE e.acked_at IS NOT NULL AND EXISTS (
+                        SELECT 1 FROM UNNEST($1::text[]) AS ch(name)
+                        WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id
+                            AND d.channel = ch.name AND d.delivered_at IS NOT NULL))",
+                    &[&channels],
+                )?
+                .get(0);
+            Ok(n.max(0).unsigned_abs())
+        })
+    }
+
+    fn pending_detected(&self, channel: &str) -> Result<Vec<(String, SystemTime)>, StoreError> {
+        self.with(|c| {
+            let rows = c.query(
+                &format!("SELECT e.id, e.detected_at {PENDING_ON_CHANNEL}"),
+                &[&channel],
+            )?;
+            Ok(rows.iter().map(|r| (r.get(0), at(r.get(1)))).collect())
+        })
+    }
+
+    fn delivery_totals(&self) -> Result<Vec<DeliveryTotals>, StoreError> {
+        // A delivered row's last attempt succeeded; every other attempt failed.
+        self.with(|c| {
+            let rows = c.query(
+                &format!(
+                    "SELECT channel, COUNT(delivered_at), (SUM(attempts) - COUNT(delivered_at))::bigint
+                     FROM deliveries WHERE {NOT_CLAIM_ONLY} GROUP BY channel ORDER BY channel"
+                ),
+                &[],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| DeliveryTotals {
+                    channel: r.get(0),
+                    delivered: r.get::<_, i64>(1).max(0).unsigned_abs(),
+                    failed: r.get::<_, i64>(2).max(0).unsigned_abs(),
+                })
+                .collect())
+        })
+    }
+
+    fn event_totals(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.with(|c| {
+            let rows = c.query(
+                "SELECT kind, COUNT(*) FROM events GROUP BY kind ORDER BY kind",
+                &[],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| (r.get(0), r.get::<_, i64>(1).max(0).unsigned_abs()))
+                .collect())
+        })
+    }
+
+    fn heartbeat(&mut self, now: SystemTime) -> Result<(), StoreError> {
+        let i = self.instance.clone();
+        let t = secs(now);
+        self.in_tx(|tx| {
+            tx.execute(
+                "INSERT INTO instances (id, host, pid, version, started_at, heartbeat_at, lease_secs)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (id) DO UPDATE SET host = $2, pid = $3, version = $4, started_at = $5,
+                    heartbeat_at = $6, lease_secs = $7",
+                &[
+                    &i.id,
+                    &i.host,
+                    &i64::from(i.pid),
+                    &i.version,
+                    &secs(i.started_at),
+                    &t,
+                    &i64::try_from(i.lease.as_secs().max(1)).unwrap_or(i64::MAX),
+                ],
+            )?;
+            tx.execute(
+                "DELETE FROM instances WHERE heartbeat_at < $1",
+                &[&(t - FORGET_INSTANCES_SECS)],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn instances(&self) -> Result<Vec<InstanceRow>, StoreError> {
+        self.with(|c| {
+            let rows = c.query(
+                "SELECT id, host, pid, version, started_at, heartbeat_at, lease_secs FROM instances ORDER BY id",
+                &[],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    let heartbeat: i64 = r.get(5);
+                    InstanceRow {
+                        id: r.get(0),
+                        host: r.get(1),
+                        pid: u32::try_from(r.get::<_, i64>(2)).unwrap_or(0),
+                        version: r.get(3),
+                        started_at: at(r.get(4)),
+                        heartbeat_at: at(heartbeat),
+                        alive_until: at(heartbeat.saturating_add(r.get(6))),
+                    }
+                })
+                .collect())
+        })
+    }
+
+    fn lease_source(
+        &mut self,
+        source: SourceRef<'_>,
+        fresh_within: Option<Duration>,
+        now: SystemTime,
+    ) -> Result<Lease, StoreError> {
+        let t = secs(now);
+        let me = self.instance.id.clone();
+        let lease = i64::try_from(self.instance.lease.as_secs()).unwrap_or(i64::MAX);
+        self.in_tx(|tx| {
+            ensure_source(tx, source, t)?;
+            let r = tx.query_one(
+                "SELECT lease_holder, lease_until, last_polled_by, last_attempt FROM sources
+                 WHERE id = $1 FOR UPDATE",
+                &[&source.id],
+            )?;
+            let found =
+                lease_decision(&me, t, fresh_within, r.get(0), r.get(1), r.get(2), r.get(3));
+            if found == Lease::Taken {
+                tx.execute(
+                    "UPDATE sources SET lease_holder = $2, lease_until = $3 WHERE id = $1",
+                    &[&source.id, &me, &t.saturating_add(lease)],
+                )?;
+            }
+            Ok(found)
+        })
+    }
+
+    fn release_source(&mut self, id: &str) -> Result<(), StoreError> {
+        let me = self.instance.id.clone();
+        self.with(|c| {
+            c.execute(
+                "UPDATE sources SET lease_holder = NULL, lease_until = NULL WHERE id = $1 AND lease_holder = $2",
+                &[&id, &me],
+            )?;
+            Ok(())
+        })
+    }
+}
+
+impl Outbox for PgStore {
+    type Error = StoreError;
+
+    fn add_events(&mut self, events: &[Event]) -> Result<usize, StoreError> {
+        self.in_tx(|tx| insert_events(tx, events))
+    }
+
+    fn pending(&self, channel: &str) -> Result<Vec<PendingEvent>, StoreError> {
+        let rows = self.with(|c| {
+            Ok(c.query(
+                &format!("SELECT e.json, d.message_id {PENDING_ON_CHANNEL}"),
+                &[&channel],
+            )?)
+        })?;
+        // One whose JSON does not parse is reported by `unreadable_pending`.
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                let event = parse_event(r.get(0)).ok()?;
+                Some(PendingEvent {
+                    event,
+                    message_id: r.get(1),
+                })
+            })
+            .collect())
+    }
+
+    fn claim(&mut self, channel: &str, now: SystemTime) -> Result<Vec<PendingEvent>, StoreError> {
+        let t = secs(now);
+        let me = self.instance.id.clone();
+        let until =
+            t.saturating_add(i64::try_from(self.instance.lease.as_secs()).unwrap_or(i64::MAX));
+        self.in_tx(|tx| {
+            // A row to lock for each pending event that has none yet, in one order so two
+            // instances inserting at once cannot deadlock.
+            tx.execute(
+                "INSERT INTO deliveries (event_id, channel, attempts)
+                 SELECT e.id, $1, 0 FROM events e
+                 WHERE e.acked_at IS NULL
+                   AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.channel = $1)
+                 ORDER BY e.seq
+                 ON CONFLICT DO NOTHING",
+                &[&channel],
+            )?;
+            let rows = tx.query(
+                "SELECT d.event_id, e.json, d.message_id FROM deliveries d JOIN events e ON e.id = d.event_id
+                 WHERE d.channel = $1 AND d.delivered_at IS NULL AND e.acked_at IS NULL
+                   AND (d.claim_until IS NULL OR d.claim_until <= $2 OR d.claimed_by = $3)
+                 ORDER BY e.seq FOR UPDATE OF d SKIP LOCKED",
+                &[&channel, &t, &me],
+            )?;
+            let mut ids: Vec<String> = Vec::new();
+            let mut out = Vec::new();
+            for r in &rows {
+                // Left unclaimed: `unreadable_pending` reports it.
+                let Ok(event) = parse_event(r.get(1)) else {
+                    continue;
+                };
+                ids.push(r.get(0));
+                out.push(PendingEvent {
+                    event,
+                    message_id: r.get(2),
+                });
+            }
+            tx.execute(
+                "UPDATE deliveries SET claimed_by = $2, claim_until = $3
+                 WHERE channel = $1 AND event_id = ANY($4)",
+                &[&channel, &me, &until, &ids],
+            )?;
+            Ok(out)
+        })
+    }
+
+    fn release_claims(&mut self, channel: &str) -> Result<(), StoreError> {
+        let me = self.instance.id.clone();
+        self.with(|c| {
+            c.execute(
+                "UPDATE deliveries SET claimed_by = NULL, claim_until = NULL
+                 WHERE channel = $1 AND claimed_by = $2 AND delivered_at IS NULL",
+                &[&channel, &me],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn unreadable_pending(&self, channels: &[&str]) -> Result<Vec<UnreadableEvent>, StoreError> {
+        let rows = self.with(|c| {
+            Ok(c.query(
+                "SELECT e.seq, e.id, e.json FROM events e WHERE e.acked_at IS NULL AND EXISTS (
+                    SELECT 1 FROM UNNEST($1::text[]) AS ch(name)
+                    WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id
+                        AND d.channel = ch.name AND d.delivered_at IS NOT NULL))
+                 ORDER BY e.seq",
+                &[&channels],
+            )?)
+        })?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                let error = parse_event(r.get(2)).err()?;
+                Some(UnreadableEvent {
+                    seq: r.get(0),
+                    id: r.get(1),
+                    error,
+                })
+            })
+            .collect())
+    }
+
+    fn pending_count(&self, channel: &str) -> Result<u64, StoreError> {
+        self.with(|c| {
+            let n: i64 = c
+                .query_one(
+                    "SELECT COUNT(*) FROM events e LEFT JOIN deliveries d ON d.event_id = e.id AND d.channel = $1
+                     WHERE d.delivered_at IS NULL AND e.acked_at IS NULL",
+                    &[&channel],
+                )?
+                .get(0);
+            Ok(n.max(0).unsigned_abs())
+        })
+    }
+
+    fn fix_message_id(
+        &mut self,
+        event_ids: &[&str],
+        channel: &str,
+        message_id: &str,
+    ) -> Result<(), StoreError> {
+        self.in_tx(|tx| {
+            tx.execute(
+                "INSERT INTO deliveries (event_id, channel, attempts, message_id)
+                 SELECT DISTINCT id, $2, 0, $3 FROM UNNEST($1::text[]) AS x(id)
+                 ON CONFLICT (event_id, channel) DO UPDATE SET message_id = excluded.message_id",
+                &[&event_ids, &channel, &message_id],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn record(&mut self, event: &str, channel: &str, a: Attempt<'_>) -> Result<(), StoreError> {
+        self.with(|c| {
+            match a {
+                Attempt::Delivered { at, output } => c.execute(
+                    "INSERT INTO deliveries (event_id, channel, delivered_at, attempts, output) VALUES ($1, $2, $3, 1, $4)
+                     ON CONFLICT (event_id, channel) DO UPDATE SET delivered_at = $3,
+                        attempts = deliveries.attempts + 1, output = COALESCE($4, deliveries.output),
+                        last_error = NULL, last_error_kind = NULL, next_attempt_at = NULL,
+                        claimed_by = NULL, claim_until = NULL",
+                    &[&event, &channel, &secs(at), &output],
+                )?,
+                Attempt::Filtered { at } => c.execute(
+                    "INSERT INTO deliveries (event_id, channel, delivered_at, attempts, filtered) VALUES ($1, $2, $3, 0, 1)
+                     ON CONFLICT (event_id, channel) DO UPDATE SET delivered_at = $3, filtered = 1,
+                        last_error = NULL, last_error_kind = NULL, next_attempt_at = NULL,
+                        claimed_by = NULL, claim_until = NULL",
+                    &[&event, &channel, &secs(at)],
+                )?,
+                Attempt::Failed(f) => c.execute(
+                    "INSERT INTO deliveries (event_id, channel, attempts, last_error, last_error_kind, next_attempt_at, output)
+                     VALUES ($1, $2, 1, $3, $4, $5, $6)
+                     ON CONFLICT (event_id, channel) DO UPDATE SET attempts = deliveries.attempts + 1,
+                        last_error = $3, last_error_kind = $4, next_attempt_at = $5,
+                        output = COALESCE($6, deliveries.output), claimed_by = NULL, claim_until = NULL",
+                    &[&event, &channel, &f.error, &f.kind, &secs(f.retry_at), &f.output],
+                )?,
+            };
+            Ok(())
+        })
+    }
+
+    fn delivery_problems(&self) -> Result<Vec<DeliveryProblem>, StoreError> {
+        // "Latest" is the failed delivery of the newest event.
+        self.with(|c| {
+            let rows = c.query(
+                "WITH failed AS (
+                    SELECT d.channel, d.last_error_kind, d.last_error, d.output, e.seq
+                    FROM deliveries d JOIN events e ON e.id = d.event_id
+                    WHERE d.delivered_at IS NULL AND d.last_error IS NOT NULL AND e.acked_at IS NULL)
+                 SELECT f.channel, COALESCE(f.last_error_kind, ''), COUNT(*),
+                    (SELECT x.last_error FROM failed x WHERE x.channel = f.channel
+                       AND x.last_error_kind IS NOT DISTINCT FROM f.last_error_kind ORDER BY x.seq DESC LIMIT 1),
+                    (SELECT x.output FROM failed x WHERE x.channel = f.channel
+                       AND x.last_error_kind IS NOT DISTINCT FROM f.last_error_kind ORDER BY x.seq DESC LIMIT 1)
+                 FROM failed f GROUP BY f.channel, f.last_error_kind ORDER BY f.channel, 2",
+                &[],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| DeliveryProblem {
+                    channel: r.get(0),
+                    kind: r.get(1),
+                    events: r.get::<_, i64>(2).max(0).unsigned_abs(),
+                    error: r.get::<_, Option<String>>(3).unwrap_or_default(),
+                    output: r.get(4),
+                })
+                .collect())
+        })
+    }
+}
+
+impl History for PgStore {
+    fn append(&mut self, e: &Entry) -> Result<Record, StoreError> {
+        self.in_tx(|tx| {
+            // Appends from every instance take turns: the lock covers a history whose head
+            // row does not exist yet, the row lock the rest.
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&HISTORY_LOCK])?;
+            let head = tx.query_opt(
+                "SELECT count, hash FROM history_head WHERE id = 1 FOR UPDATE",
+                &[],
+            )?;
+            let (count, prev): (i64, String) = match head {
+                Some(r) => (r.get(0), r.get(1)),
+                None => (0, chain::GENESIS.to_string()),
+            };
+            let seq = count.max(0).unsigned_abs() + 1;
+            let hash = chain::hash(seq, e, &prev);
+            let list = |v: &[String]| serde_json::Value::from(v.to_vec()).to_string();
+            let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+            tx.execute(
+                "INSERT INTO history (seq, at, command, bundle, size, sha256, vendor, product, version, verdict,
+                    codes, signers, unexpected, into_dir, \"user\", host, allowed, prev, hash)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+                &[
+                    &n(seq),
+                    &n(e.at),
+                    &e.command,
+                    &e.bundle,
+                    &n(e.size),
+                    &e.sha256,
+                    &e.vendor,
+                    &e.product,
+                    &e.version,
+                    &e.verdict,
+                    &list(&e.codes),
+                    &list(&e.signers),
+                    &list(&e.unexpected),
+                    &e.into,
+                    &e.user,
+                    &e.host,
+                    &list(&e.allowed),
+                    &prev,
+                    &hash,
+                ],
+            )?;
+            tx.execute(
+                "INSERT INTO history_head (id, count, hash) VALUES (1, $1, $2)
+                 ON CONFLICT (id) DO UPDATE SET count = excluded.count, hash = excluded.hash",
+                &[&n(seq), &hash],
+            )?;
+            Ok(Record {
+                seq,
+                entry: e.clone(),
+                prev,
+                hash,
+            })
+        })
+    }
+
+    fn records(
+        &self,
+        vendor: Option<&str>,
+        product: Option<&str>,
+    ) -> Result<Vec<Record>, StoreError> {
+        let limit = i64::try_from(crate::policy::MAX_HISTORY_RECORDS).unwrap_or(i64::MAX);
+        self.with(|c| {
+            let rows = c.query(
+                &format!(
+                    "SELECT * FROM ({HISTORY_SELECT}
+                       WHERE ($1::text IS NULL OR vendor = $1) AND ($2::text IS NULL OR product = $2)
+                       ORDER BY seq DESC LIMIT $3) AS newest ORDER BY seq"
+                ),
+                &[&vendor, &product, &limit],
+            )?;
+            Ok(rows.iter().map(row_to_record).collect())
+        })
+    }
+
+    fn check(&self) -> Result<Result<u64, chain::Break>, StoreError> {
+        self.with(|c| {
+            // One consistent snapshot of the records and the head, read in portions.
+            let mut tx = c
+                .build_transaction()
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()?;
+            let mut checker = chain::Checker::default();
+            let portal = tx.bind(&format!("{HISTORY_SELECT} ORDER BY seq"), &[])?;
+            loop {
+                let rows = tx.query_portal(&portal, 1000)?;
+                if rows.is_empty() {
+                    break;
+                }
+                for r in &rows {
+                    if let Err(b) = checker.step(&row_to_record(r)) {
+                        return Ok(Err(b));
+                    }
+                }
+            }
+            let head = tx
+                .query_opt("SELECT count, hash FROM history_head WHERE id = 1", &[])?
+                .map(|r| (r.get::<_, i64>(0).max(0).unsigned_abs(), r.get(1)));
+            tx.commit()?;
+            Ok(checker.finish(head))
+        })
+    }
+
+    fn installed(&self) -> Result<Vec<Record>, StoreError> {
+        self.with(|c| {
+            let rows = c.query(
+                &format!(
+                    "{HISTORY_SELECT} WHERE seq IN (
+                        SELECT MAX(seq) FROM history
+                        WHERE command = 'unpack' AND verdict = 'verified' AND product IS NOT NULL
+                        GROUP BY vendor, product)
+                     ORDER BY vendor, product"
+                ),
+                &[],
+            )?;
+            Ok(rows.iter().map(row_to_record).collect())
+        })
+    }
+}
+
+/// A column name as PostgreSQL reads it (`user` is reserved). Names come from
+/// `store::TABLES`, never from input.
+fn quoted(columns: &[&str]) -> String {
+    let q: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
+    q.join(", ")
+}
+
+/// One cell as a parameter of a column of type `ty`: BIGINT or TEXT.
+fn to_param(cell: &Cell, ty: &Type, table: &str) -> Result<Box<dyn ToSql + Sync>, StoreError> {
+    let int = *ty == Type::INT8;
+    Ok(match cell {
+        Cell::Null if int => Box::new(None::<i64>),
+        Cell::Null => Box::new(None::<String>),
+        Cell::Int(v) if int => Box::new(*v),
+        Cell::Int(v) => Box::new(v.to_string()),
+        Cell::Text(t) if !int => Box::new(t.clone()),
+        Cell::Text(t) => Box::new(t.parse::<i64>().map_err(|_| {
+            StoreError::Backend(format!("table {table}: {t:?} is not an integer").into())
+        })?),
+    })
+}
+
+impl Rows for PgStore {
+    fn read_rows(&self, table: &TableSpec) -> Result<Vec<Vec<Cell>>, StoreError> {
+        let cols = quoted(table.columns);
+        self.with(|c| {
+            let stmt = c.prepare(&format!(
+                "SELECT {cols} FROM {} ORDER BY {cols}",
+                table.name
+            ))?;
+            let ints: Vec<bool> = stmt
+                .columns()
+                .iter()
+                .map(|c| matches!(*c.type_(), Type::INT8 | Type::INT4 | Type::INT2))
+                .collect();
+            let rows = c.query(&stmt, &[])?;
+            let cell = |r: &Row, i: usize, int: bool| -> Result<Cell, postgres::Error> {
+                Ok(if int {
+                    let v: Option<i64> = match *r.columns()[i].type_() {
+                        Type::INT4 => r.try_get::<_, Option<i32>>(i)?.map(i64::from),
+                        Type::INT2 => r.try_get::<_, Option<i16>>(i)?.map(i64::from),
+                        _ => r.try_get(i)?,
+                    };
+                    v.map_or(Cell::Null, Cell::Int)
+                } else {
+                    r.try_get::<_, Option<String>>(i)?
+                        .map_or(Cell::Null, Cell::Text)
+                })
+            };
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let row = ints
+                    .iter()
+                    .enumerate()
+                    .map(|(i, int)| cell(r, i, *int))
+                    .collect::<Result<Vec<Cell>, _>>()?;
+                out.push(row);
+            }
+            Ok(out)
+        })
+    }
+
+    fn is_empty(&self) -> Result<bool, StoreError> {
+        self.with(|c| {
+            Ok(c.query_one(
+                "SELECT NOT EXISTS (SELECT 1 FROM sources) AND NOT EXISTS (SELECT 1 FROM events)
+                    AND NOT EXISTS (SELECT 1 FROM history)",
+                &[],
+            )?
+            .get(0))
+        })
+    }
+
+    fn write_rows(&mut self, tables: &[(TableSpec, Vec<Vec<Cell>>)]) -> Result<(), StoreError> {
+        self.in_tx(|tx| {
+            for (table, rows) in tables {
+                let marks: Vec<String> =
+                    (1..=table.columns.len()).map(|i| format!("${i}")).collect();
+                let stmt = tx.prepare(&format!(
+                    "INSERT INTO {} ({}) VALUES ({})",
+                    table.name,
+                    quoted(table.columns),
+                    marks.join(", ")
+                ))?;
+                for row in rows {
+                    let params = row
+                        .iter()
+                        .zip(stmt.params())
+                        .map(|(cell, ty)| to_param(cell, ty, table.name))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| &**p).collect();
+                    tx.execute(&stmt, &refs)?;
+                }
+            }
+            // Events copied with their seq: new ones continue after the highest.
+            tx.execute(
+                "SELECT setval(pg_get_serial_sequence('events', 'seq'),
+                               COALESCE((SELECT MAX(seq) FROM events), 1),
+                               (SELECT MAX(seq) FROM events) IS NOT NULL)",
+                &[],
+            )?;
+            Ok(())
+        })
+    }
 }
