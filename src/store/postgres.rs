@@ -1518,3 +1518,818 @@ impl Rows for PgStore {
         })
     }
 }
+
+/// The tests' private PostgreSQL server (shared with the integration tests).
+#[cfg(test)]
+#[allow(clippy::zombie_processes)] // its watchdog outlives the tests on purpose
+#[path = "../../tests/support/pg_server.rs"]
+mod pg_server;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::event::{Kind, Severity};
+    use crate::alert::outbox::DeliveryFailure;
+    use crate::store::{EntryWrite, StateLocation, TABLES};
+    use std::collections::BTreeMap;
+
+    use super::pg_server;
+
+    const T: i64 = 1_700_000_000;
+
+    fn parse(url: &str) -> PgState {
+        match StateLocation::parse(url, std::path::Path::new("/"), None).unwrap() {
+            StateLocation::Postgres(pg) => pg,
+            StateLocation::Sqlite(p) => panic!("{url} read as {}", p.display()),
+        }
+    }
+
+    /// A fresh database on the test server.
+    fn database() -> PgState {
+        parse(&pg_server::database())
+    }
+
+    fn instance(id: &str) -> Instance {
+        Instance::this_process(Some(id), Duration::from_secs(60), at(T))
+    }
+
+    fn store(pg: &PgState, id: &str) -> PgStore {
+        PgStore::open(pg, instance(id)).unwrap()
+    }
+
+    fn sql(s: &PgStore, q: &str) {
+        s.with(|c| Ok(c.batch_execute(q)?)).unwrap();
+    }
+
+    fn count(s: &PgStore, q: &str) -> i64 {
+        s.with(|c| Ok(c.query_one(q, &[])?.get(0))).unwrap()
+    }
+
+    fn ev(n: u32) -> Event {
+        Event::new(
+            Kind::AdvisoryNew,
+            "acme",
+            &format!("e{n}"),
+            Severity::High,
+            format!("t{n}"),
+            "u",
+            at(T + i64::from(n)),
+        )
+    }
+
+    fn src(id: &str) -> SourceRef<'_> {
+        SourceRef {
+            id,
+            vendor: "acme",
+            kind: "csaf",
+            url: id,
+        }
+    }
+
+    fn ids(p: &[PendingEvent]) -> Vec<String> {
+        p.iter().map(|e| e.event.id.clone()).collect()
+    }
+
+    fn failure(kind: &str, error: &str) -> DeliveryFailure {
+        DeliveryFailure {
+            error: error.into(),
+            kind: kind.into(),
+            output: Some(format!("out of {error}")),
+            retry_at: at(T + 600),
+        }
+    }
+
+    #[test]
+    fn a_fresh_database_gets_the_schema_once_even_when_two_instances_start_together() {
+        let pg = database();
+        let barrier = std::sync::Barrier::new(2);
+        std::thread::scope(|s| {
+            let opens: Vec<_> = ["a", "b"]
+                .map(|id| {
+                    let (pg, barrier) = (&pg, &barrier);
+                    s.spawn(move || {
+                        barrier.wait();
+                        PgStore::open(pg, instance(id)).map(drop)
+                    })
+                })
+                .into_iter()
+                .collect();
+            for o in opens {
+                o.join().unwrap().unwrap();
+            }
+        });
+        let s = store(&pg, "c");
+        let version = "SELECT MAX(version) FROM vendorguard_schema";
+        assert_eq!(count(&s, version), SCHEMA_VERSION as i64);
+        assert_eq!(count(&s, "SELECT COUNT(*) FROM vendorguard_schema"), 1);
+        for table in TABLES {
+            assert!(s.read_rows(table).unwrap().is_empty(), "{}", table.name);
+        }
+        assert!(s.is_empty().unwrap());
+        let again = store(&pg, "d");
+        assert_eq!(count(&again, "SELECT COUNT(*) FROM vendorguard_schema"), 1);
+        assert_eq!(count(&again, version), SCHEMA_VERSION as i64);
+    }
+
+    #[test]
+    fn a_shared_database_is_used_and_a_newer_schema_is_refused() {
+        let pg = database();
+        {
+            let first = store(&pg, "a");
+            sql(&first, "DROP TABLE vendorguard_schema CASCADE");
+            sql(&first, "CREATE TABLE notes (x BIGINT)");
+        }
+        // Someone else's tables beside ours are normal; ours are there already, though.
+        let pg2 = database();
+        {
+            let other = store(&pg2, "a");
+            sql(
+                &other,
+                "CREATE TABLE notes (x BIGINT); INSERT INTO notes VALUES (7)",
+            );
+        }
+        let s = store(&pg2, "b");
+        assert_eq!(count(&s, "SELECT x FROM notes"), 7);
+        sql(&s, "UPDATE vendorguard_schema SET version = 12");
+        let e = PgStore::open(&pg2, instance("c")).err().expect("refused");
+        let StoreError::Open { path, message } = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(path, &pg2.to_string());
+        assert_eq!(
+            message,
+            "schema version 12 is newer than this vendorguard knows (11); upgrade vendorguard"
+        );
+        // A database whose tables exist without the version table is not taken over.
+        let e = PgStore::open(&pg, instance("c")).err().expect("refused");
+        assert!(
+            e.to_string()
+                .contains("relation \"sources\" already exists"),
+            "{e}"
+        );
+    }
+
+    /// A CSAF poll, a failing one and a recovered one, read back whole: what both
+    /// backends must agree on.
+    fn poll_scenario(s: &mut dyn Store) -> Vec<String> {
+        let entry = |key: &str, hash: &str| EntryWrite {
+            key: key.into(),
+            updated: Some("2026-01-01".into()),
+            content_hash: hash.into(),
+            title: format!("title {key}"),
+            url: format!("http://x/{key}"),
+        };
+        let problem = |u: &str, code: &str, t: i64| ProblemRow {
+            advisory_url: u.into(),
+            code: code.into(),
+            first_seen: at(t),
+            listed_updated: Some("2026-02-02".into()),
+        };
+        let side = |u: &str, round: i64| SideFiles {
+            advisory_url: u.into(),
+            hash_url: format!("{u}.sha512"),
+            signature_url: format!("{u}.asc"),
+            hash_value: "ab".into(),
+            signature_sha256: "cd".into(),
+            round,
+            hash_validators: (Some("\"h\"".into()), None),
+            signature_validators: (None, Some("Sun, 01 Nov 2026 00:00:00 GMT".into())),
+        };
+        let validators = |u: &str| UrlValidators {
+            url: u.into(),
+            etag: Some(format!("\"{u}\"")),
+            last_modified: None,
+        };
+        // A key, a problem and a side file twice in one poll: the last one counts.
+        let entries = [entry("k1", "old"), entry("k2", "h2"), entry("k1", "h1")];
+        let problems = [
+            problem("u1", "digest-mismatch", T),
+            problem("u2", "no-signature", T + 5),
+            problem("u1", "digest-mismatch", T + 9),
+        ];
+        let side_files = [side("a", 1), side("b", 2), side("a", 3)];
+        let listing = [validators("m"), validators("r")];
+        let events = [ev(1), ev(2), ev(1)];
+        let mut out = Vec::new();
+        let commit = PollCommit {
+            source: src("s1"),
+            validators: Some((Some("\"etag\"".into()), Some("Mon".into()))),
+            entries: &entries,
+            problems: Some(&problems),
+            events: &events,
+            listing: Some(&listing),
+            keyring: Some("FPR1 FPR2"),
+            side_files: Some(&side_files),
+            now: at(T + 10),
+            duration: Some(Duration::from_millis(1500)),
+        };
+        out.push(format!("new events {}", s.commit_poll(&commit).unwrap()));
+        out.push(format!("again {}", s.commit_poll(&commit).unwrap()));
+        let fail = FailureCommit {
+            source: src("s2"),
+            code: "http-error",
+            error: "HTTP 500",
+            now: at(T + 20),
+            duration: None,
+        };
+        let raise = |row: &SourceRow| {
+            (row.health.failures >= 2).then(|| {
+                Event::new(
+                    Kind::SourceFailing,
+                    "acme",
+                    &row.id,
+                    Severity::High,
+                    "failing",
+                    &row.url,
+                    at(T + 20),
+                )
+            })
+        };
+        for _ in 0..3 {
+            out.push(format!("{:?}", s.commit_failure(&fail, &raise).unwrap()));
+        }
+        let keep = PollCommit {
+            source: src("s1"),
+            validators: None,
+            entries: &[],
+            problems: None,
+            events: &[],
+            listing: None,
+            keyring: None,
+            side_files: None,
+            now: at(T + 30),
+            duration: None,
+        };
+        s.commit_poll(&keep).unwrap();
+        out.push(format!("{:?}", s.sources().unwrap()));
+        out.push(format!("{:?}", s.source("s1").unwrap()));
+        out.push(format!("{:?}", s.source("none").unwrap()));
+        let sorted: BTreeMap<_, _> = s.entries("s1").unwrap().into_iter().collect();
+        out.push(format!("{sorted:?}"));
+        out.push(format!("{:?}", s.problems("s1").unwrap()));
+        let sorted: BTreeMap<_, _> = s.open_problems().unwrap().into_iter().collect();
+        out.push(format!("{sorted:?}"));
+        out.push(format!("{:?}", s.listing_validators("s1").unwrap()));
+        out.push(format!("{:?}", s.side_files("s1").unwrap()));
+        out.push(format!("{:?}", s.keyring_seen("s1").unwrap()));
+        out.push(format!("{:?}", s.keyring_seen("s2").unwrap()));
+        out.push(listed(s, None));
+        out.push(format!("{:?}", s.event_totals().unwrap()));
+        out
+    }
+
+    /// `events` without the storage order's numbers (both backends may skip some).
+    fn listed(s: &dyn Store, since: Option<SystemTime>) -> String {
+        let rows = s.events(since).unwrap();
+        let seqs: Vec<i64> = rows.iter().map(|e| e.seq).collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+        let shown: Vec<String> = rows
+            .into_iter()
+            .map(|e| format!("{:?}", EventRow { seq: 0, ..e }))
+            .collect();
+        shown.join("\n")
+    }
+
+    /// Deliveries of every kind on two channels, read back through every count.
+    fn outbox_scenario(s: &mut dyn Store, now: SystemTime) -> Vec<String> {
+        let events: Vec<Event> = (1..=6).map(ev).collect();
+        let mut out = vec![format!("added {}", s.add_events(&events).unwrap())];
+        out.push(format!("again {}", s.add_events(&events[..2]).unwrap()));
+        let id = |n: usize| events[n - 1].id.clone();
+        out.push(format!("{:?}", ids(&s.claim("email", now).unwrap())));
+        out.push(format!("{:?}", ids(&s.claim("other", now).unwrap())));
+        s.fix_message_id(&[&id(1), &id(2)], "email", "<digest@vg>")
+            .unwrap();
+        s.record(
+            &id(1),
+            "email",
+            Attempt::Failed(&failure("connection", "down")),
+        )
+        .unwrap();
+        s.record(
+            &id(2),
+            "email",
+            Attempt::Failed(&failure("connection", "still down")),
+        )
+        .unwrap();
+        s.record(
+            &id(3),
+            "email",
+            Attempt::Failed(&failure("permanent", "550")),
+        )
+        .unwrap();
+        s.record(
+            &id(3),
+            "email",
+            Attempt::Delivered {
+                at: at(T + 50),
+                output: Some("250"),
+            },
+        )
+        .unwrap();
+        s.record(&id(4), "escalation", Attempt::Filtered { at: at(T + 51) })
+            .unwrap();
+        s.record(
+            &id(5),
+            "escalation",
+            Attempt::Failed(&failure("exit", "exit 3")),
+        )
+        .unwrap();
+        s.release_claims("email").unwrap();
+        out.push(format!(
+            "acked {}",
+            s.ack_event(&id(6), at(T + 60)).unwrap()
+        ));
+        out.push(format!(
+            "acked {}",
+            s.ack_event(&id(6), at(T + 99)).unwrap()
+        ));
+        out.push(format!(
+            "acked {}",
+            s.ack_event("nope", at(T + 99)).unwrap()
+        ));
+        for channel in ["email", "escalation", "other"] {
+            let p = s.pending(channel).unwrap();
+            let ids: Vec<(String, Option<String>)> =
+                p.into_iter().map(|p| (p.event.id, p.message_id)).collect();
+            out.push(format!("{channel} pending {ids:?}"));
+            out.push(format!(
+                "{channel} count {}",
+                s.pending_count(channel).unwrap()
+            ));
+            out.push(format!("{:?}", s.pending_detected(channel).unwrap()));
+            out.push(format!("filtered {}", s.filtered_count(channel).unwrap()));
+        }
+        out.push(format!(
+            "handled {}",
+            s.handled_count(&["email", "escalation"]).unwrap()
+        ));
+        out.push(format!("handled {}", s.handled_count(&[]).unwrap()));
+        out.push(format!("{:?}", s.delivery_problems().unwrap()));
+        out.push(format!("{:?}", s.delivery_totals().unwrap()));
+        out.push(format!("{:?}", s.unreadable_pending(&["email"]).unwrap()));
+        out.push(listed(s, Some(at(T + 3))));
+        out
+    }
+
+    #[test]
+    fn polls_and_deliveries_read_back_as_in_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = instance("a");
+        let mut lite = crate::store::sqlite::open(&dir.path().join("s.sqlite"), &me).unwrap();
+        let pg = database();
+        let mut pg_store: Box<dyn Store> = Box::new(PgStore::open(&pg, me.clone()).unwrap());
+        let want = poll_scenario(&mut *lite);
+        assert_eq!(poll_scenario(&mut *pg_store), want);
+        assert!(
+            want[0] == "new events 2" && want[1] == "again 0",
+            "{want:?}"
+        );
+        let now = at(T + 40);
+        let want = outbox_scenario(&mut *lite, now);
+        let got = outbox_scenario(&mut *pg_store, now);
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g, w);
+        }
+        assert_eq!(got.len(), want.len());
+    }
+
+    #[test]
+    fn two_instances_claim_disjoint_deliveries_and_take_over_expired_ones() {
+        let pg = database();
+        let (mut a, mut b) = (store(&pg, "a"), store(&pg, "b"));
+        let events: Vec<Event> = (1..=4).map(ev).collect();
+        let id = |n: usize| events[n - 1].id.clone();
+        a.add_events(&events).unwrap();
+        let now = at(T);
+        assert_eq!(
+            ids(&a.claim("email", now).unwrap()),
+            [id(1), id(2), id(3), id(4)]
+        );
+        assert!(
+            b.claim("email", now).unwrap().is_empty(),
+            "a holds them all"
+        );
+        assert_eq!(
+            ids(&b.claim("escalation", now).unwrap()).len(),
+            4,
+            "per channel"
+        );
+        // A recorded attempt ends the claim; so does giving the rest back.
+        a.record(
+            &id(1),
+            "email",
+            Attempt::Failed(&failure("connection", "down")),
+        )
+        .unwrap();
+        assert_eq!(ids(&b.claim("email", now).unwrap()), [id(1)]);
+        a.release_claims("email").unwrap();
+        assert_eq!(
+            ids(&b.claim("email", now).unwrap()),
+            [id(1), id(2), id(3), id(4)],
+            "its own claim and the released ones"
+        );
+        assert!(a.claim("email", at(T + 59)).unwrap().is_empty());
+        // b's lease (60 s) ran out: a takes over.
+        assert_eq!(ids(&a.claim("email", at(T + 60)).unwrap()).len(), 4);
+        a.record(
+            &id(2),
+            "email",
+            Attempt::Delivered {
+                at: at(T + 61),
+                output: None,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            ids(&b.claim("email", at(T + 200)).unwrap()),
+            [id(1), id(3), id(4)]
+        );
+        assert_eq!(a.pending_count("email").unwrap(), 3);
+        // A released claim of b's is not a's to release.
+        a.release_claims("email").unwrap();
+        assert!(a.claim("email", at(T + 201)).unwrap().is_empty());
+        assert_eq!(
+            count(
+                &a,
+                "SELECT COUNT(*) FROM deliveries WHERE claimed_by = 'b' AND channel = 'email'"
+            ),
+            3
+        );
+
+        // At the same moment, from two threads: every event exactly once.
+        let pg = database();
+        let events: Vec<Event> = (1..=200).map(ev).collect();
+        store(&pg, "x").add_events(&events).unwrap();
+        let barrier = std::sync::Barrier::new(2);
+        let claimed: Vec<Vec<String>> = std::thread::scope(|s| {
+            let runs: Vec<_> = ["a", "b"]
+                .map(|who| {
+                    let (pg, barrier) = (&pg, &barrier);
+                    s.spawn(move || {
+                        let mut st = store(pg, who);
+                        barrier.wait();
+                        let mut mine = Vec::new();
+                        for round in 0..4 {
+                            mine.extend(ids(&st.claim("email", at(T + round)).unwrap()));
+                        }
+                        mine
+                    })
+                })
+                .into_iter()
+                .collect();
+            runs.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        // Each instance's later rounds return its own claims again.
+        let sets: Vec<std::collections::BTreeSet<&String>> =
+            claimed.iter().map(|c| c.iter().collect()).collect();
+        assert_eq!(sets[0].intersection(&sets[1]).count(), 0, "claimed twice");
+        assert_eq!(sets[0].len() + sets[1].len(), 200);
+    }
+
+    #[test]
+    fn a_source_lease_is_held_fresh_taken_over_and_released() {
+        let pg = database();
+        let (mut a, mut b) = (store(&pg, "a"), store(&pg, "b"));
+        let fresh = Some(Duration::from_secs(300));
+        assert_eq!(
+            a.lease_source(src("s"), fresh, at(T)).unwrap(),
+            Lease::Taken
+        );
+        assert!(a.source("s").unwrap().is_some(), "the row is made");
+        assert_eq!(
+            b.lease_source(src("s"), None, at(T + 10)).unwrap(),
+            Lease::Held {
+                by: "a".into(),
+                until: at(T + 60)
+            }
+        );
+        assert_eq!(
+            a.lease_source(src("s"), None, at(T + 10)).unwrap(),
+            Lease::Taken
+        );
+        // a died: its lease (renewed at T + 10) runs out at T + 70.
+        assert!(matches!(
+            b.lease_source(src("s"), None, at(T + 69)).unwrap(),
+            Lease::Held { .. }
+        ));
+        assert_eq!(
+            b.lease_source(src("s"), None, at(T + 70)).unwrap(),
+            Lease::Taken
+        );
+        let poll = PollCommit {
+            source: src("s"),
+            validators: None,
+            entries: &[],
+            problems: None,
+            events: &[],
+            listing: None,
+            keyring: None,
+            side_files: None,
+            now: at(T + 80),
+            duration: None,
+        };
+        b.commit_poll(&poll).unwrap();
+        let row = a.source("s").unwrap().unwrap();
+        assert_eq!(row.health.last_polled_by.as_deref(), Some("b"));
+        assert_eq!(
+            a.lease_source(src("s"), fresh, at(T + 90)).unwrap(),
+            Lease::Fresh {
+                by: "b".into(),
+                at: at(T + 80)
+            },
+            "the commit gave the lease back; the poll is fresh"
+        );
+        assert_eq!(
+            a.lease_source(src("s"), None, at(T + 90)).unwrap(),
+            Lease::Taken
+        );
+        b.release_source("s").unwrap();
+        assert!(
+            matches!(
+                b.lease_source(src("s"), None, at(T + 91)).unwrap(),
+                Lease::Held { .. }
+            ),
+            "b cannot release a's lease"
+        );
+        a.release_source("s").unwrap();
+        assert_eq!(
+            b.lease_source(src("s"), None, at(T + 92)).unwrap(),
+            Lease::Taken
+        );
+        let fail = FailureCommit {
+            source: src("s"),
+            code: "http-error",
+            error: "HTTP 500",
+            now: at(T + 93),
+            duration: None,
+        };
+        b.commit_failure(&fail, &|_| None).unwrap();
+        assert_eq!(
+            a.lease_source(src("s"), None, at(T + 94)).unwrap(),
+            Lease::Taken
+        );
+    }
+
+    #[test]
+    fn heartbeats_list_the_instances_and_forget_silent_ones_after_a_week() {
+        let pg = database();
+        let (mut a, mut b) = (store(&pg, "a"), store(&pg, "b"));
+        a.heartbeat(at(T)).unwrap();
+        b.heartbeat(at(T + 5)).unwrap();
+        a.heartbeat(at(T + 10)).unwrap();
+        let rows = b.instances().unwrap();
+        let me = instance("a");
+        assert_eq!(
+            rows[0],
+            InstanceRow {
+                id: "a".into(),
+                host: me.host.clone(),
+                pid: me.pid,
+                version: me.version.clone(),
+                started_at: at(T),
+                heartbeat_at: at(T + 10),
+                alive_until: at(T + 70),
+            }
+        );
+        assert_eq!(
+            rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        a.heartbeat(at(T + 5 + FORGET_INSTANCES_SECS + 1)).unwrap();
+        assert_eq!(b.instances().unwrap().len(), 1, "b is forgotten");
+    }
+
+    fn entry(n: u32, who: &str) -> Entry {
+        Entry {
+            at: 1_795_000_000 + u64::from(n),
+            command: "unpack".into(),
+            bundle: format!("/b/app-{n}.zip"),
+            sha256: format!("{n:0>64}"),
+            vendor: Some("acme".into()),
+            product: Some(format!("app-{who}")),
+            version: Some(format!("{n}.0")),
+            verdict: "verified".into(),
+            codes: vec!["x\"y".into()],
+            user: "root".into(),
+            host: who.into(),
+            ..Entry::default()
+        }
+    }
+
+    #[test]
+    fn history_appended_from_two_instances_is_one_intact_chain() {
+        let pg = database();
+        let (mut a, mut b) = (store(&pg, "a"), store(&pg, "b"));
+        assert_eq!(a.check().unwrap(), Ok(0), "an empty history is intact");
+        // Two instances appending at once onto a history that has no head row yet.
+        let barrier = std::sync::Barrier::new(2);
+        std::thread::scope(|s| {
+            for who in ["c", "d"] {
+                let (pg, barrier) = (&pg, &barrier);
+                s.spawn(move || {
+                    let mut st = store(pg, who);
+                    barrier.wait();
+                    for n in 0..15 {
+                        st.append(&entry(n, who)).unwrap();
+                    }
+                });
+            }
+        });
+        for n in 0..3 {
+            a.append(&entry(n, "a")).unwrap();
+            b.append(&entry(n, "b")).unwrap();
+        }
+        assert_eq!(b.check().unwrap(), Ok(36));
+        let all = a.records(None, None).unwrap();
+        assert_eq!(all.len(), 36);
+        assert_eq!(all[0].prev, chain::GENESIS);
+        assert!(all.windows(2).all(|w| w[1].prev == w[0].hash));
+        assert_eq!(all[30].entry, entry(0, "a"), "read back as written");
+        assert_eq!(a.records(Some("acme"), Some("app-b")).unwrap().len(), 3);
+        assert!(a.records(Some("other"), None).unwrap().is_empty());
+        let installed: Vec<(Option<String>, Option<String>)> = a
+            .installed()
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.entry.product, r.entry.version))
+            .collect();
+        assert_eq!(installed.len(), 4);
+        assert_eq!(installed[0], (Some("app-a".into()), Some("2.0".into())));
+        sql(&a, "UPDATE history SET codes = 'not json' WHERE seq = 4");
+        assert_eq!(a.check().unwrap().unwrap_err().seq, 4);
+    }
+
+    #[test]
+    fn rows_copy_sqlite_to_postgresql_and_back_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = instance("a");
+        let from = dir.path().join("from.sqlite");
+        {
+            let mut lite = crate::store::sqlite::open(&from, &me).unwrap();
+            poll_scenario(&mut *lite);
+            outbox_scenario(&mut *lite, at(T + 40));
+            let mut h = crate::store::sqlite::open_history(&from).unwrap();
+            for n in 0..3 {
+                h.append(&entry(n, "a")).unwrap();
+            }
+        }
+        let read = |r: &dyn Rows| -> Vec<(TableSpec, Vec<Vec<Cell>>)> {
+            TABLES
+                .iter()
+                .map(|t| (*t, r.read_rows(t).unwrap()))
+                .collect()
+        };
+        let cells = |t: &[(TableSpec, Vec<Vec<Cell>>)]| -> Vec<Vec<Vec<Cell>>> {
+            t.iter().map(|(_, rows)| rows.clone()).collect()
+        };
+        let lite = crate::store::sqlite::open_rows(&from).unwrap();
+        let tables = read(&*lite);
+        assert!(
+            tables.iter().all(|(_, rows)| !rows.is_empty()),
+            "every table has rows"
+        );
+        let pg = database();
+        let mut to = open_rows(&pg).unwrap();
+        assert!(to.is_empty().unwrap());
+        to.write_rows(&tables).unwrap();
+        assert!(!to.is_empty().unwrap());
+        let copied = read(&*to);
+        assert_eq!(cells(&copied), cells(&tables));
+        let mut back = crate::store::sqlite::open_rows(&dir.path().join("back.sqlite")).unwrap();
+        back.write_rows(&copied).unwrap();
+        assert_eq!(cells(&read(&*back)), cells(&tables));
+        // New events go after the copied ones; the copied history goes on.
+        let mut s = store(&pg, "a");
+        assert_eq!(s.add_events(&[ev(99)]).unwrap(), 1);
+        let seqs: Vec<i64> = s.events(None).unwrap().iter().map(|e| e.seq).collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+        s.append(&entry(7, "a")).unwrap();
+        assert_eq!(s.check().unwrap(), Ok(4));
+        // A copy is all or nothing.
+        let e = to.write_rows(&tables).unwrap_err();
+        assert!(e.to_string().contains("duplicate key"), "{e}");
+        assert_eq!(s.events(None).unwrap().len(), seqs.len());
+    }
+
+    #[test]
+    fn an_unreadable_event_is_reported_not_claimed_and_the_others_go_on() {
+        let pg = database();
+        let mut s = store(&pg, "a");
+        s.add_events(&[ev(1), ev(2), ev(3)]).unwrap();
+        sql(
+            &s,
+            &format!(
+                "UPDATE events SET json = '{{\"id\": \"trunc' WHERE id = '{}'",
+                ev(2).id
+            ),
+        );
+        assert_eq!(ids(&s.pending("email").unwrap()), [ev(1).id, ev(3).id]);
+        assert_eq!(ids(&s.claim("email", at(T)).unwrap()), [ev(1).id, ev(3).id]);
+        let bad = s.unreadable_pending(&["email", "escalation"]).unwrap();
+        assert_eq!(bad.len(), 1);
+        assert_eq!((bad[0].seq, &*bad[0].id), (2, &*ev(2).id));
+        assert!(bad[0].error.starts_with("is not valid JSON"), "{bad:?}");
+        assert_eq!(s.pending_count("email").unwrap(), 3);
+    }
+
+    #[test]
+    fn every_call_works_inside_the_runtime_and_drops_there() {
+        let pg = database();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let pending = rt.block_on(async {
+            let mut s = open(&pg, &instance("a")).unwrap();
+            s.heartbeat(at(T)).unwrap();
+            s.add_events(&[ev(1)]).unwrap();
+            let claimed = s.claim("email", at(T)).unwrap().len();
+            let task = tokio::spawn(async { 7 });
+            assert_eq!(task.await.unwrap(), 7, "the runtime still runs tasks");
+            let mut h = open_history(&pg).unwrap();
+            h.append(&entry(1, "a")).unwrap();
+            drop(h);
+            let rows = open_rows(&pg).unwrap();
+            assert!(!rows.is_empty().unwrap());
+            drop(rows);
+            let n = s.pending_count("email").unwrap();
+            drop(s);
+            (claimed, n)
+        });
+        assert_eq!(pending, (1, 1));
+    }
+
+    /// A variable name no other test sets.
+    fn password_env(name: &str, value: &str) -> String {
+        let var = format!("VG_PG_TEST_{name}_{}", std::process::id());
+        std::env::set_var(&var, value);
+        var
+    }
+
+    fn open_err(pg: &PgState) -> (String, String) {
+        match PgStore::open(pg, instance("a")).err().expect("refused") {
+            StoreError::Open { path, message } => (path, message),
+            e => panic!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn a_wrong_password_or_a_closed_port_is_an_open_error_without_the_password() {
+        let secret = "Wrong-Secret-5150";
+        let mut pg = parse(&pg_server::password_database());
+        pg.password_env = password_env("WRONG", secret);
+        let (path, message) = open_err(&pg);
+        assert_eq!(path, pg.to_string());
+        assert!(
+            message.starts_with("cannot connect: password authentication failed"),
+            "{message}"
+        );
+        assert!(!message.contains(secret) && !path.contains(secret));
+        pg.password_env = password_env("RIGHT", pg_server::PASSWORD);
+        PgStore::open(&pg, instance("a")).unwrap();
+
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let mut closed = database();
+        closed.port = port;
+        closed.password_env = password_env("CLOSED", secret);
+        let (path, message) = open_err(&closed);
+        assert_eq!(path, closed.to_string());
+        assert!(message.starts_with("cannot connect: "), "{message}");
+        assert!(message.contains("refused"), "{message}");
+        assert!(!message.contains(secret));
+
+        let mut missing = database();
+        missing.dbname = "no_such_db".into();
+        let (_, message) = open_err(&missing);
+        assert_eq!(
+            message,
+            "cannot connect: database \"no_such_db\" does not exist"
+        );
+    }
+
+    #[test]
+    fn tls_is_never_skipped() {
+        // The test server speaks no TLS: require and verify-full refuse to go on in clear.
+        for mode in [SslMode::Require, SslMode::VerifyFull] {
+            let mut pg = database();
+            pg.sslmode = mode;
+            pg.sslrootcert = None;
+            let (_, message) = open_err(&pg);
+            assert!(message.starts_with("cannot connect: "), "{message}");
+            assert!(message.contains("TLS"), "{mode:?}: {message}");
+        }
+        let mut pg = database();
+        pg.sslmode = SslMode::Require;
+        pg.sslrootcert = Some("/nonexistent/ca.pem".into());
+        let (_, message) = open_err(&pg);
+        assert!(
+            message.starts_with("cannot read sslrootcert /nonexistent/ca.pem"),
+            "{message}"
+        );
+    }
+}
