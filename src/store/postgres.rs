@@ -320,6 +320,8 @@ fn last_wins<T, K: std::hash::Hash + Eq>(items: &[T], key: impl Fn(&T) -> K) -> 
 pub struct PgStore {
     /// `None` only while being dropped.
     client: Mutex<Option<Client>>,
+    /// Where to connect again when the server closed the connection.
+    pg: PgState,
     instance: Instance,
 }
 
@@ -350,11 +352,14 @@ impl PgStore {
         blocking(|| migrate(&mut client)).map_err(open_err)?;
         Ok(PgStore {
             client: Mutex::new(Some(client)),
+            pg: pg.clone(),
             instance,
         })
     }
 
-    /// Runs `f` with the client, out of the async context.
+    /// Runs `f` with the client, out of the async context. A connection the server
+    /// closed (a restart, a failover) failed the call that found out; the next call
+    /// connects again.
     fn with<R>(
         &self,
         f: impl FnOnce(&mut Client) -> Result<R, StoreError>,
@@ -363,7 +368,15 @@ impl PgStore {
         let client = guard
             .as_mut()
             .ok_or_else(|| StoreError::Backend("the connection is closed".into()))?;
-        blocking(|| f(client))
+        blocking(|| {
+            if client.is_closed() {
+                *client = connect(&self.pg).map_err(|message| StoreError::Open {
+                    path: self.pg.to_string(),
+                    message,
+                })?;
+            }
+            f(client)
+        })
     }
 
     /// Runs `f` in one transaction, committed when it returns `Ok`.
@@ -2259,6 +2272,26 @@ mod tests {
             (claimed, n)
         });
         assert_eq!(pending, (1, 1));
+    }
+
+    #[test]
+    fn a_server_restart_fails_the_call_in_flight_and_the_next_connects_again() {
+        let server = pg_server::private_server();
+        let pg = parse(&server.url(&server.create_database("postgres")));
+        let mut s = store(&pg, "a");
+        s.add_events(&[ev(1)]).unwrap();
+        server.stop();
+        let e = s.add_events(&[ev(2)]).unwrap_err();
+        assert!(matches!(e, StoreError::Backend(_)), "{e:?}");
+        let e = s.pending_count("email").unwrap_err();
+        let StoreError::Open { path, message } = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(path, &pg.to_string());
+        assert!(message.starts_with("cannot connect: "), "{message}");
+        server.start();
+        assert_eq!(s.add_events(&[ev(2)]).unwrap(), 1);
+        assert_eq!(s.pending_count("email").unwrap(), 2, "nothing was lost");
     }
 
     /// A variable name no other test sets.
