@@ -2345,6 +2345,157 @@ mod tests {
         );
     }
 
+    /// Runs `openssl` with `args` in `dir`; a missing or failing openssl fails the test.
+    fn openssl(dir: &std::path::Path, args: &[&str]) {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl (Debian's openssl package) is needed to make the test certificates");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A CA named `name` in `dir` (`NAME.pem`, `NAME.key`).
+    fn make_ca(dir: &std::path::Path, name: &str) {
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN={name}"),
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.pem"),
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ],
+        );
+    }
+
+    #[test]
+    fn tls_checks_the_certificate_and_the_host_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        make_ca(d, "ca");
+        make_ca(d, "other-ca");
+        std::fs::write(
+            d.join("ext"),
+            "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        openssl(
+            d,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+            ],
+        );
+        openssl(
+            d,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                "ext",
+                "-out",
+                "server.pem",
+            ],
+        );
+        use std::os::unix::fs::PermissionsExt as _;
+        for f in ["", "server.pem", "server.key"] {
+            let p = d.join(f);
+            let mode = if f.is_empty() { 0o755 } else { 0o600 };
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            let out = std::process::Command::new("chown")
+                .arg("postgres:")
+                .arg(&p)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let server = pg_server::private_server();
+        let db = server.create_database("postgres");
+        server.psql(
+            "postgres",
+            &format!(
+                "ALTER SYSTEM SET ssl_cert_file = '{}'",
+                d.join("server.pem").display()
+            ),
+        );
+        server.psql(
+            "postgres",
+            &format!(
+                "ALTER SYSTEM SET ssl_key_file = '{}'",
+                d.join("server.key").display()
+            ),
+        );
+        server.psql("postgres", "ALTER SYSTEM SET ssl = on");
+        server.stop();
+        server.start();
+        let url = |host: &str, mode: &str, ca: &str| {
+            let ca = d.join(ca);
+            let port = server.port();
+            parse(&format!(
+                "postgresql://postgres@{host}:{port}/{db}?sslmode={mode}&sslrootcert={}",
+                ca.display()
+            ))
+        };
+        for mode in ["verify-full", "require"] {
+            let mut s = store(&url("localhost", mode, "ca.pem"), "a");
+            let tls: bool = s
+                .with(|c| {
+                    let q = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+                    Ok(c.query_one(q, &[])?.get(0))
+                })
+                .unwrap();
+            assert!(tls, "{mode}: connected without TLS");
+            s.heartbeat(at(T)).unwrap();
+            let (_, message) = open_err(&url("localhost", mode, "other-ca.pem"));
+            assert!(message.contains("UnknownIssuer"), "{mode}: {message}");
+            // The certificate names localhost, not 127.0.0.1.
+            let (_, message) = open_err(&url("127.0.0.1", mode, "ca.pem"));
+            assert!(message.contains("not valid for name"), "{mode}: {message}");
+        }
+    }
+
     #[test]
     fn tls_is_never_skipped() {
         // The test server speaks no TLS: require and verify-full refuse to go on in clear.
