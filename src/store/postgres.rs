@@ -1599,6 +1599,22 @@ mod tests {
         }
     }
 
+    /// A successful poll of `id` that changes nothing but its health.
+    fn quiet_poll(id: &str, now: SystemTime) -> PollCommit<'_> {
+        PollCommit {
+            source: src(id),
+            validators: None,
+            entries: &[],
+            problems: None,
+            events: &[],
+            listing: None,
+            keyring: None,
+            side_files: None,
+            now,
+            duration: None,
+        }
+    }
+
     fn ids(p: &[PendingEvent]) -> Vec<String> {
         p.iter().map(|e| e.event.id.clone()).collect()
     }
@@ -1761,18 +1777,7 @@ mod tests {
         for _ in 0..3 {
             out.push(format!("{:?}", s.commit_failure(&fail, &raise).unwrap()));
         }
-        let keep = PollCommit {
-            source: src("s1"),
-            validators: None,
-            entries: &[],
-            problems: None,
-            events: &[],
-            listing: None,
-            keyring: None,
-            side_files: None,
-            now: at(T + 30),
-            duration: None,
-        };
+        let keep = quiet_poll("s1", at(T + 30));
         s.commit_poll(&keep).unwrap();
         out.push(format!("{:?}", s.sources().unwrap()));
         out.push(format!("{:?}", s.source("s1").unwrap()));
@@ -2030,18 +2035,7 @@ mod tests {
             b.lease_source(src("s"), None, at(T + 70)).unwrap(),
             Lease::Taken
         );
-        let poll = PollCommit {
-            source: src("s"),
-            validators: None,
-            entries: &[],
-            problems: None,
-            events: &[],
-            listing: None,
-            keyring: None,
-            side_files: None,
-            now: at(T + 80),
-            duration: None,
-        };
+        let poll = quiet_poll("s", at(T + 80));
         b.commit_poll(&poll).unwrap();
         let row = a.source("s").unwrap().unwrap();
         assert_eq!(row.health.last_polled_by.as_deref(), Some("b"));
