@@ -1,8 +1,8 @@
 //! The state in PostgreSQL: the same tables, columns and migrations as `sqlite`, for
 //! several instances on several machines sharing one state.
 //!
-//! The schema lives in the database's default schema (`public`), beside whatever else
-//! the database holds; `vendorguard_schema` holds its version, and [`MIGRATIONS`] bring
+//! The schema lives in the database's current schema (`public` unless the role's
+//! `search_path` says otherwise), beside whatever else the database holds; `vendorguard_schema` holds its version, and [`MIGRATIONS`] bring
 //! it forward in one transaction under an advisory lock, so instances starting together
 //! do not race. Integer columns are `BIGINT` (unix seconds, 0/1 flags), text is `TEXT`:
 //! `state migrate` copies rows cell for cell between the backends.
@@ -402,6 +402,12 @@ fn connect(pg: &PgState) -> Result<Client, String> {
         .user(&pg.user)
         .dbname(&pg.dbname)
         .connect_timeout(pg.connect_timeout)
+        // A server or network that goes away mid-call ends the call within about a
+        // minute instead of hanging the watcher.
+        .keepalives_idle(Duration::from_secs(30))
+        .keepalives_interval(Duration::from_secs(10))
+        .keepalives_retries(3)
+        .tcp_user_timeout(Duration::from_secs(60))
         .application_name("vendorguard");
     if let Some(password) = pg.password() {
         config.password(password);
@@ -504,7 +510,7 @@ fn schema_version(c: &mut impl GenericClient) -> Result<Option<i64>, postgres::E
             // The catalog read as a query (not `to_regclass`, whose cache an advisory
             // lock does not refresh): a table another instance just made is seen.
             "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables
-                            WHERE schemaname = 'public' AND tablename = 'vendorguard_schema')",
+                            WHERE schemaname = current_schema() AND tablename = 'vendorguard_schema')",
             &[],
         )?
         .get(0);
@@ -512,7 +518,7 @@ fn schema_version(c: &mut impl GenericClient) -> Result<Option<i64>, postgres::E
         return Ok(None);
     }
     let v: Option<i64> = c
-        .query_opt("SELECT MAX(version) FROM public.vendorguard_schema", &[])?
+        .query_opt("SELECT MAX(version) FROM vendorguard_schema", &[])?
         .and_then(|r| r.get(0));
     Ok(Some(v.unwrap_or(0)))
 }
@@ -2076,6 +2082,35 @@ mod tests {
             a.lease_source(src("s"), None, at(T + 94)).unwrap(),
             Lease::Taken
         );
+    }
+
+    #[test]
+    fn of_two_instances_leasing_a_source_at_once_one_takes_it() {
+        let pg = database();
+        let mut first = store(&pg, "x");
+        for round in 0..5 {
+            let id = format!("s{round}");
+            // An existing source: no insert to queue them up, only the row lock.
+            first.lease_source(src(&id), None, at(T)).unwrap();
+            first.release_source(&id).unwrap();
+            let barrier = std::sync::Barrier::new(2);
+            let found: Vec<Lease> = std::thread::scope(|s| {
+                let runs: Vec<_> = ["a", "b"]
+                    .map(|who| {
+                        let (pg, barrier, id) = (&pg, &barrier, &id);
+                        s.spawn(move || {
+                            let mut st = store(pg, who);
+                            barrier.wait();
+                            st.lease_source(src(id), None, at(T)).unwrap()
+                        })
+                    })
+                    .into_iter()
+                    .collect();
+                runs.into_iter().map(|r| r.join().unwrap()).collect()
+            });
+            let taken = found.iter().filter(|l| **l == Lease::Taken).count();
+            assert_eq!(taken, 1, "{found:?}");
+        }
     }
 
     #[test]
