@@ -343,7 +343,9 @@ impl PgServer {
 
     /// A detached shell that waits for the test process to exit, then stops the server
     /// at once and removes its folder. Started before `initdb`, so that nothing of ours
-    /// outlives the tests whatever happens after this point.
+    /// outlives the tests whatever happens after this point. Never waited for: it ends
+    /// only after the test process has, so it cannot become a zombie of ours.
+    #[allow(clippy::zombie_processes)]
     fn spawn_watchdog(&self) {
         let stop = if self.as_postgres {
             "runuser -u postgres -- \"$3/pg_ctl\" -D \"$2/data\" stop -m immediate"
@@ -352,7 +354,8 @@ impl PgServer {
         };
         let script = format!(
             "while kill -0 \"$1\" 2>/dev/null; do sleep 1; done; \
-             if [ -f \"$2/data/postmaster.pid\" ]; then {stop}; fi; rm -rf \"$2\""
+             if [ -f \"$2/data/postmaster.pid\" ]; then {stop}; fi; \
+             for _ in 1 2 3 4 5; do rm -rf \"$2\" 2>/dev/null && break; sleep 1; done"
         );
         Command::new("sh")
             .arg("-c")
@@ -374,7 +377,12 @@ impl Drop for PgServer {
         if self.data().join("postmaster.pid").exists() {
             let _ = self.pg_ctl(&["stop", "-m", "immediate", "-w"]);
         }
-        let _ = fs::remove_dir_all(&self.root);
+        // The server's last files may still be going away: a few tries.
+        for _ in 0..5 {
+            if fs::remove_dir_all(&self.root).is_ok() || !self.root.exists() {
+                break;
+            }
+        }
     }
 }
 
