@@ -153,6 +153,8 @@ impl Project {
             .env_remove("RUST_LOG")
             // The configuration is the project's, whatever the caller's environment says.
             .env_remove("VENDORGUARD_CONFIG")
+            // A PostgreSQL state's password comes from the test, never the caller.
+            .env_remove("PGPASSWORD")
             // The tests talk to 127.0.0.1 only: no proxy from the environment.
             .env_remove("http_proxy")
             .env_remove("HTTP_PROXY")

@@ -10,6 +10,10 @@ pub use pg_server::{database, password_database, private_server, server, PASSWOR
 
 use std::process::Command;
 
+use crate::harness::{Backend, State};
+use crate::http::Resp;
+use crate::watch::{rss, W};
+
 /// psql as `user` over TCP, with `password` in PGPASSWORD when given.
 fn psql_as(user: &str, db: &str, password: Option<&str>) -> std::process::Output {
     let psql = std::path::Path::new(&pg_server::bin_dir()).join("psql");
@@ -89,4 +93,36 @@ fn a_private_server_stops_and_starts_again() {
     );
     private.start();
     assert_eq!(private.psql(&db, "select x from t").trim(), "7");
+}
+
+/// The password of a PostgreSQL state comes from PGPASSWORD, or from the variable
+/// `[watch] password_env` names (and then only from it); a missing or wrong one is exit
+/// 2 naming the state, and no password is ever printed.
+#[test]
+fn a_state_behind_a_password_opens_with_pgpassword_or_password_env() {
+    let mut w = W::new(Backend::Postgres, &[("/f", "")]);
+    w.state = State::Postgres(password_database());
+    w.config(&[("/f", "")], "");
+    w.srv.route("/f", vec![Resp::ok(rss(&[("A", "a", "a")]))]);
+    let shown = w.state.value().split('?').next().unwrap().to_string();
+    let run = |env: &[(&str, &str)]| w.p.run_env(w.p.dir.path(), &["watch", "--once"], env);
+    for env in [&[][..], &[("PGPASSWORD", "not-it")][..]] {
+        let r = run(env);
+        r.code(2).stderr_has(&shown);
+        assert!(
+            !r.stderr.contains("not-it") && !r.stdout.contains("not-it"),
+            "{}",
+            r.stderr
+        );
+    }
+    let r = run(&[("PGPASSWORD", PASSWORD)]);
+    r.code(0).stdout_has("event backlog-recorded");
+    assert!(!r.stderr.contains(PASSWORD) && !r.stdout.contains(PASSWORD));
+    let cfg = std::fs::read_to_string(w.p.path("feeds.toml")).unwrap();
+    w.p.write(
+        "feeds.toml",
+        cfg.replacen("[watch]\n", "[watch]\npassword_env = \"VG_STATE_PW\"\n", 1),
+    );
+    run(&[("PGPASSWORD", PASSWORD)]).code(2).stderr_has(&shown);
+    run(&[("VG_STATE_PW", PASSWORD)]).code(0);
 }
