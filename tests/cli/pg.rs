@@ -40,6 +40,36 @@ fn psql_as(user: &str, db: &str, password: Option<&str>) -> std::process::Output
     cmd.output().expect("psql runs")
 }
 
+/// No server binaries is a loud failure naming what to install, never a skipped test.
+#[test]
+fn missing_server_binaries_fail_saying_what_to_install() {
+    let empty = tempfile::tempdir().unwrap();
+    let found = std::panic::catch_unwind(|| {
+        pg_server::find_server_binaries(empty.path(), "no-such-pg_config")
+    });
+    let panic = found.expect_err("found server binaries in an empty folder");
+    let message = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap();
+    assert_eq!(
+        message,
+        "PostgreSQL server binaries not found: install Debian's postgresql package (.ci/run does)"
+    );
+    // The newest version's folder is the one used.
+    for version in ["9", "15", "13"] {
+        let bin = empty.path().join(version).join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::write(bin.join("initdb"), "").unwrap();
+    }
+    std::fs::create_dir_all(empty.path().join("17/bin")).unwrap();
+    assert_eq!(
+        pg_server::find_server_binaries(empty.path(), "no-such-pg_config"),
+        empty.path().join("15/bin")
+    );
+}
+
 #[test]
 fn a_fresh_database_is_empty_and_ours() {
     let url = database();

@@ -389,7 +389,13 @@ impl Drop for PgServer {
 /// The newest `/usr/lib/postgresql/*/bin`, else `pg_config --bindir`; it must hold
 /// `initdb`.
 fn server_binaries() -> PathBuf {
-    let newest = fs::read_dir("/usr/lib/postgresql")
+    find_server_binaries(std::path::Path::new("/usr/lib/postgresql"), "pg_config")
+}
+
+/// The newest `<versions>/*/bin`, else `<pg_config> --bindir`, holding `initdb`; panics
+/// saying what to install when there is none.
+pub fn find_server_binaries(versions: &std::path::Path, pg_config: &str) -> PathBuf {
+    let newest = fs::read_dir(versions)
         .into_iter()
         .flatten()
         .flatten()
@@ -401,7 +407,7 @@ fn server_binaries() -> PathBuf {
         .max_by_key(|(version, _)| *version)
         .map(|(_, bin)| bin);
     let from_pg_config = || {
-        let out = Command::new("pg_config").arg("--bindir").output().ok()?;
+        let out = Command::new(pg_config).arg("--bindir").output().ok()?;
         let bin = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
         bin.join("initdb").is_file().then_some(bin)
     };
