@@ -4,6 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::alert::{A, ESC_RECORDING};
+use crate::harness::{both_backends, Backend};
 use crate::http::Resp;
 use crate::watch::{rss, OwnProvider, W};
 
@@ -32,8 +33,8 @@ fn tree(leaves: &[(&str, &str, &str, &str)]) -> Value {
     })
 }
 
-fn provider() -> OwnProvider {
-    let p = OwnProvider::new();
+fn provider(b: Backend) -> OwnProvider {
+    let p = OwnProvider::new(b);
     p.w.config(&[("/prov/provider-metadata.json", "csaf")], PRODUCTS);
     p
 }
@@ -47,9 +48,13 @@ fn advisory(w: &W, id: &str) -> Value {
         .unwrap_or_else(|| panic!("no advisory-new event for {id}"))
 }
 
-#[test]
-fn csaf_advisories_are_matched_to_installed_versions_and_only_affecting_ones_are_first_poll_news() {
-    let p = provider();
+both_backends!(
+    csaf_advisories_are_matched_to_installed_versions_and_only_affecting_ones_are_first_poll_news
+);
+fn csaf_advisories_are_matched_to_installed_versions_and_only_affecting_ones_are_first_poll_news(
+    b: Backend,
+) {
+    let p = provider(b);
     // By range: 4.0 up to before 4.2.2 is affected, 4.2.2 fixes it.
     p.publish_with(
         "ACME-1",
@@ -156,9 +161,9 @@ fn csaf_advisories_are_matched_to_installed_versions_and_only_affecting_ones_are
         .stdout_has("affected no: acme-web 1.1 fixed (fixed in 1.1)");
 }
 
-#[test]
-fn a_fixed_version_below_the_installed_one_is_not_affected() {
-    let p = provider();
+both_backends!(a_fixed_version_below_the_installed_one_is_not_affected);
+fn a_fixed_version_below_the_installed_one_is_not_affected(b: Backend) {
+    let p = provider(b);
     p.w.once().code(0);
     p.publish_with(
         "ACME-6",
@@ -193,9 +198,9 @@ fn kev(entries: &[(&str, &str, &str)]) -> String {
     json!({"vulnerabilities": v}).to_string()
 }
 
-#[test]
-fn kev_entries_match_on_vendor_project_and_product() {
-    let w = W::new(&[]);
+both_backends!(kev_entries_match_on_vendor_project_and_product);
+fn kev_entries_match_on_vendor_project_and_product(b: Backend) {
+    let w = W::new(b, &[]);
     w.config(&[("/kev.json", "cisa-kev")], PRODUCTS);
     w.srv.route("/kev.json", vec![Resp::ok(kev(&[]))]);
     w.once().code(0);
@@ -223,9 +228,9 @@ fn kev_entries_match_on_vendor_project_and_product() {
     assert_eq!(e("CVE-2026-2")["affected"], false);
 }
 
-#[test]
-fn feed_entries_that_name_a_product_are_mentioned() {
-    let w = W::new(&[]);
+both_backends!(feed_entries_that_name_a_product_are_mentioned);
+fn feed_entries_that_name_a_product_are_mentioned(b: Backend) {
+    let w = W::new(b, &[]);
     w.config(&[("/feed.xml", "")], PRODUCTS);
     w.srv.route("/feed.xml", vec![Resp::ok(rss(&[]))]);
     w.once().code(0);
@@ -251,11 +256,11 @@ fn feed_entries_that_name_a_product_are_mentioned() {
     assert_eq!(a2["affects"], json!([]));
 }
 
+both_backends!(affected_reaches_script_and_mail_and_info_is_below_a_low_floor);
 /// The script sees VENDORGUARD_AFFECTED, the mail an `affected:` line, and an entry
 /// that affects nothing installed (info) is not escalated when the floor is `low`.
-#[test]
-fn affected_reaches_script_and_mail_and_info_is_below_a_low_floor() {
-    let a = A::new(Some(ESC_RECORDING), "10s");
+fn affected_reaches_script_and_mail_and_info_is_below_a_low_floor(b: Backend) {
+    let a = A::new(b, Some(ESC_RECORDING), "10s");
     let smtp = a.smtp();
     let cfg = std::fs::read_to_string(a.p.path("feeds.toml")).unwrap();
     let cfg = cfg

@@ -153,6 +153,8 @@ impl Project {
             .env_remove("RUST_LOG")
             // The configuration is the project's, whatever the caller's environment says.
             .env_remove("VENDORGUARD_CONFIG")
+            // A PostgreSQL state's password comes from the test, never the caller.
+            .env_remove("PGPASSWORD")
             // The tests talk to 127.0.0.1 only: no proxy from the environment.
             .env_remove("http_proxy")
             .env_remove("HTTP_PROXY")
@@ -394,5 +396,153 @@ pub fn corpus() -> Option<PathBuf> {
             p.display()
         );
         None
+    }
+}
+
+/// Which store a watcher or alert test runs against. Those tests run once per backend
+/// ([`both_backends!`]); the few about SQLite files themselves stay SQLite-only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// One project's state: `state/vg.sqlite` in the project folder, or a database of its
+/// own on the tests' PostgreSQL server (`tests/cli/pg.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    Sqlite,
+    Postgres(String),
+}
+
+impl Backend {
+    /// A fresh state for one project (a new database for PostgreSQL, so that two
+    /// projects in one test never share one).
+    pub fn fresh_state(self) -> State {
+        match self {
+            Backend::Sqlite => State::Sqlite,
+            Backend::Postgres => State::Postgres(crate::pg::database()),
+        }
+    }
+}
+
+/// One test per backend: `both_backends!(name);` beside `fn name(b: Backend)` makes the
+/// tests `name::sqlite` and `name::postgres`.
+macro_rules! both_backends {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$name($crate::harness::Backend::Sqlite)
+            }
+
+            #[test]
+            fn postgres() {
+                super::$name($crate::harness::Backend::Postgres)
+            }
+        }
+    };
+}
+pub(crate) use both_backends;
+
+/// One row of [`State::query`]: each column as text (integers in decimal), NULL as
+/// `None`.
+pub type Row = Vec<Option<String>>;
+
+impl State {
+    /// What `[watch] state` says for it.
+    pub fn value(&self) -> &str {
+        match self {
+            State::Sqlite => "state/vg.sqlite",
+            State::Postgres(url) => url,
+        }
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        *self == State::Sqlite
+    }
+
+    /// Whether a watcher has made the state yet (the SQLite file; PostgreSQL's
+    /// `events` table), without making it.
+    pub fn exists(&self, p: &Project) -> bool {
+        match self {
+            State::Sqlite => p.path(self.value()).exists(),
+            State::Postgres(_) => {
+                self.query(p, "SELECT to_regclass('public.events') IS NOT NULL")[0][0].as_deref()
+                    == Some("t")
+            }
+        }
+    }
+
+    /// The rows `sql` returns, read directly from the state (SQLite: the file must
+    /// exist; it is never created here).
+    pub fn query(&self, p: &Project, sql: &str) -> Vec<Row> {
+        match self {
+            State::Sqlite => {
+                let conn = self.sqlite(p);
+                let mut st = conn.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+                let n = st.column_count();
+                st.query_map([], |r| {
+                    (0..n)
+                        .map(|i| {
+                            Ok(match r.get_ref(i)? {
+                                rusqlite::types::ValueRef::Null => None,
+                                rusqlite::types::ValueRef::Integer(v) => Some(v.to_string()),
+                                rusqlite::types::ValueRef::Real(v) => Some(v.to_string()),
+                                rusqlite::types::ValueRef::Text(t)
+                                | rusqlite::types::ValueRef::Blob(t) => {
+                                    Some(String::from_utf8_lossy(t).into_owned())
+                                }
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+                .map(|r| r.unwrap_or_else(|e| panic!("{sql}: {e}")))
+                .collect()
+            }
+            State::Postgres(url) => Self::postgres(url)
+                .simple_query(sql)
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+                .into_iter()
+                .filter_map(|m| match m {
+                    postgres::SimpleQueryMessage::Row(r) => {
+                        Some((0..r.len()).map(|i| r.get(i).map(String::from)).collect())
+                    }
+                    _ => None,
+                })
+                .collect(),
+        }
+    }
+
+    /// The one text value `sql` returns.
+    #[track_caller]
+    pub fn query_one(&self, p: &Project, sql: &str) -> String {
+        let rows = self.query(p, sql);
+        assert_eq!(rows.len(), 1, "{sql}: {rows:?}");
+        rows[0][0].clone().unwrap_or_else(|| panic!("{sql}: NULL"))
+    }
+
+    /// Runs `sql` (one or more statements) on the state, in one transaction.
+    pub fn execute(&self, p: &Project, sql: &str) {
+        match self {
+            State::Sqlite => self
+                .sqlite(p)
+                .execute_batch(&format!("BEGIN; {sql}; COMMIT;"))
+                .unwrap_or_else(|e| panic!("{sql}: {e}")),
+            State::Postgres(url) => Self::postgres(url)
+                .batch_execute(&format!("BEGIN; {sql}; COMMIT;"))
+                .unwrap_or_else(|e| panic!("{sql}: {e}")),
+        }
+    }
+
+    fn sqlite(&self, p: &Project) -> rusqlite::Connection {
+        let path = p.path(self.value());
+        rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    fn postgres(url: &str) -> postgres::Client {
+        postgres::Client::connect(url, postgres::NoTls).unwrap_or_else(|e| panic!("{url}: {e}"))
     }
 }

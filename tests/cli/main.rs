@@ -16,6 +16,7 @@ mod monitor;
 mod mutation;
 mod onboard;
 mod package;
+mod pg;
 mod preflight;
 mod rpm;
 mod unpack;

@@ -1,5 +1,6 @@
 //! `watch --once`, `status` and the daemon against a real HTTP server on 127.0.0.1 and
-//! real SQLite state.
+//! real state: each test once on SQLite and once on PostgreSQL (`both_backends!`), but
+//! for those about SQLite files themselves.
 
 use std::time::Duration;
 
@@ -11,23 +12,34 @@ use crate::http::{HttpServer, Resp};
 pub(crate) struct W {
     pub(crate) p: Project,
     pub(crate) srv: HttpServer,
+    pub(crate) state: State,
 }
 
-const WATCH: &str = "[watch]\nstate = \"state/vg.sqlite\"\ntimeout = \"2s\"\nmax_body = \"1MiB\"\n\
-[watch.backoff]\nattempts = 3\ninitial = \"10ms\"\nmax = \"2s\"\njitter = \"none\"\n\n";
-
 impl W {
-    pub(crate) fn new(feeds: &[(&str, &str)]) -> W {
+    pub(crate) fn new(b: Backend, feeds: &[(&str, &str)]) -> W {
         let srv = HttpServer::start();
         let p = Project::new();
-        let w = W { p, srv };
+        let w = W {
+            p,
+            srv,
+            state: b.fresh_state(),
+        };
         w.config(feeds, "");
         w
     }
 
+    /// The `[watch]` table: the state, short timeouts and fast retries.
+    pub(crate) fn watch_table(&self) -> String {
+        format!(
+            "[watch]\nstate = \"{}\"\ntimeout = \"2s\"\nmax_body = \"1MiB\"\n\
+             [watch.backoff]\nattempts = 3\ninitial = \"10ms\"\nmax = \"2s\"\njitter = \"none\"\n\n",
+            self.state.value()
+        )
+    }
+
     /// `feeds`: (path, format) pairs; `extra` goes into the vendor table.
     pub(crate) fn config(&self, feeds: &[(&str, &str)], extra: &str) {
-        let mut s = String::from(WATCH);
+        let mut s = self.watch_table();
         s.push_str(&format!("[[vendor]]\nname = \"acme\"\n{extra}\n"));
         for (path, format) in feeds {
             s.push_str(&format!(
@@ -55,15 +67,14 @@ impl W {
     }
 
     pub(crate) fn events(&self) -> Vec<(String, serde_json::Value)> {
-        let conn = rusqlite::Connection::open(self.p.path("state/vg.sqlite")).unwrap();
-        let mut st = conn
-            .prepare("SELECT kind, json FROM events ORDER BY seq")
-            .unwrap();
-        st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-            .unwrap()
+        self.state
+            .query(&self.p, "SELECT kind, json FROM events ORDER BY seq")
+            .into_iter()
             .map(|r| {
-                let (k, j) = r.unwrap();
-                (k, serde_json::from_str(&j).unwrap())
+                let [Some(k), Some(j)] = &r[..] else {
+                    panic!("an event without kind or JSON: {r:?}")
+                };
+                (k.clone(), serde_json::from_str(j).unwrap())
             })
             .collect()
     }
@@ -82,9 +93,9 @@ pub(crate) fn rss(items: &[(&str, &str, &str)]) -> String {
     s
 }
 
-#[test]
-fn first_poll_records_the_backlog_then_new_entries_alert_once() {
-    let w = W::new(&[("/feed.rss", "")]);
+both_backends!(first_poll_records_the_backlog_then_new_entries_alert_once);
+fn first_poll_records_the_backlog_then_new_entries_alert_once(b: Backend) {
+    let w = W::new(b, &[("/feed.rss", "")]);
     w.srv.route(
         "/feed.rss",
         vec![Resp::ok(rss(&[
@@ -116,9 +127,9 @@ fn first_poll_records_the_backlog_then_new_entries_alert_once() {
     assert_eq!(w.events().len(), 2);
 }
 
-#[test]
-fn title_edits_are_not_new_and_body_edits_are_updates() {
-    let w = W::new(&[("/f", "")]);
+both_backends!(title_edits_are_not_new_and_body_edits_are_updates);
+fn title_edits_are_not_new_and_body_edits_are_updates(b: Backend) {
+    let w = W::new(b, &[("/f", "")]);
     w.srv
         .route("/f", vec![Resp::ok(rss(&[("A", "Title", "body")]))]);
     w.once().code(0);
@@ -138,9 +149,9 @@ fn title_edits_are_not_new_and_body_edits_are_updates() {
     w.once().code(0).stdout_has("event advisory-updated");
 }
 
-#[test]
-fn entries_without_ids_are_keyed_by_link() {
-    let w = W::new(&[("/f", "")]);
+both_backends!(entries_without_ids_are_keyed_by_link);
+fn entries_without_ids_are_keyed_by_link(b: Backend) {
+    let w = W::new(b, &[("/f", "")]);
     let feed = |title: &str| {
         format!(
         "<rss version=\"2.0\"><channel><title>t</title><item><title>{title}</title><link>https://acme.example/a</link></item></channel></rss>"
@@ -154,9 +165,9 @@ fn entries_without_ids_are_keyed_by_link() {
     assert!(!r.stdout.contains("event "), "{}", r.stdout);
 }
 
-#[test]
-fn etag_and_last_modified_round_trip_and_304_is_success() {
-    let w = W::new(&[("/e", ""), ("/l", "")]);
+both_backends!(etag_and_last_modified_round_trip_and_304_is_success);
+fn etag_and_last_modified_round_trip_and_304_is_success(b: Backend) {
+    let w = W::new(b, &[("/e", ""), ("/l", "")]);
     let body = rss(&[("A", "a", "a")]);
     w.srv.route(
         "/e",
@@ -186,9 +197,9 @@ fn etag_and_last_modified_round_trip_and_304_is_success() {
         .starts_with("vendorguard"));
 }
 
-#[test]
-fn server_errors_are_retried_and_429_honours_retry_after() {
-    let w = W::new(&[("/flaky", ""), ("/busy", "")]);
+both_backends!(server_errors_are_retried_and_429_honours_retry_after);
+fn server_errors_are_retried_and_429_honours_retry_after(b: Backend) {
+    let w = W::new(b, &[("/flaky", ""), ("/busy", "")]);
     let ok = Resp::ok(rss(&[("A", "a", "a")]));
     w.srv.route(
         "/flaky",
@@ -208,17 +219,20 @@ fn server_errors_are_retried_and_429_honours_retry_after() {
     );
 }
 
-#[test]
-fn each_failure_is_named_and_degrades_without_stopping_others() {
-    let w = W::new(&[
-        ("/good", ""),
-        ("/slow", ""),
-        ("/loop", ""),
-        ("/big", ""),
-        ("/bad-xml", ""),
-        ("/html", ""),
-        ("/gone", ""),
-    ]);
+both_backends!(each_failure_is_named_and_degrades_without_stopping_others);
+fn each_failure_is_named_and_degrades_without_stopping_others(b: Backend) {
+    let w = W::new(
+        b,
+        &[
+            ("/good", ""),
+            ("/slow", ""),
+            ("/loop", ""),
+            ("/big", ""),
+            ("/bad-xml", ""),
+            ("/html", ""),
+            ("/gone", ""),
+        ],
+    );
     w.srv
         .route("/good", vec![Resp::ok(rss(&[("A", "a", "a")]))]);
     w.srv.route(
@@ -267,20 +281,23 @@ fn each_failure_is_named_and_degrades_without_stopping_others() {
     assert_eq!(src["insecure_http"], true);
 }
 
-#[test]
-fn connection_refused_and_the_failing_then_recovered_cycle() {
+both_backends!(connection_refused_and_the_failing_then_recovered_cycle);
+fn connection_refused_and_the_failing_then_recovered_cycle(b: Backend) {
     // A port with nothing listening.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let w = W::new(&[]);
+    let w = W::new(b, &[]);
     let url = format!("http://127.0.0.1:{port}/feed");
     let write = |u: &str| {
         w.p.write(
             "feeds.toml",
-            format!("{WATCH}[[vendor]]\nname = \"acme\"\n[[vendor.feed]]\nurl = \"{u}\"\n"),
+            format!(
+                "{}[[vendor]]\nname = \"acme\"\n[[vendor.feed]]\nurl = \"{u}\"\n",
+                w.watch_table()
+            ),
         )
     };
     write(&url);
@@ -295,9 +312,9 @@ fn connection_refused_and_the_failing_then_recovered_cycle() {
     let _ = &w.srv;
 }
 
-#[test]
-fn source_recovered_follows_source_failing() {
-    let w = W::new(&[("/f", "")]);
+both_backends!(source_recovered_follows_source_failing);
+fn source_recovered_follows_source_failing(b: Backend) {
+    let w = W::new(b, &[("/f", "")]);
     w.srv.route("/f", vec![Resp::status(500)]);
     for _ in 0..3 {
         w.once().code(1);
@@ -309,10 +326,10 @@ fn source_recovered_follows_source_failing() {
         .stdout_has("event source-recovered info acme");
 }
 
-#[test]
-fn gzip_bomb_stops_at_max_body() {
+both_backends!(gzip_bomb_stops_at_max_body);
+fn gzip_bomb_stops_at_max_body(b: Backend) {
     let Some(c) = corpus() else { return };
-    let w = W::new(&[("/bomb", "")]);
+    let w = W::new(b, &[("/bomb", "")]);
     let bomb = std::fs::read(c.join("feeds/hostile/bomb-1GiB.gz")).unwrap();
     w.srv.route(
         "/bomb",
@@ -328,8 +345,8 @@ fn gzip_bomb_stops_at_max_body() {
     );
 }
 
-#[test]
-fn cisa_kev_snapshots_yield_exactly_the_three_new_cves() {
+both_backends!(cisa_kev_snapshots_yield_exactly_the_three_new_cves);
+fn cisa_kev_snapshots_yield_exactly_the_three_new_cves(b: Backend) {
     let Some(c) = corpus() else { return };
     let dir = c.join("feeds/vendor/cisa-kev");
     let prev_gz = dir.join("known_exploited_vulnerabilities.PREVIOUS-c955f9c.json.gz");
@@ -342,7 +359,7 @@ fn cisa_kev_snapshots_yield_exactly_the_three_new_cves() {
             .unwrap();
         out
     };
-    let w = W::new(&[("/kev.json", "cisa-kev")]);
+    let w = W::new(b, &[("/kev.json", "cisa-kev")]);
     w.p.write(
         "feeds.toml",
         std::fs::read_to_string(w.p.path("feeds.toml"))
@@ -367,9 +384,11 @@ fn cisa_kev_snapshots_yield_exactly_the_three_new_cves() {
     assert_eq!(cves, ["CVE-2024-8068", "CVE-2024-8069", "CVE-2025-48384"]);
 }
 
+// SQLite only: the lock file beside an SQLite state (PostgreSQL states are shared by design).
 #[test]
 fn overlapping_runs_the_second_exits_75() {
-    let w = W::new(&[("/slow", "")]);
+    let b = Backend::Sqlite;
+    let w = W::new(b, &[("/slow", "")]);
     w.srv.route(
         "/slow",
         vec![Resp::ok(rss(&[])).delay(Duration::from_millis(1500))],
@@ -390,6 +409,7 @@ fn overlapping_runs_the_second_exits_75() {
     assert_eq!(out.status.code(), Some(0));
 }
 
+// SQLite only: a file that is not an SQLite database.
 #[test]
 fn bad_config_and_unreadable_state_exit_2() {
     let p = Project::new();
@@ -408,9 +428,9 @@ fn bad_config_and_unreadable_state_exit_2() {
     p.run(&["watch", "--once"]).code(2).stderr_has("s.sqlite");
 }
 
-#[test]
-fn killed_at_random_points_loses_nothing_and_the_database_stays_sound() {
-    let w = W::new(&[("/a", ""), ("/b", "")]);
+both_backends!(killed_at_random_points_loses_nothing_and_the_database_stays_sound);
+fn killed_at_random_points_loses_nothing_and_the_database_stays_sound(b: Backend) {
+    let w = W::new(b, &[("/a", ""), ("/b", "")]);
     // Each round adds one entry to each feed; SIGKILL lands at a different point.
     let mut items_a: Vec<(String, String, String)> = vec![("a0".into(), "a0".into(), "x".into())];
     let mut items_b: Vec<(String, String, String)> = vec![("b0".into(), "b0".into(), "x".into())];
@@ -463,16 +483,14 @@ fn killed_at_random_points_loses_nothing_and_the_database_stays_sound() {
         .collect();
     want.sort();
     assert_eq!(keys, want, "every new entry is exactly one event");
-    let conn = rusqlite::Connection::open(w.p.path("state/vg.sqlite")).unwrap();
-    let ok: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(ok, "ok");
+    if w.state.is_sqlite() {
+        assert_eq!(w.state.query_one(&w.p, "PRAGMA integrity_check"), "ok");
+    }
 }
 
-#[test]
-fn json_summary_and_event_lines() {
-    let w = W::new(&[("/f", "")]);
+both_backends!(json_summary_and_event_lines);
+fn json_summary_and_event_lines(b: Backend) {
+    let w = W::new(b, &[("/f", "")]);
     w.srv.route("/f", vec![Resp::ok(rss(&[("A", "a", "a")]))]);
     let r = w.p.run(&["watch", "--once", "--json"]);
     r.code(0);
@@ -543,10 +561,10 @@ struct Csaf {
 impl Csaf {
     /// The gocsaf `simple-rolie-provider` (or directory provider) served at /p/, its
     /// key pinned for vendor acme.
-    fn new(provider: &str, pin_provider_key: bool) -> Option<Csaf> {
+    fn new(b: Backend, provider: &str, pin_provider_key: bool) -> Option<Csaf> {
         let c = corpus()?;
         let dir = c.join("csaf/gocsaf-testdata").join(provider);
-        let w = W::new(&[("/p/provider-metadata.json", "csaf")]);
+        let w = W::new(b, &[("/p/provider-metadata.json", "csaf")]);
         let base = w.srv.url("/p");
         serve_tree(&w.srv, "/p/", &dir, &render_gocsaf(&base));
         if pin_provider_key {
@@ -563,9 +581,9 @@ impl Csaf {
     }
 }
 
-#[test]
-fn csaf_rolie_provider_good_advisory_is_verified_and_recorded() {
-    let Some(c) = Csaf::new("simple-rolie-provider", true) else {
+both_backends!(csaf_rolie_provider_good_advisory_is_verified_and_recorded);
+fn csaf_rolie_provider_good_advisory_is_verified_and_recorded(b: Backend) {
+    let Some(c) = Csaf::new(b, "simple-rolie-provider", true) else {
         return;
     };
     let r = c.w.once();
@@ -590,9 +608,9 @@ fn csaf_rolie_provider_good_advisory_is_verified_and_recorded() {
     );
 }
 
-#[test]
-fn csaf_directory_provider_with_changes_csv() {
-    let Some(c) = Csaf::new("simple-directory-provider", true) else {
+both_backends!(csaf_directory_provider_with_changes_csv);
+fn csaf_directory_provider_with_changes_csv(b: Backend) {
+    let Some(c) = Csaf::new(b, "simple-directory-provider", true) else {
         return;
     };
     c.w.once()
@@ -606,9 +624,9 @@ fn csaf_directory_provider_with_changes_csv() {
         .is_empty());
 }
 
-#[test]
-fn csaf_bad_hash_and_bad_signature_are_rejected_by_name() {
-    let Some(c) = Csaf::new("simple-rolie-provider", true) else {
+both_backends!(csaf_bad_hash_and_bad_signature_are_rejected_by_name);
+fn csaf_bad_hash_and_bad_signature_are_rejected_by_name(b: Backend) {
+    let Some(c) = Csaf::new(b, "simple-rolie-provider", true) else {
         return;
     };
     c.w.srv.route(
@@ -621,7 +639,7 @@ fn csaf_bad_hash_and_bad_signature_are_rejected_by_name() {
     // A rejected advisory degrades the run (exit 1) until it verifies.
     c.w.once().code(1).stdout_has("event bundle-rejected high acme: acme CSAF advisory avendor-advisory-0004.json rejected: avendor-advisory-0004.json.sha256 does not match");
 
-    let Some(c) = Csaf::new("simple-rolie-provider", true) else {
+    let Some(c) = Csaf::new(b, "simple-rolie-provider", true) else {
         return;
     };
     // Change the document and fix up its hashes: only the signature can tell.
@@ -654,7 +672,7 @@ fn csaf_bad_hash_and_bad_signature_are_rejected_by_name() {
         .code(1)
         .stdout_has("rejected: signature bad-signature");
 
-    let Some(c) = Csaf::new("simple-rolie-provider", true) else {
+    let Some(c) = Csaf::new(b, "simple-rolie-provider", true) else {
         return;
     };
     c.w.srv.route(
@@ -664,11 +682,11 @@ fn csaf_bad_hash_and_bad_signature_are_rejected_by_name() {
     c.w.once().code(1).stdout_has("rejected: no signature");
 }
 
+both_backends!(csaf_unpinned_provider_key_and_its_advisory_are_one_key_changed_incident);
 /// Issue 14: the provider's unpinned key and the advisory it signed were two events;
 /// now one `key-changed` incident names the key and the advisory held back.
-#[test]
-fn csaf_unpinned_provider_key_and_its_advisory_are_one_key_changed_incident() {
-    let Some(c) = Csaf::new("simple-rolie-provider", false) else {
+fn csaf_unpinned_provider_key_and_its_advisory_are_one_key_changed_incident(b: Backend) {
+    let Some(c) = Csaf::new(b, "simple-rolie-provider", false) else {
         return;
     };
     let r = c.w.once();
@@ -679,19 +697,19 @@ fn csaf_unpinned_provider_key_and_its_advisory_are_one_key_changed_incident() {
     assert_eq!(event_lines(&r, "key-changed").len(), 1, "{}", r.stdout);
 }
 
-#[test]
-fn csaf_without_any_pinned_key_is_a_failure_not_a_silent_skip() {
-    let Some(c) = Csaf::new("simple-rolie-provider", true) else {
+both_backends!(csaf_without_any_pinned_key_is_a_failure_not_a_silent_skip);
+fn csaf_without_any_pinned_key_is_a_failure_not_a_silent_skip(b: Backend) {
+    let Some(c) = Csaf::new(b, "simple-rolie-provider", true) else {
         return;
     };
     std::fs::remove_dir_all(c.w.p.path("keyring")).unwrap();
     c.w.once().code(1).stderr_has("csaf-no-pinned-key");
 }
 
-#[test]
-fn csaf_cisa_ref_quirk_and_unknown_signer() {
+both_backends!(csaf_cisa_ref_quirk_and_unknown_signer);
+fn csaf_cisa_ref_quirk_and_unknown_signer(b: Backend) {
     let Some(corp) = corpus() else { return };
-    let w = W::new(&[("/cisa/provider-metadata.json", "csaf")]);
+    let w = W::new(b, &[("/cisa/provider-metadata.json", "csaf")]);
     let it = corp.join("csaf/cisagov-CSAF/IT/white");
     let real = "https://raw.githubusercontent.com/cisagov/CSAF/develop/csaf_files/IT/white/";
     let local = w.srv.url("/cisa/it/");
@@ -732,9 +750,9 @@ fn csaf_cisa_ref_quirk_and_unknown_signer() {
     assert_eq!(ev["vouched"], "no");
 }
 
-#[test]
-fn key_url_changes_revocations_and_expiry() {
-    let w = W::new(&[]);
+both_backends!(key_url_changes_revocations_and_expiry);
+fn key_url_changes_revocations_and_expiry(b: Backend) {
+    let w = W::new(b, &[]);
     let pinned = sq_cert("Acme Release <r@acme.example>", days_ago(100), None);
     w.p.pin_cert("acme", "acme.asc", &armored(&pinned));
     w.config(&[], &format!("key_url = \"{}\"", w.srv.url("/key.asc")));
@@ -778,12 +796,16 @@ fn key_url_changes_revocations_and_expiry() {
     );
 }
 
-#[test]
-fn daemon_polls_each_source_on_its_interval_and_stops_cleanly_on_sigterm() {
-    let w = W::new(&[]);
+both_backends!(daemon_polls_each_source_on_its_interval_and_stops_cleanly_on_sigterm);
+fn daemon_polls_each_source_on_its_interval_and_stops_cleanly_on_sigterm(b: Backend) {
+    let w = W::new(b, &[]);
     w.p.write(
         "feeds.toml",
-        format!("{WATCH}[[vendor]]\nname = \"acme\"\n[[vendor.feed]]\nurl = \"{}\"\ninterval = \"1s\"\n", w.srv.url("/f")),
+        format!(
+            "{}[[vendor]]\nname = \"acme\"\n[[vendor.feed]]\nurl = \"{}\"\ninterval = \"1s\"\n",
+            w.watch_table(),
+            w.srv.url("/f")
+        ),
     );
     w.srv.route("/f", vec![Resp::ok(rss(&[("A", "a", "a")]))]);
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_vendorguard"))
@@ -809,13 +831,16 @@ fn daemon_polls_each_source_on_its_interval_and_stops_cleanly_on_sigterm() {
         vec![Resp::ok(rss(&[("B", "b", "b"), ("A", "a", "a")]))],
     );
     wait_for("the new entry's event", &|| {
-        w.p.path("state/vg.sqlite").exists()
+        w.state.exists(&w.p)
             && w.events()
                 .iter()
                 .any(|(k, e)| k == "advisory-new" && e["entry_key"] == "id:B")
     });
-    // A second run cannot start while the daemon holds the lock.
-    w.once().code(75);
+    // A second run cannot start while the daemon holds the lock (SQLite's lock file:
+    // runs share a PostgreSQL state by design).
+    if w.state.is_sqlite() {
+        w.once().code(75);
+    }
     let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
     let out = child.wait_with_output().unwrap();
@@ -827,11 +852,9 @@ fn daemon_polls_each_source_on_its_interval_and_stops_cleanly_on_sigterm() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("vendorguard: stopping"));
     assert!(String::from_utf8_lossy(&out.stdout).contains("event advisory-new unknown acme: b"));
-    let conn = rusqlite::Connection::open(w.p.path("state/vg.sqlite")).unwrap();
-    let ok: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(ok, "ok");
+    if w.state.is_sqlite() {
+        assert_eq!(w.state.query_one(&w.p, "PRAGMA integrity_check"), "ok");
+    }
 }
 
 /// A CSAF directory provider made by the test: documents signed with real GnuPG.
@@ -849,13 +872,13 @@ pub(crate) struct OwnProvider {
 }
 
 impl OwnProvider {
-    pub(crate) fn new() -> OwnProvider {
-        OwnProvider::with_key_expiry("0")
+    pub(crate) fn new(b: Backend) -> OwnProvider {
+        OwnProvider::with_key_expiry(b, "0")
     }
 
     /// `expire` as GnuPG takes it: `0` for never, `20d`.
-    fn with_key_expiry(expire: &str) -> OwnProvider {
-        let w = W::new(&[("/prov/provider-metadata.json", "csaf")]);
+    fn with_key_expiry(b: Backend, expire: &str) -> OwnProvider {
+        let w = W::new(b, &[("/prov/provider-metadata.json", "csaf")]);
         let gpg = Gpg::new();
         let fpr = gpg.key("Acme PSIRT <psirt@acme.example>", "ed25519", expire, None);
         w.p.pin_cert("acme", "psirt.asc", &gpg.export(&fpr));
@@ -985,9 +1008,9 @@ impl OwnProvider {
     }
 }
 
-#[test]
-fn csaf_new_advisories_and_tracking_version_updates() {
-    let p = OwnProvider::new();
+both_backends!(csaf_new_advisories_and_tracking_version_updates);
+fn csaf_new_advisories_and_tracking_version_updates(b: Backend) {
+    let p = OwnProvider::new(b);
     p.publish("ACME-2026-001", "1", 5.3, "2026-11-01T00:00:00Z");
     p.w.once()
         .code(0)
@@ -1019,12 +1042,12 @@ fn csaf_new_advisories_and_tracking_version_updates() {
     );
 }
 
+both_backends!(csaf_listing_is_fetched_conditionally_and_a_304_costs_nothing_more);
 /// Issue 14: the provider's metadata and changes.csv are fetched with the validators
 /// they were last sent with; when both answer 304 nothing else is fetched or parsed,
 /// and a changed changes.csv is fetched whole again.
-#[test]
-fn csaf_listing_is_fetched_conditionally_and_a_304_costs_nothing_more() {
-    let p = OwnProvider::new();
+fn csaf_listing_is_fetched_conditionally_and_a_304_costs_nothing_more(b: Backend) {
+    let p = OwnProvider::new(b);
     p.tag_listing();
     p.publish("ACME-2026-001", "1", 5.3, "2026-11-01T00:00:00Z");
     p.w.once().code(0);
@@ -1081,9 +1104,9 @@ fn csaf_listing_is_fetched_conditionally_and_a_304_costs_nothing_more() {
     assert_eq!(p.w.srv.request_count() - before, 2 + 2);
 }
 
-#[test]
-fn csaf_advisory_unreachable_once_is_checked_again_next_poll() {
-    let p = OwnProvider::new();
+both_backends!(csaf_advisory_unreachable_once_is_checked_again_next_poll);
+fn csaf_advisory_unreachable_once_is_checked_again_next_poll(b: Backend) {
+    let p = OwnProvider::new(b);
     p.publish("ACME-2026-001", "1", 5.3, "2026-11-01T00:00:00Z");
     p.w.once().code(0);
     p.publish("ACME-2026-002", "1", 6.1, "2026-11-20T00:00:00Z");
@@ -1120,13 +1143,13 @@ fn open_problems(w: &W) -> serde_json::Value {
     s.json()["sources"][0]["open_problems"].clone()
 }
 
+both_backends!(csaf_failing_advisories_are_folded_remembered_and_cleared_when_fixed);
 /// Regression: a provider whose advisories could not be fetched raised one high event
 /// per advisory (2,000 mails and script runs for one broken provider) and the run
 /// exited 0. Now: three one by one, the rest in one summary; remembered, so the next
 /// poll raises nothing; exit 1 until the files are fixed; then announced as usual.
-#[test]
-fn csaf_failing_advisories_are_folded_remembered_and_cleared_when_fixed() {
-    let p = OwnProvider::new();
+fn csaf_failing_advisories_are_folded_remembered_and_cleared_when_fixed(b: Backend) {
+    let p = OwnProvider::new(b);
     let ids: Vec<String> = (1..=10).map(|i| format!("ACME-2026-{i:03}")).collect();
     let doc_path = |id: &str| format!("/prov/white/2026/{}.json", id.to_lowercase());
     for id in &ids {
@@ -1213,9 +1236,9 @@ fn csaf_failing_advisories_are_folded_remembered_and_cleared_when_fixed() {
     p.w.once().code(0).stdout_lacks("event ");
 }
 
-#[test]
-fn csaf_problem_events_per_poll_are_configurable() {
-    let p = OwnProvider::new();
+both_backends!(csaf_problem_events_per_poll_are_configurable);
+fn csaf_problem_events_per_poll_are_configurable(b: Backend) {
+    let p = OwnProvider::new(b);
     p.w.p.write(
         "feeds.toml",
         std::fs::read_to_string(p.w.p.path("feeds.toml"))
@@ -1237,11 +1260,11 @@ fn csaf_problem_events_per_poll_are_configurable() {
     assert_eq!(event_lines(&r, "bundle-rejected").len(), 2, "{}", r.stdout);
 }
 
+both_backends!(csaf_advisories_need_the_vendors_signature_threshold);
 /// Regression: CSAF advisories were verified with a threshold of 1 whatever the
 /// vendor's `signatures` said.
-#[test]
-fn csaf_advisories_need_the_vendors_signature_threshold() {
-    let p = OwnProvider::new();
+fn csaf_advisories_need_the_vendors_signature_threshold(b: Backend) {
+    let p = OwnProvider::new(b);
     let second = p
         .gpg
         .key("Acme Release <release@acme.example>", "ed25519", "0", None);
@@ -1266,11 +1289,11 @@ fn csaf_advisories_need_the_vendors_signature_threshold() {
     assert_eq!(open_problems(&p.w), 0);
 }
 
+both_backends!(csaf_advisory_cosigned_by_an_unpinned_key_raises_unexpected_signer);
 /// Regression: the verifier's warning about a co-signer that is not pinned was
 /// dropped for CSAF advisories. Raised once per provider and key, not per advisory.
-#[test]
-fn csaf_advisory_cosigned_by_an_unpinned_key_raises_unexpected_signer() {
-    let p = OwnProvider::new();
+fn csaf_advisory_cosigned_by_an_unpinned_key_raises_unexpected_signer(b: Backend) {
+    let p = OwnProvider::new(b);
     let stranger = p.gpg.key("Someone <x@example.org>", "ed25519", "0", None);
     p.signers.borrow_mut().push(stranger.clone());
     p.publish("ACME-2026-001", "1", 5.3, "2026-11-01T00:00:00Z");
@@ -1293,11 +1316,11 @@ fn csaf_advisory_cosigned_by_an_unpinned_key_raises_unexpected_signer() {
         .stdout_lacks("unexpected-signer");
 }
 
+both_backends!(csaf_signing_key_expiring_soon_raises_key_expiring);
 /// Regression: a CSAF signing key about to expire was noticed by the verifier and
 /// then dropped.
-#[test]
-fn csaf_signing_key_expiring_soon_raises_key_expiring() {
-    let p = OwnProvider::with_key_expiry("20d");
+fn csaf_signing_key_expiring_soon_raises_key_expiring(b: Backend) {
+    let p = OwnProvider::with_key_expiry(b, "20d");
     p.publish("ACME-2026-001", "1", 5.3, "2026-11-01T00:00:00Z");
     let r = p.w.once();
     r.code(0)
@@ -1308,6 +1331,7 @@ fn csaf_signing_key_expiring_soon_raises_key_expiring() {
     p.w.once().code(0).stdout_lacks("key-expiring");
 }
 
+both_backends!(csaf_stackable_key_rotation);
 /// Stackable's real provider, which rotated its signing key in 2025 (the new key is
 /// not certified by the old one). Pinning the new key verifies every advisory
 /// (including the 2026 hash files that name `2026/<file>` and end without a newline).
@@ -1316,13 +1340,12 @@ fn csaf_signing_key_expiring_soon_raises_key_expiring() {
 /// are held back, not marked seen: once the operator pins the new key with `keys add`
 /// they are announced (the first three one by one, the rest in one summary), and
 /// `--recheck` downloads and checks them all again.
-#[test]
-fn csaf_stackable_key_rotation() {
+fn csaf_stackable_key_rotation(b: Backend) {
     let Some(c) = corpus() else { return };
     let dir = c.join("csaf/stackabletech-advisories/csaf/v2");
     let new_key = std::fs::read(dir.join("openpgp/4005788070EAA8A5.txt")).unwrap();
     let provider = |pinned: &[u8]| {
-        let w = W::new(&[("/stk/provider-metadata.json", "csaf")]);
+        let w = W::new(b, &[("/stk/provider-metadata.json", "csaf")]);
         serve_tree(&w.srv, "/stk/", &dir, &|b| b);
         let meta = std::fs::read_to_string(dir.join("provider-metadata.json"))
             .unwrap()
@@ -1403,14 +1426,14 @@ fn csaf_stackable_key_rotation() {
     );
 }
 
+both_backends!(csaf_key_rotation_is_one_incident_and_the_gap_is_announced_once_pinned);
 /// Issue 14, a rotation made with GnuPG: the provider signs with key A (pinned), then
 /// rotates to key B, certified by A or not. One `key-changed` incident names B, says
 /// whether A vouches for it and counts the advisories B signed; after `keys add` the
 /// advisories published in the gap are announced.
-#[test]
-fn csaf_key_rotation_is_one_incident_and_the_gap_is_announced_once_pinned() {
+fn csaf_key_rotation_is_one_incident_and_the_gap_is_announced_once_pinned(b: Backend) {
     for certified in [true, false] {
-        let p = OwnProvider::new();
+        let p = OwnProvider::new(b);
         p.publish("ACME-2026-001", "1", 5.3, "2026-11-01T00:00:00Z");
         p.w.once()
             .code(0)
@@ -1545,12 +1568,12 @@ fn group(fpr: &str) -> String {
     format!("{}  {}", quads[..5].join(" "), quads[5..].join(" "))
 }
 
+both_backends!(csaf_recheck_downloads_every_advisory_again);
 /// Issue 14: `--recheck VENDOR` downloads every advisory again, so one changed in place
 /// without a new date in changes.csv is noticed; a vendor that is not configured is a
 /// usage error.
-#[test]
-fn csaf_recheck_downloads_every_advisory_again() {
-    let p = OwnProvider::new();
+fn csaf_recheck_downloads_every_advisory_again(b: Backend) {
+    let p = OwnProvider::new(b);
     p.publish("ACME-2026-001", "1", 5.3, "2026-11-01T00:00:00Z");
     p.publish("ACME-2026-002", "1", 5.3, "2026-11-01T00:00:00Z");
     p.w.once().code(0);
@@ -1582,8 +1605,8 @@ impl OwnProvider {
 
     /// Two advisories listed on one date, polled every 12 hours (one a poll has its
     /// side files fetched again), the listing with validators, and the first poll done.
-    fn two_advisories_every_12h() -> (OwnProvider, &'static str) {
-        let p = OwnProvider::new();
+    fn two_advisories_every_12h(b: Backend) -> (OwnProvider, &'static str) {
+        let p = OwnProvider::new(b);
         p.polled_every("12h");
         p.tag_listing();
         let date = "2026-11-01T00:00:00Z";
@@ -1613,12 +1636,12 @@ impl OwnProvider {
     }
 }
 
+both_backends!(csaf_advisory_changed_in_place_is_announced_within_the_window);
 /// Issue 14: an advisory changed in place (same `changes.csv` date, same
 /// `tracking.version`) is noticed through its hash file, fetched again in a bounded
 /// slice even when the listing answers 304; each change is its own `advisory-updated`.
-#[test]
-fn csaf_advisory_changed_in_place_is_announced_within_the_window() {
-    let (p, date) = OwnProvider::two_advisories_every_12h();
+fn csaf_advisory_changed_in_place_is_announced_within_the_window(b: Backend) {
+    let (p, date) = OwnProvider::two_advisories_every_12h(b);
     p.publish("ACME-2026-002", "1", 9.8, date);
     // Polled every 12h, half of the advisories a poll: 001 first (its side files say
     // the same: not downloaded), then 002.
@@ -1656,11 +1679,11 @@ fn csaf_advisory_changed_in_place_is_announced_within_the_window() {
     assert_ne!(updated[0].1["id"], updated[1].1["id"]);
 }
 
+both_backends!(csaf_advisory_resigned_by_a_stranger_is_held_for_its_signer);
 /// Issue 14: the same document re-signed by a key that is not pinned, its hash file
 /// unchanged, is noticed through its signature and held back for its signer.
-#[test]
-fn csaf_advisory_resigned_by_a_stranger_is_held_for_its_signer() {
-    let p = OwnProvider::new();
+fn csaf_advisory_resigned_by_a_stranger_is_held_for_its_signer(b: Backend) {
+    let p = OwnProvider::new(b);
     p.polled_every("24h");
     p.tag_listing();
     let date = "2026-11-01T00:00:00Z";
@@ -1685,11 +1708,11 @@ fn csaf_advisory_resigned_by_a_stranger_is_held_for_its_signer() {
     assert_eq!(n, 2, "two 304s, nothing verified left to re-check");
 }
 
+both_backends!(csaf_unchanged_side_files_cost_no_advisory_download);
 /// Issue 14: side files that say what they said cost no advisory download; they are
 /// asked with the validators they last answered with, so unchanged they are 304s.
-#[test]
-fn csaf_unchanged_side_files_cost_no_advisory_download() {
-    let p = OwnProvider::new();
+fn csaf_unchanged_side_files_cost_no_advisory_download(b: Backend) {
+    let p = OwnProvider::new(b);
     p.polled_every("24h");
     p.tag_listing();
     p.publish("ACME-2026-001", "1", 5.3, "2026-11-01T00:00:00Z");
@@ -1713,16 +1736,16 @@ fn csaf_unchanged_side_files_cost_no_advisory_download() {
     );
 }
 
+both_backends!(csaf_advisories_verified_before_side_files_were_recorded_are_checked_once_quietly);
 /// Issue 14: a state from before side files were recorded (the migration drops the
 /// listing validators too): the next poll reads the listing whole, and each advisory is
 /// checked whole once in its turn, with nothing to announce.
-#[test]
-fn csaf_advisories_verified_before_side_files_were_recorded_are_checked_once_quietly() {
-    let (p, _) = OwnProvider::two_advisories_every_12h();
-    let conn = rusqlite::Connection::open(p.w.p.path("state/vg.sqlite")).unwrap();
-    conn.execute_batch("DELETE FROM csaf_side_files; DELETE FROM listing_validators;")
-        .unwrap();
-    drop(conn);
+fn csaf_advisories_verified_before_side_files_were_recorded_are_checked_once_quietly(b: Backend) {
+    let (p, _) = OwnProvider::two_advisories_every_12h(b);
+    p.w.state.execute(
+        &p.w.p,
+        "DELETE FROM csaf_side_files; DELETE FROM listing_validators;",
+    );
     let csv = "/prov/white/changes.csv";
     for _ in 0..3 {
         p.w.once().code(0).stdout_lacks("event ");
@@ -1738,11 +1761,11 @@ fn csaf_advisories_verified_before_side_files_were_recorded_are_checked_once_qui
     assert_eq!(n, 2 + 2);
 }
 
+both_backends!(csaf_side_file_slice_is_bounded_and_rotates);
 /// Issue 14: polled hourly, a poll fetches the side files of 1/24th of the advisories
 /// (rounded up), the longest unchecked first, so each is fetched again within 24 polls.
-#[test]
-fn csaf_side_file_slice_is_bounded_and_rotates() {
-    let p = OwnProvider::new();
+fn csaf_side_file_slice_is_bounded_and_rotates(b: Backend) {
+    let p = OwnProvider::new(b);
     p.tag_listing();
     let names: Vec<String> = (1..=30)
         .map(|i| format!("2026/acme-2026-{i:03}.json"))
@@ -1772,18 +1795,18 @@ fn csaf_side_file_slice_is_bounded_and_rotates() {
     }
 }
 
+both_backends!(link_local_and_metadata_addresses_are_refused_before_any_request);
 /// Issue: redirects and feed URLs could aim the watcher at the cloud metadata service.
 /// No address here is ever contacted: a proxy on 127.0.0.1 stands where a regression
 /// would send the request, and it must see nothing.
-#[test]
-fn link_local_and_metadata_addresses_are_refused_before_any_request() {
+fn link_local_and_metadata_addresses_are_refused_before_any_request(b: Backend) {
     let proxy = HttpServer::start();
-    let w = W::new(&[]);
+    let w = W::new(b, &[]);
     w.srv.route(
         "/hop",
         vec![Resp::status(302).header("Location", "http://169.254.169.254/latest/meta-data/")],
     );
-    let mut s = String::from(WATCH);
+    let mut s = w.watch_table();
     s.push_str("[[vendor]]\nname = \"acme\"\n\n");
     for url in [
         w.srv.url("/hop"),
@@ -1822,12 +1845,14 @@ fn link_local_and_metadata_addresses_are_refused_before_any_request() {
     assert_eq!(failing.len(), 4, "{v:#}");
 }
 
+// SQLite only: empty, foreign and non-SQLite files in the state's place.
 /// Issue: an empty state file, or an SQLite database holding something else, was taken
 /// for a first run: vendorguard wrote its schema into it, and every advisory the feeds
 /// already listed (real new ones included) vanished into the backlog summary.
 #[test]
 fn damaged_state_is_refused_by_every_command_and_left_as_it_was() {
-    let w = W::new(&[]);
+    let b = Backend::Sqlite;
+    let w = W::new(b, &[]);
     w.config(&[("/f", "")], "bundles = [\"acme-*.zip\"]");
     let cfg = std::fs::read_to_string(w.p.path("feeds.toml")).unwrap();
     w.p.write(
@@ -1905,13 +1930,15 @@ fn damaged_state_is_refused_by_every_command_and_left_as_it_was() {
     assert!(log.contains("1 advisories already published"), "{log}");
 }
 
+// SQLite only: the modes of the SQLite file, its -wal/-shm and lock files.
 /// Issue: the state database, its -wal/-shm files, the lock file and the state folder
 /// were created with the process umask: under `umask 000` anyone on the host could
 /// read and rewrite the outbox and the sources' validators.
 #[test]
 fn state_files_are_private_whatever_the_umask() {
+    let b = Backend::Sqlite;
     use std::os::unix::fs::PermissionsExt;
-    let w = W::new(&[("/f", "")]);
+    let w = W::new(b, &[("/f", "")]);
     w.srv.route("/f", vec![Resp::ok(rss(&[("A", "a", "a")]))]);
     let mode = |rel: &str| {
         std::fs::metadata(w.p.path(rel))
@@ -1978,10 +2005,10 @@ fn state_files_are_private_whatever_the_umask() {
     assert_eq!(mode("state/vg.sqlite.lock"), 0o600);
 }
 
-#[test]
-fn csaf_max_signature_age_refuses_an_old_advisory_signature() {
+both_backends!(csaf_max_signature_age_refuses_an_old_advisory_signature);
+fn csaf_max_signature_age_refuses_an_old_advisory_signature(b: Backend) {
     // Days before now:  900 a second provider key is made   500 it signs the advisory
-    let p = OwnProvider::new();
+    let p = OwnProvider::new(b);
     let old = p.gpg.key(
         "Acme PSIRT 2024 <psirt-2024@acme.example>",
         "ed25519",

@@ -97,11 +97,11 @@ fn steps(lines: &[String]) -> Vec<String> {
         .collect()
 }
 
+both_backends!(the_backlog_has_its_own_kind_and_a_silent_feed_says_unknown);
 /// Issue 14: the backlog summary was typed `advisory-new`, and an RSS entry with no
 /// severity became `medium`.
-#[test]
-fn the_backlog_has_its_own_kind_and_a_silent_feed_says_unknown() {
-    let a = A::new(Some(ESC_RECORDING), "10s");
+fn the_backlog_has_its_own_kind_and_a_silent_feed_says_unknown(b: Backend) {
+    let a = A::new(b, Some(ESC_RECORDING), "10s");
     let _smtp = a.smtp();
     a.feed(&[("OLD-1", "Old advisory"), ("OLD-2", "Older advisory")]);
     a.once().code(0);
@@ -140,12 +140,12 @@ fn the_backlog_has_its_own_kind_and_a_silent_feed_says_unknown() {
     );
 }
 
+both_backends!(kev_alerts_carry_the_catalogue_fields_the_cves_and_the_contact);
 /// Issue 14: CISA KEV alerts dropped the catalogue's due date, required action,
 /// ransomware use, vendor and product, called every entry `high`, and no alert named
 /// the vendor's contact.
-#[test]
-fn kev_alerts_carry_the_catalogue_fields_the_cves_and_the_contact() {
-    let a = A::new(Some(ESC_RECORDING), "10s");
+fn kev_alerts_carry_the_catalogue_fields_the_cves_and_the_contact(b: Backend) {
+    let a = A::new(b, Some(ESC_RECORDING), "10s");
     a.with_contact();
     a.as_kev();
     let smtp = a.smtp();
@@ -201,12 +201,12 @@ fn kev_alerts_carry_the_catalogue_fields_the_cves_and_the_contact() {
     }
 }
 
+both_backends!(mail_and_shipped_script_give_the_same_key_checklist);
 /// Issue 14: the mail for a signer event said to copy the certificate into the
 /// keyring, skipping the fingerprint check the shipped script asked for. Both now give
 /// one checklist, ending with the exact `keys add ... --fingerprint` command.
-#[test]
-fn mail_and_shipped_script_give_the_same_key_checklist() {
-    let a = A::new(Some(ESC_RECORDING), "10s");
+fn mail_and_shipped_script_give_the_same_key_checklist(b: Backend) {
+    let a = A::new(b, Some(ESC_RECORDING), "10s");
     a.with_contact();
     let smtp = a.smtp();
     let (_gpg, _pinned, sfpr, _bundle) = a.bundle_signed_by_a_stranger();
@@ -323,11 +323,12 @@ fn shipped_script_logs_through_logger_or_stderr_and_writes_nothing() {
     assert_eq!(left, ["escalate"], "the script wrote beside itself");
 }
 
+both_backends!(alert_test_shows_the_scripts_stderr_and_status_and_each_cause_once);
 /// Issue 14: `alert test` hid why the script failed, and the SMTP error repeated its
 /// cause (`Connection refused (os error 111): Connection refused (os error 111)`).
-#[test]
-fn alert_test_shows_the_scripts_stderr_and_status_and_each_cause_once() {
+fn alert_test_shows_the_scripts_stderr_and_status_and_each_cause_once(b: Backend) {
     let a = A::new(
+        b,
         Some("#!/bin/sh\necho 'paging service said: 401 bad token' >&2\nexit 7\n"),
         "10s",
     );

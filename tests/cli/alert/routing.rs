@@ -53,11 +53,11 @@ impl A {
 
 const EMPTY: &str = "<rss version=\"2.0\"><channel><title>t</title></channel></rss>";
 
+both_backends!(an_excluded_vendors_advisory_is_stored_as_filtered_and_sent_nowhere);
 /// An excluded vendor's advisory runs no script and sends no mail, yet is stored and
 /// listed as filtered; the other vendor's advisory goes out as before.
-#[test]
-fn an_excluded_vendors_advisory_is_stored_as_filtered_and_sent_nowhere() {
-    let a = A::new(Some(ESC_RECORDING), "10s");
+fn an_excluded_vendors_advisory_is_stored_as_filtered_and_sent_nowhere(b: Backend) {
+    let a = A::new(b, Some(ESC_RECORDING), "10s");
     a.with_beta();
     a.alerts_extra("[[alerts.exclude]]\nvendor = \"beta\"\n");
     let smtp = a.smtp();
@@ -104,11 +104,11 @@ fn an_excluded_vendors_advisory_is_stored_as_filtered_and_sent_nowhere() {
     );
 }
 
+both_backends!(a_keyword_include_lets_only_matching_advisories_through);
 /// `include` is an allow-list: only advisories naming the keyword (any case, in the
 /// title or a CVE id) go out.
-#[test]
-fn a_keyword_include_lets_only_matching_advisories_through() {
-    let a = A::new(Some(ESC_RECORDING), "10s");
+fn a_keyword_include_lets_only_matching_advisories_through(b: Backend) {
+    let a = A::new(b, Some(ESC_RECORDING), "10s");
     a.alerts_extra("[[alerts.include]]\nkeyword = \"openssl\"\n");
     let smtp = a.smtp();
     a.feed(&[]);
@@ -128,11 +128,11 @@ fn a_keyword_include_lets_only_matching_advisories_through() {
     );
 }
 
+both_backends!(min_severity_on_the_escalation_channel_leaves_mail_alone);
 /// `escalation_min_severity` limits the program only: mail still gets the medium
 /// advisory, and an advisory of unknown severity passes every floor.
-#[test]
-fn min_severity_on_the_escalation_channel_leaves_mail_alone() {
-    let a = A::new(Some(ESC_RECORDING), "10s");
+fn min_severity_on_the_escalation_channel_leaves_mail_alone(b: Backend) {
+    let a = A::new(b, Some(ESC_RECORDING), "10s");
     a.alerts_extra("escalation_min_severity = \"high\"\n");
     let smtp = a.smtp();
     a.feed(&[]);
@@ -159,10 +159,10 @@ fn min_severity_on_the_escalation_channel_leaves_mail_alone() {
     );
 }
 
+both_backends!(min_severity_on_email_leaves_the_script_alone);
 /// `[alerts.email] min_severity` limits mail only.
-#[test]
-fn min_severity_on_email_leaves_the_script_alone() {
-    let a = A::new(Some(ESC_RECORDING), "10s");
+fn min_severity_on_email_leaves_the_script_alone(b: Backend) {
+    let a = A::new(b, Some(ESC_RECORDING), "10s");
     a.email_extra("min_severity = \"critical\"");
     let smtp = a.smtp();
     a.feed(&[]);
@@ -177,11 +177,11 @@ fn min_severity_on_email_leaves_the_script_alone() {
     );
 }
 
+both_backends!(a_signer_event_passes_an_exclude_for_its_vendor);
 /// A rule that quietens a vendor's advisories never hides that a stranger signed its
 /// bundle.
-#[test]
-fn a_signer_event_passes_an_exclude_for_its_vendor() {
-    let a = A::new(Some(ESC_RECORDING), "10s");
+fn a_signer_event_passes_an_exclude_for_its_vendor(b: Backend) {
+    let a = A::new(b, Some(ESC_RECORDING), "10s");
     a.alerts_extra(
         "escalation_min_severity = \"critical\"\n[[alerts.exclude]]\nvendor = \"acme\"\n",
     );
@@ -196,9 +196,9 @@ fn a_signer_event_passes_an_exclude_for_its_vendor() {
     assert_eq!(smtp.messages().len(), 1);
 }
 
+both_backends!(bad_routing_config_is_an_error_naming_the_key);
 /// Routing keys are checked like every other: exit 2 naming the file and the key.
-#[test]
-fn bad_routing_config_is_an_error_naming_the_key() {
+fn bad_routing_config_is_an_error_naming_the_key(b: Backend) {
     for (extra, key) in [
         (
             "[[alerts.exclude]]\nvendr = \"acme\"\n",
@@ -214,13 +214,13 @@ fn bad_routing_config_is_an_error_naming_the_key() {
         ),
         ("[[alerts.exclude]]\n", "alerts.exclude[0]: expected at least one of"),
     ] {
-        let a = A::new(Some(ESC_RECORDING), "10s");
+        let a = A::new(b, Some(ESC_RECORDING), "10s");
         a.alerts_extra(extra);
         let run = a.once();
         run.code(2).stderr_has(key).stderr_has("feeds.toml");
         a.p.run(&["check-config"]).code(2).stderr_has(key);
     }
-    let a = A::new(Some(ESC_RECORDING), "10s");
+    let a = A::new(b, Some(ESC_RECORDING), "10s");
     a.email_extra("min_severity = \"unknown\"");
     a.once()
         .code(2)
