@@ -99,7 +99,8 @@ pub fn run_migrate(args: &MigrateArgs) -> anyhow::Result<Outcome> {
 /// A `--from`/`--to` value: a path (relative to the working folder) or a URL.
 fn location(flag: &str, value: &str, password_env: &str) -> anyhow::Result<StateLocation> {
     let mut loc = StateLocation::parse(value, Path::new(""), None)
-        .map_err(|e| anyhow::anyhow!("{flag} {value:?}: {e}"))?;
+        // The value is not repeated: a URL refused for its password would show it.
+        .map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
     if let StateLocation::Postgres(pg) = &mut loc {
         if password_env.is_empty() || password_env.contains(['=', '\0']) {
             bail!("{flag}-password-env {password_env:?} is not an environment variable name");

@@ -70,7 +70,7 @@ pub fn run_watch(
         let state = &mut *state;
         rt.block_on(async {
             let share = false;
-            match pass(&watcher, state, None, recheck, share, json, quiet).await {
+            match pass(&watcher, state, &me, None, recheck, share, json, quiet).await {
                 Ok((outcomes, reports)) => finish_pass(state, &outcomes, &reports, json),
                 Err(e) => state_failed(location, e).map(|()| Outcome::Findings),
             }
@@ -78,6 +78,25 @@ pub fn run_watch(
     } else {
         rt.block_on(daemon(&watcher, &mut state, &me, json, quiet))
     }
+}
+
+/// Ends the leases and claims of earlier runs on this host whose process is gone (a run
+/// killed, or cut off from the state before it could commit), so this run does their
+/// work now rather than when their leases run out. Instances of other hosts are left
+/// to their leases: their processes cannot be seen from here.
+fn forget_dead_neighbours(state: &mut dyn Store, me: &store::Instance) -> anyhow::Result<()> {
+    for i in state.instances()? {
+        let gone = i.host == me.host
+            && i.id != me.id
+            && i.pid != me.pid
+            && rustix::process::Pid::from_raw(i.pid as i32).is_some_and(|pid| {
+                rustix::process::test_kill_process(pid) == Err(rustix::io::Errno::SRCH)
+            });
+        if gone {
+            state.forget_instance(&i.id)?;
+        }
+    }
+    Ok(())
 }
 
 /// Opens the state again after it failed (a PostgreSQL connection does not come back
@@ -113,9 +132,11 @@ fn state_failed(location: &store::StateLocation, e: anyhow::Error) -> anyhow::Re
 /// The pass starts with this instance's heartbeat; with `share` (daemons sharing a
 /// state), a source another instance polled less than half its interval ago is left to
 /// it.
+#[allow(clippy::too_many_arguments)]
 async fn pass(
     watcher: &Watcher<'_>,
     state: &mut dyn Store,
+    me: &store::Instance,
     only: Option<&[Source]>,
     recheck: Option<&str>,
     share: bool,
@@ -126,6 +147,7 @@ async fn pass(
     let channels = alert::channels(&watcher.config.alerts, json);
     let now = SystemTime::now();
     state.heartbeat(now)?;
+    forget_dead_neighbours(state, me)?;
     let mut reports = alert::deliver_pending(state, &channels, Scope::All, now).await?;
     let outcomes = watcher.run_pass(state, only, recheck, share, now).await?;
     // -q keeps only the failures and the sources with open problems.
@@ -285,7 +307,7 @@ async fn daemon(
         let ready = schedule.ready(Instant::now());
         if !ready.is_empty() {
             let only = Some(ready.as_slice());
-            match pass(watcher, &mut **state, only, None, share, json, quiet).await {
+            match pass(watcher, &mut **state, me, only, None, share, json, quiet).await {
                 Ok(_) => {
                     let unreadable = state.unreadable_pending(&names)?;
                     if unreadable != unreadable_seen {

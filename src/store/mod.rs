@@ -583,6 +583,11 @@ pub trait Store: Outbox<Error = StoreError> {
     /// Gives back this instance's lease on source `id` without recording a poll (a
     /// poll that could not start).
     fn release_source(&mut self, id: &str) -> Result<(), StoreError>;
+
+    /// Ends the leases and delivery claims of instance `id`, known to be gone (a process
+    /// of this host that no longer runs), and forgets its heartbeat: its work passes at
+    /// once instead of when its leases run out.
+    fn forget_instance(&mut self, id: &str) -> Result<(), StoreError>;
 }
 
 /// Delivery attempts on one channel, for monitoring.

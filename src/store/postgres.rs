@@ -1097,6 +1097,21 @@ impl Store for PgStore {
         })
     }
 
+    fn forget_instance(&mut self, id: &str) -> Result<(), StoreError> {
+        self.in_tx(|tx| {
+            tx.execute(
+                "UPDATE sources SET lease_holder = NULL, lease_until = NULL WHERE lease_holder = $1",
+                &[&id],
+            )?;
+            tx.execute(
+                "UPDATE deliveries SET claimed_by = NULL, claim_until = NULL WHERE claimed_by = $1",
+                &[&id],
+            )?;
+            tx.execute("DELETE FROM instances WHERE id = $1", &[&id])?;
+            Ok(())
+        })
+    }
+
     fn release_source(&mut self, id: &str) -> Result<(), StoreError> {
         let me = self.instance.id.clone();
         self.with(|c| {

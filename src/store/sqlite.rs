@@ -823,6 +823,23 @@ impl Store for SqliteStore {
         )?;
         Ok(())
     }
+
+    fn forget_instance(&mut self, id: &str) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "UPDATE sources SET lease_holder = NULL, lease_until = NULL WHERE lease_holder = ?1",
+            [id],
+        )?;
+        tx.execute(
+            "UPDATE deliveries SET claimed_by = NULL, claim_until = NULL WHERE claimed_by = ?1",
+            [id],
+        )?;
+        tx.execute("DELETE FROM instances WHERE id = ?1", [id])?;
+        tx.commit()?;
+        Ok(())
+    }
 }
 
 /// How long an instance not heard from is still listed: a week.

@@ -7,6 +7,7 @@ mod config;
 mod corpus;
 mod deb;
 mod diff;
+mod ha;
 mod harness;
 mod history;
 mod http;
