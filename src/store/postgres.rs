@@ -242,6 +242,25 @@ pub fn open_rows(pg: &PgState) -> Result<Box<dyn Rows>, StoreError> {
     Ok(Box::new(PgStore::open(pg, me)?))
 }
 
+/// Whether the database `pg` holds a vendorguard state yet (its version table), read
+/// without creating anything: what `store::exists` is for a SQLite file.
+///
+/// # Errors
+///
+/// As [`open`], when the database cannot be reached.
+pub fn exists(pg: &PgState) -> Result<bool, StoreError> {
+    let open_err = |message: String| StoreError::Open {
+        path: pg.to_string(),
+        message,
+    };
+    blocking(|| {
+        let mut client = connect(pg).map_err(open_err)?;
+        let found = schema_version(&mut client)
+            .map_err(|e| open_err(format!("cannot read its schema: {}", describe(&e))))?;
+        Ok(found.is_some())
+    })
+}
+
 impl From<postgres::Error> for StoreError {
     fn from(e: postgres::Error) -> StoreError {
         StoreError::Backend(describe(&e).into())
@@ -1637,6 +1656,8 @@ mod tests {
     #[test]
     fn a_fresh_database_gets_the_schema_once_even_when_two_instances_start_together() {
         let pg = database();
+        assert!(!exists(&pg).unwrap(), "nothing yet");
+        assert!(!exists(&pg).unwrap(), "and asking made nothing");
         let barrier = std::sync::Barrier::new(2);
         std::thread::scope(|s| {
             let opens: Vec<_> = ["a", "b"]
@@ -1653,6 +1674,7 @@ mod tests {
                 o.join().unwrap().unwrap();
             }
         });
+        assert!(exists(&pg).unwrap());
         let s = store(&pg, "c");
         let version = "SELECT MAX(version) FROM vendorguard_schema";
         assert_eq!(count(&s, version), SCHEMA_VERSION as i64);
@@ -2360,6 +2382,7 @@ mod tests {
         closed.port = port;
         closed.password_env = password_env("CLOSED", secret);
         let (path, message) = open_err(&closed);
+        assert!(matches!(exists(&closed), Err(StoreError::Open { .. })));
         assert_eq!(path, closed.to_string());
         assert!(message.starts_with("cannot connect: "), "{message}");
         assert!(message.contains("refused"), "{message}");
