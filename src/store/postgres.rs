@@ -1477,15 +1477,24 @@ impl Rows for PgStore {
     fn read_rows(&self, table: &TableSpec) -> Result<Vec<Vec<Cell>>, StoreError> {
         let cols = quoted(table.columns);
         self.with(|c| {
-            let stmt = c.prepare(&format!(
-                "SELECT {cols} FROM {} ORDER BY {cols}",
-                table.name
-            ))?;
-            let ints: Vec<bool> = stmt
+            let select = format!("SELECT {cols} FROM {}", table.name);
+            let ints: Vec<bool> = c
+                .prepare(&select)?
                 .columns()
                 .iter()
                 .map(|c| matches!(*c.type_(), Type::INT8 | Type::INT4 | Type::INT2))
                 .collect();
+            // SQLite's order: text by bytes, NULL before any value.
+            let order: Vec<String> = table
+                .columns
+                .iter()
+                .zip(&ints)
+                .map(|(name, int)| match int {
+                    true => format!("\"{name}\" NULLS FIRST"),
+                    false => format!("\"{name}\" COLLATE \"C\" NULLS FIRST"),
+                })
+                .collect();
+            let stmt = c.prepare(&format!("{select} ORDER BY {}", order.join(", ")))?;
             let rows = c.query(&stmt, &[])?;
             let cell = |r: &Row, i: usize, int: bool| -> Result<Cell, postgres::Error> {
                 Ok(if int {
@@ -2247,13 +2256,30 @@ mod tests {
         let cells = |t: &[(TableSpec, Vec<Vec<Cell>>)]| -> Vec<Vec<Vec<Cell>>> {
             t.iter().map(|(_, rows)| rows.clone()).collect()
         };
+        {
+            // Sources whose order differs by bytes (SQLite) and by language (ICU).
+            let mut lite = crate::store::sqlite::open(&from, &me).unwrap();
+            for id in ["b", "B", "a", "é"] {
+                lite.commit_poll(&quiet_poll(id, at(T))).unwrap();
+            }
+        }
         let lite = crate::store::sqlite::open_rows(&from).unwrap();
         let tables = read(&*lite);
         assert!(
             tables.iter().all(|(_, rows)| !rows.is_empty()),
             "every table has rows"
         );
-        let pg = database();
+        // A database that sorts text by language, not by bytes.
+        let server = pg_server::server();
+        let name = format!("vg_icu_{}", std::process::id());
+        server.psql(
+            "postgres",
+            &format!(
+                "CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' \
+                 LOCALE_PROVIDER icu ICU_LOCALE 'en' LOCALE 'C'"
+            ),
+        );
+        let pg = parse(&server.url(&name));
         let mut to = open_rows(&pg).unwrap();
         assert!(to.is_empty().unwrap());
         to.write_rows(&tables).unwrap();
