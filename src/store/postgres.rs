@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use postgres::types::{ToSql, Type};
-use postgres::{Client, GenericClient, Row, Transaction};
+use postgres::{Client, GenericClient, Row, Statement, Transaction};
 
 use crate::alert::event::Event;
 use crate::alert::{Attempt, DeliveryProblem, Outbox, PendingEvent, UnreadableEvent};
@@ -335,10 +335,89 @@ fn last_wins<T, K: std::hash::Hash + Eq>(items: &[T], key: impl Fn(&T) -> K) -> 
     keep.into_iter().map(|i| &items[i]).collect()
 }
 
+/// A connection and the statements prepared on it, by their text: each is parsed and
+/// planned once per connection, and later calls take one round trip.
+struct Conn {
+    client: Client,
+    prepared: HashMap<String, Statement>,
+}
+
+impl Conn {
+    fn new(client: Client) -> Conn {
+        Conn {
+            client,
+            prepared: HashMap::new(),
+        }
+    }
+}
+
+/// A transaction on a [`Conn`], using its prepared statements.
+struct Tx<'a> {
+    tx: Transaction<'a>,
+    prepared: &'a mut HashMap<String, Statement>,
+}
+
+/// Runs SQL through the prepared statements of a connection or a transaction.
+trait Sql {
+    type Client: GenericClient;
+
+    fn parts(&mut self) -> (&mut Self::Client, &mut HashMap<String, Statement>);
+
+    fn statement(&mut self, sql: &str) -> Result<Statement, postgres::Error> {
+        let (client, prepared) = self.parts();
+        if let Some(s) = prepared.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = client.prepare(sql)?;
+        prepared.insert(sql.to_owned(), s.clone());
+        Ok(s)
+    }
+
+    fn query(&mut self, sql: &str, p: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.parts().0.query(&s, p)
+    }
+
+    fn query_one(&mut self, sql: &str, p: &[&(dyn ToSql + Sync)]) -> Result<Row, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.parts().0.query_one(&s, p)
+    }
+
+    fn query_opt(
+        &mut self,
+        sql: &str,
+        p: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.parts().0.query_opt(&s, p)
+    }
+
+    fn execute(&mut self, sql: &str, p: &[&(dyn ToSql + Sync)]) -> Result<u64, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.parts().0.execute(&s, p)
+    }
+}
+
+impl Sql for Conn {
+    type Client = Client;
+
+    fn parts(&mut self) -> (&mut Client, &mut HashMap<String, Statement>) {
+        (&mut self.client, &mut self.prepared)
+    }
+}
+
+impl<'a> Sql for Tx<'a> {
+    type Client = Transaction<'a>;
+
+    fn parts(&mut self) -> (&mut Transaction<'a>, &mut HashMap<String, Statement>) {
+        (&mut self.tx, self.prepared)
+    }
+}
+
 /// The state in one PostgreSQL database, as one instance.
 pub struct PgStore {
     /// `None` only while being dropped.
-    client: Mutex<Option<Client>>,
+    conn: Mutex<Option<Conn>>,
     /// Where to connect again when the server closed the connection.
     pg: PgState,
     instance: Instance,
@@ -346,13 +425,13 @@ pub struct PgStore {
 
 impl Drop for PgStore {
     fn drop(&mut self) {
-        let client = self
-            .client
+        let conn = self
+            .conn
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         // Closing the connection blocks on the client's runtime.
-        blocking(move || drop(client));
+        blocking(move || drop(conn));
     }
 }
 
@@ -370,7 +449,7 @@ impl PgStore {
         let mut client = blocking(|| connect(pg)).map_err(open_err)?;
         blocking(|| migrate(&mut client)).map_err(open_err)?;
         Ok(PgStore {
-            client: Mutex::new(Some(client)),
+            conn: Mutex::new(Some(Conn::new(client))),
             pg: pg.clone(),
             instance,
         })
@@ -379,34 +458,35 @@ impl PgStore {
     /// Runs `f` with the client, out of the async context. A connection the server
     /// closed (a restart, a failover) failed the call that found out; the next call
     /// connects again.
-    fn with<R>(
-        &self,
-        f: impl FnOnce(&mut Client) -> Result<R, StoreError>,
-    ) -> Result<R, StoreError> {
-        let mut guard = self.client.lock().unwrap_or_else(PoisonError::into_inner);
-        let client = guard
+    fn with<R>(&self, f: impl FnOnce(&mut Conn) -> Result<R, StoreError>) -> Result<R, StoreError> {
+        let mut guard = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        let conn = guard
             .as_mut()
             .ok_or_else(|| StoreError::Backend("the connection is closed".into()))?;
         blocking(|| {
-            if client.is_closed() {
-                *client = connect(&self.pg).map_err(|message| StoreError::Open {
+            if conn.client.is_closed() {
+                let client = connect(&self.pg).map_err(|message| StoreError::Open {
                     path: self.pg.to_string(),
                     message,
                 })?;
+                *conn = Conn::new(client);
             }
-            f(client)
+            f(conn)
         })
     }
 
     /// Runs `f` in one transaction, committed when it returns `Ok`.
     fn in_tx<R>(
         &self,
-        f: impl FnOnce(&mut Transaction<'_>) -> Result<R, StoreError>,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
         self.with(|c| {
-            let mut tx = c.transaction()?;
+            let mut tx = Tx {
+                tx: c.client.transaction()?,
+                prepared: &mut c.prepared,
+            };
             let r = f(&mut tx)?;
-            tx.commit()?;
+            tx.tx.commit()?;
             Ok(r)
         })
     }
@@ -427,6 +507,10 @@ fn connect(pg: &PgState) -> Result<Client, String> {
         .keepalives_interval(Duration::from_secs(10))
         .keepalives_retries(3)
         .tcp_user_timeout(Duration::from_secs(60))
+        // The durability of SQLite's WAL with synchronous=NORMAL: a server crash may
+        // lose the last commits (a poll is then done again, a delivery sent again),
+        // never leave half of one; a commit does not wait for its WAL flush.
+        .options("-c synchronous_commit=off")
         .application_name("vendorguard");
     if let Some(password) = pg.password() {
         config.password(password);
@@ -604,7 +688,7 @@ fn row_to_record(r: &Row) -> Record {
 }
 
 /// Stores `events` not stored yet, in their order, in one statement; how many were new.
-fn insert_events(tx: &mut Transaction<'_>, events: &[Event]) -> Result<usize, StoreError> {
+fn insert_events(tx: &mut Tx<'_>, events: &[Event]) -> Result<usize, StoreError> {
     if events.is_empty() {
         return Ok(0);
     }
@@ -631,7 +715,7 @@ fn insert_events(tx: &mut Transaction<'_>, events: &[Event]) -> Result<usize, St
 }
 
 /// The source's row, created when new.
-fn ensure_source(tx: &mut Transaction<'_>, s: SourceRef<'_>, now: i64) -> Result<(), StoreError> {
+fn ensure_source(tx: &mut Tx<'_>, s: SourceRef<'_>, now: i64) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO sources (id, vendor, kind, url, first_seen) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (id) DO NOTHING",
@@ -642,7 +726,7 @@ fn ensure_source(tx: &mut Transaction<'_>, s: SourceRef<'_>, now: i64) -> Result
 
 /// Writes a poll's CSAF parts that are `Some`: problems, listing validators, side
 /// files, keyring.
-fn commit_csaf(tx: &mut Transaction<'_>, c: &PollCommit<'_>, now: i64) -> Result<(), StoreError> {
+fn commit_csaf(tx: &mut Tx<'_>, c: &PollCommit<'_>, now: i64) -> Result<(), StoreError> {
     let id = c.source.id;
     if let Some(problems) = c.problems {
         tx.execute("DELETE FROM advisory_problems WHERE source = $1", &[&id])?;
@@ -1409,6 +1493,7 @@ impl History for PgStore {
         self.with(|c| {
             // One consistent snapshot of the records and the head, read in portions.
             let mut tx = c
+                .client
                 .build_transaction()
                 .isolation_level(postgres::IsolationLevel::RepeatableRead)
                 .read_only(true)
@@ -1479,6 +1564,7 @@ impl Rows for PgStore {
         self.with(|c| {
             let select = format!("SELECT {cols} FROM {}", table.name);
             let ints: Vec<bool> = c
+                .client
                 .prepare(&select)?
                 .columns()
                 .iter()
@@ -1494,8 +1580,10 @@ impl Rows for PgStore {
                     false => format!("\"{name}\" COLLATE \"C\" NULLS FIRST"),
                 })
                 .collect();
-            let stmt = c.prepare(&format!("{select} ORDER BY {}", order.join(", ")))?;
-            let rows = c.query(&stmt, &[])?;
+            let stmt = c
+                .client
+                .prepare(&format!("{select} ORDER BY {}", order.join(", ")))?;
+            let rows = c.client.query(&stmt, &[])?;
             let cell = |r: &Row, i: usize, int: bool| -> Result<Cell, postgres::Error> {
                 Ok(if int {
                     let v: Option<i64> = match *r.columns()[i].type_() {
@@ -1538,7 +1626,7 @@ impl Rows for PgStore {
             for (table, rows) in tables {
                 let marks: Vec<String> =
                     (1..=table.columns.len()).map(|i| format!("${i}")).collect();
-                let stmt = tx.prepare(&format!(
+                let stmt = tx.tx.prepare(&format!(
                     "INSERT INTO {} ({}) VALUES ({})",
                     table.name,
                     quoted(table.columns),
@@ -1551,7 +1639,7 @@ impl Rows for PgStore {
                         .map(|(cell, ty)| to_param(cell, ty, table.name))
                         .collect::<Result<Vec<_>, _>>()?;
                     let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| &**p).collect();
-                    tx.execute(&stmt, &refs)?;
+                    tx.tx.execute(&stmt, &refs)?;
                 }
             }
             // Events copied with their seq: new ones continue after the highest.
@@ -1605,7 +1693,7 @@ mod tests {
     }
 
     fn sql(s: &PgStore, q: &str) {
-        s.with(|c| Ok(c.batch_execute(q)?)).unwrap();
+        s.with(|c| Ok(c.client.batch_execute(q)?)).unwrap();
     }
 
     fn count(s: &PgStore, q: &str) -> i64 {
@@ -1692,6 +1780,19 @@ mod tests {
             assert!(s.read_rows(table).unwrap().is_empty(), "{}", table.name);
         }
         assert!(s.is_empty().unwrap());
+        let durability: String = s
+            .with(|c| Ok(c.query_one("SHOW synchronous_commit", &[])?.get(0)))
+            .unwrap();
+        assert_eq!(
+            durability, "off",
+            "SQLite's WAL durability, no flush per commit"
+        );
+        let prepared = || s.with(|c| Ok(c.prepared.len())).unwrap();
+        s.pending_count("email").unwrap();
+        let n = prepared();
+        s.pending_count("email").unwrap();
+        s.pending_count("other").unwrap();
+        assert_eq!(prepared(), n, "prepared once per connection");
         let again = store(&pg, "d");
         assert_eq!(count(&again, "SELECT COUNT(*) FROM vendorguard_schema"), 1);
         assert_eq!(count(&again, version), SCHEMA_VERSION as i64);
