@@ -2,9 +2,9 @@
 //! several instances on several machines sharing one state.
 //!
 //! The schema lives in the database's current schema (`public` unless the role's
-//! `search_path` says otherwise), beside whatever else the database holds; `vendorguard_schema` holds its version, and [`MIGRATIONS`] bring
-//! it forward in one transaction under an advisory lock, so instances starting together
-//! do not race. Integer columns are `BIGINT` (unix seconds, 0/1 flags), text is `TEXT`:
+//! `search_path` says otherwise), beside whatever else the database holds;
+//! `vendorguard_schema` holds its version, and [`MIGRATIONS`] bring it forward in one
+//! transaction under an advisory lock, so instances starting together do not race. Integer columns are `BIGINT` (unix seconds, 0/1 flags), text is `TEXT`:
 //! `state migrate` copies rows cell for cell between the backends.
 //!
 //! What keeps instances apart is in the rows: a source's lease (`lease_source`, taken
@@ -13,9 +13,14 @@
 //! locked while a record is appended. A poll's outcome and the events it causes are one
 //! transaction, as in SQLite.
 //!
-//! The client is the synchronous `postgres` crate; its calls run in
-//! `tokio::task::block_in_place` when made from inside the (multi-thread) runtime. The
-//! password comes from the environment and is never part of a message.
+//! The client is the synchronous `postgres` crate, one connection per store, each
+//! statement prepared once per connection; its calls run in
+//! `tokio::task::block_in_place` when made from inside the runtime, which must be the
+//! multi-thread one. A connection the server closed is opened again on the next call.
+//! Sessions commit without waiting for the WAL flush (`synchronous_commit=off`), the
+//! durability of SQLite's WAL with `synchronous=NORMAL`. TLS always verifies the
+//! certificate and the host name; the password comes from the environment and is never
+//! part of a message.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
