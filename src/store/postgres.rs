@@ -2,9 +2,9 @@
 //! several instances on several machines sharing one state.
 //!
 //! The schema lives in the database's current schema (`public` unless the role's
-//! `search_path` says otherwise), beside whatever else the database holds; `vendorguard_schema` holds its version, and [`MIGRATIONS`] bring
-//! it forward in one transaction under an advisory lock, so instances starting together
-//! do not race. Integer columns are `BIGINT` (unix seconds, 0/1 flags), text is `TEXT`:
+//! `search_path` says otherwise), beside whatever else the database holds;
+//! `vendorguard_schema` holds its version, and [`MIGRATIONS`] bring it forward in one
+//! transaction under an advisory lock, so instances starting together do not race. Integer columns are `BIGINT` (unix seconds, 0/1 flags), text is `TEXT`:
 //! `state migrate` copies rows cell for cell between the backends.
 //!
 //! What keeps instances apart is in the rows: a source's lease (`lease_source`, taken
@@ -13,16 +13,21 @@
 //! locked while a record is appended. A poll's outcome and the events it causes are one
 //! transaction, as in SQLite.
 //!
-//! The client is the synchronous `postgres` crate; its calls run in
-//! `tokio::task::block_in_place` when made from inside the (multi-thread) runtime. The
-//! password comes from the environment and is never part of a message.
+//! The client is the synchronous `postgres` crate, one connection per store, each
+//! statement prepared once per connection; its calls run in
+//! `tokio::task::block_in_place` when made from inside the runtime, which must be the
+//! multi-thread one. A connection the server closed is opened again on the next call.
+//! Sessions commit without waiting for the WAL flush (`synchronous_commit=off`), the
+//! durability of SQLite's WAL with `synchronous=NORMAL`. TLS always verifies the
+//! certificate and the host name; the password comes from the environment and is never
+//! part of a message.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use postgres::types::{ToSql, Type};
-use postgres::{Client, GenericClient, Row, Transaction};
+use postgres::{Client, GenericClient, Row, Statement, Transaction};
 
 use crate::alert::event::Event;
 use crate::alert::{Attempt, DeliveryProblem, Outbox, PendingEvent, UnreadableEvent};
@@ -242,6 +247,25 @@ pub fn open_rows(pg: &PgState) -> Result<Box<dyn Rows>, StoreError> {
     Ok(Box::new(PgStore::open(pg, me)?))
 }
 
+/// Whether the database `pg` holds a vendorguard state yet (its version table), read
+/// without creating anything: what `store::exists` is for a SQLite file.
+///
+/// # Errors
+///
+/// As [`open`], when the database cannot be reached.
+pub fn exists(pg: &PgState) -> Result<bool, StoreError> {
+    let open_err = |message: String| StoreError::Open {
+        path: pg.to_string(),
+        message,
+    };
+    blocking(|| {
+        let mut client = connect(pg).map_err(open_err)?;
+        let found = schema_version(&mut client)
+            .map_err(|e| open_err(format!("cannot read its schema: {}", describe(&e))))?;
+        Ok(found.is_some())
+    })
+}
+
 impl From<postgres::Error> for StoreError {
     fn from(e: postgres::Error) -> StoreError {
         StoreError::Backend(describe(&e).into())
@@ -316,10 +340,89 @@ fn last_wins<T, K: std::hash::Hash + Eq>(items: &[T], key: impl Fn(&T) -> K) -> 
     keep.into_iter().map(|i| &items[i]).collect()
 }
 
+/// A connection and the statements prepared on it, by their text: each is parsed and
+/// planned once per connection, and later calls take one round trip.
+struct Conn {
+    client: Client,
+    prepared: HashMap<String, Statement>,
+}
+
+impl Conn {
+    fn new(client: Client) -> Conn {
+        Conn {
+            client,
+            prepared: HashMap::new(),
+        }
+    }
+}
+
+/// A transaction on a [`Conn`], using its prepared statements.
+struct Tx<'a> {
+    tx: Transaction<'a>,
+    prepared: &'a mut HashMap<String, Statement>,
+}
+
+/// Runs SQL through the prepared statements of a connection or a transaction.
+trait Sql {
+    type Client: GenericClient;
+
+    fn parts(&mut self) -> (&mut Self::Client, &mut HashMap<String, Statement>);
+
+    fn statement(&mut self, sql: &str) -> Result<Statement, postgres::Error> {
+        let (client, prepared) = self.parts();
+        if let Some(s) = prepared.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = client.prepare(sql)?;
+        prepared.insert(sql.to_owned(), s.clone());
+        Ok(s)
+    }
+
+    fn query(&mut self, sql: &str, p: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.parts().0.query(&s, p)
+    }
+
+    fn query_one(&mut self, sql: &str, p: &[&(dyn ToSql + Sync)]) -> Result<Row, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.parts().0.query_one(&s, p)
+    }
+
+    fn query_opt(
+        &mut self,
+        sql: &str,
+        p: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.parts().0.query_opt(&s, p)
+    }
+
+    fn execute(&mut self, sql: &str, p: &[&(dyn ToSql + Sync)]) -> Result<u64, postgres::Error> {
+        let s = self.statement(sql)?;
+        self.parts().0.execute(&s, p)
+    }
+}
+
+impl Sql for Conn {
+    type Client = Client;
+
+    fn parts(&mut self) -> (&mut Client, &mut HashMap<String, Statement>) {
+        (&mut self.client, &mut self.prepared)
+    }
+}
+
+impl<'a> Sql for Tx<'a> {
+    type Client = Transaction<'a>;
+
+    fn parts(&mut self) -> (&mut Transaction<'a>, &mut HashMap<String, Statement>) {
+        (&mut self.tx, self.prepared)
+    }
+}
+
 /// The state in one PostgreSQL database, as one instance.
 pub struct PgStore {
     /// `None` only while being dropped.
-    client: Mutex<Option<Client>>,
+    conn: Mutex<Option<Conn>>,
     /// Where to connect again when the server closed the connection.
     pg: PgState,
     instance: Instance,
@@ -327,13 +430,13 @@ pub struct PgStore {
 
 impl Drop for PgStore {
     fn drop(&mut self) {
-        let client = self
-            .client
+        let conn = self
+            .conn
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         // Closing the connection blocks on the client's runtime.
-        blocking(move || drop(client));
+        blocking(move || drop(conn));
     }
 }
 
@@ -351,7 +454,7 @@ impl PgStore {
         let mut client = blocking(|| connect(pg)).map_err(open_err)?;
         blocking(|| migrate(&mut client)).map_err(open_err)?;
         Ok(PgStore {
-            client: Mutex::new(Some(client)),
+            conn: Mutex::new(Some(Conn::new(client))),
             pg: pg.clone(),
             instance,
         })
@@ -360,34 +463,35 @@ impl PgStore {
     /// Runs `f` with the client, out of the async context. A connection the server
     /// closed (a restart, a failover) failed the call that found out; the next call
     /// connects again.
-    fn with<R>(
-        &self,
-        f: impl FnOnce(&mut Client) -> Result<R, StoreError>,
-    ) -> Result<R, StoreError> {
-        let mut guard = self.client.lock().unwrap_or_else(PoisonError::into_inner);
-        let client = guard
+    fn with<R>(&self, f: impl FnOnce(&mut Conn) -> Result<R, StoreError>) -> Result<R, StoreError> {
+        let mut guard = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        let conn = guard
             .as_mut()
             .ok_or_else(|| StoreError::Backend("the connection is closed".into()))?;
         blocking(|| {
-            if client.is_closed() {
-                *client = connect(&self.pg).map_err(|message| StoreError::Open {
+            if conn.client.is_closed() {
+                let client = connect(&self.pg).map_err(|message| StoreError::Open {
                     path: self.pg.to_string(),
                     message,
                 })?;
+                *conn = Conn::new(client);
             }
-            f(client)
+            f(conn)
         })
     }
 
     /// Runs `f` in one transaction, committed when it returns `Ok`.
     fn in_tx<R>(
         &self,
-        f: impl FnOnce(&mut Transaction<'_>) -> Result<R, StoreError>,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
         self.with(|c| {
-            let mut tx = c.transaction()?;
+            let mut tx = Tx {
+                tx: c.client.transaction()?,
+                prepared: &mut c.prepared,
+            };
             let r = f(&mut tx)?;
-            tx.commit()?;
+            tx.tx.commit()?;
             Ok(r)
         })
     }
@@ -408,6 +512,10 @@ fn connect(pg: &PgState) -> Result<Client, String> {
         .keepalives_interval(Duration::from_secs(10))
         .keepalives_retries(3)
         .tcp_user_timeout(Duration::from_secs(60))
+        // The durability of SQLite's WAL with synchronous=NORMAL: a server crash may
+        // lose the last commits (a poll is then done again, a delivery sent again),
+        // never leave half of one; a commit does not wait for its WAL flush.
+        .options("-c synchronous_commit=off")
         .application_name("vendorguard");
     if let Some(password) = pg.password() {
         config.password(password);
@@ -585,7 +693,7 @@ fn row_to_record(r: &Row) -> Record {
 }
 
 /// Stores `events` not stored yet, in their order, in one statement; how many were new.
-fn insert_events(tx: &mut Transaction<'_>, events: &[Event]) -> Result<usize, StoreError> {
+fn insert_events(tx: &mut Tx<'_>, events: &[Event]) -> Result<usize, StoreError> {
     if events.is_empty() {
         return Ok(0);
     }
@@ -612,7 +720,7 @@ fn insert_events(tx: &mut Transaction<'_>, events: &[Event]) -> Result<usize, St
 }
 
 /// The source's row, created when new.
-fn ensure_source(tx: &mut Transaction<'_>, s: SourceRef<'_>, now: i64) -> Result<(), StoreError> {
+fn ensure_source(tx: &mut Tx<'_>, s: SourceRef<'_>, now: i64) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO sources (id, vendor, kind, url, first_seen) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (id) DO NOTHING",
@@ -623,7 +731,7 @@ fn ensure_source(tx: &mut Transaction<'_>, s: SourceRef<'_>, now: i64) -> Result
 
 /// Writes a poll's CSAF parts that are `Some`: problems, listing validators, side
 /// files, keyring.
-fn commit_csaf(tx: &mut Transaction<'_>, c: &PollCommit<'_>, now: i64) -> Result<(), StoreError> {
+fn commit_csaf(tx: &mut Tx<'_>, c: &PollCommit<'_>, now: i64) -> Result<(), StoreError> {
     let id = c.source.id;
     if let Some(problems) = c.problems {
         tx.execute("DELETE FROM advisory_problems WHERE source = $1", &[&id])?;
@@ -1405,6 +1513,7 @@ impl History for PgStore {
         self.with(|c| {
             // One consistent snapshot of the records and the head, read in portions.
             let mut tx = c
+                .client
                 .build_transaction()
                 .isolation_level(postgres::IsolationLevel::RepeatableRead)
                 .read_only(true)
@@ -1473,16 +1582,28 @@ impl Rows for PgStore {
     fn read_rows(&self, table: &TableSpec) -> Result<Vec<Vec<Cell>>, StoreError> {
         let cols = quoted(table.columns);
         self.with(|c| {
-            let stmt = c.prepare(&format!(
-                "SELECT {cols} FROM {} ORDER BY {cols}",
-                table.name
-            ))?;
-            let ints: Vec<bool> = stmt
+            let select = format!("SELECT {cols} FROM {}", table.name);
+            let ints: Vec<bool> = c
+                .client
+                .prepare(&select)?
                 .columns()
                 .iter()
                 .map(|c| matches!(*c.type_(), Type::INT8 | Type::INT4 | Type::INT2))
                 .collect();
-            let rows = c.query(&stmt, &[])?;
+            // SQLite's order: text by bytes, NULL before any value.
+            let order: Vec<String> = table
+                .columns
+                .iter()
+                .zip(&ints)
+                .map(|(name, int)| match int {
+                    true => format!("\"{name}\" NULLS FIRST"),
+                    false => format!("\"{name}\" COLLATE \"C\" NULLS FIRST"),
+                })
+                .collect();
+            let stmt = c
+                .client
+                .prepare(&format!("{select} ORDER BY {}", order.join(", ")))?;
+            let rows = c.client.query(&stmt, &[])?;
             let cell = |r: &Row, i: usize, int: bool| -> Result<Cell, postgres::Error> {
                 Ok(if int {
                     let v: Option<i64> = match *r.columns()[i].type_() {
@@ -1525,7 +1646,7 @@ impl Rows for PgStore {
             for (table, rows) in tables {
                 let marks: Vec<String> =
                     (1..=table.columns.len()).map(|i| format!("${i}")).collect();
-                let stmt = tx.prepare(&format!(
+                let stmt = tx.tx.prepare(&format!(
                     "INSERT INTO {} ({}) VALUES ({})",
                     table.name,
                     quoted(table.columns),
@@ -1538,7 +1659,7 @@ impl Rows for PgStore {
                         .map(|(cell, ty)| to_param(cell, ty, table.name))
                         .collect::<Result<Vec<_>, _>>()?;
                     let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| &**p).collect();
-                    tx.execute(&stmt, &refs)?;
+                    tx.tx.execute(&stmt, &refs)?;
                 }
             }
             // Events copied with their seq: new ones continue after the highest.
@@ -1592,7 +1713,7 @@ mod tests {
     }
 
     fn sql(s: &PgStore, q: &str) {
-        s.with(|c| Ok(c.batch_execute(q)?)).unwrap();
+        s.with(|c| Ok(c.client.batch_execute(q)?)).unwrap();
     }
 
     fn count(s: &PgStore, q: &str) -> i64 {
@@ -1652,6 +1773,8 @@ mod tests {
     #[test]
     fn a_fresh_database_gets_the_schema_once_even_when_two_instances_start_together() {
         let pg = database();
+        assert!(!exists(&pg).unwrap(), "nothing yet");
+        assert!(!exists(&pg).unwrap(), "and asking made nothing");
         let barrier = std::sync::Barrier::new(2);
         std::thread::scope(|s| {
             let opens: Vec<_> = ["a", "b"]
@@ -1668,6 +1791,7 @@ mod tests {
                 o.join().unwrap().unwrap();
             }
         });
+        assert!(exists(&pg).unwrap());
         let s = store(&pg, "c");
         let version = "SELECT MAX(version) FROM vendorguard_schema";
         assert_eq!(count(&s, version), SCHEMA_VERSION as i64);
@@ -1676,6 +1800,19 @@ mod tests {
             assert!(s.read_rows(table).unwrap().is_empty(), "{}", table.name);
         }
         assert!(s.is_empty().unwrap());
+        let durability: String = s
+            .with(|c| Ok(c.query_one("SHOW synchronous_commit", &[])?.get(0)))
+            .unwrap();
+        assert_eq!(
+            durability, "off",
+            "SQLite's WAL durability, no flush per commit"
+        );
+        let prepared = || s.with(|c| Ok(c.prepared.len())).unwrap();
+        s.pending_count("email").unwrap();
+        let n = prepared();
+        s.pending_count("email").unwrap();
+        s.pending_count("other").unwrap();
+        assert_eq!(prepared(), n, "prepared once per connection");
         let again = store(&pg, "d");
         assert_eq!(count(&again, "SELECT COUNT(*) FROM vendorguard_schema"), 1);
         assert_eq!(count(&again, version), SCHEMA_VERSION as i64);
@@ -2240,13 +2377,30 @@ mod tests {
         let cells = |t: &[(TableSpec, Vec<Vec<Cell>>)]| -> Vec<Vec<Vec<Cell>>> {
             t.iter().map(|(_, rows)| rows.clone()).collect()
         };
+        {
+            // Sources whose order differs by bytes (SQLite) and by language (ICU).
+            let mut lite = crate::store::sqlite::open(&from, &me).unwrap();
+            for id in ["b", "B", "a", "é"] {
+                lite.commit_poll(&quiet_poll(id, at(T))).unwrap();
+            }
+        }
         let lite = crate::store::sqlite::open_rows(&from).unwrap();
         let tables = read(&*lite);
         assert!(
             tables.iter().all(|(_, rows)| !rows.is_empty()),
             "every table has rows"
         );
-        let pg = database();
+        // A database that sorts text by language, not by bytes.
+        let server = pg_server::server();
+        let name = format!("vg_icu_{}", std::process::id());
+        server.psql(
+            "postgres",
+            &format!(
+                "CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' \
+                 LOCALE_PROVIDER icu ICU_LOCALE 'en' LOCALE 'C'"
+            ),
+        );
+        let pg = parse(&server.url(&name));
         let mut to = open_rows(&pg).unwrap();
         assert!(to.is_empty().unwrap());
         to.write_rows(&tables).unwrap();
@@ -2375,6 +2529,7 @@ mod tests {
         closed.port = port;
         closed.password_env = password_env("CLOSED", secret);
         let (path, message) = open_err(&closed);
+        assert!(matches!(exists(&closed), Err(StoreError::Open { .. })));
         assert_eq!(path, closed.to_string());
         assert!(message.starts_with("cannot connect: "), "{message}");
         assert!(message.contains("refused"), "{message}");
