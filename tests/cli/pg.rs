@@ -133,7 +133,7 @@ fn a_private_server_stops_and_starts_again() {
 #[test]
 fn a_state_behind_a_password_opens_with_pgpassword_or_password_env() {
     let mut w = W::new(Backend::Postgres, &[("/f", "")]);
-    w.state = State::Postgres(password_database());
+    w.state = State::postgres(password_database());
     w.config(&[("/f", "")], "");
     w.srv.route("/f", vec![Resp::ok(rss(&[("A", "a", "a")]))]);
     let shown = w.state.value().split('?').next().unwrap().to_string();
