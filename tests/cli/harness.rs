@@ -409,10 +409,17 @@ pub enum Backend {
 
 /// One project's state: `state/vg.sqlite` in the project folder, or a database of its
 /// own on the tests' PostgreSQL server (`tests/cli/pg.rs`).
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum State {
     Sqlite,
-    Postgres(String),
+    Postgres(Box<PgDb>),
+}
+
+/// A test's PostgreSQL database: its URL, and one connection kept for the test's
+/// direct reads (a test that polls the state must not cost the server a backend per
+/// look).
+pub struct PgDb {
+    url: String,
+    client: std::cell::RefCell<Option<postgres::Client>>,
 }
 
 impl Backend {
@@ -421,7 +428,7 @@ impl Backend {
     pub fn fresh_state(self) -> State {
         match self {
             Backend::Sqlite => State::Sqlite,
-            Backend::Postgres => State::Postgres(crate::pg::database()),
+            Backend::Postgres => State::postgres(crate::pg::database()),
         }
     }
 }
@@ -450,16 +457,24 @@ pub(crate) use both_backends;
 pub type Row = Vec<Option<String>>;
 
 impl State {
+    /// The PostgreSQL database at `url`.
+    pub fn postgres(url: String) -> State {
+        State::Postgres(Box::new(PgDb {
+            url,
+            client: Default::default(),
+        }))
+    }
+
     /// What `[watch] state` says for it.
     pub fn value(&self) -> &str {
         match self {
             State::Sqlite => "state/vg.sqlite",
-            State::Postgres(url) => url,
+            State::Postgres(db) => &db.url,
         }
     }
 
     pub fn is_sqlite(&self) -> bool {
-        *self == State::Sqlite
+        matches!(self, State::Sqlite)
     }
 
     /// Whether a watcher has made the state yet (the SQLite file; PostgreSQL's
@@ -501,8 +516,8 @@ impl State {
                 .map(|r| r.unwrap_or_else(|e| panic!("{sql}: {e}")))
                 .collect()
             }
-            State::Postgres(url) => Self::postgres(url)
-                .simple_query(sql)
+            State::Postgres(db) => db
+                .with(|c| c.simple_query(sql))
                 .unwrap_or_else(|e| panic!("{sql}: {e}"))
                 .into_iter()
                 .filter_map(|m| match m {
@@ -530,8 +545,8 @@ impl State {
                 .sqlite(p)
                 .execute_batch(&format!("BEGIN; {sql}; COMMIT;"))
                 .unwrap_or_else(|e| panic!("{sql}: {e}")),
-            State::Postgres(url) => Self::postgres(url)
-                .batch_execute(&format!("BEGIN; {sql}; COMMIT;"))
+            State::Postgres(db) => db
+                .with(|c| c.batch_execute(&format!("BEGIN; {sql}; COMMIT;")))
                 .unwrap_or_else(|e| panic!("{sql}: {e}")),
         }
     }
@@ -541,8 +556,27 @@ impl State {
         rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     }
+}
 
-    fn postgres(url: &str) -> postgres::Client {
-        postgres::Client::connect(url, postgres::NoTls).unwrap_or_else(|e| panic!("{url}: {e}"))
+impl PgDb {
+    /// `f` on the kept connection, made on first use and made again once when it has
+    /// gone bad.
+    fn with<T>(
+        &self,
+        f: impl Fn(&mut postgres::Client) -> Result<T, postgres::Error>,
+    ) -> Result<T, postgres::Error> {
+        let connect = || {
+            postgres::Client::connect(&self.url, postgres::NoTls)
+                .unwrap_or_else(|e| panic!("{}: {e}", self.url))
+        };
+        let mut kept = self.client.borrow_mut();
+        let client = kept.get_or_insert_with(connect);
+        match f(client) {
+            Err(_) if client.is_closed() => {
+                *client = connect();
+                f(client)
+            }
+            done => done,
+        }
     }
 }

@@ -1,7 +1,9 @@
 //! PostgreSQL for the CLI tests: the private server of `tests/support/pg_server.rs`
-//! (shared by the whole test binary, started on first use, stopped when it exits), and
-//! tests of that server itself, so that a broken setup fails here by name rather than
-//! as a puzzle in a watcher test.
+//! (shared by the whole test binary, started on first use, stopped when it exits); tests
+//! of that server itself, so that a broken setup fails here by name rather than as a
+//! puzzle in a watcher test; and the one connection path the trusted test role never
+//! takes, a state behind a password. The watcher and alert tests themselves run on
+//! both backends where they are (`both_backends!`).
 
 #[path = "../support/pg_server.rs"]
 mod pg_server;
@@ -131,7 +133,7 @@ fn a_private_server_stops_and_starts_again() {
 #[test]
 fn a_state_behind_a_password_opens_with_pgpassword_or_password_env() {
     let mut w = W::new(Backend::Postgres, &[("/f", "")]);
-    w.state = State::Postgres(password_database());
+    w.state = State::postgres(password_database());
     w.config(&[("/f", "")], "");
     w.srv.route("/f", vec![Resp::ok(rss(&[("A", "a", "a")]))]);
     let shown = w.state.value().split('?').next().unwrap().to_string();
