@@ -18,7 +18,7 @@ pub fn run_migrate(args: &MigrateArgs) -> anyhow::Result<Outcome> {
     if from == to {
         bail!("--from and --to name the same state ({from})");
     }
-    if !store::exists(&from) {
+    if !store::exists(&from)? {
         bail!("--from {from}: no such state");
     }
     // A SQLite state in use by a watcher is not copied mid-write, nor written into.

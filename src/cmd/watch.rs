@@ -516,7 +516,7 @@ pub fn run_status(config: Option<&Config>, json: bool) -> anyhow::Result<Outcome
 
 /// The state named in feeds.toml, which a run of `watch` must have created.
 pub(super) fn existing_state(config: &Config) -> anyhow::Result<Box<dyn Store>> {
-    if !store::exists(&config.watch.state) {
+    if !store::exists(&config.watch.state)? {
         bail!(
             "{}: no state yet: run `vendorguard watch --once` first",
             config.watch.state

@@ -7,15 +7,19 @@
 //! them again).
 //!
 //! [`Store`] is the interface the watcher and the commands use (with
-//! [`alert::Outbox`](crate::alert::Outbox) for delivery); `sqlite` is the one
-//! implementation today (`sqlite::open`, and `sqlite::try_lock` for the watcher's
-//! lock). A backend must keep two promises: a poll's outcome (new validators, entries,
-//! open problems, and the events they cause) is written atomically, so an event is
-//! never in the outbox without the state that explains it; and a delivery is recorded
-//! only when delivery says so, after the channel acknowledged.
+//! [`alert::Outbox`](crate::alert::Outbox) for delivery). It has two implementations,
+//! chosen by the [`StateLocation`] in `[watch] state`: `sqlite` (one file, one run at a
+//! time under [`lock`]) and `postgres` (one database shared by several instances,
+//! coordinated by per-source leases, per-delivery claims and heartbeats), with the
+//! same migrations up to [`SCHEMA_VERSION`]. A backend must keep the same promises: a
+//! poll's outcome (new validators, entries, open problems, and the events they cause)
+//! is written atomically, so an event is never in the outbox without the state that
+//! explains it; and a delivery is recorded only when delivery says so, after the
+//! channel acknowledged.
 //!
 //! [`History`] is the record of verdicts `verify` and `unpack` append to
-//! (`sqlite::open_history`), hash-chained as `history` defines.
+//! ([`open_history`]), hash-chained as `history` defines; [`Rows`] reads and writes
+//! whole tables for `state migrate`.
 //!
 //! The store must not fetch, decide what is new, or deliver: that is the watcher's and
 //! alerting's job.
@@ -72,12 +76,16 @@ pub fn open_rows(location: &StateLocation) -> Result<Box<dyn Rows>, StoreError> 
 }
 
 /// Whether the state at `location` exists yet: a SQLite file is created by the first
-/// `watch`; a PostgreSQL database is the operator's, and its schema is made on first
-/// use.
-pub fn exists(location: &StateLocation) -> bool {
+/// `watch`; a PostgreSQL database is the operator's, and holds a state once a run
+/// made vendorguard's schema in it.
+///
+/// # Errors
+///
+/// A PostgreSQL server that cannot be reached or read ([`StoreError::Open`]).
+pub fn exists(location: &StateLocation) -> Result<bool, StoreError> {
     match location {
-        StateLocation::Sqlite(path) => path.exists(),
-        StateLocation::Postgres(_) => true,
+        StateLocation::Sqlite(path) => Ok(path.exists()),
+        StateLocation::Postgres(pg) => postgres::exists(pg),
     }
 }
 
