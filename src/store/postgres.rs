@@ -33,7 +33,7 @@ use crate::alert::event::Event;
 use crate::alert::{Attempt, DeliveryProblem, Outbox, PendingEvent, UnreadableEvent};
 use crate::store::history::{self as chain, Entry, Record};
 use crate::store::location::SslMode;
-use crate::store::sqlite::lease_decision;
+use crate::store::sqlite::{lease_decision, LAST_POLL_BY_THE_LIVING};
 use crate::store::{
     Cell, DeliveryTotals, EntryRow, EventRow, FailureCommit, History, Instance, InstanceRow, Lease,
     PgState, PollCommit, ProblemRow, Rows, SideFiles, SourceHealth, SourceRef, SourceRow, Store,
@@ -1189,9 +1189,12 @@ impl Store for PgStore {
         self.in_tx(|tx| {
             ensure_source(tx, source, t)?;
             let r = tx.query_one(
-                "SELECT lease_holder, lease_until, last_polled_by, last_attempt FROM sources
-                 WHERE id = $1 FOR UPDATE",
-                &[&source.id],
+                &format!(
+                    "SELECT lease_holder, lease_until, last_polled_by, {} FROM sources s
+                     WHERE id = $1 FOR UPDATE OF s",
+                    LAST_POLL_BY_THE_LIVING.replace("?2", "$2")
+                ),
+                &[&source.id, &t],
             )?;
             let found =
                 lease_decision(&me, t, fresh_within, r.get(0), r.get(1), r.get(2), r.get(3));
@@ -2195,6 +2198,7 @@ mod tests {
         );
         let poll = quiet_poll("s", at(T + 80));
         b.commit_poll(&poll).unwrap();
+        b.heartbeat(at(T + 80)).unwrap();
         let row = a.source("s").unwrap().unwrap();
         assert_eq!(row.health.last_polled_by.as_deref(), Some("b"));
         assert_eq!(
@@ -2205,6 +2209,14 @@ mod tests {
             },
             "the commit gave the lease back; the poll is fresh"
         );
+        // b's heartbeat is older than its lease: its poll no longer holds a daemon back.
+        let mut c = store(&pg, "c");
+        assert_eq!(
+            c.lease_source(src("s"), fresh, at(T + 140)).unwrap(),
+            Lease::Taken,
+            "a poll by an instance that is gone is not fresh"
+        );
+        c.release_source("s").unwrap();
         assert_eq!(
             a.lease_source(src("s"), None, at(T + 90)).unwrap(),
             Lease::Taken

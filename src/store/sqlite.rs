@@ -797,8 +797,11 @@ impl Store for SqliteStore {
         )?;
         let (holder, until, by, at): (Option<String>, Option<i64>, Option<String>, Option<i64>) =
             tx.query_row(
-                "SELECT lease_holder, lease_until, last_polled_by, last_attempt FROM sources WHERE id = ?1",
-                [source.id],
+                &format!(
+                    "SELECT lease_holder, lease_until, last_polled_by, {LAST_POLL_BY_THE_LIVING}
+                     FROM sources s WHERE id = ?1"
+                ),
+                params![source.id, t],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )?;
         let found = lease_decision(&me.id, t, fresh_within, holder, until, by, at);
@@ -841,6 +844,12 @@ impl Store for SqliteStore {
         Ok(())
     }
 }
+
+/// A source's last attempt when the instance that made it is alive at `?2` (its
+/// heartbeat younger than its lease), else NULL: a poll by an instance that is gone does
+/// not keep a daemon from polling the source. The same in both backends.
+pub(crate) const LAST_POLL_BY_THE_LIVING: &str = "CASE WHEN EXISTS (SELECT 1 FROM instances i
+    WHERE i.id = s.last_polled_by AND i.heartbeat_at + i.lease_secs > ?2) THEN s.last_attempt END";
 
 /// How long an instance not heard from is still listed: a week.
 const FORGET_INSTANCES_SECS: i64 = 7 * 24 * 3600;
