@@ -579,14 +579,34 @@ pub trait Store: Outbox<Error = StoreError> {
 
     /// Takes `source`'s lease for this instance until `now` plus the lease (creating the
     /// source's row when new), unless another instance holds an unexpired lease
-    /// (`Held`) or, with `fresh_within`, another instance's poll was recorded less than
-    /// that long ago (`Fresh`). A committed poll or failure gives the lease back.
+    /// (`Held`) or, with `fresh_within`, another instance still alive had its poll
+    /// recorded less than that long ago (`Fresh`). A committed poll or failure gives the
+    /// lease back. (The watcher leases a pass's sources at once with
+    /// [`Store::lease_sources`]; this one-source form is for tests.)
+    #[cfg(test)]
     fn lease_source(
         &mut self,
         source: SourceRef<'_>,
         fresh_within: Option<std::time::Duration>,
         now: SystemTime,
-    ) -> Result<Lease, StoreError>;
+    ) -> Result<Lease, StoreError> {
+        let mut found = self.lease_sources(&[(source, fresh_within)], now)?;
+        found
+            .pop()
+            .ok_or_else(|| StoreError::Backend("no lease answer".into()))
+    }
+
+    /// Takes each of `sources`' lease for this instance until `now` plus the lease
+    /// (creating the source's row when new), in one transaction, unless another
+    /// instance holds an unexpired lease (`Held`) or, with its `fresh_within`, another
+    /// instance still alive had its poll recorded less than that long ago (`Fresh`):
+    /// one answer per source, in order. A committed poll or failure gives the lease
+    /// back.
+    fn lease_sources(
+        &mut self,
+        sources: &[(SourceRef<'_>, Option<std::time::Duration>)],
+        now: SystemTime,
+    ) -> Result<Vec<Lease>, StoreError>;
 
     /// Gives back this instance's lease on source `id` without recording a poll (a
     /// poll that could not start).

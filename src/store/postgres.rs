@@ -1177,34 +1177,68 @@ impl Store for PgStore {
         })
     }
 
-    fn lease_source(
+    fn lease_sources(
         &mut self,
-        source: SourceRef<'_>,
-        fresh_within: Option<Duration>,
+        sources: &[(SourceRef<'_>, Option<Duration>)],
         now: SystemTime,
-    ) -> Result<Lease, StoreError> {
+    ) -> Result<Vec<Lease>, StoreError> {
         let t = secs(now);
         let me = self.instance.id.clone();
         let lease = i64::try_from(self.instance.lease.as_secs()).unwrap_or(i64::MAX);
+        // Rows are made and locked in id order, so instances leasing overlapping sets
+        // at once wait for each other rather than deadlock.
+        let mut order: Vec<usize> = (0..sources.len()).collect();
+        order.sort_by(|&x, &y| sources[x].0.id.cmp(sources[y].0.id));
+        order.dedup_by(|x, y| sources[*x].0.id == sources[*y].0.id);
+        let in_order = order.iter().map(|&i| sources[i].0);
+        let ids: Vec<&str> = in_order.clone().map(|s| s.id).collect();
+        let vendors: Vec<&str> = in_order.clone().map(|s| s.vendor).collect();
+        let kinds: Vec<&str> = in_order.clone().map(|s| s.kind).collect();
+        let urls: Vec<&str> = in_order.map(|s| s.url).collect();
         self.in_tx(|tx| {
-            ensure_source(tx, source, t)?;
-            let r = tx.query_one(
+            tx.execute(
+                "INSERT INTO sources (id, vendor, kind, url, first_seen)
+                 SELECT id, vendor, kind, url, $5
+                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]) AS n(id, vendor, kind, url)
+                 ORDER BY id
+                 ON CONFLICT (id) DO NOTHING",
+                &[&ids, &vendors, &kinds, &urls, &t],
+            )?;
+            let rows = tx.query(
                 &format!(
-                    "SELECT lease_holder, lease_until, last_polled_by, {} FROM sources s
-                     WHERE id = $1 FOR UPDATE OF s",
+                    "SELECT id, lease_holder, lease_until, last_polled_by, {} FROM sources s
+                     WHERE id = ANY($1) ORDER BY id FOR UPDATE OF s",
                     LAST_POLL_BY_THE_LIVING.replace("?2", "$2")
                 ),
-                &[&source.id, &t],
+                &[&ids, &t],
             )?;
-            let found =
-                lease_decision(&me, t, fresh_within, r.get(0), r.get(1), r.get(2), r.get(3));
-            if found == Lease::Taken {
-                tx.execute(
-                    "UPDATE sources SET lease_holder = $2, lease_until = $3 WHERE id = $1",
-                    &[&source.id, &me, &t.saturating_add(lease)],
-                )?;
+            let fresh_of: HashMap<&str, Option<Duration>> =
+                sources.iter().map(|(s, f)| (s.id, *f)).collect();
+            let mut found: HashMap<String, Lease> = HashMap::with_capacity(rows.len());
+            for r in &rows {
+                let id: String = r.get(0);
+                let fresh = fresh_of.get(id.as_str()).copied().flatten();
+                let l = lease_decision(&me, t, fresh, r.get(1), r.get(2), r.get(3), r.get(4));
+                found.insert(id, l);
             }
-            Ok(found)
+            let taken: Vec<&str> = found
+                .iter()
+                .filter(|(_, l)| **l == Lease::Taken)
+                .map(|(id, _)| id.as_str())
+                .collect();
+            tx.execute(
+                "UPDATE sources SET lease_holder = $2, lease_until = $3 WHERE id = ANY($1)",
+                &[&taken, &me, &t.saturating_add(lease)],
+            )?;
+            sources
+                .iter()
+                .map(|(s, _)| {
+                    found
+                        .get(s.id)
+                        .cloned()
+                        .ok_or_else(|| StoreError::Backend(format!("source {} vanished", s.id).into()))
+                })
+                .collect()
         })
     }
 

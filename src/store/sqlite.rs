@@ -779,44 +779,53 @@ impl Store for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn lease_source(
+    fn lease_sources(
         &mut self,
-        source: SourceRef<'_>,
-        fresh_within: Option<Duration>,
+        sources: &[(SourceRef<'_>, Option<Duration>)],
         now: SystemTime,
-    ) -> Result<Lease, StoreError> {
+    ) -> Result<Vec<Lease>, StoreError> {
         let t = secs(now);
         let me = &self.instance;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute(
-            "INSERT INTO sources (id, vendor, kind, url, first_seen) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT(id) DO NOTHING",
-            params![source.id, source.vendor, source.kind, source.url, t],
-        )?;
-        let (holder, until, by, at): (Option<String>, Option<i64>, Option<String>, Option<i64>) =
-            tx.query_row(
-                &format!(
-                    "SELECT lease_holder, lease_until, last_polled_by, {LAST_POLL_BY_THE_LIVING}
-                     FROM sources s WHERE id = ?1"
-                ),
-                params![source.id, t],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        let mut out = Vec::with_capacity(sources.len());
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO sources (id, vendor, kind, url, first_seen) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(id) DO NOTHING",
             )?;
-        let found = lease_decision(&me.id, t, fresh_within, holder, until, by, at);
-        if found == Lease::Taken {
-            tx.execute(
+            let mut read = tx.prepare_cached(&format!(
+                "SELECT lease_holder, lease_until, last_polled_by, {LAST_POLL_BY_THE_LIVING}
+                 FROM sources s WHERE id = ?1"
+            ))?;
+            let mut take = tx.prepare_cached(
                 "UPDATE sources SET lease_holder = ?2, lease_until = ?3 WHERE id = ?1",
-                params![
-                    source.id,
-                    me.id,
-                    t.saturating_add(me.lease.as_secs() as i64)
-                ],
             )?;
+            for (source, fresh_within) in sources {
+                insert.execute(params![
+                    source.id,
+                    source.vendor,
+                    source.kind,
+                    source.url,
+                    t
+                ])?;
+                let (holder, until, by, at) = read.query_row(params![source.id, t], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?;
+                let found = lease_decision(&me.id, t, *fresh_within, holder, until, by, at);
+                if found == Lease::Taken {
+                    take.execute(params![
+                        source.id,
+                        me.id,
+                        t.saturating_add(me.lease.as_secs() as i64)
+                    ])?;
+                }
+                out.push(found);
+            }
         }
         tx.commit()?;
-        Ok(found)
+        Ok(out)
     }
 
     fn release_source(&mut self, id: &str) -> Result<(), StoreError> {

@@ -142,15 +142,24 @@ impl<'a> Watcher<'a> {
         let mut priors: HashMap<String, Option<SourceRow>> = HashMap::new();
         let timings: Arc<std::sync::Mutex<HashMap<String, Duration>>> = Arc::default();
         let mut outcomes = Vec::new();
-        for s in &list {
-            let fresh_within = share.then_some(s.interval / 2);
-            let lease = state.lease_source(s.store_ref(), fresh_within, now)?;
+        // Every source's lease in one transaction, then every stored row in one read.
+        let wanted: Vec<_> = list
+            .iter()
+            .map(|s| (s.store_ref(), share.then_some(s.interval / 2)))
+            .collect();
+        let leases = state.lease_sources(&wanted, now)?;
+        let mut rows: HashMap<String, SourceRow> = state
+            .sources()?
+            .into_iter()
+            .map(|r| (r.id.clone(), r))
+            .collect();
+        for (s, lease) in list.iter().zip(leases) {
             if let Some(skipped) = skipped(s, lease) {
                 outcomes.push(skipped);
                 continue;
             }
+            let row = rows.remove(&s.id);
             let read = |state: &mut dyn Store| -> Result<_, StoreError> {
-                let row = state.source(&s.id)?;
                 let validators = row
                     .as_ref()
                     .filter(|r| r.initialized)
