@@ -182,9 +182,14 @@ def main():
             def t(name):
                 return results[name][0]
 
+            # The budgets are SQLite's; PostgreSQL's ratios are reported (no budget was
+            # set for a database over a socket).
+            budget = backend == "sqlite"
             checks += [
-                (f"{backend}: unchanged pass / floor", t("unchanged pass (all 304)") / t_floor, "<=", 2.0),
-                (f"{backend}: first pass / floor", t("first pass (50,000 entries)") / t_floor, "<=", 12.0),
+                (f"{backend}: unchanged pass / floor" + ("" if budget else " (information)"),
+                 t("unchanged pass (all 304)") / t_floor, *(("<=", 2.0) if budget else (">=", 0.0))),
+                (f"{backend}: first pass / floor" + ("" if budget else " (information)"),
+                 t("first pass (50,000 entries)") / t_floor, *(("<=", 12.0) if budget else (">=", 0.0))),
                 (f"{backend}: 10-changed pass / floor (information)", t("pass with 10 feeds changed") / t_floor,
                  ">=", 0.0),
                 (f"{backend}: peak RSS MiB (first pass)", results["first pass (50,000 entries)"][1], "<=", 128.0),
