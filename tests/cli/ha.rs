@@ -432,3 +432,85 @@ fn the_daemon_reconnects_after_postgresql_restarts() {
     assert_eq!(out.status.code(), Some(0), "{}", told());
     assert!(told().contains("vendorguard: stopping"), "{}", told());
 }
+
+/// `verify` and `unpack` on a PostgreSQL state: their verdicts chained in its history,
+/// a rejected bundle's alert in its outbox.
+#[test]
+fn verify_and_unpack_record_history_and_alerts_in_postgresql() {
+    let p = Project::new();
+    let gpg = Gpg::new();
+    let fpr = gpg.key("Acme <a@acme.example>", "ed25519", "0", None);
+    p.pin_cert("acme", "acme.asc", &gpg.export(&fpr));
+    let url = crate::pg::database();
+    p.write(
+        "feeds.toml",
+        format!(
+            "[watch]\nstate = \"{url}\"\n\n[alerts]\nescalation = \"esc.sh\"\n\n\
+             [[vendor]]\nname = \"acme\"\nbundles = [\"acme-*\"]\n"
+        ),
+    );
+    let esc = p.write(
+        "esc.sh",
+        "#!/bin/sh\necho \"$VENDORGUARD_KIND\" >> alerts.log\n",
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(esc, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, zipfile\nwith zipfile.ZipFile(sys.argv[1], 'w') as z:\n    z.writestr('app/VERSION', '1.0')\n",
+            p.path("acme-1.0.zip").to_str().unwrap(),
+        ])
+        .output()
+        .expect("python3 is installed");
+    assert!(out.status.success());
+    gpg.detach_sign(
+        &fpr,
+        &p.path("acme-1.0.zip"),
+        &p.path("acme-1.0.zip.asc"),
+        "SHA256",
+        None,
+        true,
+    );
+    p.run(&["verify", "acme-1.0.zip"]).code(0);
+    p.run(&["unpack", "acme-1.0.zip", "--into", "out"]).code(0);
+    assert!(p.path("out/app/VERSION").exists());
+    p.write("acme-1.1.zip", "unsigned");
+    p.run(&["verify", "acme-1.1.zip"]).code(1);
+    let history = p.run(&["history", "--json"]).json();
+    let commands: Vec<(&str, &str)> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let bundle = r["bundle"].as_str().unwrap();
+            (
+                r["command"].as_str().unwrap(),
+                bundle.rsplit('/').next().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        commands,
+        [
+            ("verify", "acme-1.0.zip"),
+            ("unpack", "acme-1.0.zip"),
+            ("verify", "acme-1.1.zip")
+        ]
+    );
+    p.run(&["history", "--check"]).code(0);
+    let events = p.run(&["events", "list", "--json"]).json();
+    assert!(
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "bundle-rejected" && e["vendor"] == "acme"),
+        "{events}"
+    );
+    // Delivered under its claim, without a lock file: the database coordinates.
+    assert_eq!(
+        std::fs::read_to_string(p.path("alerts.log")).unwrap(),
+        "bundle-rejected\n"
+    );
+}
