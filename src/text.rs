@@ -9,6 +9,22 @@ use std::fmt::Write as _;
 
 /// Escapes control characters in `s`: `\n`, `\r`, `\t`, `\\`, `\x1b`, `\u{9b}`, and
 /// the line separators and bidirectional controls of [`invisible_control`] (`\u{202e}`).
+/// `s` with every NUL character replaced by U+FFFD: text from outside that is stored
+/// (PostgreSQL's text cannot hold NUL; both backends store the same).
+pub fn without_nul(s: &str) -> std::borrow::Cow<'_, str> {
+    match s.contains('\0') {
+        true => std::borrow::Cow::Owned(s.replace('\0', "\u{FFFD}")),
+        false => std::borrow::Cow::Borrowed(s),
+    }
+}
+
+/// [`without_nul`] in place.
+pub fn strip_nul(s: &mut String) {
+    if s.contains('\0') {
+        *s = s.replace('\0', "\u{FFFD}");
+    }
+}
+
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {

@@ -39,6 +39,8 @@ use crate::store::{
     PgState, PollCommit, ProblemRow, Rows, SideFiles, SourceHealth, SourceRef, SourceRow, Store,
     StoreError, TableSpec, UrlValidators, DEFAULT_LEASE, SCHEMA_VERSION,
 };
+use crate::text::without_nul;
+use std::borrow::Cow;
 
 /// Each entry brings the schema from version `i` to `i + 1`: `sqlite`'s migrations,
 /// column for column.
@@ -736,10 +738,13 @@ fn commit_csaf(tx: &mut Tx<'_>, c: &PollCommit<'_>, now: i64) -> Result<(), Stor
     if let Some(problems) = c.problems {
         tx.execute("DELETE FROM advisory_problems WHERE source = $1", &[&id])?;
         let p = last_wins(problems, |p| (p.advisory_url.clone(), p.code.clone()));
-        let urls: Vec<&str> = p.iter().map(|p| p.advisory_url.as_str()).collect();
+        let urls: Vec<Cow<str>> = p.iter().map(|p| without_nul(&p.advisory_url)).collect();
         let codes: Vec<&str> = p.iter().map(|p| p.code.as_str()).collect();
         let first: Vec<i64> = p.iter().map(|p| secs(p.first_seen)).collect();
-        let listed: Vec<Option<&str>> = p.iter().map(|p| p.listed_updated.as_deref()).collect();
+        let listed: Vec<Option<Cow<str>>> = p
+            .iter()
+            .map(|p| p.listed_updated.as_deref().map(without_nul))
+            .collect();
         tx.execute(
             "INSERT INTO advisory_problems (source, advisory_url, code, first_seen, last_seen, listed_updated)
              SELECT $1, u, c, f, $2, l FROM UNNEST($3::text[], $4::text[], $5::bigint[], $6::text[]) AS x(u, c, f, l)",
@@ -761,7 +766,11 @@ fn commit_csaf(tx: &mut Tx<'_>, c: &PollCommit<'_>, now: i64) -> Result<(), Stor
     if let Some(side_files) = c.side_files {
         tx.execute("DELETE FROM csaf_side_files WHERE source = $1", &[&id])?;
         let f = last_wins(side_files, |f| f.advisory_url.clone());
-        let text = |g: fn(&SideFiles) -> &str| f.iter().map(|f| g(f)).collect::<Vec<&str>>();
+        let text = |g: fn(&SideFiles) -> &str| {
+            f.iter()
+                .map(|f| without_nul(g(f)))
+                .collect::<Vec<Cow<str>>>()
+        };
         let opt = |g: fn(&SideFiles) -> Option<&str>| f.iter().map(|f| g(f)).collect::<Vec<_>>();
         let rounds: Vec<i64> = f.iter().map(|f| f.round).collect();
         tx.execute(
@@ -945,11 +954,13 @@ impl Store for PgStore {
             )?;
             if !c.entries.is_empty() {
                 let e = last_wins(c.entries, |e| e.key.clone());
-                let keys: Vec<&str> = e.iter().map(|e| e.key.as_str()).collect();
+                // Outside text: a NUL (which PostgreSQL's text cannot hold) becomes U+FFFD.
+                let keys: Vec<Cow<str>> = e.iter().map(|e| without_nul(&e.key)).collect();
                 let hashes: Vec<&str> = e.iter().map(|e| e.content_hash.as_str()).collect();
-                let updated: Vec<Option<&str>> = e.iter().map(|e| e.updated.as_deref()).collect();
-                let titles: Vec<&str> = e.iter().map(|e| e.title.as_str()).collect();
-                let urls: Vec<&str> = e.iter().map(|e| e.url.as_str()).collect();
+                let updated: Vec<Option<Cow<str>>> =
+                    e.iter().map(|e| e.updated.as_deref().map(without_nul)).collect();
+                let titles: Vec<Cow<str>> = e.iter().map(|e| without_nul(&e.title)).collect();
+                let urls: Vec<Cow<str>> = e.iter().map(|e| without_nul(&e.url)).collect();
                 tx.execute(
                     "INSERT INTO entries (source, key, content_hash, updated, title, url, first_seen, last_seen)
                      SELECT $1, k, h, u, t, l, $2, $2
@@ -981,7 +992,14 @@ impl Store for PgStore {
                         last_poll_ms = COALESCE($5, last_poll_ms), last_polled_by = $6,
                         lease_holder = NULL, lease_until = NULL
                  WHERE id = $1",
-                &[&id, &f.error, &f.code, &t, &f.duration.map(millis), &me],
+                &[
+                    &id,
+                    &without_nul(f.error),
+                    &f.code,
+                    &t,
+                    &f.duration.map(millis),
+                    &me,
+                ],
             )?;
             let row =
                 row_to_source(&tx.query_one(&format!("{SOURCE_SELECT} WHERE id = $1"), &[&id])?);
@@ -1608,7 +1626,7 @@ fn to_param(cell: &Cell, ty: &Type, table: &str) -> Result<Box<dyn ToSql + Sync>
         Cell::Null => Box::new(None::<String>),
         Cell::Int(v) if int => Box::new(*v),
         Cell::Int(v) => Box::new(v.to_string()),
-        Cell::Text(t) if !int => Box::new(t.clone()),
+        Cell::Text(t) if !int => Box::new(without_nul(t).into_owned()),
         Cell::Text(t) => Box::new(t.parse::<i64>().map_err(|_| {
             StoreError::Backend(format!("table {table}: {t:?} is not an integer").into())
         })?),

@@ -43,6 +43,31 @@ pub struct Item {
     pub summary: String,
 }
 
+impl Item {
+    /// The item with every NUL in its text replaced by U+FFFD, so that its key compares
+    /// and stores alike in both backends (PostgreSQL's text cannot hold NUL).
+    pub fn without_nul(mut self) -> Item {
+        use crate::text::strip_nul;
+        for s in [
+            &mut self.key,
+            &mut self.title,
+            &mut self.url,
+            &mut self.content_hash,
+            &mut self.summary,
+        ] {
+            strip_nul(s);
+        }
+        for s in self.updated.iter_mut().chain(self.advisory_id.iter_mut()) {
+            strip_nul(s);
+        }
+        for (_, v) in &mut self.fields {
+            strip_nul(v);
+        }
+        self.cves.iter_mut().for_each(strip_nul);
+        self
+    }
+}
+
 /// Why a body is not a feed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedError(pub String);

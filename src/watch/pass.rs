@@ -224,6 +224,8 @@ impl<'a> Watcher<'a> {
         // vendor already signs with is then one incident, the one naming its advisories
         // (both events have the same id, and the first stored wins).
         let mut key_results = Vec::new();
+        // The first source the state refused: the others are still recorded.
+        let mut failed: Option<StoreError> = None;
         while let Some(joined) = set.join_next_with_id().await {
             let Some((src, result)) = task_result(joined, &mut tasks) else {
                 continue;
@@ -233,16 +235,40 @@ impl<'a> Watcher<'a> {
                 continue;
             }
             let took = took(&timings, &src);
-            outcomes.push(record(&ctx, state, &mut priors, &src, result, took, now)?);
+            let recorded = record(&ctx, state, &mut priors, &src, result, took, now);
+            keep_going(state, &src, recorded, &mut outcomes, &mut failed);
         }
         for (src, result) in key_results {
             let took = took(&timings, &src);
-            outcomes.push(record(&ctx, state, &mut priors, &src, result, took, now)?);
+            let recorded = record(&ctx, state, &mut priors, &src, result, took, now);
+            keep_going(state, &src, recorded, &mut outcomes, &mut failed);
+        }
+        if let Some(e) = failed {
+            return Err(e);
         }
         outcomes.sort_by(|a, b| {
             (&a.source.vendor, &a.source.url).cmp(&(&b.source.vendor, &b.source.url))
         });
         Ok(outcomes)
+    }
+}
+
+/// Keeps `recorded`'s outcome; a source the state refused to record keeps the pass
+/// going (its lease given back), the first such error is returned at its end.
+fn keep_going(
+    state: &mut dyn Store,
+    src: &Source,
+    recorded: Result<SourceOutcome, StoreError>,
+    outcomes: &mut Vec<SourceOutcome>,
+    failed: &mut Option<StoreError>,
+) {
+    match recorded {
+        Ok(o) => outcomes.push(o),
+        Err(e) => {
+            tracing::warn!("{}: the state refused its poll: {e}", src.url);
+            let _ = state.release_source(&src.id);
+            failed.get_or_insert(e);
+        }
     }
 }
 
@@ -383,7 +409,11 @@ async fn poll_items(
             etag,
             last_modified,
         } => Ok(Polled::Items {
-            items: parse(&bytes).map_err(|e| e.at(&s.url))?,
+            items: parse(&bytes)
+                .map_err(|e| e.at(&s.url))?
+                .into_iter()
+                .map(Item::without_nul)
+                .collect(),
             validators: (etag, last_modified),
         }),
     }

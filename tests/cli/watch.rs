@@ -127,6 +127,41 @@ fn first_poll_records_the_backlog_then_new_entries_alert_once(b: Backend) {
     assert_eq!(w.events().len(), 2);
 }
 
+/// A NUL in a feed's text (which PostgreSQL's text cannot hold) is stored as U+FFFD on
+/// both backends: the entry alerts once, and the vendor's other feed is recorded too.
+both_backends!(a_nul_in_feed_text_alerts_once_and_stops_nothing);
+fn a_nul_in_feed_text_alerts_once_and_stops_nothing(b: Backend) {
+    let w = W::new(b, &[("/a.json", ""), ("/b.rss", "")]);
+    let feed = |items: &str| {
+        format!(
+            "{{\"version\": \"https://jsonfeed.org/version/1.1\", \"title\": \"t\", \"items\": [{items}]}}"
+        )
+    };
+    let base =
+        "{\"id\": \"base\", \"url\": \"https://acme.example/base\", \"content_text\": \"x\"}";
+    w.srv.route("/a.json", vec![Resp::ok(feed(base))]);
+    w.srv
+        .route("/b.rss", vec![Resp::ok(rss(&[("B1", "b1", "b")]))]);
+    w.once().code(0);
+    let evil =
+        "{\"id\": \"evil\\u0000id\", \"title\": \"nul \\u0000 title'); DROP TABLE events;--\", \
+                \"url\": \"https://acme.example/e\\u0000\", \"content_text\": \"y\\u0000\"}";
+    w.srv
+        .route("/a.json", vec![Resp::ok(feed(&format!("{evil}, {base}")))]);
+    w.srv.route(
+        "/b.rss",
+        vec![Resp::ok(rss(&[("B2", "b2", "b"), ("B1", "b1", "b")]))],
+    );
+    let r = w.once();
+    r.code(0)
+        .stdout_has("event advisory-new unknown acme: nul \u{fffd} title'); DROP TABLE events;--")
+        .stdout_has("event advisory-new unknown acme: b2");
+    let r = w.once();
+    r.code(0);
+    assert!(!r.stdout.contains("event "), "alerted again: {}", r.stdout);
+    assert_eq!(w.events().len(), 4, "two backlogs and two new entries");
+}
+
 both_backends!(title_edits_are_not_new_and_body_edits_are_updates);
 fn title_edits_are_not_new_and_body_edits_are_updates(b: Backend) {
     let w = W::new(b, &[("/f", "")]);
