@@ -75,14 +75,24 @@ pub async fn deliver_pending<O: Outbox + ?Sized>(
         }
         rep.filtered = routed_away.len();
         let mut down = false;
+        // The claims were taken at `now`; a long backlog outlasts them, so each batch
+        // renews its own before it is sent, at the time it is sent (tokio's clock).
+        let started = tokio::time::Instant::now();
         for batch in ch.batch(pending) {
             let group = &batch.events;
             if down {
                 rep.pending += group.len();
                 continue;
             }
+            let ids: Vec<&str> = group.iter().map(|e| e.id.as_str()).collect();
+            let held = outbox.renew_claims(&ids, ch.name(), now + started.elapsed())?;
+            if held.len() < ids.len() {
+                // Another instance took some over when they ran out: they are its to
+                // send now (not pending on this run), and this batch goes whole or
+                // not at all.
+                continue;
+            }
             if let (true, Some(id)) = (batch.fix_id, &batch.message_id) {
-                let ids: Vec<&str> = group.iter().map(|e| e.id.as_str()).collect();
                 outbox.fix_message_id(&ids, ch.name(), id)?;
             }
             match ch.send(&batch).await {

@@ -78,6 +78,17 @@ pub trait Outbox {
     /// the same as [`Outbox::pending`].
     fn claim(&mut self, channel: &str, now: SystemTime) -> Result<Vec<PendingEvent>, Self::Error>;
 
+    /// Extends to `now` plus the lease this instance's claims on `event_ids` on
+    /// `channel`, and returns the ids it still holds (a claim that ran out and was
+    /// taken by another instance is not this instance's to send). One instance at a
+    /// time (SQLite): every id.
+    fn renew_claims(
+        &mut self,
+        event_ids: &[&str],
+        channel: &str,
+        now: SystemTime,
+    ) -> Result<Vec<String>, Self::Error>;
+
     /// Gives back this instance's claims on `channel` that no attempt was recorded for.
     fn release_claims(&mut self, channel: &str) -> Result<(), Self::Error>;
 

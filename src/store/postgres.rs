@@ -1372,6 +1372,26 @@ impl Outbox for PgStore {
         })
     }
 
+    fn renew_claims(
+        &mut self,
+        event_ids: &[&str],
+        channel: &str,
+        now: SystemTime,
+    ) -> Result<Vec<String>, StoreError> {
+        let me = self.instance.id.clone();
+        let lease = i64::try_from(self.instance.lease.as_secs()).unwrap_or(i64::MAX);
+        let until = secs(now).saturating_add(lease);
+        self.with(|c| {
+            let rows = c.query(
+                "UPDATE deliveries SET claim_until = $4
+                 WHERE channel = $1 AND event_id = ANY($2) AND claimed_by = $3
+                 RETURNING event_id",
+                &[&channel, &event_ids, &me, &until],
+            )?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+    }
+
     fn unreadable_pending(&self, channels: &[&str]) -> Result<Vec<UnreadableEvent>, StoreError> {
         let rows = self.with(|c| {
             Ok(c.query(

@@ -914,6 +914,15 @@ impl Outbox for SqliteStore {
         Ok(())
     }
 
+    fn renew_claims(
+        &mut self,
+        event_ids: &[&str],
+        _channel: &str,
+        _now: SystemTime,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(event_ids.iter().map(|id| id.to_string()).collect())
+    }
+
     fn pending(&self, channel: &str) -> Result<Vec<PendingEvent>, StoreError> {
         let mut stmt = self
             .conn

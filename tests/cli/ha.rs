@@ -30,12 +30,17 @@ struct Pair {
 
 impl Pair {
     fn new(url: &str) -> Pair {
+        Pair::with_escalation(url, "")
+    }
+
+    /// `slow`: shell run by the escalation program before it logs (a `sleep`).
+    fn with_escalation(url: &str, slow: &str) -> Pair {
         let srv = HttpServer::start();
         let p = Project::new();
         // One line per delivery: the delivering daemon's pid, then the title.
         let esc = p.write(
             "esc.sh",
-            "#!/bin/sh\nexec 9>>deliveries.log\nflock 9\necho \"$PPID $VENDORGUARD_TITLE\" >&9\n",
+            format!("#!/bin/sh\n{slow}\nexec 9>>deliveries.log\nflock 9\necho \"$PPID $VENDORGUARD_TITLE\" >&9\n"),
         );
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(esc, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -512,5 +517,41 @@ fn verify_and_unpack_record_history_and_alerts_in_postgresql() {
     assert_eq!(
         std::fs::read_to_string(p.path("alerts.log")).unwrap(),
         "bundle-rejected\n"
+    );
+}
+
+/// A backlog that takes longer to send than a lease: each delivery renews its claim
+/// when it is sent, so a second run started meanwhile takes only what the first has
+/// not reached, and no event goes out twice.
+#[test]
+fn a_backlog_longer_than_the_lease_is_never_sent_twice() {
+    let pair = Pair::with_escalation(&crate::pg::database(), "sleep 0.5");
+    pair.publish(&[]);
+    pair.p.run(&["watch", "--once"]).code(0);
+    pair.publish(&["N", "M"]);
+    let first = Command::new(env!("CARGO_BIN_EXE_vendorguard"))
+        .args(["watch", "--once"])
+        .current_dir(pair.p.dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Past the first run's lease (4 s) while it is still sending.
+    wait_for("nine deliveries by the first run", || {
+        pair.deliveries().values().map(Vec::len).sum::<usize>() >= 10
+    });
+    pair.p.run(&["watch", "--once"]).code(0);
+    let out = first.wait_with_output().unwrap();
+    // 1 when it ended while the second run still sent what it had taken over.
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    pair.p.run(&["watch", "--once"]).code(0);
+    let all: Vec<Vec<u32>> = [pair.batch("N"), pair.batch("M")].concat();
+    assert!(
+        all.iter().all(|d| d.len() == 1),
+        "each of the 20 events exactly once: {all:?}"
     );
 }
