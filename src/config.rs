@@ -237,6 +237,9 @@ pub struct Alerts {
     pub pending_critical: Duration,
     /// `[[alerts.include]]`: when any, an advisory event must match one to be sent.
     pub include: Vec<Rule>,
+    /// Variables holding the state's PostgreSQL password (`PGPASSWORD` and
+    /// `[watch] password_env`): never passed on to the escalation program.
+    pub secret_env: Vec<String>,
     /// `[[alerts.exclude]]`: an advisory event matching one is sent nowhere.
     pub exclude: Vec<Rule>,
 }
@@ -349,7 +352,13 @@ impl Config {
     fn from_raw(path: &Path, base: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         let mut v = Validator::default();
         let watch = v.watch(base, raw.watch.unwrap_or_default());
-        let alerts = v.alerts(base, raw.alerts.unwrap_or_default());
+        let mut alerts = v.alerts(base, raw.alerts.unwrap_or_default());
+        alerts.secret_env = vec!["PGPASSWORD".to_string()];
+        if let crate::store::StateLocation::Postgres(pg) = &watch.state {
+            if pg.password_env != "PGPASSWORD" {
+                alerts.secret_env.push(pg.password_env.clone());
+            }
+        }
         // A delivery's claim must outlive its attempt, or a second instance sharing the
         // state could take it over and send the event again while the first still runs.
         if alerts.escalation.is_some() && watch.lease <= alerts.escalation_timeout {
@@ -688,6 +697,7 @@ impl Validator {
             );
         }
         Alerts {
+            secret_env: Vec::new(),
             escalation: raw.escalation.map(|p| base.join(p)),
             escalation_timeout: self.duration(
                 "alerts.escalation_timeout",

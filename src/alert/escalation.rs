@@ -25,6 +25,8 @@ pub struct Escalation {
     program: PathBuf,
     timeout: Duration,
     route: Route,
+    /// Environment variables the program must not inherit (the state's password).
+    secret_env: Vec<String>,
 }
 
 impl Escalation {
@@ -35,6 +37,7 @@ impl Escalation {
             program,
             timeout: alerts.escalation_timeout,
             route: Route::new(alerts, alerts.escalation_min_severity),
+            secret_env: alerts.secret_env.clone(),
         }))
     }
 }
@@ -52,7 +55,8 @@ impl Channel for Escalation {
         Box::pin(async move {
             let mut output = None;
             for e in &batch.events {
-                output = Some(run_escalation(&self.program, self.timeout, e).await?);
+                output =
+                    Some(run_escalation(&self.program, self.timeout, &self.secret_env, e).await?);
             }
             Ok(output)
         })
@@ -68,9 +72,13 @@ impl Channel for Escalation {
 pub async fn run_escalation(
     program: &Path,
     timeout: Duration,
+    secret_env: &[String],
     e: &Event,
 ) -> Result<String, Failure> {
     let mut cmd = tokio::process::Command::new(program);
+    for name in secret_env {
+        cmd.env_remove(name);
+    }
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -70,10 +70,14 @@ pub fn run_watch(
         let state = &mut *state;
         rt.block_on(async {
             let share = false;
-            match pass(&watcher, state, &me, None, recheck, share, json, quiet).await {
+            let ended = match pass(&watcher, state, &me, None, recheck, share, json, quiet).await {
                 Ok((outcomes, reports)) => finish_pass(state, &outcomes, &reports, json),
                 Err(e) => state_failed(location, e).map(|()| Outcome::Findings),
-            }
+            };
+            // Done: not listed as alive for a lease after it ended. (A state that
+            // failed is told already.)
+            let _ = state.forget_instance(&me.id);
+            ended
         })
     } else {
         rt.block_on(daemon(&watcher, &mut state, &me, json, quiet))
@@ -341,6 +345,7 @@ async fn daemon(
     if let Some(m) = metrics {
         m.abort();
     }
+    let _ = state.forget_instance(&me.id);
     eprintln!("vendorguard: stopping");
     Ok(Outcome::Clean)
 }

@@ -64,10 +64,19 @@ impl StateLocation {
         if lower.starts_with("postgresql://") || lower.starts_with("postgres://") {
             return parse_url(value, base, password_env).map(StateLocation::Postgres);
         }
-        if value.contains("://") {
-            return Err(format!(
-                "{value:?} is neither a path nor a postgresql:// URL"
-            ));
+        // A URL that is not quite one (`postgresql:/...`, `pg://`, a leading space) is
+        // refused rather than taken for a file name: each machine would then keep its
+        // own state. The value is not repeated: it may hold a password.
+        let scheme = value
+            .trim_start()
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if value.contains("://") || matches!(scheme.as_str(), "postgresql" | "postgres") {
+            return Err(
+                "neither a path nor a URL of the form postgresql://USER@HOST:PORT/DATABASE".into(),
+            );
         }
         if password_env.is_some() {
             return Err("password_env is for a postgresql:// state only".into());
@@ -201,16 +210,13 @@ fn parse_url(value: &str, base: &Path, password_env: Option<&str>) -> Result<PgS
 }
 
 fn percent_decoded(s: &str, what: &str) -> Result<String, String> {
-    let d = url::form_urlencoded::parse(format!("x={s}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default();
-    // `form_urlencoded` turns '+' into a space; a name with '+' keeps it.
-    let d = if s.contains('+') { s.to_string() } else { d };
+    let d = percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .map_err(|_| format!("the URL's {what} is not UTF-8"))?;
     if d.chars().any(char::is_control) {
         return Err(format!("the URL's {what} holds control characters"));
     }
-    Ok(d)
+    Ok(d.into_owned())
 }
 
 #[cfg(test)]
@@ -243,6 +249,11 @@ mod tests {
         };
         assert_eq!((pg.port, pg.sslmode), (5432, SslMode::VerifyFull));
         assert_eq!(pg.to_string(), "postgresql://vg@[::1]:5432/s");
+        // Percent-encoding is decoded; '&' and '+' are part of the name.
+        let StateLocation::Postgres(pg) = parse("postgresql://a%40b&c+d@h/x%2By&z").unwrap() else {
+            panic!()
+        };
+        assert_eq!((&*pg.user, &*pg.dbname), ("a@b&c+d", "x+y&z"));
     }
 
     #[test]
@@ -260,6 +271,9 @@ mod tests {
             ("postgresql://vg@h/db?options=-c", "unknown URL parameter"),
             ("postgresql://vg@h/db?connect_timeout=0", "connect_timeout"),
             ("mysql://vg@h/db", "neither a path"),
+            ("postgresql:/vg@h/db", "neither a path"),
+            ("Postgres:vg@h/db", "neither a path"),
+            (" postgresql://vg:hunter2@h/db", "neither a path"),
             ("", "must not be empty"),
         ] {
             let e = parse(url).unwrap_err();

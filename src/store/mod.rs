@@ -286,7 +286,7 @@ pub struct FailureCommit<'a> {
 /// leases (a source being polled, a delivery being sent) last unless renewed or released.
 #[derive(Debug, Clone)]
 pub struct Instance {
-    /// `host:pid` unless the configuration names it.
+    /// `NAME:pid`, NAME from `[watch] instance`, else the host name.
     pub id: String,
     pub host: String,
     pub pid: u32,
@@ -298,7 +298,7 @@ pub struct Instance {
 }
 
 impl Instance {
-    /// This process, with `lease` and the id the configuration gives (else `host:pid`).
+    /// This process, with `lease`, named by the configuration (else by its host).
     pub fn this_process(id: Option<&str>, lease: std::time::Duration, now: SystemTime) -> Instance {
         let host = rustix::system::uname()
             .nodename()
@@ -306,7 +306,10 @@ impl Instance {
             .into_owned();
         let pid = std::process::id();
         Instance {
-            id: id.map_or_else(|| format!("{host}:{pid}"), str::to_owned),
+            // The process id always: two processes under one configured name (a daemon
+            // and a cron run, one feeds.toml copied to two machines) must never take
+            // each other's claims for their own.
+            id: format!("{}:{pid}", id.unwrap_or(&host)),
             host,
             pid,
             version: env!("CARGO_PKG_VERSION").into(),

@@ -538,6 +538,21 @@ fn connect(pg: &PgState) -> Result<Client, String> {
     }
 }
 
+/// The bytes of the regular file at `path`, refused when longer than `cap`.
+fn read_capped(path: &std::path::Path, cap: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let f = std::fs::File::open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut buf = Vec::new();
+    f.take(cap + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > cap {
+        return Err(std::io::Error::other(format!("larger than {cap} bytes")));
+    }
+    Ok(buf)
+}
+
 /// TLS that checks the server's certificate against `sslrootcert` (when set) or the
 /// system's CAs, and its name against the host connected to.
 fn tls_config(pg: &PgState) -> Result<rustls::ClientConfig, String> {
@@ -547,8 +562,11 @@ fn tls_config(pg: &PgState) -> Result<rustls::ClientConfig, String> {
     match &pg.sslrootcert {
         Some(path) => {
             let shown = path.display();
-            let certs = CertificateDer::pem_file_iter(path)
-                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            // A regular file of at most 1 MiB: not a device or a FIFO that never ends.
+            let pem = read_capped(path, 1 << 20)
+                .map_err(|e| format!("cannot read sslrootcert {shown}: {e}"))?;
+            let certs = CertificateDer::pem_slice_iter(&pem)
+                .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| format!("cannot read sslrootcert {shown}: {e}"))?;
             for cert in certs {
                 roots
@@ -948,7 +966,8 @@ impl Store for PgStore {
                 "UPDATE sources SET initialized = 1, last_success = $2, last_attempt = $2, last_error = NULL,
                         last_error_code = NULL, failures = 0, failing_since = NULL, failing_alerted = 0,
                         last_poll_ms = COALESCE($3, last_poll_ms), last_polled_by = $4,
-                        lease_holder = NULL, lease_until = NULL
+                        lease_until = CASE WHEN lease_holder = $4 THEN NULL ELSE lease_until END,
+                        lease_holder = CASE WHEN lease_holder = $4 THEN NULL ELSE lease_holder END
                  WHERE id = $1",
                 &[&s.id, &now, &c.duration.map(millis), &me],
             )?;
@@ -990,7 +1009,8 @@ impl Store for PgStore {
                 "UPDATE sources SET failures = failures + 1, last_error = $2, last_error_code = $3,
                         last_attempt = $4, failing_since = COALESCE(failing_since, $4),
                         last_poll_ms = COALESCE($5, last_poll_ms), last_polled_by = $6,
-                        lease_holder = NULL, lease_until = NULL
+                        lease_until = CASE WHEN lease_holder = $6 THEN NULL ELSE lease_until END,
+                        lease_holder = CASE WHEN lease_holder = $6 THEN NULL ELSE lease_holder END
                  WHERE id = $1",
                 &[
                     &id,
@@ -2792,6 +2812,9 @@ mod tests {
         }
         let mut pg = database();
         pg.sslmode = SslMode::Require;
+        pg.sslrootcert = Some("/dev/zero".into());
+        let (_, message) = open_err(&pg);
+        assert!(message.contains("not a regular file"), "{message}");
         pg.sslrootcert = Some("/nonexistent/ca.pem".into());
         let (_, message) = open_err(&pg);
         assert!(

@@ -490,7 +490,8 @@ impl Store for SqliteStore {
             "UPDATE sources SET initialized = 1, last_success = ?2, last_attempt = ?2, last_error = NULL,
                     last_error_code = NULL, failures = 0, failing_since = NULL, failing_alerted = 0,
                     last_poll_ms = COALESCE(?3, last_poll_ms), last_polled_by = ?4,
-                    lease_holder = NULL, lease_until = NULL
+                    lease_until = CASE WHEN lease_holder = ?4 THEN NULL ELSE lease_until END,
+                    lease_holder = CASE WHEN lease_holder = ?4 THEN NULL ELSE lease_holder END
              WHERE id = ?1",
             params![c.source.id, now, c.duration.map(millis), me.id],
         )?;
@@ -604,7 +605,9 @@ impl Store for SqliteStore {
         tx.execute(
             "UPDATE sources SET failures = failures + 1, last_error = ?2, last_error_code = ?3, last_attempt = ?4,
                     failing_since = COALESCE(failing_since, ?4), last_poll_ms = COALESCE(?5, last_poll_ms),
-                    last_polled_by = ?6, lease_holder = NULL, lease_until = NULL
+                    last_polled_by = ?6,
+                    lease_until = CASE WHEN lease_holder = ?6 THEN NULL ELSE lease_until END,
+                    lease_holder = CASE WHEN lease_holder = ?6 THEN NULL ELSE lease_holder END
              WHERE id = ?1",
             params![id, error, code, t, f.duration.map(millis), me.id],
         )?;
@@ -1575,6 +1578,15 @@ mod tests {
             half_hour,
             "held b",
         );
+    }
+
+    #[test]
+    fn an_instance_id_always_carries_the_process_id() {
+        let pid = std::process::id();
+        let named = Instance::this_process(Some("watch-a"), DEFAULT_LEASE, UNIX_EPOCH);
+        assert_eq!(named.id, format!("watch-a:{pid}"));
+        let unnamed = Instance::this_process(None, DEFAULT_LEASE, UNIX_EPOCH);
+        assert_eq!(unnamed.id, format!("{}:{pid}", unnamed.host));
     }
 
     #[test]

@@ -336,6 +336,16 @@ fn state_migrate_refuses_what_it_cannot_copy_whole() {
     ]);
     r.code(2).stderr_has("holds a password");
     assert!(!r.stderr.contains("hunter2"), "{}", r.stderr);
+    // Not quite a URL: refused, never taken for a file name, never repeated.
+    for bad in [
+        "postgresq://u:hunter2@127.0.0.1/db",
+        " postgresql://u:hunter2@127.0.0.1/db",
+        "postgresql:/u:hunter2@127.0.0.1/db",
+    ] {
+        let r = p.run(&["state", "migrate", "--from", bad, "--to", "x.sqlite"]);
+        r.code(2).stderr_has("--from: neither a path nor a URL");
+        assert!(!r.stderr.contains("hunter2"), "{}", r.stderr);
+    }
 }
 
 /// PostgreSQL down when a run starts: exit 2 naming the database, never the password.
@@ -553,5 +563,35 @@ fn a_backlog_longer_than_the_lease_is_never_sent_twice() {
     assert!(
         all.iter().all(|d| d.len() == 1),
         "each of the 20 events exactly once: {all:?}"
+    );
+}
+
+/// The state's password never reaches the escalation program: neither `PGPASSWORD` nor
+/// the variable `password_env` names is passed on.
+#[test]
+fn the_escalation_program_does_not_inherit_the_state_password() {
+    let p = Project::new();
+    let url = crate::pg::database();
+    p.write(
+        "feeds.toml",
+        format!(
+            "[watch]\nstate = \"{url}\"\npassword_env = \"VG_STATE_PW\"\n\n\
+             [alerts]\nescalation = \"esc.sh\"\n"
+        ),
+    );
+    let esc = p.write("esc.sh", "#!/bin/sh\nenv > env.txt\n");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(esc, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p.run_env(
+        p.dir.path(),
+        &["alert", "test"],
+        &[("PGPASSWORD", "Secr3tPW"), ("VG_STATE_PW", "0therPW")],
+    )
+    .code(0);
+    let env = std::fs::read_to_string(p.path("env.txt")).unwrap();
+    assert!(env.contains("VENDORGUARD_KIND=test"), "{env}");
+    assert!(
+        !env.contains("Secr3tPW") && !env.contains("0therPW"),
+        "{env}"
     );
 }
