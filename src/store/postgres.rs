@@ -33,7 +33,7 @@ use crate::alert::event::Event;
 use crate::alert::{Attempt, DeliveryProblem, Outbox, PendingEvent, UnreadableEvent};
 use crate::store::history::{self as chain, Entry, Record};
 use crate::store::location::SslMode;
-use crate::store::sqlite::{lease_decision, LAST_POLL_BY_THE_LIVING};
+use crate::store::sqlite::{lease_decision, parse_event, LAST_POLL_BY_THE_LIVING};
 use crate::store::{
     Cell, DeliveryTotals, EntryRow, EventRow, FailureCommit, History, Instance, InstanceRow, Lease,
     PgState, PollCommit, ProblemRow, Rows, SideFiles, SourceHealth, SourceRef, SourceRow, Store,
@@ -318,16 +318,6 @@ fn at(s: i64) -> SystemTime {
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
-/// A stored event, or what is wrong with its JSON (the words `sqlite` uses).
-fn parse_event(json: &str) -> Result<Event, String> {
-    match serde_json::from_str::<serde_json::Value>(json) {
-        Err(e) => Err(format!("is not valid JSON ({e})")),
-        Ok(v) => Event::from_json(&v).ok_or_else(|| {
-            "is not a vendorguard event (a field is missing or has an unknown value)".into()
-        }),
-    }
 }
 
 /// The items of `items`, the last of each key only, in the order of those last ones: what

@@ -1476,7 +1476,8 @@ fn read_schema(path: &Path, immutable: bool) -> Result<(i64, Vec<String>), Strin
 }
 
 /// A stored event, or what is wrong with its JSON.
-fn parse_event(json: &str) -> Result<Event, String> {
+/// A stored event's JSON, or what is wrong with it (both backends).
+pub(crate) fn parse_event(json: &str) -> Result<Event, String> {
     let v: serde_json::Value =
         serde_json::from_str(json).map_err(|e| format!("is not valid JSON ({e})"))?;
     Event::from_json(&v).ok_or_else(|| {
