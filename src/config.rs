@@ -382,7 +382,6 @@ impl Config {
                 vendors.push(vendor);
             }
         }
-        let mut alerts = alerts;
         v.vendor_recipients(&mut alerts, &vendors);
         v.rule_vendors(&alerts, &vendors);
         if v.problems.is_empty() {
