@@ -386,3 +386,31 @@ fn provider_metadata_fingerprint_reader_never_panics() {
         assert!(got.len() <= 16);
     }
 }
+
+#[test]
+fn state_location_parser_never_panics_nor_takes_a_url_for_a_file() {
+    use crate::store::StateLocation;
+    let mut rng = Rng(0x5a17_e10c_a7e5_0013);
+    let seed = b"postgresql://vg%40x@[::1]:6543/vg&db?sslmode=verify-full&sslrootcert=ca.pem&connect_timeout=5"
+        .to_vec();
+    for _ in 0..ROUNDS {
+        let v = String::from_utf8_lossy(&rng.mutate(&seed)).into_owned();
+        match StateLocation::parse(&v, Path::new("/etc/vg"), None) {
+            // Shown without a password: the user part holds no ':'.
+            Ok(StateLocation::Postgres(pg)) => {
+                let shown = pg.to_string();
+                let user = shown["postgresql://".len()..].rsplit_once('@').unwrap().0;
+                assert!(!user.contains(':'), "{shown}");
+            }
+            Ok(StateLocation::Sqlite(_)) => {
+                let lower = v.trim_start().to_ascii_lowercase();
+                assert!(
+                    !(lower.starts_with("postgres")
+                        && (lower.contains('@') || lower.contains("//"))),
+                    "{v:?} taken for a file"
+                );
+            }
+            Err(e) => assert!(!e.is_empty()),
+        }
+    }
+}

@@ -67,13 +67,11 @@ impl StateLocation {
         // A URL that is not quite one (`postgresql:/...`, `pg://`, a leading space) is
         // refused rather than taken for a file name: each machine would then keep its
         // own state. The value is not repeated: it may hold a password.
-        let scheme = value
-            .trim_start()
-            .split(':')
-            .next()
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        if value.contains("://") || matches!(scheme.as_str(), "postgresql" | "postgres") {
+        let lower = value.trim_start().to_ascii_lowercase();
+        let scheme = lower.split(':').next().unwrap_or("");
+        let mangled =
+            lower.starts_with("postgres") && (lower.contains('@') || lower.contains("//"));
+        if value.contains("://") || matches!(scheme, "postgresql" | "postgres") || mangled {
             return Err(
                 "neither a path nor a URL of the form postgresql://USER@HOST:PORT/DATABASE".into(),
             );
