@@ -1789,8 +1789,12 @@ mod tests {
         parse(&pg_server::database())
     }
 
+    /// This process under the id `id` exactly (several "instances" in one test).
     fn instance(id: &str) -> Instance {
-        Instance::this_process(Some(id), Duration::from_secs(60), at(T))
+        Instance {
+            id: id.to_string(),
+            ..Instance::this_process(None, Duration::from_secs(60), at(T))
+        }
     }
 
     fn store(pg: &PgState, id: &str) -> PgStore {
