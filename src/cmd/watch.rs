@@ -133,9 +133,9 @@ fn state_failed(location: &store::StateLocation, e: anyhow::Error) -> anyhow::Re
 /// (oldest first), poll, print a summary line per source (`-q`: failures only), and
 /// deliver what the pass raised.
 ///
-/// The pass starts with this instance's heartbeat; with `share` (daemons sharing a
-/// state), a source another instance polled less than half its interval ago is left to
-/// it.
+/// The pass starts with this instance's heartbeat (and forgets runs of this host that
+/// are gone); with `share` (daemons sharing a state), a source another live instance
+/// polled less than half its interval ago is left to it.
 #[allow(clippy::too_many_arguments)]
 async fn pass(
     watcher: &Watcher<'_>,
