@@ -128,6 +128,21 @@ fn on_private(url: &str) -> crate::watch::W {
     w
 }
 
+/// A zip `name` holding `app/VERSION`, signed by `fpr` beside it (`name.asc`).
+fn signed_zip(p: &Project, gpg: &Gpg, fpr: &str, name: &str) {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, zipfile\nwith zipfile.ZipFile(sys.argv[1], 'w') as z:\n    z.writestr('app/VERSION', '1.0')\n",
+            p.path(name).to_str().unwrap(),
+        ])
+        .output()
+        .expect("python3 is installed");
+    assert!(out.status.success());
+    let asc = p.path(&format!("{name}.asc"));
+    gpg.detach_sign(fpr, &p.path(name), &asc, "SHA256", None, true);
+}
+
 fn kill(child: &mut Child) {
     child.kill().unwrap();
     child.wait().unwrap();
@@ -249,15 +264,7 @@ fn state_migrate_moves_a_state_with_history_and_the_next_poll_raises_nothing() {
         .code(0)
         .stdout_has("event advisory-new");
     // Two verdicts in the history.
-    p.write("acme-1.0.zip", "not really a zip, but signed");
-    gpg.detach_sign(
-        &fpr,
-        &p.path("acme-1.0.zip"),
-        &p.path("acme-1.0.zip.asc"),
-        "SHA256",
-        None,
-        true,
-    );
+    signed_zip(&p, &gpg, &fpr, "acme-1.0.zip");
     p.run(&["verify", "acme-1.0.zip"]).code(0);
     p.write("acme-1.1.zip", "unsigned");
     p.run(&["verify", "acme-1.1.zip"]).code(1);
@@ -470,23 +477,7 @@ fn verify_and_unpack_record_history_and_alerts_in_postgresql() {
     );
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(esc, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import sys, zipfile\nwith zipfile.ZipFile(sys.argv[1], 'w') as z:\n    z.writestr('app/VERSION', '1.0')\n",
-            p.path("acme-1.0.zip").to_str().unwrap(),
-        ])
-        .output()
-        .expect("python3 is installed");
-    assert!(out.status.success());
-    gpg.detach_sign(
-        &fpr,
-        &p.path("acme-1.0.zip"),
-        &p.path("acme-1.0.zip.asc"),
-        "SHA256",
-        None,
-        true,
-    );
+    signed_zip(&p, &gpg, &fpr, "acme-1.0.zip");
     p.run(&["verify", "acme-1.0.zip"]).code(0);
     p.run(&["unpack", "acme-1.0.zip", "--into", "out"]).code(0);
     assert!(p.path("out/app/VERSION").exists());
