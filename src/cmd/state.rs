@@ -110,7 +110,7 @@ fn location(flag: &str, value: &str, password_env: &str) -> anyhow::Result<State
         // The value is not repeated: a URL refused for its password would show it.
         .map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
     if let StateLocation::Postgres(pg) = &mut loc {
-        if password_env.is_empty() || password_env.contains(['=', '\0']) {
+        if !crate::store::location::is_env_name(password_env) {
             bail!("{flag}-password-env {password_env:?} is not an environment variable name");
         }
         pg.password_env = password_env.to_string();

@@ -161,7 +161,7 @@ fn parse_url(value: &str, base: &Path, password_env: Option<&str>) -> Result<PgS
         password_env: password_env.unwrap_or("PGPASSWORD").to_string(),
         connect_timeout: Duration::from_secs(10),
     };
-    if pg.password_env.is_empty() || pg.password_env.contains(['=', '\0']) {
+    if !is_env_name(&pg.password_env) {
         return Err(format!(
             "password_env {:?} is not an environment variable name",
             pg.password_env
@@ -205,6 +205,12 @@ fn parse_url(value: &str, base: &Path, password_env: Option<&str>) -> Result<PgS
         }
     }
     Ok(pg)
+}
+
+/// Whether `name` can name an environment variable (`password_env` and the
+/// `state migrate` flags that stand for it).
+pub fn is_env_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains(['=', '\0'])
 }
 
 fn percent_decoded(s: &str, what: &str) -> Result<String, String> {
